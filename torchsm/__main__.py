@@ -1,0 +1,3 @@
+from torchsm.cli import main
+
+main()

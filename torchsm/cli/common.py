@@ -1,0 +1,68 @@
+"""What every command shares: the global options, the home and config, output."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import click
+
+from torchsm.config import Config, Home, load_config, resolve_home
+
+
+@dataclass
+class Env:
+    """Global options, accepted before or after the subcommand name."""
+
+    home_option: str | None = None
+    json: bool = False
+    _home: Home | None = field(default=None, repr=False)
+    _config: Config | None = field(default=None, repr=False)
+
+    @property
+    def home(self) -> Home:
+        if self._home is None:
+            self._home = resolve_home(self.home_option)
+        return self._home
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.home)
+        return self._config
+
+    def emit(self, data: Any, text: str | Callable[[], str] | None = None) -> None:
+        """Print `data` as one line of JSON with --json, else the text rendering."""
+        if self.json:
+            click.echo(json.dumps(data, ensure_ascii=False))
+        elif text is not None:
+            click.echo(text() if callable(text) else text)
+
+
+def _set_home(ctx: click.Context, _param, value):
+    if value is not None:
+        ctx.find_object(Env).home_option = value
+
+
+def _set_json(ctx: click.Context, _param, value):
+    if value:
+        ctx.find_object(Env).json = True
+
+
+def common_options(command: Callable) -> Callable:
+    command = click.option("--json", "json_output", is_flag=True, expose_value=False,
+                           callback=_set_json, help="Machine-readable output on stdout.")(command)
+    return click.option("--home", metavar="DIR", expose_value=False, callback=_set_home,
+                        help="torchsm home (default: $TORCHSM_HOME, else ./var).")(command)
+
+
+pass_env = click.make_pass_decorator(Env)
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    """Left-aligned columns, like `ps`."""
+    cells = [header] + [[("-" if c is None else str(c)) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+                     for row in cells)

@@ -1,0 +1,122 @@
+"""`torchsm nova ...`, `status`, `transition`, `history`."""
+
+from __future__ import annotations
+
+import click
+
+from torchsm import novas
+from torchsm.cli.common import Env, common_options, pass_env, table
+from torchsm.machine import Event
+
+
+@click.group()
+@common_options
+def nova() -> None:
+    """Add, list, show and remove Novas."""
+
+
+@nova.command("add")
+@click.argument("name")
+@click.option("--personality", "-p", metavar="P",
+              help="torch, echo, helix, vaeris, synergy, or one from torchsm.toml "
+                   "(default: the one named like the Nova, else torch).")
+@common_options
+@pass_env
+def nova_add(env: Env, name: str, personality: str | None) -> None:
+    """Add a Nova; it starts `working`."""
+    shown = novas.add(env.home, env.config, name, personality)
+    env.emit(shown, f"added {name} ({shown['personality']}), {shown['state']}")
+
+
+@nova.command("list")
+@common_options
+@pass_env
+def nova_list(env: Env) -> None:
+    """List the Novas."""
+    rows = novas.status(env.home, env.config)
+    env.emit([{k: r[k] for k in ("nova", "personality", "state")} for r in rows],
+             lambda: table([[r["nova"], r["personality"], r["state"]] for r in rows],
+                           ["NOVA", "PERSONALITY", "STATE"]) if rows else "no Novas")
+
+
+@nova.command("show")
+@click.argument("name")
+@common_options
+@pass_env
+def nova_show(env: Env, name: str) -> None:
+    """Show one Nova: state, personality profile, transitions made."""
+    shown = novas.show(env.home, env.config, name)
+    env.emit(shown, lambda: _show_text(shown))
+
+
+def _show_text(shown: dict) -> str:
+    profile = shown.pop("personality_profile") or {}
+    lines = [f"{key}: {'-' if value is None else value}" for key, value in shown.items()]
+    lines += [f"  {key}: {value}" for key, value in profile.items() if key != "name"]
+    return "\n".join(lines)
+
+
+@nova.command("remove")
+@click.argument("name")
+@common_options
+@pass_env
+def nova_remove(env: Env, name: str) -> None:
+    """Remove a Nova and its history."""
+    novas.remove(env.home, env.config, name)
+    env.emit({"nova": name, "removed": True}, f"removed {name}")
+
+
+@click.command()
+@click.argument("name", required=False)
+@common_options
+@pass_env
+def status(env: Env, name: str | None) -> None:
+    """Show the state of every Nova, or of one."""
+    rows = novas.status(env.home, env.config, name)
+    env.emit(rows, lambda: table(
+        [[r["nova"], r["state"], r["since"], r["until"], r["personality"], r["reason"]]
+         for r in rows], ["NOVA", "STATE", "SINCE", "UNTIL", "PERSONALITY", "REASON"])
+        if rows else "no Novas (add one with `torchsm nova add NAME`)")
+
+
+@click.command()
+@click.argument("name")
+@click.argument("event", metavar="EVENT")
+@click.option("--reason", "-r", help="Why; kept in the history.")
+@click.option("--for", "for_s", type=float, metavar="SECONDS",
+              help="cool/meditate: this long instead of the configured backoff.")
+@click.option("--force", is_flag=True, help="Leave cooling/meditating before `until`.")
+@common_options
+@pass_env
+def transition(env: Env, name: str, event: str, reason: str | None, for_s: float | None,
+               force: bool) -> None:
+    """Fire EVENT (work, cool, meditate, dream, compact) at Nova NAME."""
+    result = novas.transition(env.home, env.config, name, event, reason=reason,
+                              for_s=for_s, force=force)
+    env.emit(result.as_json(), lambda: _transition_text(result))
+
+
+def _transition_text(result: novas.TransitionResult) -> str:
+    if not result.recorded:
+        return f"{result.nova}: already {result.target}"
+    text = f"{result.nova}: {result.source} -> {result.target} ({result.event})"
+    if result.until is not None:
+        text += f" until {result.as_json()['until']}"
+    return text + (" [forced]" if result.forced else "")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True,
+              help="How many of the latest transitions.")
+@common_options
+@pass_env
+def history(env: Env, name: str, limit: int) -> None:
+    """Show a Nova's latest transitions, oldest first."""
+    rows = novas.history(env.home, env.config, name, limit)
+    env.emit(rows, lambda: table(
+        [[r["at"], r["from"], r["to"], r["event"], r["until"], r["reason"]] for r in rows],
+        ["AT", "FROM", "TO", "EVENT", "UNTIL", "REASON"]) if rows else f"{name}: no transitions")
+
+
+EVENTS = [e.value for e in Event]

@@ -1,0 +1,227 @@
+"""Home resolution and `torchsm.toml`: every duration and limit of the contract, validated.
+
+A config is a tree of frozen dataclasses. Every key is optional; an unknown key or a value
+of the wrong type is an error that names the key, so a typo never silently means "default".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from torchsm.errors import ConfigError
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:18000/0"
+CONFIG_FILE = "torchsm.toml"
+DB_FILE = "torchsm.db"
+
+
+@dataclass(frozen=True)
+class Home:
+    """The folder that holds one installation's data."""
+
+    path: Path
+
+    @property
+    def db_path(self) -> Path:
+        return self.path / DB_FILE
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def queue_dir(self) -> Path:
+        return self.path / "queue"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.path / "log"
+
+    def is_initialised(self) -> bool:
+        return self.db_path.is_file()
+
+
+def resolve_home(option: str | os.PathLike | None = None) -> Home:
+    """`--home DIR`, else `$TORCHSM_HOME`, else `./var`, made absolute."""
+    chosen = option or os.environ.get("TORCHSM_HOME") or "var"
+    return Home(Path(chosen).expanduser().resolve())
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    hook_burst: int = 10
+    hook_window_s: float = 60
+    cooldown_base_s: float = 60
+    cooldown_cap_s: float = 600
+    cooldown_jitter: float = 0.2
+    clean_hour_s: float = 3600
+    meditation_s: float = 1800
+    bangs_to_meditate: int = 5
+    cooldowns_to_meditate: int = 3
+
+
+@dataclass(frozen=True)
+class SupervisorConfig:
+    max_sessions_per_hour: int = 12
+    max_continuations: int = 8
+    session_timeout_s: float = 3600
+    max_cost_usd_per_day: float = 0
+
+
+@dataclass(frozen=True)
+class UsageConfig:
+    slow_utilization: float = 0.8
+    stop_utilization: float = 0.95
+    reset_margin_s: float = 120
+    auto_resume: bool = True
+
+
+@dataclass(frozen=True)
+class WakeConfig:
+    quiet_hours: str = ""
+    load_defer_per_core: float = 2.0
+    repeat_window_s: float = 600
+    senders: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    lock_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class MirrorConfig:
+    maxlen: int = 100_000
+    connect_timeout_s: float = 0.25
+    outage_memory_s: float = 30
+
+
+@dataclass(frozen=True)
+class Config:
+    redis_url: str = DEFAULT_REDIS_URL
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
+    usage: UsageConfig = field(default_factory=UsageConfig)
+    wake: WakeConfig = field(default_factory=WakeConfig)
+    db: DatabaseConfig = field(default_factory=DatabaseConfig)
+    mirror: MirrorConfig = field(default_factory=MirrorConfig)
+    # name -> raw table; validated and merged by torchsm.personalities
+    personalities: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+_SECTIONS = {
+    "safety": SafetyConfig,
+    "supervisor": SupervisorConfig,
+    "usage": UsageConfig,
+    "wake": WakeConfig,
+    "db": DatabaseConfig,
+    "mirror": MirrorConfig,
+}
+_QUIET_HOURS = re.compile(r"^$|^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
+
+
+def load_config(home: Home) -> Config:
+    """Read HOME/torchsm.toml (if any) and apply `$TORCHSM_REDIS_URL`."""
+    config = Config()
+    if home.config_path.is_file():
+        config = parse_config(_read_toml(home.config_path))
+    url = os.environ.get("TORCHSM_REDIS_URL")
+    if url:
+        config = replace(config, redis_url=url)
+    return config
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def parse_config(raw: dict[str, Any]) -> Config:
+    """Validate a parsed TOML document into a Config; errors name the offending key."""
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "redis_url":
+            values[key] = _check_type(key, value, str)
+        elif key == "personalities":
+            values[key] = _personality_tables(value)
+        elif key in _SECTIONS:
+            values[key] = _parse_section(key, value, _SECTIONS[key])
+        else:
+            raise ConfigError(f"torchsm.toml: unknown key '{key}'")
+    return Config(**values)
+
+
+def _parse_section(name: str, raw: Any, cls: type) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"torchsm.toml: '{name}' must be a table")
+    known = {f.name: f for f in fields(cls)}
+    values = {}
+    for key, value in raw.items():
+        qualified = f"{name}.{key}"
+        if key not in known:
+            raise ConfigError(f"torchsm.toml: unknown key '{qualified}'")
+        default = getattr(cls(), key)
+        if isinstance(default, dict):
+            values[key] = _sender_weights(qualified, value)
+        else:
+            values[key] = _check_value(qualified, value, type(default))
+    if name == "wake" and not _QUIET_HOURS.match(values.get("quiet_hours", "")):
+        raise ConfigError(
+            "torchsm.toml: 'wake.quiet_hours' must look like \"22:00-07:00\" or be empty"
+        )
+    return cls(**values)
+
+
+def _check_value(key: str, value: Any, kind: type) -> Any:
+    value = _check_type(key, value, kind)
+    if kind in (int, float) and value < 0:
+        raise ConfigError(f"torchsm.toml: '{key}' must not be negative, got {value}")
+    return value
+
+
+def _check_type(key: str, value: Any, kind: type) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, bool) and kind is not bool:
+        raise ConfigError(f"torchsm.toml: '{key}' must be {_kind_name(kind)}, got {value!r}")
+    if not isinstance(value, kind):
+        raise ConfigError(f"torchsm.toml: '{key}' must be {_kind_name(kind)}, got {value!r}")
+    return value
+
+
+def _kind_name(kind: type) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[kind]
+
+
+def _sender_weights(key: str, raw: Any) -> dict[str, int]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"torchsm.toml: '{key}' must be a table")
+    weights = {}
+    for sender, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not -4 <= value <= 4:
+            raise ConfigError(
+                f"torchsm.toml: '{key}.{sender}' must be an integer from -4 to 4, got {value!r}"
+            )
+        weights[sender] = value
+    return weights
+
+
+def _personality_tables(raw: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise ConfigError("torchsm.toml: 'personalities' must hold one table per personality")
+    from torchsm.personalities import validate_table
+
+    for name, table in raw.items():
+        validate_table(name, table)
+    return raw

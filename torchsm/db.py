@@ -1,0 +1,141 @@
+"""SQLAlchemy engine and Alembic migrations for the cold paths (init, admin commands).
+
+Loaded lazily: nothing on the hook or transition path imports this module.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from torchsm.config import Home
+from torchsm.errors import DatabaseError, DatabaseLocked, HomeNotInitialised
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def migrations_location() -> str:
+    """Where Alembic's scripts are: inside the package in a wheel, else the repository's
+    top-level migrations/ (editable installs and checkouts)."""
+    packaged = _PACKAGE_DIR / "migrations"
+    if (packaged / "env.py").is_file():
+        return str(packaged)
+    checkout = _PACKAGE_DIR.parent / "migrations"
+    if (checkout / "env.py").is_file():
+        return str(checkout)
+    raise DatabaseError("torchsm is installed without its migrations/ folder")
+
+
+def make_engine(home: Home, lock_timeout_s: float = 5.0) -> Engine:
+    engine = create_engine(f"sqlite:///{home.db_path}")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # SQLAlchemy's documented recipe: let us emit BEGIN ourselves, IMMEDIATE, so a
+        # read-then-write never fails to upgrade its lock (FIELD-NOTES "SQLite").
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(lock_timeout_s * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+@contextmanager
+def session_scope(home: Home, lock_timeout_s: float = 5.0) -> Iterator[Session]:
+    """One short transaction; commits on success, translates lock errors."""
+    if not home.is_initialised():
+        raise HomeNotInitialised(f"no torchsm home at {home.path}: run `torchsm init`")
+    from torchsm.store import open_store
+
+    open_store(home, lock_timeout_s).close()  # the same schema check as the hot path
+    engine = make_engine(home, lock_timeout_s)
+    try:
+        with Session(engine) as session, session.begin():
+            yield session
+    except OperationalError as exc:
+        raise _translate(exc) from None
+    finally:
+        engine.dispose()
+
+
+def _translate(exc: OperationalError) -> Exception:
+    if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+        return DatabaseLocked("database is locked by another process")
+    return DatabaseError(f"database error: {exc.orig}")
+
+
+def _alembic_config(home: Home, connection=None):
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", migrations_location())
+    cfg.set_main_option("sqlalchemy.url", f"sqlite:///{home.db_path}")
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config(Home(Path(".")))).get_current_head()
+
+
+def initialise(home: Home, lock_timeout_s: float = 5.0) -> bool:
+    """Create the home (0700), its folders and the database (0600), migrate to head.
+    Returns True when the database was created now. Safe to run again."""
+    created = not home.db_path.exists()
+    for folder in (home.path, home.queue_dir, home.log_dir):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(home.path, 0o700)
+    if created:
+        fd = os.open(home.db_path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+    upgrade(home, lock_timeout_s)
+    return created
+
+
+def upgrade(home: Home, lock_timeout_s: float = 5.0, revision: str = "head") -> str | None:
+    if not home.is_initialised():
+        raise HomeNotInitialised(f"no torchsm home at {home.path}: run `torchsm init`")
+    from alembic import command
+
+    engine = make_engine(home, lock_timeout_s)
+    try:
+        with engine.connect() as connection:
+            command.upgrade(_alembic_config(home, connection), revision)
+            connection.commit()
+    except OperationalError as exc:
+        raise _translate(exc) from None
+    finally:
+        engine.dispose()
+    return current(home)
+
+
+def current(home: Home) -> str | None:
+    """The revision the database is at (None for an empty database)."""
+    if not home.is_initialised():
+        raise HomeNotInitialised(f"no torchsm home at {home.path}: run `torchsm init`")
+    import sqlite3
+
+    from torchsm.store import schema_revision
+
+    conn = sqlite3.connect(f"file:{home.db_path}?mode=ro", uri=True)
+    try:
+        return schema_revision(conn)
+    finally:
+        conn.close()

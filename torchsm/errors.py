@@ -1,0 +1,59 @@
+"""The TorchsmError family. The CLI turns any of these into one stderr line and exit 1.
+
+An exception's docstring is its default message, so most raise sites need no text.
+"""
+
+
+class TorchsmError(Exception):
+    """torchsm failed."""
+
+    def __init__(self, message: str | None = None):
+        super().__init__(message or self.__doc__.strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class ConfigError(TorchsmError):
+    """The configuration is invalid."""
+
+
+class HomeNotInitialised(TorchsmError):
+    """This torchsm home is not initialised: run `torchsm init`."""
+
+
+class SchemaOutOfDate(TorchsmError):
+    """The database schema is not at the version this torchsm expects: run `torchsm db upgrade`."""
+
+
+class DatabaseLocked(TorchsmError):
+    """The database stayed locked by another process."""
+
+
+class DatabaseError(TorchsmError):
+    """The database could not be used."""
+
+
+class InvalidName(TorchsmError):
+    """A Nova name must match [a-z0-9][a-z0-9_-]{0,31}."""
+
+
+class NovaNotFound(TorchsmError):
+    """No such Nova."""
+
+
+class NovaExists(TorchsmError):
+    """A Nova of that name already exists."""
+
+
+class UnknownPersonality(TorchsmError):
+    """No such personality."""
+
+
+class UnknownEvent(TorchsmError):
+    """No such event."""
+
+
+class TransitionRefused(TorchsmError):
+    """The transition is not allowed now."""

@@ -1,0 +1,186 @@
+"""Novas: add, remove, look at, and move through the state machine.
+
+`transition` and `status` run on the stdlib store (they are on the hook and supervisor
+paths); the administrative calls use SQLAlchemy (torchsm.db), imported when called.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from torchsm import machine, safety, store
+from torchsm.config import Config, Home
+from torchsm.errors import InvalidName, NovaExists, NovaNotFound, TorchsmError
+from torchsm.machine import Event, State, format_time
+
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.fullmatch(name):
+        raise InvalidName(f"invalid Nova name {name!r}: use [a-z0-9][a-z0-9_-]{{0,31}}")
+    return name
+
+
+@dataclass(frozen=True)
+class TransitionResult:
+    nova: str
+    source: str
+    target: str
+    event: str
+    at: float
+    until: float | None
+    reason: str | None
+    forced: bool
+    recorded: bool  # False for an accepted no-op
+
+    def as_json(self) -> dict[str, Any]:
+        return {"nova": self.nova, "from": self.source, "to": self.target,
+                "event": self.event, "at": format_time(self.at),
+                "until": format_time(self.until), "reason": self.reason,
+                "forced": self.forced, "recorded": self.recorded}
+
+
+def transition(home: Home, config: Config, name: str, event: str | Event, *,
+               reason: str | None = None, for_s: float | None = None, force: bool = False,
+               now: float | None = None, rng: random.Random | None = None) -> TransitionResult:
+    """Fire `event` at Nova `name`; the state change and its history row commit together."""
+    event = machine.parse_event(event) if isinstance(event, str) else event
+    check_name(name)
+    if for_s is not None and event not in (Event.COOL, Event.MEDITATE):
+        raise TorchsmError("--for applies only to cool and meditate")
+    if for_s is not None and for_s <= 0:
+        raise TorchsmError("--for must be a positive number of seconds")
+    with store.open_store(home, config.db.lock_timeout_s) as db:
+        return db.write(lambda conn: _transition_in(conn, config, name, event, reason,
+                                                    for_s, force, now, rng))
+
+
+def _transition_in(conn, config, name, event, reason, for_s, force, now, rng):
+    now = time.time() if now is None else now
+    nova = store.load_nova(conn, name)
+    if nova is None:
+        raise NovaNotFound(f"no Nova named '{name}'")
+    decision = machine.decide(name, nova.state, nova.until, event, now=now, force=force)
+    forced = force and nova.state in machine.WAITING_STATES and not _wait_over(nova, now)
+    if not decision.changes_state and event is not Event.COOL:
+        return TransitionResult(name, nova.state, nova.state, event.value, now, nova.until,
+                                reason, False, recorded=False)
+    streak, last_cool_until = nova.cool_streak, nova.last_cool_until
+    until = None
+    if event is Event.COOL:
+        streak = safety.current_streak(streak, last_cool_until, now, config.safety)
+        until = now + (for_s or safety.cooldown_seconds(streak, config.safety, rng))
+        streak, last_cool_until = streak + 1, until
+    elif event is Event.MEDITATE:
+        until = now + (for_s or config.safety.meditation_s)
+    store.save_transition(conn, nova, to_state=decision.target.value, event=event.value,
+                          reason=reason, at=now, until=until, forced=forced,
+                          cool_streak=streak, last_cool_until=last_cool_until)
+    return TransitionResult(name, nova.state, decision.target.value, event.value, now, until,
+                            reason, forced, recorded=True)
+
+
+def _wait_over(nova: store.NovaRow, now: float) -> bool:
+    return nova.until is None or nova.until <= now
+
+
+def status(home: Home, config: Config, name: str | None = None) -> list[dict[str, Any]]:
+    """Every Nova's state (or one Nova's), as the stable `status --json` objects."""
+    with store.open_store(home, config.db.lock_timeout_s) as db:
+        if name is None:
+            rows = db.read(store.load_novas)
+        else:
+            row = db.read(lambda conn: store.load_nova(conn, check_name(name)))
+            if row is None:
+                raise NovaNotFound(f"no Nova named '{name}'")
+            rows = [row]
+    return [nova_json(row) for row in rows]
+
+
+def nova_json(row: store.NovaRow) -> dict[str, Any]:
+    return {"nova": row.name, "state": row.state, "since": format_time(row.since),
+            "until": format_time(row.until), "reason": row.reason,
+            "personality": row.personality, "cool_streak": row.cool_streak}
+
+
+def add(home: Home, config: Config, name: str, personality: str | None = None,
+        now: float | None = None) -> dict[str, Any]:
+    from sqlalchemy.exc import IntegrityError
+
+    from torchsm import db, personalities
+    from torchsm.models import Nova
+
+    check_name(name)
+    chosen = personality or personalities.default_for(name, config.personalities)
+    personalities.get_personality(chosen, config.personalities)
+    now = time.time() if now is None else now
+    try:
+        with db.session_scope(home, config.db.lock_timeout_s) as session:
+            session.add(Nova(name=name, personality=chosen, state=machine.INITIAL_STATE.value,
+                             since=now, created_at=now, cool_streak=0))
+    except IntegrityError:
+        raise NovaExists(f"a Nova named '{name}' already exists") from None
+    return show(home, config, name)
+
+
+def remove(home: Home, config: Config, name: str) -> None:
+    """Delete a Nova and its history."""
+    from sqlalchemy import delete, select
+
+    from torchsm import db
+    from torchsm.models import HistoryRow, Nova
+
+    check_name(name)
+    with db.session_scope(home, config.db.lock_timeout_s) as session:
+        nova_id = session.scalar(select(Nova.id).where(Nova.name == name))
+        if nova_id is None:
+            raise NovaNotFound(f"no Nova named '{name}'")
+        session.execute(delete(HistoryRow).where(HistoryRow.nova_id == nova_id))
+        session.execute(delete(Nova).where(Nova.id == nova_id))
+
+
+def show(home: Home, config: Config, name: str) -> dict[str, Any]:
+    """A Nova's state, its personality in full, and how many transitions it has made."""
+    from sqlalchemy import func, select
+
+    from torchsm import db, personalities
+    from torchsm.models import HistoryRow, Nova
+
+    check_name(name)
+    with db.session_scope(home, config.db.lock_timeout_s) as session:
+        nova = session.scalar(select(Nova).where(Nova.name == name))
+        if nova is None:
+            raise NovaNotFound(f"no Nova named '{name}'")
+        count = session.scalar(select(func.count()).where(HistoryRow.nova_id == nova.id))
+        row = store.NovaRow(nova.id, nova.name, nova.personality, nova.state, nova.since,
+                            nova.until, nova.reason, nova.cool_streak, nova.last_cool_until,
+                            nova.created_at)
+    known = personalities.all_personalities(config.personalities)
+    profile = known.get(row.personality)
+    return {**nova_json(row), "created_at": format_time(row.created_at),
+            "transitions": count,
+            "personality_profile": profile.as_dict() if profile else None}
+
+
+def history(home: Home, config: Config, name: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The last `limit` accepted transitions, oldest first."""
+    from sqlalchemy import select
+
+    from torchsm import db
+    from torchsm.models import HistoryRow, Nova
+
+    check_name(name)
+    with db.session_scope(home, config.db.lock_timeout_s) as session:
+        nova_id = session.scalar(select(Nova.id).where(Nova.name == name))
+        if nova_id is None:
+            raise NovaNotFound(f"no Nova named '{name}'")
+        rows = session.scalars(select(HistoryRow).where(HistoryRow.nova_id == nova_id)
+                               .order_by(HistoryRow.id.desc()).limit(limit)).all()
+        return [{"nova": name, "from": r.from_state, "to": r.to_state, "event": r.event,
+                 "reason": r.reason, "at": format_time(r.at), "until": format_time(r.until),
+                 "forced": bool(r.forced)} for r in reversed(rows)]

@@ -1,0 +1,156 @@
+"""Stdlib sqlite3 access for the latency-critical paths (transition, status, hooks).
+
+Everything else goes through SQLAlchemy (torchsm.db); the schema itself is declared in
+torchsm.models and created by migrations. This module exists because importing
+SQLAlchemy costs ~170 ms, more than a whole hook call may take (FIELD-NOTES).
+
+Locking: every read-then-write runs under BEGIN IMMEDIATE. SQLite's own busy handler is a
+sleeping poll that measured p99 ~1 s under a busy writer, so the connection has
+busy_timeout 0 and `write`/`read` retry with sub-millisecond sleeps until the configured
+lock timeout, then raise DatabaseLocked.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+from torchsm.config import Home
+from torchsm.errors import DatabaseError, DatabaseLocked, HomeNotInitialised, SchemaOutOfDate
+
+# The Alembic head this code expects; a test checks it against migrations/.
+SCHEMA_REVISION = "0001"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class NovaRow:
+    id: int
+    name: str
+    personality: str
+    state: str
+    since: float
+    until: float | None
+    reason: str | None
+    cool_streak: int
+    last_cool_until: float | None
+    created_at: float
+
+
+_NOVA_COLUMNS = ("id, name, personality, state, since, until, reason, cool_streak, "
+                 "last_cool_until, created_at")
+
+
+def _is_lock_error(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+class Store:
+    def __init__(self, conn: sqlite3.Connection, lock_timeout_s: float):
+        self.conn = conn
+        self.lock_timeout_s = lock_timeout_s
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` in one BEGIN IMMEDIATE transaction, retrying while the db is locked."""
+        return self._retrying(work, "BEGIN IMMEDIATE")
+
+    def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return self._retrying(work, "BEGIN")
+
+    def _retrying(self, work: Callable[[sqlite3.Connection], T], begin: str) -> T:
+        deadline = time.monotonic() + self.lock_timeout_s
+        while True:
+            try:
+                self.conn.execute(begin)
+                try:
+                    result = work(self.conn)
+                    self.conn.execute("COMMIT")
+                    return result
+                except BaseException:
+                    if self.conn.in_transaction:
+                        self.conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                if not _is_lock_error(exc):
+                    raise DatabaseError(f"database error: {exc}") from None
+                if time.monotonic() >= deadline:
+                    raise DatabaseLocked(
+                        f"database is locked by another process "
+                        f"(gave up after {self.lock_timeout_s:g}s)"
+                    ) from None
+                time.sleep(random.uniform(0.0002, 0.001))
+            except sqlite3.DatabaseError as exc:
+                raise DatabaseError(f"database error: {exc}") from None
+
+
+def open_store(home: Home, lock_timeout_s: float = 5.0) -> Store:
+    """Open an initialised home's database and check that its schema is at head."""
+    if not home.is_initialised():
+        raise HomeNotInitialised(f"no torchsm home at {home.path}: run `torchsm init`")
+    try:
+        conn = sqlite3.connect(f"file:{home.db_path}?mode=rw", uri=True, timeout=0,
+                               isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA synchronous=NORMAL")  # Debian defaults to FULL even in WAL
+        conn.execute("PRAGMA foreign_keys=ON")
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"cannot open {home.db_path}: {exc}") from None
+    store = Store(conn, lock_timeout_s)
+    revision = store.read(schema_revision)
+    if revision != SCHEMA_REVISION:
+        conn.close()
+        raise SchemaOutOfDate(
+            f"database schema is at {revision or 'nothing'}, this torchsm needs "
+            f"{SCHEMA_REVISION}: run `torchsm db upgrade`"
+        )
+    return store
+
+
+def schema_revision(conn: sqlite3.Connection) -> str | None:
+    try:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise
+    return row[0] if row else None
+
+
+def load_nova(conn: sqlite3.Connection, name: str) -> NovaRow | None:
+    row = conn.execute(f"SELECT {_NOVA_COLUMNS} FROM novas WHERE name = ?", (name,)).fetchone()
+    return NovaRow(*row) if row else None
+
+
+def load_novas(conn: sqlite3.Connection) -> list[NovaRow]:
+    rows = conn.execute(f"SELECT {_NOVA_COLUMNS} FROM novas ORDER BY name").fetchall()
+    return [NovaRow(*row) for row in rows]
+
+
+def save_transition(conn: sqlite3.Connection, nova: NovaRow, *, to_state: str, event: str,
+                    reason: str | None, at: float, until: float | None, forced: bool,
+                    cool_streak: int, last_cool_until: float | None) -> None:
+    """The state change and its history row; the caller's transaction commits both."""
+    since = at if to_state != nova.state else nova.since
+    conn.execute(
+        "UPDATE novas SET state = ?, since = ?, until = ?, reason = ?, cool_streak = ?,"
+        " last_cool_until = ? WHERE id = ?",
+        (to_state, since, until, reason, cool_streak, last_cool_until, nova.id),
+    )
+    conn.execute(
+        "INSERT INTO history (nova_id, from_state, to_state, event, reason, at, until, forced)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (nova.id, nova.state, to_state, event, reason, at, until, forced),
+    )
