@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from torchsm.errors import ConfigError
 
@@ -165,17 +165,16 @@ def parse_config(raw: dict[str, Any]) -> Config:
 def _parse_section(name: str, raw: Any, cls: type) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"torchsm.toml: '{name}' must be a table")
-    known = {f.name: f for f in fields(cls)}
+    known = get_type_hints(cls)
     values = {}
     for key, value in raw.items():
         qualified = f"{name}.{key}"
         if key not in known:
             raise ConfigError(f"torchsm.toml: unknown key '{qualified}'")
-        default = getattr(cls(), key)
-        if isinstance(default, dict):
+        if known[key] == dict[str, int]:
             values[key] = _sender_weights(qualified, value)
         else:
-            values[key] = _check_value(qualified, value, type(default))
+            values[key] = _check_value(qualified, value, known[key])
     if name == "wake" and not _QUIET_HOURS.match(values.get("quiet_hours", "")):
         raise ConfigError(
             "torchsm.toml: 'wake.quiet_hours' must look like \"22:00-07:00\" or be empty"

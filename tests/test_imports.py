@@ -1,0 +1,42 @@
+"""The hot paths stay light: no SQLAlchemy, Alembic or redis-py at run time."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("sqlalchemy", "alembic", "redis")
+
+PROBE = """
+import json, sys
+from torchsm.cli import run
+code = run(sys.argv[1:])
+sys.stdout.flush()
+heavy = sorted({m.split('.')[0] for m in sys.modules} & set(%r))
+print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
+""" % (HEAVY,)
+
+
+def loaded_modules(cli, *args):
+    proc = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True,
+                          text=True, env=cli.env())
+    return json.loads(proc.stderr.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("args", [
+    ["transition", "torch", "cool", "--for", "5"],
+    ["transition", "torch", "work", "--force"],
+    ["status"],
+    ["status", "torch", "--json"],
+])
+def test_hot_commands_do_not_import_heavy_modules(cli, args):
+    cli("nova", "add", "torch")
+    outcome = loaded_modules(cli, *args)
+    assert outcome == {"code": 0, "heavy": []}
+
+
+def test_refusals_stay_light_too(cli):
+    cli("nova", "add", "torch")
+    cli("transition", "torch", "cool", "--for", "60")
+    assert loaded_modules(cli, "transition", "torch", "work") == {"code": 1, "heavy": []}

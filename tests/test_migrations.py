@@ -1,0 +1,56 @@
+"""The schema built by migrations equals the declared models; the head constant is right."""
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from torchsm import db
+from torchsm.config import Home
+from torchsm.models import Base
+from torchsm.store import SCHEMA_REVISION
+
+from conftest import REPO
+
+
+def test_head_constant_matches_alembic():
+    assert db.head_revision() == SCHEMA_REVISION
+
+
+def test_migrated_schema_matches_models(home: Home):
+    engine = db.make_engine(home)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_database_is_in_wal_mode(home: Home):
+    conn = sqlite3.connect(home.db_path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_downgrade_and_upgrade_round_trip(home: Home):
+    from alembic import command
+
+    engine = db.make_engine(home)
+    with engine.connect() as conn:
+        command.downgrade(db._alembic_config(home, conn), "base")
+        conn.commit()
+    engine.dispose()
+    assert db.current(home) is None
+    assert db.upgrade(home) == SCHEMA_REVISION
+
+
+def test_migrations_location_checkout_and_wheel_layouts(tmp_path, monkeypatch):
+    # checkout / editable install: the repository's top-level migrations/
+    assert Path(db.migrations_location()) == REPO / "migrations"
+    # wheel layout: migrations/ shipped inside the package
+    package = tmp_path / "site" / "torchsm"
+    shutil.copytree(REPO / "torchsm", package)
+    shutil.copytree(REPO / "migrations", package / "migrations")
+    monkeypatch.setattr(db, "_PACKAGE_DIR", package)
+    assert Path(db.migrations_location()) == package / "migrations"
