@@ -1,0 +1,60 @@
+"""Helpers shared by the whole-process benchmarks: a regular (non-editable) install,
+interleaved timing, and a machine description for BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def regular_install(where: Path) -> Path:
+    """A venv with torchsm installed from the checkout, not editable (an editable install
+    adds ~9 ms to every interpreter start, FIELD-NOTES). Returns its bin/ folder."""
+    bin_dir = where / "bin"
+    if not (bin_dir / "torchsm").exists():
+        venv.create(where, with_pip=True)
+        subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet",
+                        "--disable-pip-version-check", str(REPO)], check=True)
+    return bin_dir
+
+
+def time_once(argv: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   stdin=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def interleaved(cases: dict[str, list[str]], env: dict[str, str], rounds: int) -> dict[str, list[float]]:
+    """Run every case once per round, in turn, so machine noise hits all of them alike."""
+    timings: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, argv in cases.items():
+            timings[name].append(time_once(argv, env))
+    return timings
+
+
+def median_ms(values: list[float]) -> float:
+    return statistics.median(values) * 1000
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
+            f"SQLite {__import__('sqlite3').sqlite_version}, {platform.system()} "
+            f"{platform.release()}")
