@@ -2,66 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from helpers import Cli
 from torchsm.config import Home, load_config
-
-REPO = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-
-
-def torchsm_executable() -> list[str]:
-    """The installed console script when there is one, else `python -m torchsm`."""
-    script = Path(sys.executable).parent / "torchsm"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "torchsm"]
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self):
-        return json.loads(self.out)
-
-
-@dataclass
-class Cli:
-    """Runs the real CLI in a subprocess against one home."""
-
-    home: Path
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env.pop("TORCHSM_DEBUG", None)
-        env["TORCHSM_HOME"] = str(self.home)
-        env.setdefault("TORCHSM_REDIS_URL", "off")
-        env.update(extra)
-        return env
-
-    def __call__(self, *args: str, input: str | None = None, check: bool = True,
-                 timeout: float = 60, **env: str) -> Result:
-        proc = subprocess.run([*torchsm_executable(), *args], input=input,
-                              capture_output=True, text=True, env=self.env(**env),
-                              timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
-        result = Result(proc.returncode, proc.stdout, proc.stderr)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"torchsm {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
-        return result
-
-    def fails(self, *args: str, code: int = 1, **kw) -> Result:
-        result = self(*args, check=False, **kw)
-        assert result.code == code, (result.code, result.out, result.err)
-        return result
 
 
 @pytest.fixture
@@ -93,8 +39,3 @@ def cli(home: Home) -> Cli:
 def bare_cli(home_dir: Path) -> Cli:
     """The CLI pointed at a home that does not exist yet."""
     return Cli(home_dir)
-
-
-def write_config(home: Home, text: str) -> None:
-    home.path.mkdir(parents=True, exist_ok=True)
-    home.config_path.write_text(text)

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import Cli, torchsm_executable, write_config
+from helpers import Cli, torchsm_executable, write_config
 from torchsm.cli import COMMANDS
 
 FOUNDATION_COMMANDS = [

@@ -6,7 +6,7 @@ from torchsm.config import (Config, DEFAULT_REDIS_URL, Home, load_config, parse_
                             resolve_home)
 from torchsm.errors import ConfigError
 
-from conftest import Cli, write_config
+from helpers import Cli, write_config
 
 
 def test_home_resolution_order(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import venv
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 
 def run(*args, **kw):

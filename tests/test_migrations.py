@@ -12,7 +12,7 @@ from torchsm.config import Home
 from torchsm.models import Base
 from torchsm.store import SCHEMA_REVISION
 
-from conftest import REPO
+from helpers import REPO
 
 
 def test_head_constant_matches_alembic():
