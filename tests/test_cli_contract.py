@@ -15,7 +15,7 @@ from torchsm.cli import COMMANDS
 FOUNDATION_COMMANDS = [
     ["init"], ["db"], ["db", "upgrade"], ["db", "current"], ["nova"], ["nova", "add"],
     ["nova", "list"], ["nova", "show"], ["nova", "remove"], ["status"], ["transition"],
-    ["history"],
+    ["history"], ["hooks"], ["hooks", "scan"], ["hooks", "install"],
 ]
 
 

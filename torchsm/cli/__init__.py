@@ -25,6 +25,7 @@ COMMANDS = {
     "status": "novas:status",
     "transition": "novas:transition",
     "history": "novas:history",
+    "hooks": "hooks:hooks",
 }
 
 
