@@ -1,0 +1,125 @@
+"""Agent processes: real children, line-by-line output, timeouts and shutdown."""
+
+import json
+import os
+import sys
+import textwrap
+import time
+
+from torchsm.agents import SessionOutput, build_argv, run_session
+
+PY = sys.executable
+
+
+def script(tmp_path, body: str) -> list[str]:
+    path = tmp_path / "agent.py"
+    path.write_text(textwrap.dedent(body))
+    return [PY, str(path)]
+
+
+def test_prompt_placeholder_or_stdin():
+    assert build_argv(["claude", "-p", "{prompt}", "--x"], "do it") == (
+        ["claude", "-p", "do it", "--x"], False)
+    assert build_argv(["agent", "--prompt={prompt}"], "a b") == (["agent", "--prompt=a b"], False)
+    assert build_argv(["agent"], "a b") == (["agent"], True)
+
+
+def test_stream_json_is_understood():
+    out = SessionOutput()
+    lines = [
+        {"type": "system", "subtype": "init", "session_id": "s"},
+        {"type": "system", "subtype": "api_retry", "attempt": 1, "error_status": 529},
+        {"type": "assistant", "message": {"content": [{"type": "text", "text": "Working."}]}},
+        {"type": "rate_limit_event", "rate_limit_info": {
+            "status": "allowed_warning", "resetsAt": 1800000000, "rateLimitType": "five_hour",
+            "unifiedWindows": {"five_hour": {"utilization": 0.91, "resetsAt": 1800000000}}}},
+        {"type": "result", "subtype": "success", "is_error": False, "result": "All done",
+         "total_cost_usd": 0.01, "num_turns": 2},
+    ]
+    for line in lines:
+        out.feed(json.dumps(line) + "\n")
+    out.feed("not json at all\n")
+    out.feed("{broken json\n")
+    assert out.result["result"] == "All done" and out.text == "All done"
+    assert out.rate_limit_events[0]["rateLimitType"] == "five_hour"
+    assert out.api_retries[0]["error_status"] == 529
+    assert out.last_assistant_text == "Working." and out.lines == 7
+
+
+def test_plain_text_agent_by_exit_status_and_tail(tmp_path):
+    argv = script(tmp_path, """
+        import sys
+        print("thinking"); print("usage limit reached|1764000000", file=sys.stdout)
+        sys.exit(3)
+    """)
+    run = run_session(argv, env=dict(os.environ))
+    assert run.exit_status == 3 and not run.timed_out
+    assert run.output.result is None and "limit reached|1764000000" in run.output.text
+
+
+def test_environment_and_stdin_reach_the_child(tmp_path):
+    argv = script(tmp_path, """
+        import os, sys
+        print(os.environ["TORCHSM_PROMPT"], "|", sys.stdin.read().strip(), "|", os.environ["SECRET"])
+    """)
+    run = run_session(argv, env={**os.environ, "TORCHSM_PROMPT": "p1", "SECRET": "inherited"},
+                      stdin_text="from stdin")
+    assert run.output.text == "p1 | from stdin | inherited"
+
+
+def test_a_child_that_ignores_stdin_does_not_hang(tmp_path):
+    argv = script(tmp_path, "print('no stdin read')")
+    run = run_session(argv, env=dict(os.environ), stdin_text="x" * 1_000_000)
+    assert run.exit_status == 0
+
+
+def test_large_output_streams_without_blocking(tmp_path):
+    argv = script(tmp_path, """
+        import json, sys
+        for i in range(100_000):
+            sys.stdout.write(json.dumps({"type": "assistant", "message": {"content": [
+                {"type": "text", "text": f"line {i}"}]}}) + "\\n")
+        print(json.dumps({"type": "result", "result": "end", "is_error": False}))
+    """)
+    seen = []
+    run = run_session(argv, env=dict(os.environ), on_line=lambda line: seen.append(1))
+    assert run.exit_status == 0 and run.output.lines == 100_001 and len(seen) == 100_001
+    assert len(run.output.tail) <= 40 and run.output.text == "end"
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path):
+    marker = tmp_path / "grandchild.pid"
+    argv = script(tmp_path, f"""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        open({str(marker)!r}, "w").write(str(child.pid))
+        print("started", flush=True)
+        time.sleep(60)
+    """)
+    started = time.monotonic()
+    run = run_session(argv, env=dict(os.environ), timeout_s=1, grace_s=1)
+    assert run.timed_out and run.exit_status < 0 and time.monotonic() - started < 10
+    grandchild = int(marker.read_text())
+    time.sleep(0.2)
+    assert not _alive(grandchild)
+
+
+def test_stop_request_sends_term_then_kill(tmp_path):
+    argv = script(tmp_path, """
+        import signal, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("stubborn", flush=True)
+        time.sleep(60)
+    """)
+    started = time.monotonic()
+    run = run_session(argv, env=dict(os.environ), grace_s=0.5,
+                      should_stop=lambda: time.monotonic() - started > 0.5)
+    assert run.stopped and run.exit_status == -9 and run.output.text == "stubborn"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
