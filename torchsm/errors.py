@@ -81,3 +81,7 @@ class LeaseLost(TorchsmError):
 
 class ImportFailed(TorchsmError):
     """The file could not be imported."""
+
+
+class InvalidWorkItem(TorchsmError):
+    """The work item request is not valid."""
