@@ -53,7 +53,7 @@ DEFAULT_RULES: dict[Tier, dict[str, str]] = {
         "emergency": r"\burgent\b|\bemergency\b|\bsev ?[01]\b|\bp0\b",
     },
     Tier.HIGH: {
-        "production-issue": r"\bproduction (issue|incident|problem|bug)s?\b"
+        "production-issue": r"\bprod(uction)? (issue|incident|problem|bug)s?\b"
                             r"|\b(in|on) prod(uction)?\b|\bprod-[a-z0-9]"
                             r"|\b(customers?|users?) (are )?(report(ing)?|complain(ing)?)\b",
         "regression": r"\bregressions?\b|\bhot ?fix(es)?\b",
@@ -359,6 +359,26 @@ def _classify_and_store(conn: sqlite3.Connection, config: WakeConfig, nova: str,
     signal = Signal(signal_id, nova, message, sender, result.tier, SignalStatus.PENDING,
                     now, result.due_at)
     return signal, result, row.state
+
+
+def preview(home: Home, config: Config, nova: str, message: str, *,
+            sender: str | None = None, now: float | None = None, load: float | None = None,
+            tz: dt.tzinfo | None = None) -> Classification:
+    """How `send` would classify a signal for `nova` now (its recent signals included),
+    without storing anything."""
+    novas.check_name(nova)
+    now = time.time() if now is None else now
+
+    def recent(conn: sqlite3.Connection) -> list[PastSignal]:
+        row = store.load_nova(conn, nova)
+        if row is None:
+            raise NovaNotFound(f"no Nova named '{nova}'")
+        return _recent_signals(conn, row.id, now - config.wake.repeat_window_s)
+
+    with store.open_store(home, config.db.lock_timeout_s) as db:
+        history = db.read(recent)
+    return classify(message, sender=sender, config=config.wake, history=history, now=now,
+                    load_per_core=load, tz=tz)
 
 
 def _recent_signals(conn: sqlite3.Connection, nova_id: int, since: float) -> list[PastSignal]:

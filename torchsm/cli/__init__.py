@@ -25,6 +25,8 @@ COMMANDS = {
     "status": "novas:status",
     "transition": "novas:transition",
     "history": "novas:history",
+    "queue": "queue:queue",
+    "wake": "wake:wake",
 }
 
 
