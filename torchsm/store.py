@@ -101,13 +101,7 @@ def open_store(home: Home, lock_timeout_s: float = 5.0) -> Store:
     """Open an initialised home's database and check that its schema is at head."""
     if not home.is_initialised():
         raise HomeNotInitialised(f"no torchsm home at {home.path}: run `torchsm init`")
-    try:
-        conn = sqlite3.connect(f"file:{home.db_path}?mode=rw", uri=True, timeout=0,
-                               isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA synchronous=NORMAL")  # Debian defaults to FULL even in WAL
-        conn.execute("PRAGMA foreign_keys=ON")
-    except sqlite3.Error as exc:
-        raise DatabaseError(f"cannot open {home.db_path}: {exc}") from None
+    conn = _connect(home, lock_timeout_s)
     store = Store(conn, lock_timeout_s)
     revision = store.read(schema_revision)
     if revision != SCHEMA_REVISION:
@@ -117,6 +111,30 @@ def open_store(home: Home, lock_timeout_s: float = 5.0) -> Store:
             f"{SCHEMA_REVISION}: run `torchsm db upgrade`"
         )
     return store
+
+
+def _connect(home: Home, lock_timeout_s: float) -> sqlite3.Connection:
+    # The first statement on a new connection can find the database busy (another
+    # process's last connection checkpointing the WAL as it closes): retry like a write.
+    deadline = time.monotonic() + lock_timeout_s
+    while True:
+        conn = None
+        try:
+            conn = sqlite3.connect(f"file:{home.db_path}?mode=rw", uri=True, timeout=0,
+                                   isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA synchronous=NORMAL")  # Debian defaults to FULL even in WAL
+            conn.execute("PRAGMA foreign_keys=ON")
+            return conn
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            lock = isinstance(exc, sqlite3.OperationalError) and _is_lock_error(exc)
+            if not lock:
+                raise DatabaseError(f"cannot open {home.db_path}: {exc}") from None
+            if time.monotonic() >= deadline:
+                raise DatabaseLocked(f"database is locked by another process "
+                                     f"(gave up after {lock_timeout_s:g}s)") from None
+            time.sleep(random.uniform(0.0002, 0.001))
 
 
 def schema_revision(conn: sqlite3.Connection) -> str | None:
