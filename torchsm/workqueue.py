@@ -2,9 +2,11 @@
 
 A claim is one `UPDATE ... WHERE id = (SELECT ... LIMIT 1) RETURNING` inside a BEGIN
 IMMEDIATE transaction, so two processes can never be handed the same item (FIELD-NOTES
-"Queues": a lease table measured ~8x persist-queue's rate with 0 duplicates). Order:
-tier first, then age. A claim is one attempt and holds a lease; an expired lease returns
-the item to `pending`, and the expiry of its `max_attempts`-th attempt makes it `dead`.
+"Queues", the lease-table design). Order: tier first, then age. A claim is one attempt
+and holds a lease. An item whose lease has expired is claimable again (the claim itself
+looks for it, so the hot path needs no separate sweep); once its `max_attempts`-th lease
+has expired it is `dead`. Sweeps (`requeue_expired`, listing, a claim that finds nothing)
+write those outcomes down: expired items back to `pending`, exhausted ones `dead`.
 `done` and `fail` are final.
 
 This is the Stop hook's path: stdlib sqlite3 only (torchsm.store), never SQLAlchemy.
@@ -40,6 +42,8 @@ class ItemStatus(str, Enum):
 
 
 OPEN_STATUSES = (ItemStatus.PENDING, ItemStatus.CLAIMED)
+_TIERS = {t.value: t for t in Tier}
+_STATUSES = {s.value: s for s in ItemStatus}
 LEGACY_DONE_PREFIX = "WORK_PROCESSED:"
 
 _COLUMNS = ("id, text, nova, priority, status, attempts, max_attempts, lease_until, owner, "
@@ -67,7 +71,8 @@ class WorkItem:
     @classmethod
     def from_row(cls, row: tuple) -> "WorkItem":
         values = list(row)
-        values[3], values[4] = Tier(values[3]), ItemStatus(values[4])
+        # dict lookups: Enum(value) costs more than the rest of a claim's Python
+        values[3], values[4] = _TIERS[values[3]], _STATUSES[values[4]]
         return cls(*values)
 
     def as_json(self) -> dict[str, Any]:
@@ -154,10 +159,12 @@ class WorkQueue:
 
         def claim_next(conn: sqlite3.Connection) -> WorkItem | None:
             _require_nova(conn, nova)
-            _requeue_expired(conn, now)
-            row = conn.execute(_CLAIM_NEXT, (owner, nova, now + lease_s, now,
+            row = conn.execute(_CLAIM_NEXT, (owner, nova, now + lease_s, now, now,
                                              nova)).fetchone()
-            return WorkItem.from_row(row) if row else None
+            if row is None:
+                _requeue_expired(conn, now)  # an idle moment: write down the dead ones
+                return None
+            return WorkItem.from_row(row)
 
         return self.db.write(claim_next)
 
@@ -251,12 +258,16 @@ def open_queue(home: Home, config: Config) -> WorkQueue:
 
 # The whole claim, one statement: pick the first claimable row in claim order and take it.
 # Run inside BEGIN IMMEDIATE, so no other writer can take the same row in between.
+# Claimable: pending, or claimed with an expired lease and attempts left. The first
+# `status IN (...)` term is the partial index's own condition, which lets SQLite use it.
 _CLAIM_NEXT = f"""
 UPDATE work_items
    SET status = 'claimed', owner = ?, claimed_by = ?, attempts = attempts + 1,
        lease_until = ?, updated_at = ?
  WHERE id = (SELECT id FROM work_items
-              WHERE status = 'pending' AND (nova IS NULL OR nova = ?)
+              WHERE status IN ('pending', 'claimed')
+                AND (status = 'pending' OR (lease_until <= ? AND attempts < max_attempts))
+                AND (nova IS NULL OR nova = ?)
               ORDER BY priority_rank, created_at, id
               LIMIT 1)
 RETURNING {_COLUMNS}
@@ -281,7 +292,7 @@ UPDATE work_items
                     ELSE error END,
        finished_at = CASE WHEN attempts >= max_attempts THEN ? ELSE NULL END,
        owner = NULL, lease_until = NULL, updated_at = ?
- WHERE status = 'claimed' AND lease_until <= ?
+ WHERE status IN ('pending', 'claimed') AND status = 'claimed' AND lease_until <= ?
 """
 
 

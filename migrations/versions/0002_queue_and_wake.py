@@ -34,8 +34,8 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("source_key", sa.String(64), nullable=True, unique=True),
     )
-    op.create_index("ix_work_items_claim", "work_items",
-                    ["status", "priority_rank", "created_at", "id"])
+    op.create_index("ix_work_items_open", "work_items", ["priority_rank", "created_at", "id"],
+                    sqlite_where=sa.text("status IN ('pending', 'claimed')"))
     op.create_table(
         "wake_signals",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -59,5 +59,5 @@ def downgrade() -> None:
     op.drop_index("ix_wake_signals_nova_received", table_name="wake_signals")
     op.drop_index("ix_wake_signals_due", table_name="wake_signals")
     op.drop_table("wake_signals")
-    op.drop_index("ix_work_items_claim", table_name="work_items")
+    op.drop_index("ix_work_items_open", table_name="work_items")
     op.drop_table("work_items")
