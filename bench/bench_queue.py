@@ -31,15 +31,15 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-BACKENDS = ("torchsm", "persist-queue", "litequeue")
+BACKENDS = ("torchsm", "torchsm-one-txn", "persist-queue", "litequeue")
 NOVA = "bench"
 
 
 # --- filling (in the parent, not timed) -------------------------------------------------
 
 def fill(backend: str, folder: Path, items: int) -> None:
-    {"torchsm": fill_torchsm, "persist-queue": fill_persist_queue,
-     "litequeue": fill_litequeue}[backend](folder, items)
+    {"torchsm": fill_torchsm, "torchsm-one-txn": fill_torchsm,
+     "persist-queue": fill_persist_queue, "litequeue": fill_litequeue}[backend](folder, items)
 
 
 def fill_torchsm(folder: Path, items: int) -> None:
@@ -111,6 +111,8 @@ def open_backend(backend: str, folder: Path):
             return None if item is None else (int(item.text), (item.id, item.owner))
 
         return claim, lambda handle: queue.done(handle[0], owner=handle[1])
+    if backend == "torchsm-one-txn":
+        return open_torchsm_one_transaction(folder)
     if backend == "persist-queue":
         from persistqueue import Empty, SQLiteAckQueue
 
@@ -133,6 +135,24 @@ def open_backend(backend: str, folder: Path):
         return None if message is None else (int(message.data), message.message_id)
 
     return claim, queue.done
+
+
+def open_torchsm_one_transaction(folder: Path):
+    """Each claim also marks the previous item done, in one transaction (the Stop hook's
+    step); the last item is marked done by the claim that finds the queue empty."""
+    from torchsm import workqueue
+    from torchsm.config import Home, load_config
+
+    home = Home(folder)
+    queue = workqueue.open_queue(home, load_config(home))
+    previous = None
+
+    def claim():
+        nonlocal previous
+        previous = queue.try_claim(NOVA, done_first=previous)
+        return None if previous is None else (int(previous.text), None)
+
+    return claim, lambda _handle: None
 
 
 # --- one measured run --------------------------------------------------------------------
@@ -214,9 +234,12 @@ def markdown(results: list[dict], info: dict, items: int, repeat: int) -> str:
     lines += [
         "",
         "- torchsm: `WorkQueue.try_claim` (one `UPDATE ... WHERE id = (SELECT ... LIMIT 1) "
-        "RETURNING` under BEGIN IMMEDIATE, plus the expired-lease sweep and the Nova "
-        "check in the same transaction) and `WorkQueue.done` with the owner token; WAL, "
-        "synchronous=NORMAL.",
+        "RETURNING` under BEGIN IMMEDIATE, with the Nova check in the same transaction) "
+        "then `WorkQueue.done` with the owner token: two transactions per item, as two "
+        "CLI calls make them. WAL, synchronous=NORMAL.",
+        "- torchsm-one-txn: `WorkQueue.try_claim(done_first=previous)`: marking the "
+        "previous item done and claiming the next in one transaction, the Stop hook's "
+        "step.",
         "- persist-queue: `SQLiteAckQueue(multithreading=True, auto_resume=False)`, "
         "`get(block=False, raw=True)` then `ack(id=...)`; its claim is a SELECT followed "
         "by an UPDATE, which is why several processes get the same item (its maintainers "

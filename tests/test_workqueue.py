@@ -251,3 +251,27 @@ def test_import_missing_or_binary_file_stores_nothing(queue, tmp_path):
     with pytest.raises(ImportFailed, match="it is a directory"):
         queue.import_file(tmp_path)
     assert queue.items() == []
+
+
+def test_claim_can_mark_the_previous_claim_done_in_the_same_transaction(queue):
+    queue.add("first", now=T0)
+    queue.add("second", now=T0 + 1)
+    first = queue.claim("torch", now=T0 + 2)
+    second = queue.try_claim("torch", done_first=first, now=T0 + 3)
+    assert second.text == "second"
+    assert queue.get(first.id).status is ItemStatus.DONE
+    assert queue.try_claim("torch", done_first=second, now=T0 + 4) is None
+    assert queue.get(second.id).status is ItemStatus.DONE
+
+
+def test_done_first_leaves_an_item_finished_or_taken_by_someone_else_alone(queue):
+    queue.add("failed by the agent", now=T0)
+    queue.add("expired", now=T0 + 1)
+    failed = queue.claim("torch", now=T0 + 2)
+    queue.fail(failed.id, error="no", now=T0 + 3)
+    assert queue.try_claim("torch", done_first=failed, now=T0 + 4).text == "expired"
+    assert queue.get(failed.id).status is ItemStatus.FAILED
+    stale = queue.get(2)
+    retaken = queue.claim("echo", now=T0 + 10_000)  # the lease of torch's claim expired
+    assert queue.try_claim("torch", done_first=stale, now=T0 + 10_001) is None
+    assert queue.get(retaken.id).status is ItemStatus.CLAIMED

@@ -149,8 +149,13 @@ class WorkQueue:
         return item
 
     def try_claim(self, nova: str, *, lease_s: float | None = None,
+                  done_first: WorkItem | None = None,
                   now: float | None = None) -> WorkItem | None:
-        """Like `claim`, but None when nothing is claimable."""
+        """Like `claim`, but None when nothing is claimable.
+
+        `done_first`: an earlier claim to mark done in the same transaction, if it still
+        holds (already finished or lost: left as it is). This is the Stop hook's step,
+        "the last task is done, give me the next", at the cost of one transaction."""
         lease_s = self.config.lease_s if lease_s is None else lease_s
         if lease_s <= 0:
             raise InvalidWorkItem("the lease must be a positive number of seconds")
@@ -159,6 +164,9 @@ class WorkQueue:
 
         def claim_next(conn: sqlite3.Connection) -> WorkItem | None:
             _require_nova(conn, nova)
+            if done_first is not None:
+                conn.execute(_FINISH, (ItemStatus.DONE.value, now, now, None, None,
+                                       done_first.id, done_first.owner, done_first.owner))
             row = conn.execute(_CLAIM_NEXT, (owner, nova, now + lease_s, now, now,
                                              nova)).fetchone()
             if row is None:
