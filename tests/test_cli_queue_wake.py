@@ -19,8 +19,13 @@ def error_line(result) -> str:
     return result.err.rstrip("\n")
 
 
+# Due times must not depend on how busy the test machine is.
+STEADY = "[wake]\nload_defer_per_core = 0\n"
+
+
 @pytest.fixture
-def torch(cli):
+def torch(cli, home):
+    write_config(home, STEADY)
     cli("nova", "add", "torch")
     return cli
 
@@ -128,7 +133,7 @@ def test_import_missing_or_corrupt_file_stores_nothing(torch, tmp_path):
 
 
 def test_a_locked_database_fails_cleanly_and_loses_nothing(torch, home):
-    write_config(home, "[db]\nlock_timeout_s = 0.3\n")
+    write_config(home, STEADY + "[db]\nlock_timeout_s = 0.3\n")
     torch("queue", "add", "already there")
     holder = sqlite3.connect(home.db_path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
@@ -221,8 +226,8 @@ def test_wake_repetition_uses_the_novas_recent_signals(torch):
 
 
 def test_wake_classify_explain_and_sender_weights(torch, home):
-    write_config(home, '[wake.senders]\npagerduty = 1\n\n[wake.rules.critical]\n'
-                       'pager = "\\\\bpage me\\\\b"\n')
+    write_config(home, STEADY + '[wake.senders]\npagerduty = 1\n\n[wake.rules.critical]\n'
+                                'pager = "\\\\bpage me\\\\b"\n')
     out = torch("wake", "classify", "Production issue: backlog", "--sender", "pagerduty",
                 "--explain").out.splitlines()
     assert out[0].startswith("critical, due now (")

@@ -187,3 +187,15 @@ def test_rules_from_config_add_override_and_disable():
 def test_the_table_is_big_enough():
     assert len(CONTENT_AND_SENDERS) + len(REPETITION) + len(DEFERRALS) >= 40
     assert {t for _, _, t in CONTENT_AND_SENDERS} == set(Tier)
+
+
+def test_a_zero_load_limit_never_defers():
+    config = WakeConfig(load_defer_per_core=0)
+    result = wake.classify("Suggestion: x", config=config, now=NOON, load_per_core=50, tz=UTC)
+    assert result.due_at == NOON + 1800
+
+
+def test_near_identical_is_about_wording_not_numbers():
+    assert wake.normalise("Disk at 91% on db-3!") == wake.normalise("disk at 93%  on DB-3")
+    assert not wake.is_near_identical(wake.normalise("deploy web"),
+                                      wake.normalise("deploy api"))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from torchsm.errors import ConfigError
+from torchsm.tiers import Tier
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:18000/0"
 CONFIG_FILE = "torchsm.toml"
@@ -83,7 +84,7 @@ class UsageConfig:
 @dataclass(frozen=True)
 class WakeConfig:
     quiet_hours: str = ""
-    load_defer_per_core: float = 2.0
+    load_defer_per_core: float = 2.0  # 0: never defer for load
     repeat_window_s: float = 600
     senders: dict[str, int] = field(default_factory=dict)
     # tier -> {rule name: regex}; adds to or overrides torchsm.wake's default rules by
@@ -240,8 +241,6 @@ def _sender_weights(key: str, raw: Any) -> dict[str, int]:
 
 
 def _wake_rules(key: str, raw: Any) -> dict[str, dict[str, str]]:
-    from torchsm.tiers import Tier
-
     tiers = [t.value for t in Tier]
     if not isinstance(raw, dict):
         raise ConfigError(f"torchsm.toml: '{key}' must be a table")
