@@ -261,3 +261,13 @@ def test_bad_wake_config_is_one_error_line(torch, home):
     line = error_line(torch.fails("wake", "classify", "hi"))
     assert line.startswith("torchsm: error: torchsm.toml: 'wake.rules.critical.broken' "
                            "is not a valid regex")
+
+
+@pytest.mark.parametrize("command", [
+    ["queue"], ["queue", "add"], ["queue", "list"], ["queue", "claim"], ["queue", "done"],
+    ["queue", "fail"], ["queue", "import"], ["wake"], ["wake", "classify"], ["wake", "list"],
+])
+def test_every_command_has_help(bare_cli, command):
+    result = bare_cli(*command, "--help")
+    assert result.out.startswith(f"Usage: torchsm {' '.join(command)}")
+    assert len(result.out.splitlines()) > 4
