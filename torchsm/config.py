@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from torchsm.errors import ConfigError
+from torchsm.tiers import Tier
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:18000/0"
 CONFIG_FILE = "torchsm.toml"
@@ -83,9 +84,18 @@ class UsageConfig:
 @dataclass(frozen=True)
 class WakeConfig:
     quiet_hours: str = ""
-    load_defer_per_core: float = 2.0
+    load_defer_per_core: float = 2.0  # 0: never defer for load
     repeat_window_s: float = 600
     senders: dict[str, int] = field(default_factory=dict)
+    # tier -> {rule name: regex}; adds to or overrides torchsm.wake's default rules by
+    # name, and an empty regex switches a default rule off
+    rules: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    lease_s: float = 1800.0
+    max_attempts: int = 3
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,7 @@ class Config:
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     usage: UsageConfig = field(default_factory=UsageConfig)
     wake: WakeConfig = field(default_factory=WakeConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
     db: DatabaseConfig = field(default_factory=DatabaseConfig)
     mirror: MirrorConfig = field(default_factory=MirrorConfig)
     # name -> raw table; validated and merged by torchsm.personalities
@@ -118,6 +129,7 @@ _SECTIONS = {
     "supervisor": SupervisorConfig,
     "usage": UsageConfig,
     "wake": WakeConfig,
+    "queue": QueueConfig,
     "db": DatabaseConfig,
     "mirror": MirrorConfig,
 }
@@ -171,7 +183,9 @@ def _parse_section(name: str, raw: Any, cls: type) -> Any:
         qualified = f"{name}.{key}"
         if key not in known:
             raise ConfigError(f"torchsm.toml: unknown key '{qualified}'")
-        if known[key] == dict[str, int]:
+        if qualified == "wake.rules":
+            values[key] = _wake_rules(qualified, value)
+        elif known[key] == dict[str, int]:
             values[key] = _sender_weights(qualified, value)
         else:
             values[key] = _check_value(qualified, value, known[key])
@@ -179,7 +193,16 @@ def _parse_section(name: str, raw: Any, cls: type) -> Any:
         raise ConfigError(
             "torchsm.toml: 'wake.quiet_hours' must look like \"22:00-07:00\" or be empty"
         )
+    if name == "queue":
+        _check_queue(values)
     return cls(**values)
+
+
+def _check_queue(values: dict[str, Any]) -> None:
+    if values.get("max_attempts", 1) < 1:
+        raise ConfigError("torchsm.toml: 'queue.max_attempts' must be at least 1")
+    if values.get("lease_s", 1) <= 0:
+        raise ConfigError("torchsm.toml: 'queue.lease_s' must be a positive number of seconds")
 
 
 def _check_value(key: str, value: Any, kind: type) -> Any:
@@ -214,6 +237,30 @@ def _sender_weights(key: str, raw: Any) -> dict[str, int]:
             )
         weights[sender] = value
     return weights
+
+
+def _wake_rules(key: str, raw: Any) -> dict[str, dict[str, str]]:
+    tiers = [t.value for t in Tier]
+    if not isinstance(raw, dict):
+        raise ConfigError(f"torchsm.toml: '{key}' must be a table")
+    for tier, rules in raw.items():
+        if tier not in tiers:
+            raise ConfigError(f"torchsm.toml: '{key}.{tier}' is not a tier "
+                              f"({', '.join(tiers)})")
+        if not isinstance(rules, dict):
+            raise ConfigError(f"torchsm.toml: '{key}.{tier}' must be a table of name = regex")
+        for name, pattern in rules.items():
+            _check_regex(f"{key}.{tier}.{name}", pattern)
+    return raw
+
+
+def _check_regex(key: str, pattern: Any) -> None:
+    if not isinstance(pattern, str):
+        raise ConfigError(f"torchsm.toml: '{key}' must be a string (a regex), got {pattern!r}")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"torchsm.toml: '{key}' is not a valid regex: {exc}") from None
 
 
 def _personality_tables(raw: Any) -> dict[str, dict[str, Any]]:

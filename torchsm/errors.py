@@ -57,3 +57,31 @@ class UnknownEvent(TorchsmError):
 
 class TransitionRefused(TorchsmError):
     """The transition is not allowed now."""
+
+
+class UnknownTier(TorchsmError):
+    """No such priority tier (critical, high, medium, low, background)."""
+
+
+class ItemNotFound(TorchsmError):
+    """No such work item."""
+
+
+class NothingToClaim(TorchsmError):
+    """No work item is claimable."""
+
+
+class ItemNotOpen(TorchsmError):
+    """The work item is already finished."""
+
+
+class LeaseLost(TorchsmError):
+    """The claim on this work item expired and it was handed to someone else."""
+
+
+class ImportFailed(TorchsmError):
+    """The file could not be imported."""
+
+
+class InvalidWorkItem(TorchsmError):
+    """The work item request is not valid."""

@@ -22,7 +22,7 @@ from torchsm.config import Home
 from torchsm.errors import DatabaseError, DatabaseLocked, HomeNotInitialised, SchemaOutOfDate
 
 # The Alembic head this code expects; a test checks it against migrations/.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002q"
 
 T = TypeVar("T")
 
@@ -127,6 +127,8 @@ def open_store(home: Home, lock_timeout_s: float = 5.0) -> Store:
 
 
 def _configure(conn: sqlite3.Connection) -> None:
+    # The first statements on a new connection can find the database busy (another
+    # process's last connection checkpointing the WAL as it closes): the caller retries.
     conn.execute("PRAGMA synchronous=NORMAL")  # Debian defaults to FULL even in WAL
     conn.execute("PRAGMA foreign_keys=ON")
 

@@ -26,6 +26,8 @@ COMMANDS = {
     "transition": "novas:transition",
     "history": "novas:history",
     "hooks": "hooks:hooks",
+    "queue": "queue:queue",
+    "wake": "wake:wake",
 }
 
 

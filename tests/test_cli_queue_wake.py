@@ -1,0 +1,273 @@
+"""`torchsm queue ...` and `torchsm wake ...` through the real CLI in subprocesses:
+output, exit codes and the exact stderr line of every error path."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from helpers import write_config
+
+
+def error_line(result) -> str:
+    assert "Traceback" not in result.err
+    assert result.err.count("\n") == 1, result.err
+    return result.err.rstrip("\n")
+
+
+# Due times must not depend on how busy the test machine is.
+STEADY = "[wake]\nload_defer_per_core = 0\n"
+
+
+@pytest.fixture
+def torch(cli, home):
+    write_config(home, STEADY)
+    cli("nova", "add", "torch")
+    return cli
+
+
+# --- queue -------------------------------------------------------------------------
+
+def test_add_prints_the_id_and_claim_done_round_trip(torch):
+    assert torch("queue", "add", "first").out == "1\n"
+    assert torch("queue", "add", "second", "--priority", "high").out == "2\n"
+    claimed = torch("queue", "claim", "--nova", "torch", "--json").json()
+    assert (claimed["id"], claimed["status"], claimed["attempts"]) == (2, "claimed", 1)
+    assert torch("queue", "done", "2").out == "2: done\n"
+    text = torch("queue", "claim", "--nova", "torch").out
+    assert text.startswith("1\tfirst\n")
+    assert torch("queue", "fail", "1", "--error", "no idea").out == "1: failed\n"
+    listed = torch("queue", "list", "--json").json()
+    assert [(i["id"], i["status"], i["error"]) for i in listed] == [
+        (2, "done", None), (1, "failed", "no idea")]
+    assert torch("queue", "list", "--status", "failed", "--json").json()[0]["id"] == 1
+
+
+def test_add_for_a_nova_and_list_it(torch):
+    torch("nova", "add", "echo")
+    torch("queue", "add", "for echo", "--nova", "echo")
+    torch("queue", "add", "for anyone")
+    assert [i["text"] for i in torch("queue", "list", "--nova", "echo", "--json").json()] \
+        == ["for echo"]
+    out = torch("queue", "list").out.splitlines()
+    assert out[0].split() == ["ID", "STATUS", "PRIORITY", "NOVA", "CLAIMED_BY", "TRIES",
+                              "CREATED", "TEXT"]
+    assert len(out) == 3
+
+
+def test_claim_with_nothing_claimable_exits_1(torch):
+    result = torch.fails("queue", "claim", "--nova", "torch")
+    assert error_line(result) == "torchsm: error: nothing to claim for torch"
+    assert result.out == ""
+
+
+def test_claim_needs_a_nova(torch):
+    torch.fails("queue", "claim", code=2)
+
+
+@pytest.mark.parametrize("args,line", [
+    (["queue", "done", "abc"], "invalid work item id 'abc': ids are positive integers"),
+    (["queue", "fail", "0"], "invalid work item id '0': ids are positive integers"),
+    (["queue", "done", "99"], "no work item 99"),
+    (["queue", "add", "x", "--nova", "ghost"], "no Nova named 'ghost'"),
+    (["queue", "claim", "--nova", "ghost"], "no Nova named 'ghost'"),
+    (["queue", "list", "--nova", "ghost"], "no Nova named 'ghost'"),
+    (["queue", "add", "x", "--nova", "Bad Name"],
+     "invalid Nova name 'Bad Name': use [a-z0-9][a-z0-9_-]{0,31}"),
+    (["queue", "add", "x", "--priority", "urgent"],
+     "unknown priority 'urgent' (tiers: critical, high, medium, low, background)"),
+    (["queue", "add", "   "], "a work item needs some text"),
+    (["queue", "list", "--status", "open"],
+     "unknown status 'open' (statuses: pending, claimed, done, failed, dead)"),
+    (["wake", "ghost", "hello"], "no Nova named 'ghost'"),
+    (["wake", "list", "ghost"], "no Nova named 'ghost'"),
+    (["wake", "classify", "hi", "--nova", "ghost"], "no Nova named 'ghost'"),
+    (["wake", "torch", "  "], "a wake signal needs a message"),
+])
+def test_error_paths(torch, args, line):
+    assert error_line(torch.fails(*args)) == f"torchsm: error: {line}"
+
+
+def test_finishing_twice_is_refused(torch):
+    torch("queue", "add", "a")
+    torch("queue", "done", "1")
+    assert error_line(torch.fails("queue", "done", "1")) == \
+        "torchsm: error: work item 1 is already done"
+    assert error_line(torch.fails("queue", "fail", "1")) == \
+        "torchsm: error: work item 1 is already done"
+
+
+def test_queue_commands_need_an_initialised_home(bare_cli):
+    result = bare_cli.fails("queue", "list")
+    assert error_line(result) == \
+        f"torchsm: error: no torchsm home at {bare_cli.home}: run `torchsm init`"
+
+
+def test_import_reports_counts_and_malformed_lines(torch, tmp_path):
+    path = tmp_path / "legacy.txt"
+    path.write_text('Write the guide\nWORK_PROCESSED: Fix the typo\n\n'
+                    '{"text": "Ship it", "priority": "high"}\n{"text": \n')
+    result = torch("queue", "import", str(path))
+    assert result.out == f"{path}: 3 added, 0 already imported, 1 malformed, 1 blank\n"
+    assert result.err.startswith(f"torchsm: warning: {path}:5: not valid JSON")
+    again = torch("queue", "import", str(path), "--json").json()
+    assert (again["added"], again["duplicates"]) == (0, 3)
+    assert again["malformed"][0]["line"] == 5
+    texts = [i["text"] for i in torch("queue", "list", "--json").json()]
+    assert texts == ["Ship it", "Write the guide", "Fix the typo"]
+
+
+def test_import_missing_or_corrupt_file_stores_nothing(torch, tmp_path):
+    missing = tmp_path / "nope.txt"
+    assert error_line(torch.fails("queue", "import", str(missing))) == \
+        f"torchsm: error: cannot read {missing}: No such file or directory"
+    corrupt = tmp_path / "queue.db"
+    corrupt.write_bytes(b"SQLite format 3\x00\x10\x00")
+    assert error_line(torch.fails("queue", "import", str(corrupt))) == \
+        f"torchsm: error: {corrupt} is not a text file (NUL byte on line 1)"
+    assert torch("queue", "list", "--json").json() == []
+
+
+def test_a_locked_database_fails_cleanly_and_loses_nothing(torch, home):
+    write_config(home, STEADY + "[db]\nlock_timeout_s = 0.3\n")
+    torch("queue", "add", "already there")
+    holder = sqlite3.connect(home.db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        for args in (["queue", "add", "new"], ["queue", "claim", "--nova", "torch"],
+                     ["queue", "done", "1"], ["wake", "torch", "the build failed"]):
+            assert error_line(torch.fails(*args)) == \
+                "torchsm: error: database is locked by another process (gave up after 0.3s)"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    [item] = torch("queue", "list", "--json").json()
+    assert (item["text"], item["status"]) == ("already there", "pending")
+    assert torch("wake", "list", "--json").json() == []
+    assert torch("queue", "claim", "--nova", "torch", "--json").json()["id"] == 1
+
+
+GUARD = """
+import json, sys
+from torchsm.cli import run
+code = run(sys.argv[1:])
+heavy = sorted(m for m in ("sqlalchemy", "alembic", "redis") if m in sys.modules)
+print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [
+    ["queue", "add", "x"], ["queue", "claim", "--nova", "torch"], ["queue", "done", "1"],
+    ["wake", "torch", "hello"], ["wake", "classify", "hello"],
+])
+def test_hot_paths_do_not_import_sqlalchemy_alembic_or_redis(torch, args):
+    if args[1] in ("claim", "done"):
+        torch("queue", "add", "x")
+    proc = subprocess.run([sys.executable, "-c", GUARD, *args], env=torch.env(),
+                          capture_output=True, text=True, timeout=60)
+    report = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert report == {"code": 0, "heavy": []}
+
+
+# --- wake --------------------------------------------------------------------------
+
+def test_wake_stores_and_lists_by_due_time(torch):
+    assert torch("wake", "torch", "Suggestion: tidy the docs").out.startswith(
+        "torch: wake #1 low, due in 1800s (")
+    sent = torch("wake", "torch", "Hotfix needed for the pricing bug", "--json").json()
+    assert (sent["tier"], sent["woke"]) == ("high", None)
+    torch("nova", "add", "echo")
+    torch("wake", "echo", "Please add pagination", "--sender", "someone")
+    listed = torch("wake", "list", "--json").json()
+    assert [(s["nova"], s["tier"]) for s in listed] == [
+        ("torch", "high"), ("echo", "medium"), ("torch", "low")]
+    assert [s["id"] for s in torch("wake", "list", "echo", "--json").json()] == [3]
+    table = torch("wake", "list").out.splitlines()
+    assert table[0].split() == ["ID", "NOVA", "TIER", "DUE", "SENDER", "MESSAGE"]
+
+
+def test_a_critical_wake_moves_a_cooling_nova_to_working_as_a_forced_transition(torch):
+    torch("transition", "torch", "cool", "--for", "600")
+    out = torch("wake", "torch", "Production database is down").out
+    assert out.splitlines() == [out.splitlines()[0], "torch: cooling -> working (forced)"]
+    assert "critical, due now" in out
+    last = torch("history", "torch", "--json").json()[-1]
+    assert (last["from"], last["to"], last["forced"]) == ("cooling", "working", True)
+    assert last["reason"] == "critical wake #1: Production database is down"
+
+
+def test_only_a_critical_wake_moves_a_meditating_nova(torch):
+    torch("transition", "torch", "meditate")
+    assert torch("wake", "torch", "Hotfix needed in prod", "--json").json()["woke"] is None
+    assert torch("status", "torch", "--json").json()[0]["state"] == "meditating"
+    woke = torch("wake", "torch", "Security incident on web-2", "--json").json()["woke"]
+    assert (woke["from"], woke["to"], woke["forced"]) == ("meditating", "working", True)
+
+
+def test_a_critical_wake_leaves_a_dreaming_nova_alone(torch):
+    torch("transition", "torch", "dream")
+    assert torch("wake", "torch", "OUTAGE: everything", "--json").json()["woke"] is None
+    assert torch("status", "torch", "--json").json()[0]["state"] == "dreaming"
+
+
+def test_wake_repetition_uses_the_novas_recent_signals(torch):
+    assert torch("wake", "torch", "Disk usage at 91% on db-3", "--json").json()["tier"] == "medium"
+    preview = torch("wake", "classify", "Disk usage at 95% on db-3", "--nova", "torch",
+                    "--json").json()
+    assert preview["tier"] == "high"
+    assert torch("wake", "torch", "Disk usage at 95% on db-3", "--json").json()["tier"] == "high"
+    # classify without --nova looks at no history
+    assert torch("wake", "classify", "Disk usage at 95% on db-3", "--json").json()["tier"] \
+        == "medium"
+
+
+def test_wake_classify_explain_and_sender_weights(torch, home):
+    write_config(home, STEADY + '[wake.senders]\npagerduty = 1\n\n[wake.rules.critical]\n'
+                                'pager = "\\\\bpage me\\\\b"\n')
+    out = torch("wake", "classify", "Production issue: backlog", "--sender", "pagerduty",
+                "--explain").out.splitlines()
+    assert out[0].startswith("critical, due now (")
+    assert out[1].split()[:3] == ["content", "production-issue", "high"]
+    assert out[2].split()[:3] == ["sender", "pagerduty", "+1"]
+    result = torch("wake", "classify", "please page me", "--json").json()
+    assert result["tier"] == "critical" and result["rules"][0]["rule"] == "pager"
+    assert torch("wake", "classify", "hello").out.startswith("medium, due in 300s (")
+
+
+def test_wake_a_nova_named_like_a_subcommand(torch):
+    torch("nova", "add", "list")
+    assert torch("wake", "--", "list", "hello").out.startswith("list: wake #1 medium")
+    assert torch("wake", "--json", "list").json()[0]["nova"] == "list"
+
+
+def test_wake_options_before_the_name(torch):
+    assert torch("wake", "--json", "torch", "hello").json()["nova"] == "torch"
+    assert torch("wake", "--home", str(torch.home), "torch", "hi").code == 0
+
+
+def test_wake_usage_errors_exit_2(torch):
+    torch.fails("wake", code=2)
+    torch.fails("wake", "torch", code=2)
+    assert "Usage: torchsm wake [OPTIONS] NAME MESSAGE | COMMAND [ARGS]..." in \
+        torch("wake", "--help").out
+
+
+def test_bad_wake_config_is_one_error_line(torch, home):
+    write_config(home, '[wake.rules.critical]\nbroken = "("\n')
+    line = error_line(torch.fails("wake", "classify", "hi"))
+    assert line.startswith("torchsm: error: torchsm.toml: 'wake.rules.critical.broken' "
+                           "is not a valid regex")
+
+
+@pytest.mark.parametrize("command", [
+    ["queue"], ["queue", "add"], ["queue", "list"], ["queue", "claim"], ["queue", "done"],
+    ["queue", "fail"], ["queue", "import"], ["wake"], ["wake", "classify"], ["wake", "list"],
+])
+def test_every_command_has_help(bare_cli, command):
+    result = bare_cli(*command, "--help")
+    assert result.out.startswith(f"Usage: torchsm {' '.join(command)}")
+    assert len(result.out.splitlines()) > 4

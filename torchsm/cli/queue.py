@@ -1,0 +1,130 @@
+"""`torchsm queue ...`: the work queue (torchsm.workqueue)."""
+
+from __future__ import annotations
+
+import click
+
+from torchsm import workqueue
+from torchsm.cli.common import Env, common_options, pass_env, table
+from torchsm.errors import InvalidWorkItem
+from torchsm.machine import format_time
+from torchsm.tiers import TIER_NAMES
+
+STATUS_NAMES = ", ".join(s.value for s in workqueue.ItemStatus)
+
+
+@click.group()
+@common_options
+def queue() -> None:
+    """Work items for Novas: add, claim, finish, import.
+
+    A claim holds a lease ([queue] lease_s); an expired lease puts the item back, and
+    after [queue] max_attempts expired claims it is dead. Order: tier, then age."""
+
+
+@queue.command("add")
+@click.argument("text")
+@click.option("--nova", metavar="NAME", help="Only this Nova may claim it (default: any).")
+@click.option("--priority", "-p", metavar="TIER", default="medium", show_default=True,
+              help=f"One of {TIER_NAMES}.")
+@click.option("--max-attempts", type=click.IntRange(min=1), metavar="N",
+              help="Expired claims before the item is dead (default: [queue] max_attempts).")
+@common_options
+@pass_env
+def queue_add(env: Env, text: str, nova: str | None, priority: str,
+              max_attempts: int | None) -> None:
+    """Add a work item; prints its id."""
+    with workqueue.open_queue(env.home, env.config) as q:
+        item = q.add(text, nova=nova, priority=priority, max_attempts=max_attempts)
+    env.emit(item.as_json(), str(item.id))
+
+
+@queue.command("list")
+@click.option("--nova", metavar="NAME", help="Only items addressed to or claimed by NAME.")
+@click.option("--status", "-s", metavar="S", help=f"Only items in this status ({STATUS_NAMES}).")
+@common_options
+@pass_env
+def queue_list(env: Env, nova: str | None, status: str | None) -> None:
+    """List work items in claim order."""
+    with workqueue.open_queue(env.home, env.config) as q:
+        items = q.items(nova=nova, status=status)
+    env.emit([i.as_json() for i in items], lambda: _items_table(items) if items else "no items")
+
+
+def _items_table(items: list[workqueue.WorkItem]) -> str:
+    return table([[i.id, i.status.value, i.priority.value, i.nova, i.claimed_by,
+                   f"{i.attempts}/{i.max_attempts}", format_time(i.created_at),
+                   _shorten(i.text)] for i in items],
+                 ["ID", "STATUS", "PRIORITY", "NOVA", "CLAIMED_BY", "TRIES", "CREATED",
+                  "TEXT"])
+
+
+def _shorten(text: str, width: int = 60) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[:width - 3] + "..."
+
+
+@queue.command("claim")
+@click.option("--nova", metavar="NAME", required=True, help="The Nova that takes the item.")
+@click.option("--lease", "lease_s", type=float, metavar="SECONDS",
+              help="How long the claim holds (default: [queue] lease_s).")
+@common_options
+@pass_env
+def queue_claim(env: Env, nova: str, lease_s: float | None) -> None:
+    """Claim the next item for NAME (exit 1 when nothing is claimable)."""
+    with workqueue.open_queue(env.home, env.config) as q:
+        item = q.claim(nova, lease_s=lease_s)
+    env.emit(item.as_json(), lambda: (
+        f"{item.id}\t{item.text}\n"
+        f"(claimed by {nova}: {item.priority.value}, attempt {item.attempts} of "
+        f"{item.max_attempts}, lease until {format_time(item.lease_until)}; "
+        f"finish with `torchsm queue done {item.id}` or `torchsm queue fail {item.id}`)"))
+
+
+@queue.command("done")
+@click.argument("item_id", metavar="ID")
+@click.option("--result", metavar="TEXT", help="What came of it; kept with the item.")
+@common_options
+@pass_env
+def queue_done(env: Env, item_id: str, result: str | None) -> None:
+    """Mark item ID done."""
+    with workqueue.open_queue(env.home, env.config) as q:
+        item = q.done(parse_item_id(item_id), result=result)
+    env.emit(item.as_json(), f"{item.id}: done")
+
+
+@queue.command("fail")
+@click.argument("item_id", metavar="ID")
+@click.option("--error", "-e", metavar="E", help="What went wrong; kept with the item.")
+@common_options
+@pass_env
+def queue_fail(env: Env, item_id: str, error: str | None) -> None:
+    """Mark item ID failed (final)."""
+    with workqueue.open_queue(env.home, env.config) as q:
+        item = q.fail(parse_item_id(item_id), error=error)
+    env.emit(item.as_json(), f"{item.id}: failed")
+
+
+@queue.command("import")
+@click.argument("file", metavar="FILE")
+@common_options
+@pass_env
+def queue_import(env: Env, file: str) -> None:
+    """Add the items of a legacy text queue (one item a line; `WORK_PROCESSED: text`
+    keeps its text) or a JSONL file ({"text": ..., "nova": ..., "priority": ...}).
+
+    Blank lines are skipped, malformed ones reported by line number; importing the same
+    file again adds only lines it has not seen."""
+    with workqueue.open_queue(env.home, env.config) as q:
+        report = q.import_file(file)
+    for number, why in report.malformed:
+        click.echo(f"torchsm: warning: {file}:{number}: {why}", err=True)
+    env.emit(report.as_json(),
+             f"{file}: {report.added} added, {report.duplicates} already imported, "
+             f"{len(report.malformed)} malformed, {report.blank} blank")
+
+
+def parse_item_id(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise InvalidWorkItem(f"invalid work item id {text!r}: ids are positive integers")
+    return int(text)

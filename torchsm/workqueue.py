@@ -1,0 +1,472 @@
+"""The work queue: items a Nova claims under a lease, finishes, or fails.
+
+A claim is one `UPDATE ... WHERE id = (SELECT ... LIMIT 1) RETURNING` inside a BEGIN
+IMMEDIATE transaction, so two processes can never be handed the same item (FIELD-NOTES
+"Queues", the lease-table design). Order: tier first, then age. A claim is one attempt
+and holds a lease. An item whose lease has expired is claimable again (the claim itself
+looks for it, so the hot path needs no separate sweep); once its `max_attempts`-th lease
+has expired it is `dead`. Sweeps (`requeue_expired`, listing, a claim that finds nothing)
+write those outcomes down: expired items back to `pending`, exhausted ones `dead`.
+`done` and `fail` are final.
+
+This is the Stop hook's path: stdlib sqlite3 only (torchsm.store), never SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Iterator, NamedTuple
+
+from torchsm import store
+from torchsm.config import Config, Home, QueueConfig
+from torchsm.errors import (ImportFailed, InvalidWorkItem, ItemNotFound, ItemNotOpen,
+                            LeaseLost, NothingToClaim, NovaNotFound)
+from torchsm.machine import format_time
+from torchsm.novas import check_name
+from torchsm.tiers import Tier, parse_tier
+
+
+class ItemStatus(str, Enum):
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    DONE = "done"
+    FAILED = "failed"
+    DEAD = "dead"
+
+
+OPEN_STATUSES = (ItemStatus.PENDING, ItemStatus.CLAIMED)
+_TIERS = {t.value: t for t in Tier}
+_STATUSES = {s.value: s for s in ItemStatus}
+LEGACY_DONE_PREFIX = "WORK_PROCESSED:"
+
+_COLUMNS = ("id, text, nova, priority, status, attempts, max_attempts, lease_until, owner, "
+            "claimed_by, created_at, updated_at, finished_at, result, error")
+
+
+class WorkItem(NamedTuple):
+    """One work item as stored. A NamedTuple, not a frozen dataclass: building one is a
+    third of a claim's Python time otherwise, and it is immutable either way."""
+
+    id: int
+    text: str
+    nova: str | None
+    priority: Tier
+    status: ItemStatus
+    attempts: int
+    max_attempts: int
+    lease_until: float | None
+    owner: str | None  # the token of the current claim
+    claimed_by: str | None
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+    result: str | None
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: tuple) -> "WorkItem":
+        # dict lookups: Enum(value) costs more than the rest of a claim's Python
+        return cls(*row[:3], _TIERS[row[3]], _STATUSES[row[4]], *row[5:])
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "text": self.text, "nova": self.nova,
+                "priority": self.priority.value, "status": self.status.value,
+                "attempts": self.attempts, "max_attempts": self.max_attempts,
+                "lease_until": format_time(self.lease_until), "owner": self.owner,
+                "claimed_by": self.claimed_by, "created_at": format_time(self.created_at),
+                "updated_at": format_time(self.updated_at),
+                "finished_at": format_time(self.finished_at),
+                "result": self.result, "error": self.error}
+
+
+@dataclass
+class ImportReport:
+    path: str
+    added: int = 0
+    duplicates: int = 0  # already imported by an earlier run
+    blank: int = 0
+    malformed: list[tuple[int, str]] = field(default_factory=list)  # (line number, why)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"file": self.path, "added": self.added, "duplicates": self.duplicates,
+                "blank": self.blank,
+                "malformed": [{"line": n, "error": why} for n, why in self.malformed]}
+
+
+@dataclass(frozen=True)
+class _ParsedLine:
+    text: str
+    nova: str | None
+    priority: Tier
+    max_attempts: int | None
+    source_key: str
+
+
+class WorkQueue:
+    """The queue over one open store. Every method is one short transaction."""
+
+    def __init__(self, db: store.Store, config: QueueConfig):
+        self.db = db
+        self.config = config
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "WorkQueue":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def add(self, text: str, *, nova: str | None = None, priority: Tier | str = Tier.MEDIUM,
+            max_attempts: int | None = None, now: float | None = None) -> WorkItem:
+        """Add a pending item; `nova` targets one Nova (None: any Nova may take it)."""
+        text = _check_text(text)
+        tier = priority if isinstance(priority, Tier) else parse_tier(priority)
+        attempts = self._max_attempts(max_attempts)
+        now = _now(now)
+
+        def insert(conn: sqlite3.Connection) -> WorkItem:
+            if nova is not None:
+                _require_nova(conn, nova)
+            return _insert(conn, text, nova, tier, attempts, now, source_key=None)
+
+        return self.db.write(insert)
+
+    def claim(self, nova: str, *, lease_s: float | None = None,
+              now: float | None = None) -> WorkItem:
+        """Claim the next item for `nova` (targeted at it or at no one), or NothingToClaim."""
+        item = self.try_claim(nova, lease_s=lease_s, now=now)
+        if item is None:
+            raise NothingToClaim(f"nothing to claim for {nova}")
+        return item
+
+    def try_claim(self, nova: str, *, lease_s: float | None = None,
+                  done_first: WorkItem | None = None,
+                  now: float | None = None) -> WorkItem | None:
+        """Like `claim`, but None when nothing is claimable.
+
+        `done_first`: an earlier claim to mark done in the same transaction, if it still
+        holds (already finished or lost: left as it is). This is the Stop hook's step,
+        "the last task is done, give me the next", at the cost of one transaction."""
+        lease_s = self.config.lease_s if lease_s is None else lease_s
+        if lease_s <= 0:
+            raise InvalidWorkItem("the lease must be a positive number of seconds")
+        now = _now(now)
+        owner = os.urandom(12).hex()
+
+        def claim_next(conn: sqlite3.Connection) -> WorkItem | None:
+            _require_nova(conn, nova)
+            if done_first is not None:
+                conn.execute(_FINISH, (ItemStatus.DONE.value, now, now, None, None,
+                                       done_first.id, done_first.owner, done_first.owner))
+            row = conn.execute(_CLAIM_NEXT, (owner, nova, now + lease_s, now, now,
+                                             nova)).fetchone()
+            if row is None:
+                _requeue_expired(conn, now)  # an idle moment: write down the dead ones
+                return None
+            return WorkItem.from_row(row)
+
+        return self.db.write(claim_next)
+
+    def done(self, item_id: int, *, owner: str | None = None, result: str | None = None,
+             now: float | None = None) -> WorkItem:
+        """Mark an item done. With `owner` (the claim's token) only while that claim holds."""
+        return self._finish(item_id, ItemStatus.DONE, owner, result, None, _now(now))
+
+    def fail(self, item_id: int, *, owner: str | None = None, error: str | None = None,
+             now: float | None = None) -> WorkItem:
+        """Mark an item failed (final; the error is kept)."""
+        return self._finish(item_id, ItemStatus.FAILED, owner, None, error, _now(now))
+
+    def _finish(self, item_id: int, status: ItemStatus, owner: str | None,
+                result: str | None, error: str | None, now: float) -> WorkItem:
+        def finish(conn: sqlite3.Connection) -> WorkItem:
+            row = conn.execute(_FINISH, (status.value, now, now, result, error, item_id,
+                                         owner, owner)).fetchone()
+            if row is None:
+                raise _why_not_finished(conn, item_id, owner)
+            return WorkItem.from_row(row)
+
+        return self.db.write(finish)
+
+    def requeue_expired(self, *, now: float | None = None) -> int:
+        """Return items whose lease has expired to pending (or make them dead); how many."""
+        now = _now(now)
+        return self.db.write(lambda conn: _requeue_expired(conn, now))
+
+    def get(self, item_id: int) -> WorkItem:
+        def load(conn: sqlite3.Connection) -> WorkItem:
+            item = _load(conn, item_id)
+            if item is None:
+                raise ItemNotFound(f"no work item {item_id}")
+            return item
+
+        return self.db.read(load)
+
+    def items(self, *, nova: str | None = None, status: ItemStatus | str | None = None,
+              now: float | None = None) -> list[WorkItem]:
+        """Items in claim order; `nova`: those addressed to it or claimed by it."""
+        status = _parse_status(status) if isinstance(status, str) else status
+        now = _now(now)
+
+        def select(conn: sqlite3.Connection) -> list[WorkItem]:
+            if nova is not None:
+                _require_nova(conn, nova)
+            _requeue_expired(conn, now)  # so the listing shows what a claim would see
+            where, params = _list_filter(nova, status)
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM work_items {where} "
+                                "ORDER BY priority_rank, created_at, id", params)
+            return [WorkItem.from_row(r) for r in rows]
+
+        return self.db.write(select)
+
+    def import_file(self, path: str | os.PathLike, *, now: float | None = None) -> ImportReport:
+        """Add every line of a legacy text queue or JSONL file; see `parse_import_lines`.
+
+        All lines go in one transaction. A line already imported from the same file (same
+        content, same occurrence) is counted as a duplicate, not added again."""
+        path = Path(path)
+        lines = read_import_file(path)
+        now = _now(now)
+
+        def ingest(conn: sqlite3.Connection) -> ImportReport:
+            report = ImportReport(str(path))
+            known_novas = {r[0] for r in conn.execute("SELECT name FROM novas")}
+            for parsed in parse_import_lines(lines, str(path.resolve()), known_novas, report):
+                attempts = self._max_attempts(parsed.max_attempts)
+                item = _insert(conn, parsed.text, parsed.nova, parsed.priority, attempts,
+                               now, source_key=parsed.source_key)
+                if item is None:
+                    report.duplicates += 1
+                else:
+                    report.added += 1
+            return report
+
+        return self.db.write(ingest)
+
+    def _max_attempts(self, requested: int | None) -> int:
+        attempts = self.config.max_attempts if requested is None else requested
+        if attempts < 1:
+            raise InvalidWorkItem("max attempts must be at least 1")
+        return attempts
+
+
+def open_queue(home: Home, config: Config) -> WorkQueue:
+    """The work queue of an initialised home; close it (or use `with`) when done."""
+    return WorkQueue(store.open_store(home, config.db.lock_timeout_s), config.queue)
+
+
+# The whole claim, one statement: pick the first claimable row in claim order and take it.
+# Run inside BEGIN IMMEDIATE, so no other writer can take the same row in between.
+# Claimable: pending, or claimed with an expired lease and attempts left. The first
+# `status IN (...)` term is the partial index's own condition, which lets SQLite use it.
+_CLAIM_NEXT = f"""
+UPDATE work_items
+   SET status = 'claimed', owner = ?, claimed_by = ?, attempts = attempts + 1,
+       lease_until = ?, updated_at = ?
+ WHERE id = (SELECT id FROM work_items
+              WHERE status IN ('pending', 'claimed')
+                AND (status = 'pending' OR (lease_until <= ? AND attempts < max_attempts))
+                AND (nova IS NULL OR nova = ?)
+              ORDER BY priority_rank, created_at, id
+              LIMIT 1)
+RETURNING {_COLUMNS}
+"""
+
+# An owner token, when given, must still hold the claim; without one (an operator at the
+# CLI) any open item may be finished.
+_FINISH = f"""
+UPDATE work_items
+   SET status = ?, finished_at = ?, updated_at = ?, result = ?, error = ?,
+       lease_until = NULL
+ WHERE id = ? AND status IN ('pending', 'claimed')
+   AND (? IS NULL OR (status = 'claimed' AND owner = ?))
+RETURNING {_COLUMNS}
+"""
+
+_REQUEUE_EXPIRED = """
+UPDATE work_items
+   SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'pending' END,
+       error = CASE WHEN attempts >= max_attempts
+                    THEN 'lease expired on attempt ' || attempts || ' of ' || max_attempts
+                    ELSE error END,
+       finished_at = CASE WHEN attempts >= max_attempts THEN ? ELSE NULL END,
+       owner = NULL, lease_until = NULL, updated_at = ?
+ WHERE status IN ('pending', 'claimed') AND status = 'claimed' AND lease_until <= ?
+"""
+
+
+def _requeue_expired(conn: sqlite3.Connection, now: float) -> int:
+    return conn.execute(_REQUEUE_EXPIRED, (now, now, now)).rowcount
+
+
+def _insert(conn: sqlite3.Connection, text: str, nova: str | None, tier: Tier,
+            max_attempts: int, now: float, source_key: str | None) -> WorkItem | None:
+    """Insert a pending item; None when `source_key` was imported before."""
+    row = conn.execute(
+        "INSERT INTO work_items (text, nova, priority, priority_rank, status, attempts,"
+        " max_attempts, created_at, updated_at, source_key)"
+        " VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?)"
+        f" ON CONFLICT (source_key) DO NOTHING RETURNING {_COLUMNS}",
+        (text, nova, tier.value, tier.rank, max_attempts, now, now, source_key),
+    ).fetchone()
+    return WorkItem.from_row(row) if row else None
+
+
+def _load(conn: sqlite3.Connection, item_id: int) -> WorkItem | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM work_items WHERE id = ?",
+                       (item_id,)).fetchone()
+    return WorkItem.from_row(row) if row else None
+
+
+def _why_not_finished(conn: sqlite3.Connection, item_id: int, owner: str | None) -> Exception:
+    item = _load(conn, item_id)
+    if item is None:
+        return ItemNotFound(f"no work item {item_id}")
+    if item.status not in OPEN_STATUSES:
+        return ItemNotOpen(f"work item {item_id} is already {item.status.value}")
+    return LeaseLost(f"work item {item_id}: this claim's lease expired"
+                     + (f" and {item.claimed_by} holds it now"
+                        if item.status is ItemStatus.CLAIMED else ""))
+
+
+def _require_nova(conn: sqlite3.Connection, name: str) -> None:
+    check_name(name)
+    if conn.execute("SELECT 1 FROM novas WHERE name = ?", (name,)).fetchone() is None:
+        raise NovaNotFound(f"no Nova named '{name}'")
+
+
+def _list_filter(nova: str | None, status: ItemStatus | None) -> tuple[str, tuple]:
+    clauses, params = [], []
+    if nova is not None:
+        clauses.append("(nova = ? OR claimed_by = ?)")
+        params += [nova, nova]
+    if status is not None:
+        clauses.append("status = ?")
+        params.append(status.value)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+
+def _parse_status(name: str) -> ItemStatus:
+    try:
+        return ItemStatus(name)
+    except ValueError:
+        known = ", ".join(s.value for s in ItemStatus)
+        raise InvalidWorkItem(f"unknown status {name!r} (statuses: {known})") from None
+
+
+def _check_text(text: str) -> str:
+    if not text or not text.strip():
+        raise InvalidWorkItem("a work item needs some text")
+    return text.strip()
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
+# --- import ---------------------------------------------------------------------------
+
+def read_import_file(path: Path) -> list[bytes]:
+    """The file's lines as bytes, or ImportFailed when it cannot be read or is not text."""
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise ImportFailed(f"cannot import {path}: it is a directory") from None
+    except OSError as exc:
+        raise ImportFailed(f"cannot read {path}: {exc.strerror}") from None
+    if b"\0" in data:
+        line = data[:data.index(b"\0")].count(b"\n") + 1
+        raise ImportFailed(f"{path} is not a text file (NUL byte on line {line})")
+    return data.splitlines()
+
+
+def parse_import_lines(lines: list[bytes], source: str, known_novas: set[str],
+                       report: ImportReport) -> Iterator[_ParsedLine]:
+    """Each importable line as an item; blank and malformed lines are counted in `report`.
+
+    A line starting with `{` is JSONL (`{"text": ..., "nova": ..., "priority": ...}`);
+    any other line is one legacy item, and `WORK_PROCESSED: text` keeps its text."""
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(lines, start=1):
+        try:
+            content = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            report.malformed.append((number, "not valid UTF-8"))
+            continue
+        if not content:
+            report.blank += 1
+            continue
+        # The nth occurrence of the same content is a distinct item: two identical lines
+        # stay two items, and a rerun maps each to the key it had before.
+        seen[content] = seen.get(content, 0) + 1
+        key = _source_key(source, content, seen[content])
+        try:
+            yield _parse_line(content, known_novas, key)
+        except ValueError as exc:
+            report.malformed.append((number, str(exc)))
+
+
+def _parse_line(content: str, known_novas: set[str], key: str) -> _ParsedLine:
+    if content.startswith("{"):
+        return _parse_json_line(content, known_novas, key)
+    text = content
+    if text.startswith(LEGACY_DONE_PREFIX):
+        text = text[len(LEGACY_DONE_PREFIX):].strip()
+        if not text:
+            raise ValueError(f"{LEGACY_DONE_PREFIX} without text")
+    return _ParsedLine(text, None, Tier.MEDIUM, None, key)
+
+
+def _parse_json_line(content: str, known_novas: set[str], key: str) -> _ParsedLine:
+    try:
+        record = json.loads(content)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(record, dict):
+        raise ValueError("a JSON line must be an object")
+    text = record.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError('"text" must be a non-empty string')
+    return _ParsedLine(text.strip(), _json_nova(record, known_novas),
+                       _json_priority(record), _json_max_attempts(record), key)
+
+
+def _json_nova(record: dict, known_novas: set[str]) -> str | None:
+    nova = record.get("nova")
+    if nova is None:
+        return None
+    if not isinstance(nova, str) or nova not in known_novas:
+        raise ValueError(f"no Nova named {nova!r}")
+    return nova
+
+
+def _json_priority(record: dict) -> Tier:
+    priority = record.get("priority")
+    if priority is None:
+        return Tier.MEDIUM
+    try:
+        return Tier(priority)
+    except ValueError:
+        raise ValueError(f"unknown priority {priority!r}") from None
+
+
+def _json_max_attempts(record: dict) -> int | None:
+    attempts = record.get("max_attempts")
+    if attempts is None:
+        return None
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise ValueError('"max_attempts" must be a positive integer')
+    return attempts
+
+
+def _source_key(source: str, content: str, occurrence: int) -> str:
+    return hashlib.sha256(f"{source}\0{occurrence}\0{content}".encode()).hexdigest()
