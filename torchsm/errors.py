@@ -57,3 +57,15 @@ class UnknownEvent(TorchsmError):
 
 class TransitionRefused(TorchsmError):
     """The transition is not allowed now."""
+
+
+class MirrorOff(TorchsmError):
+    """The mirror is off (redis_url = "off")."""
+
+
+class MirrorUnavailable(TorchsmError):
+    """The mirror server could not be reached."""
+
+
+class MirrorRefused(TorchsmError):
+    """The mirror server refused an entry."""
