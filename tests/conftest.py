@@ -14,6 +14,8 @@ import pytest
 
 from torchsm.config import Home, load_config
 
+pytest_plugins = ["redis_server"]  # real redis-server fixtures for the mirror's tests
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
