@@ -25,6 +25,8 @@ COMMANDS = {
     "status": "novas:status",
     "transition": "novas:transition",
     "history": "novas:history",
+    "mirror": "mirror:mirror",
+    "message": "messages:message",
 }
 
 
