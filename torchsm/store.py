@@ -66,24 +66,28 @@ class Store:
 
     def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` in one BEGIN IMMEDIATE transaction, retrying while the db is locked."""
-        return self._retrying(work, "BEGIN IMMEDIATE")
+        return self.retrying(lambda: self._transaction(work, "BEGIN IMMEDIATE"))
 
     def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return self._retrying(work, "BEGIN")
+        return self.retrying(lambda: self._transaction(work, "BEGIN"))
 
-    def _retrying(self, work: Callable[[sqlite3.Connection], T], begin: str) -> T:
+    def _transaction(self, work: Callable[[sqlite3.Connection], T], begin: str) -> T:
+        self.conn.execute(begin)
+        try:
+            result = work(self.conn)
+            self.conn.execute("COMMIT")
+            return result
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+    def retrying(self, attempt: Callable[[], T]) -> T:
+        """Call `attempt` until it does not hit a lock, or the lock timeout passes."""
         deadline = time.monotonic() + self.lock_timeout_s
         while True:
             try:
-                self.conn.execute(begin)
-                try:
-                    result = work(self.conn)
-                    self.conn.execute("COMMIT")
-                    return result
-                except BaseException:
-                    if self.conn.in_transaction:
-                        self.conn.execute("ROLLBACK")
-                    raise
+                return attempt()
             except sqlite3.OperationalError as exc:
                 if not _is_lock_error(exc):
                     raise DatabaseError(f"database error: {exc}") from None
@@ -104,12 +108,15 @@ def open_store(home: Home, lock_timeout_s: float = 5.0) -> Store:
     try:
         conn = sqlite3.connect(f"file:{home.db_path}?mode=rw", uri=True, timeout=0,
                                isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA synchronous=NORMAL")  # Debian defaults to FULL even in WAL
-        conn.execute("PRAGMA foreign_keys=ON")
     except sqlite3.Error as exc:
         raise DatabaseError(f"cannot open {home.db_path}: {exc}") from None
     store = Store(conn, lock_timeout_s)
-    revision = store.read(schema_revision)
+    try:
+        store.retrying(lambda: _configure(conn))
+        revision = store.read(schema_revision)
+    except BaseException:
+        conn.close()
+        raise
     if revision != SCHEMA_REVISION:
         conn.close()
         raise SchemaOutOfDate(
@@ -117,6 +124,11 @@ def open_store(home: Home, lock_timeout_s: float = 5.0) -> Store:
             f"{SCHEMA_REVISION}: run `torchsm db upgrade`"
         )
     return store
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA synchronous=NORMAL")  # Debian defaults to FULL even in WAL
+    conn.execute("PRAGMA foreign_keys=ON")
 
 
 def schema_revision(conn: sqlite3.Connection) -> str | None:
