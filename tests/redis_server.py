@@ -32,10 +32,12 @@ class RedisServer:
     """A `redis-server` process on loopback; `persistent` makes every acknowledged write
     survive a kill -9 (append-only file, fsync always)."""
 
-    def __init__(self, workdir: Path, port: int | None = None, persistent: bool = False):
+    def __init__(self, workdir: Path, port: int | None = None, persistent: bool = False,
+                 password: str | None = None):
         self.workdir = workdir
         self.port = port or free_port()
         self.persistent = persistent
+        self.password = password
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -47,7 +49,8 @@ class RedisServer:
                        else ["--appendonly", "no"])
         return ["redis-server", "--port", str(self.port), "--bind", LOOPBACK, "--save", "",
                 *persistence, "--dir", str(self.workdir), "--logfile",
-                str(self.workdir / "redis.log"), "--protected-mode", "yes"]
+                str(self.workdir / "redis.log"), "--protected-mode", "yes",
+                *(["--requirepass", self.password] if self.password else [])]
 
     def start(self) -> "RedisServer":
         executable = shutil.which("redis-server")
@@ -89,8 +92,8 @@ class RedisServer:
     def client(self):
         import redis
 
-        return redis.Redis(host=LOOPBACK, port=self.port, socket_timeout=5,
-                           socket_connect_timeout=1)
+        return redis.Redis(host=LOOPBACK, port=self.port, password=self.password,
+                           socket_timeout=5, socket_connect_timeout=1)
 
     def log(self) -> str:
         path = self.workdir / "redis.log"
@@ -118,8 +121,10 @@ def start_redis(tmp_path):
     """Start servers of the test's own; all are stopped at the end."""
     started: list[RedisServer] = []
 
-    def start(port: int | None = None, persistent: bool = False) -> RedisServer:
-        server = RedisServer(tmp_path / f"redis-{len(started)}", port, persistent).start()
+    def start(port: int | None = None, persistent: bool = False,
+              password: str | None = None) -> RedisServer:
+        server = RedisServer(tmp_path / f"redis-{len(started)}", port, persistent,
+                             password).start()
         started.append(server)
         return server
 
