@@ -13,7 +13,7 @@ from torchsm import novas
 from torchsm.config import load_config
 from torchsm.mirror import MESSAGES_STREAM, OPS_STREAM, FileQueueMirror, MirrorMemory
 
-from mirror_support import (history_event_ids, per_nova, stream_entries,
+from mirror_support import (entry, history_event_ids, per_nova, stream_entries,
                             write_mirror_config)
 
 HEAVY = ("sqlalchemy", "alembic", "redis")
@@ -124,3 +124,13 @@ def test_an_outage_of_the_same_url_is_remembered_then_retried(home, torch, redis
     assert [e.data["to"] for e in stream_entries(redis_db, OPS_STREAM)] == [
         "cooling", "working"]
     assert MirrorMemory(home.queue_dir, redis_db.url).last_outage() is None
+
+
+def test_a_silent_server_costs_one_short_timeout_even_with_a_queue(home, torch, silent_url):
+    FileQueueMirror(home.queue_dir).publish(OPS_STREAM, entry(0))
+    write_mirror_config(home, silent_url, outage_memory_s=0.0, connect_timeout_s=0.25)
+    cfg = load_config(home)
+    start = time.monotonic()
+    novas.transition(home, cfg, "torch", "cool", for_s=5)  # tries to replay first
+    assert time.monotonic() - start < 0.6
+    assert queued(home)[OPS_STREAM] == 2

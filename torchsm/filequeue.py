@@ -16,16 +16,15 @@ Lines that are not valid entries go to `STREAM.jsonl.rejected`, untouched.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 FILE_MODE = 0o600
 # read as well as append: the torn-line check reads the last byte
 _APPEND_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT
 
 
-@dataclass(frozen=True)
-class Batch:
+class Batch(NamedTuple):
     """Lines read from the queue; `end` is the offset just past the last one."""
 
     lines: list[bytes]

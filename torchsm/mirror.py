@@ -29,9 +29,8 @@ import json
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any, ContextManager, NamedTuple
 
 from torchsm import resp
 from torchsm.config import Config, Home, MirrorConfig
@@ -84,9 +83,10 @@ def new_event_id(now: float | None = None) -> str:
 
 def iso_time(ts: float) -> str:
     """Epoch seconds as ISO 8601 UTC with microseconds (`2026-11-26T06:20:00.123456Z`)."""
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # time.strftime rather than datetime, which the hot path would import just for this
+    micros = round(ts * 1_000_000)
+    seconds, fraction = divmod(micros, 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{fraction:06d}Z"
 
 
 def epoch(iso: str) -> float:
@@ -95,8 +95,7 @@ def epoch(iso: str) -> float:
     return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One mirrored record. `data` may carry `status` (and `status_ttl_s`): the value
     `nova.status.<nova>` takes when the entry lands ('' deletes the key)."""
 
@@ -104,7 +103,7 @@ class Entry:
     type: str
     nova: str
     at: str
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any]
 
     @classmethod
     def new(cls, type: str, nova: str, data: dict[str, Any], at: float,
@@ -247,15 +246,15 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-@dataclass
 class FlushReport:
     """What a replay did, per stream: entries that landed, entries already in the stream
     (sent before by a replay that was cut short), corrupt lines moved aside."""
 
-    published: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STREAMS, 0))
-    duplicates: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STREAMS, 0))
-    rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STREAMS, 0))
-    rejected_files: dict[str, str] = field(default_factory=dict)
+    def __init__(self):
+        self.published = dict.fromkeys(STREAMS, 0)
+        self.duplicates = dict.fromkeys(STREAMS, 0)
+        self.rejected = dict.fromkeys(STREAMS, 0)
+        self.rejected_files: dict[str, str] = {}
 
     def as_json(self) -> dict[str, Any]:
         totals = {name: sum(getattr(self, name).values())
@@ -369,7 +368,7 @@ class RedisMirror(Mirror):
         self.fallback = fallback
         self.memory = memory
         self._conn: resp.Connection | None = None
-        self._script_loaded = False
+        self._sha: str | None = None
         self._down = False
 
     def ordered(self) -> ContextManager:
@@ -401,6 +400,7 @@ class RedisMirror(Mirror):
     def flush(self, now: float | None = None) -> FlushReport:
         now = time.time() if now is None else now
         report = FlushReport()
+        self._script_sha(now)  # reach the server before reading any queue
         for stream in STREAMS:
             while True:
                 with self.fallback.lock:  # per batch, so publishers are not held up long
@@ -452,7 +452,7 @@ class RedisMirror(Mirror):
     def _connection(self) -> resp.Connection:
         if self._conn is None:
             self._conn = resp.Connection.open(self.endpoint, self.settings.connect_timeout_s)
-            self._script_loaded = False
+            self._sha = None
         return self._conn
 
     def _lose_server(self, exc: Exception, now: float) -> None:
@@ -486,19 +486,27 @@ class RedisMirror(Mirror):
             report.rejected_files[stream] = str(queue.rejected_path)
         return False
 
+    def _script_sha(self, now: float) -> str:
+        """Load the publish script (once per connection); raises MirrorUnavailable."""
+        if self._sha is None:
+            try:
+                conn = self._connection()
+                # a silent server costs the short timeout here, not a batch's
+                self._sha = _text(conn.call("SCRIPT", "LOAD", PUBLISH_SCRIPT))
+            except (resp.Unreachable, resp.ReplyError) as exc:
+                self._lose_server(exc, now)
+                raise MirrorUnavailable(f"mirror unreachable at {self.url}: {exc}") from None
+        return self._sha
+
     def _send_batch(self, stream: str, entries: list[Entry], now: float) -> list[int]:
-        sha = _script_sha()
-        commands = [] if self._script_loaded else [("SCRIPT", "LOAD", PUBLISH_SCRIPT)]
-        commands += [("EVALSHA", sha, *script_args(stream, e, self.settings, now))
-                     for e in entries]
+        sha = self._script_sha(now)
+        commands = [("EVALSHA", sha, *script_args(stream, e, self.settings, now))
+                    for e in entries]
         try:
             replies = self._connection().call_many(commands, BATCH_REPLY_TIMEOUT_S)
         except resp.Unreachable as exc:
             self._lose_server(exc, now)
             raise MirrorUnavailable(f"mirror unreachable at {self.url}: {exc}") from None
-        if not self._script_loaded:
-            replies = replies[1:]
-            self._script_loaded = True
         refused = next((r for r in replies if isinstance(r, resp.ReplyError)), None)
         if refused is not None:
             # Nothing of this batch is marked replayed; entries that did land are
@@ -529,12 +537,6 @@ def _parse_lines(lines: list[bytes]) -> tuple[list[Entry], list[bytes]]:
         except (ValueError, UnicodeDecodeError):
             corrupt.append(line)
     return entries, corrupt
-
-
-def _script_sha() -> str:
-    import hashlib
-
-    return hashlib.sha1(PUBLISH_SCRIPT.encode()).hexdigest()
 
 
 def _text(value: bytes | str) -> str:

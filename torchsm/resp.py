@@ -12,16 +12,15 @@ that answered is `ReplyError`. Nothing here retries: the caller decides what an 
 from __future__ import annotations
 
 import re
-import socket
-from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
-_URL = re.compile(
-    r"^(?P<scheme>rediss?|unix)://"
-    r"(?:(?P<user>[^:@/]*)(?::(?P<password>[^@]*))?@)?"
-    r"(?P<location>[^?]*)(?:\?(?P<query>.*))?$"
-)
-_HOST_PORT = re.compile(r"^(?P<host>\[[^\]]+\]|[^:/]*)(?::(?P<port>\d+))?(?:/(?P<db>\d*))?$")
+# Patterns as text: `re` caches what it compiles, and a process whose mirror is off never
+# compiles them. (Start-up time matters here; so the small types are NamedTuples, which
+# are cheaper to define than dataclasses.)
+_URL = (r"^(?P<scheme>rediss?|unix)://"
+        r"(?:(?P<user>[^:@/]*)(?::(?P<password>[^@]*))?@)?"
+        r"(?P<location>[^?]*)(?:\?(?P<query>.*))?$")
+_HOST_PORT = r"^(?P<host>\[[^\]]+\]|[^:/]*)(?::(?P<port>\d+))?(?:/(?P<db>\d*))?$"
 
 
 class Unreachable(Exception):
@@ -36,8 +35,7 @@ class BadUrl(ValueError):
     """The mirror URL is not one this client understands."""
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(NamedTuple):
     """Where a server is and how to log in, parsed from a redis://, rediss:// or unix:// URL."""
 
     host: str = "127.0.0.1"
@@ -52,7 +50,7 @@ class Endpoint:
 def parse_url(url: str) -> Endpoint:
     """`redis://[[user]:password@]host[:port][/db]`, `rediss://...` (TLS), or
     `unix://[[user]:password@]/path/to.sock[?db=N]`."""
-    match = _URL.match(url)
+    match = re.match(_URL, url)
     if not match:
         raise BadUrl(f"not a redis URL: {mask_url(url)!r}")
     user, password = _unquote(match["user"]) or None, _unquote(match["password"])
@@ -62,7 +60,7 @@ def parse_url(url: str) -> Endpoint:
             raise BadUrl(f"a unix:// URL needs an absolute socket path: {mask_url(url)!r}")
         return Endpoint(unix_path=match["location"], db=_db(query.get("db", "0"), url),
                         username=user, password=password)
-    where = _HOST_PORT.match(match["location"])
+    where = re.match(_HOST_PORT, match["location"])
     if not where or not where["host"]:
         raise BadUrl(f"not a redis URL (host:port/db expected): {mask_url(url)!r}")
     return Endpoint(host=where["host"].strip("[]"), port=int(where["port"] or 6379),
@@ -93,20 +91,18 @@ def encode(args: Sequence[Any]) -> bytes:
     """One command in RESP: an array of bulk strings."""
     parts = [b"*%d\r\n" % len(args)]
     for arg in args:
-        if isinstance(arg, str):
-            arg = arg.encode()
-        elif not isinstance(arg, bytes):
-            arg = str(arg).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+        data = arg if type(arg) is bytes else (
+            arg.encode() if type(arg) is str else str(arg).encode())
+        parts += (b"$%d\r\n" % len(data), data, b"\r\n")
     return b"".join(parts)
 
 
 class Connection:
     """One connection; `call` and `call_many` send and wait for the replies."""
 
-    def __init__(self, sock: socket.socket, timeout_s: float):
+    def __init__(self, sock, timeout_s: float):
         self._sock = sock
-        self._reader = sock.makefile("rb")
+        self._buffer = bytearray()
         self.timeout_s = timeout_s
 
     @classmethod
@@ -147,16 +143,13 @@ class Connection:
 
     def close(self) -> None:
         try:
-            self._reader.close()
             self._sock.close()
         except OSError:
             pass
 
     def _read_reply(self) -> Any:
-        line = self._reader.readline()
-        if not line.endswith(b"\r\n"):
-            raise ConnectionResetError("the server closed the connection")
-        kind, rest = line[:1], line[1:-2]
+        line = self._read_line()
+        kind, rest = line[:1], line[1:]
         if kind == b"+":
             return rest.decode()
         if kind == b"-":
@@ -164,35 +157,73 @@ class Connection:
         if kind == b":":
             return int(rest)
         if kind == b"$":
-            return None if rest == b"-1" else self._read_bulk(int(rest))
+            return None if rest == b"-1" else self._read_exactly(int(rest) + 2)[:-2]
         if kind == b"*":
             return None if rest == b"-1" else [self._read_reply() for _ in range(int(rest))]
         raise ConnectionResetError(f"not a RESP reply: {line[:40]!r}")
 
-    def _read_bulk(self, length: int) -> bytes:
-        data = self._reader.read(length + 2)
-        if len(data) != length + 2:
+    def _read_line(self) -> bytes:
+        while (end := self._buffer.find(b"\r\n")) < 0:
+            self._receive()
+        line = bytes(self._buffer[:end])
+        del self._buffer[:end + 2]
+        return line
+
+    def _read_exactly(self, size: int) -> bytes:
+        while len(self._buffer) < size:
+            self._receive()
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def _receive(self) -> None:
+        chunk = self._sock.recv(1 << 16)
+        if not chunk:
             raise ConnectionResetError("the server closed the connection")
-        return data[:-2]
+        self._buffer += chunk
 
 
-def _connect(endpoint: Endpoint, timeout_s: float) -> socket.socket:
-    if endpoint.unix_path:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout_s)
-        try:
-            sock.connect(endpoint.unix_path)
-        except OSError:
-            sock.close()
-            raise
-        return sock
-    sock = socket.create_connection((endpoint.host, endpoint.port), timeout=timeout_s)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+def _connect(endpoint: Endpoint, timeout_s: float):
+    # The C module, not `socket`: socket.py's enums and helpers cost ~4 ms of start-up in
+    # every process that publishes (benchmarked in bench/bench_mirror.py).
+    import _socket
+
     if endpoint.tls:
-        import ssl
+        return _connect_tls(endpoint, timeout_s)
+    if endpoint.unix_path:
+        return _connected(_socket.AF_UNIX, endpoint.unix_path, timeout_s)
+    last_error: OSError = OSError(f"cannot resolve {endpoint.host}")
+    for family, _, _, _, address in _socket.getaddrinfo(endpoint.host, endpoint.port, 0,
+                                                        _socket.SOCK_STREAM):
+        try:
+            sock = _connected(family, address, timeout_s)
+        except OSError as exc:
+            last_error = exc
+            continue
+        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        return sock
+    raise last_error
 
-        sock = ssl.create_default_context().wrap_socket(sock, server_hostname=endpoint.host)
+
+def _connected(family: int, address, timeout_s: float):
+    import _socket
+
+    sock = _socket.socket(family, _socket.SOCK_STREAM)
+    sock.settimeout(timeout_s)
+    try:
+        sock.connect(address)
+    except OSError:
+        sock.close()
+        raise
     return sock
+
+
+def _connect_tls(endpoint: Endpoint, timeout_s: float):
+    import socket
+    import ssl
+
+    sock = socket.create_connection((endpoint.host, endpoint.port), timeout=timeout_s)
+    return ssl.create_default_context().wrap_socket(sock, server_hostname=endpoint.host)
 
 
 def _handshake(endpoint: Endpoint) -> list[tuple]:
