@@ -8,7 +8,8 @@ from pathlib import Path
 
 from torchsm import mirror
 from torchsm.filequeue import FileQueue
-from torchsm.mirror import MESSAGES_STREAM, OPS_STREAM, FileQueueMirror, MirrorMemory
+from torchsm.mirror import MESSAGES_STREAM, OPS_STREAM, FileQueueMirror
+from torchsm.mirrorstate import MirrorMemory
 
 from mirror_support import NOW, config_for, entry, stream_entries
 

@@ -10,8 +10,8 @@ from torchsm import mirror
 from torchsm.config import Home
 from torchsm.errors import MirrorOff, MirrorUnavailable
 from torchsm.mirror import (DISCARDED, IN_QUEUE, IN_STREAM, MESSAGES_STREAM, OPS_STREAM,
-                            FileQueueMirror, MirrorMemory, NullMirror, RedisMirror,
-                            open_mirror)
+                            FileQueueMirror, NullMirror, RedisMirror, open_mirror)
+from torchsm.mirrorstate import MirrorMemory
 
 from mirror_support import NOW, config_for, entry, stream_entries
 

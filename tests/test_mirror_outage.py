@@ -11,7 +11,8 @@ import pytest
 
 from torchsm import novas
 from torchsm.config import load_config
-from torchsm.mirror import MESSAGES_STREAM, OPS_STREAM, FileQueueMirror, MirrorMemory
+from torchsm.mirror import MESSAGES_STREAM, OPS_STREAM, FileQueueMirror
+from torchsm.mirrorstate import MirrorMemory
 
 from mirror_support import (entry, history_event_ids, per_nova, stream_entries,
                             write_mirror_config)
