@@ -248,3 +248,18 @@ def test_a_refused_entry_stays_queued(home, redis_db):
     redis_db.client().delete(OPS_STREAM)
     report = mirror.flush(home, config_for(redis_db.url), NOW)
     assert report.published[OPS_STREAM] == 1
+
+
+def test_nova_status_keys_follow_add_transition_remove(home, redis_db):
+    from torchsm import novas
+
+    cfg = config_for(redis_db.url)
+    client = redis_db.client()
+    novas.add(home, cfg, "torch")
+    assert client.get("nova.status.torch") == b"WORKING"
+    novas.transition(home, cfg, "torch", "compact")
+    assert client.get("nova.status.torch") == b"COMPACTING"
+    novas.remove(home, cfg, "torch")
+    assert client.get("nova.status.torch") is None
+    assert [e.type for e in stream_entries(redis_db, OPS_STREAM)] == [
+        "nova.added", "transition", "nova.removed"]

@@ -117,16 +117,22 @@ def _in_order(messages) -> list[dict[str, Any]]:
     return sorted(messages, key=lambda m: (m["at"], m["id"]))
 
 
-def follow(home: Home, config: Config, name: str, seen: set[str], poll_s: float = 1.0
+def follow(home: Home, config: Config, name: str, limit: int = 20, poll_s: float = 1.0
            ) -> Iterator[dict[str, Any]]:
-    """Yield new messages for `name` as they arrive (those in `seen` are skipped): from
+    """Yield the latest `limit` messages for `name`, then new ones as they arrive: from
     the stream while the server is up (blocking reads), and from SQLite always, so
     nothing is missed while it is down. Runs until the caller stops iterating."""
     with store.open_store(home, config.db.lock_timeout_s) as db:
+        # Where "new" starts is taken before the inbox is read: a message sent in between
+        # shows up twice at most, and `seen` drops the second.
         last_row = db.read(store.last_message_id)
         out = mirror.open_mirror(home, config)
         stream_id = _newest_id(out)
+        seen: set[str] = set()
         try:
+            for message in inbox(home, config, name, limit):
+                seen.add(message["id"])
+                yield message
             while True:
                 arrived, stream_id = _from_stream(out, name, stream_id, poll_s)
                 if stream_id is None:  # no server: poll SQLite, try the server again later

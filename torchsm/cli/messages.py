@@ -37,16 +37,13 @@ def message_send(env: Env, sender: str, recipient: str, text: str) -> None:
 @pass_env
 def message_list(env: Env, name: str, limit: int, follow: bool) -> None:
     """Show the messages for Nova NAME (to it, or to `all`), oldest first."""
-    shown = messages.inbox(env.home, env.config, name, limit)
-    if env.json and follow:
-        for item in shown:
-            env.emit(item)  # one object a line, so a reader can consume them as they come
-    else:
-        env.emit(shown, lambda: "\n".join(map(_line, shown)) if shown
-                 else f"{name}: no messages")
     if follow:
-        for item in messages.follow(env.home, env.config, name, {m["id"] for m in shown}):
-            env.emit(item, lambda: _line(item))
+        # with --json, one object a line, so a reader can take each as it comes
+        for item in messages.follow(env.home, env.config, name, limit):
+            env.emit(item, _line(item))
+        return
+    shown = messages.inbox(env.home, env.config, name, limit)
+    env.emit(shown, lambda: "\n".join(map(_line, shown)) if shown else f"{name}: no messages")
 
 
 def _line(item: dict) -> str:
