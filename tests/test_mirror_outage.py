@@ -10,7 +10,7 @@ import time
 import pytest
 
 from torchsm import novas
-from torchsm.config import load_config
+from torchsm.config import Config, load_config
 from torchsm.mirror import MESSAGES_STREAM, OPS_STREAM, FileQueueMirror
 from torchsm.mirrorstate import MirrorMemory
 
@@ -39,8 +39,8 @@ def queued(home) -> dict:
 
 
 @pytest.fixture
-def torch(home, config):
-    novas.add(home, config.__class__(redis_url="off"), "torch")
+def torch(home):
+    novas.add(home, Config(redis_url="off"), "torch")
     return "torch"
 
 
@@ -87,10 +87,9 @@ def test_transition_succeeds_promptly_whatever_the_server_does(cli, home, blackh
 
 
 @pytest.mark.parametrize("blackhole", ["silent_url", "dropping_url"])
-def test_a_black_hole_costs_one_timeout_then_nothing(home, config, torch, blackhole,
-                                                     request):
+def test_a_black_hole_costs_one_timeout_then_nothing(home, torch, blackhole, request):
     url = request.getfixturevalue(blackhole)
-    cfg = config.__class__(redis_url=url)
+    cfg = Config(redis_url=url)
     start = time.monotonic()
     novas.transition(home, cfg, "torch", "cool", for_s=5)
     first = time.monotonic() - start
