@@ -10,8 +10,7 @@ import pytest
 
 from torchsm.mirror import MESSAGES_STREAM, FileQueueMirror
 
-from conftest import torchsm_executable
-from mirror_support import stream_entries
+from mirror_support import stream_entries, torchsm_command
 
 
 @pytest.fixture
@@ -97,7 +96,7 @@ def test_follow_prints_new_messages_as_they_come(crew, redis_db, refused_url, se
     url = redis_db.url if server == "up" else refused_url
     crew("message", "send", "echo", "torch", "already there", TORCHSM_REDIS_URL=url)
     follower = subprocess.Popen(
-        [*torchsm_executable(), "message", "list", "torch", "--follow", "--json"],
+        [*torchsm_command(), "message", "list", "torch", "--follow", "--json"],
         env=crew.env(TORCHSM_REDIS_URL=url), stdout=subprocess.PIPE, text=True)
     try:
         assert json.loads(follower.stdout.readline())["text"] == "already there"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from torchsm.mirror import MESSAGES_STREAM, OPS_STREAM
 
-from conftest import write_config
+from mirror_support import torchsm_command
 
 
 @pytest.mark.parametrize("command", [["mirror"], ["mirror", "status"], ["mirror", "flush"],
@@ -77,13 +79,9 @@ def test_a_bad_url_is_a_config_error(cli):
 
 
 def test_the_url_comes_from_the_config_file(cli, home, redis_db):
-    write_config(home, f'redis_url = "{redis_db.url}"\n')
+    home.config_path.write_text(f'redis_url = "{redis_db.url}"\n')
     env = cli.env()
     env.pop("TORCHSM_REDIS_URL")
-    import subprocess
-
-    from conftest import torchsm_executable
-
-    out = subprocess.run([*torchsm_executable(), "mirror", "status", "--json"], env=env,
+    out = subprocess.run([*torchsm_command(), "mirror", "status", "--json"], env=env,
                          capture_output=True, text=True, check=True).stdout
     assert f'"url": "{redis_db.url}"' in out and '"reachable": true' in out

@@ -9,8 +9,7 @@ import time
 
 from torchsm.mirror import OPS_STREAM, FileQueueMirror
 
-from conftest import torchsm_executable
-from mirror_support import entry, stream_entries
+from mirror_support import entry, stream_entries, torchsm_command
 
 QUEUED = 30_000
 
@@ -23,7 +22,7 @@ def fill_queue(home, count: int = QUEUED) -> list:
 
 
 def start_flush(cli, url: str) -> subprocess.Popen:
-    return subprocess.Popen([*torchsm_executable(), "mirror", "flush", "--json"],
+    return subprocess.Popen([*torchsm_command(), "mirror", "flush", "--json"],
                             env=cli.env(TORCHSM_REDIS_URL=url), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
