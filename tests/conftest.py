@@ -9,6 +9,8 @@ import pytest
 from helpers import Cli
 from torchsm.config import Home, load_config
 
+pytest_plugins = ["redis_server"]  # real redis-server fixtures for the mirror's tests
+
 
 @pytest.fixture
 def home_dir(tmp_path: Path) -> Path:

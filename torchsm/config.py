@@ -107,7 +107,8 @@ class DatabaseConfig:
 class MirrorConfig:
     maxlen: int = 100_000
     connect_timeout_s: float = 0.25
-    outage_memory_s: float = 30
+    outage_memory_s: float = 30.0
+    dedup_ttl_s: float = 7 * 24 * 3600.0  # how long a replay recognises an entry as mirrored
 
 
 @dataclass(frozen=True)

@@ -85,3 +85,15 @@ class ImportFailed(TorchsmError):
 
 class InvalidWorkItem(TorchsmError):
     """The work item request is not valid."""
+
+
+class MirrorOff(TorchsmError):
+    """The mirror is off (redis_url = "off")."""
+
+
+class MirrorUnavailable(TorchsmError):
+    """The mirror server could not be reached."""
+
+
+class MirrorRefused(TorchsmError):
+    """The mirror server refused an entry."""

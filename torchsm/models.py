@@ -33,7 +33,8 @@ class HistoryRow(Base):
     """One accepted transition, written in the same transaction as the state change."""
 
     __tablename__ = "history"
-    __table_args__ = (Index("ix_history_nova_id", "nova_id", "id"),)
+    __table_args__ = (Index("ix_history_nova_id", "nova_id", "id"),
+                      Index("ix_history_event_id", "event_id", unique=True))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     nova_id: Mapped[int] = mapped_column(ForeignKey("novas.id", ondelete="CASCADE"))
@@ -44,6 +45,9 @@ class HistoryRow(Base):
     at: Mapped[float] = mapped_column(Float)
     until: Mapped[float | None] = mapped_column(Float)
     forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The mirror entry's id (torchsm.mirror); NULL for rows older than the mirror.
+    event_id: Mapped[str | None] = mapped_column(String(32))
+
 
 
 class WorkItem(Base):
@@ -99,3 +103,18 @@ class WakeSignal(Base):
     delivered_at: Mapped[float | None] = mapped_column(Float)
     # the rules that fired, as JSON (what `wake classify --explain` shows)
     rules: Mapped[str] = mapped_column(Text)
+
+
+class Message(Base):
+    """A message from one Nova to another, or to `all`; mirrored by its event_id."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_event_id", "event_id", unique=True),
+                      Index("ix_messages_recipient", "recipient", "id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(32))
+    sender: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(32))  # a Nova's name, or "all"
+    text: Mapped[str] = mapped_column(Text)
+    at: Mapped[float] = mapped_column(Float)

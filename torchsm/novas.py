@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from torchsm import machine, safety, store
+from torchsm import machine, mirror, safety, store
 from torchsm.config import Config, Home
 from torchsm.errors import InvalidName, NovaExists, NovaNotFound, TorchsmError
 from torchsm.machine import Event, State, format_time
@@ -37,31 +37,47 @@ class TransitionResult:
     reason: str | None
     forced: bool
     recorded: bool  # False for an accepted no-op
+    event_id: str | None = None  # the mirror entry's id, when recorded
 
     def as_json(self) -> dict[str, Any]:
         return {"nova": self.nova, "from": self.source, "to": self.target,
                 "event": self.event, "at": format_time(self.at),
                 "until": format_time(self.until), "reason": self.reason,
-                "forced": self.forced, "recorded": self.recorded}
+                "forced": self.forced, "recorded": self.recorded, "event_id": self.event_id}
+
+    def mirror_entry(self) -> mirror.Entry:
+        """The `transition` entry of torch.continuous.ops; it also sets nova.status.NAME."""
+        data = {"from": self.source, "to": self.target, "event": self.event,
+                "reason": self.reason, "until": format_time(self.until),
+                "forced": self.forced, "status": self.target.upper()}
+        return mirror.Entry.new("transition", self.nova, data, self.at, self.event_id)
 
 
 def transition(home: Home, config: Config, name: str, event: str | Event, *,
                reason: str | None = None, for_s: float | None = None, force: bool = False,
                now: float | None = None, rng: random.Random | None = None) -> TransitionResult:
-    """Fire `event` at Nova `name`; the state change and its history row commit together."""
+    """Fire `event` at Nova `name`; the state change and its history row commit together,
+    then the transition is mirrored (to the stream, or queued when the server is away)."""
     event = machine.parse_event(event) if isinstance(event, str) else event
     check_name(name)
     if for_s is not None and event not in (Event.COOL, Event.MEDITATE):
         raise TorchsmError("--for applies only to cool and meditate")
     if for_s is not None and for_s <= 0:
         raise TorchsmError("--for must be a positive number of seconds")
-    with store.open_store(home, config.db.lock_timeout_s) as db:
-        return db.write(lambda conn: _transition_in(conn, config, name, event, reason,
-                                                    for_s, force, now, rng))
-
-
-def _transition_in(conn, config, name, event, reason, for_s, force, now, rng):
     now = time.time() if now is None else now
+    event_id = mirror.new_event_id(now)
+    with store.open_store(home, config.db.lock_timeout_s) as db, \
+            mirror.open_mirror(home, config) as out, out.ordered():
+        # Under the mirror's lock from before the commit until after publishing, so the
+        # stream receives one Nova's transitions in the order they were committed.
+        result = db.write(lambda conn: _transition_in(conn, config, name, event, reason,
+                                                      for_s, force, now, rng, event_id))
+        if result.recorded:
+            out.publish(mirror.OPS_STREAM, result.mirror_entry())
+    return result
+
+
+def _transition_in(conn, config, name, event, reason, for_s, force, now, rng, event_id):
     nova = store.load_nova(conn, name)
     if nova is None:
         raise NovaNotFound(f"no Nova named '{name}'")
@@ -80,9 +96,10 @@ def _transition_in(conn, config, name, event, reason, for_s, force, now, rng):
         until = now + (for_s or config.safety.meditation_s)
     store.save_transition(conn, nova, to_state=decision.target.value, event=event.value,
                           reason=reason, at=now, until=until, forced=forced,
-                          cool_streak=streak, last_cool_until=last_cool_until)
+                          cool_streak=streak, last_cool_until=last_cool_until,
+                          event_id=event_id)
     return TransitionResult(name, nova.state, decision.target.value, event.value, now, until,
-                            reason, forced, recorded=True)
+                            reason, forced, recorded=True, event_id=event_id)
 
 
 def _wait_over(nova: store.NovaRow, now: float) -> bool:
@@ -119,29 +136,38 @@ def add(home: Home, config: Config, name: str, personality: str | None = None,
     chosen = personality or personalities.default_for(name, config.personalities)
     personalities.get_personality(chosen, config.personalities)
     now = time.time() if now is None else now
-    try:
-        with db.session_scope(home, config.db.lock_timeout_s) as session:
-            session.add(Nova(name=name, personality=chosen, state=machine.INITIAL_STATE.value,
-                             since=now, created_at=now, cool_streak=0))
-    except IntegrityError:
-        raise NovaExists(f"a Nova named '{name}' already exists") from None
+    state = machine.INITIAL_STATE.value
+    with mirror.open_mirror(home, config) as out, out.ordered():
+        try:
+            with db.session_scope(home, config.db.lock_timeout_s) as session:
+                session.add(Nova(name=name, personality=chosen, state=state, since=now,
+                                 created_at=now, cool_streak=0))
+        except IntegrityError:
+            raise NovaExists(f"a Nova named '{name}' already exists") from None
+        out.publish(mirror.OPS_STREAM, mirror.Entry.new(
+            "nova.added", name, {"personality": chosen, "state": state,
+                                 "status": state.upper()}, now))
     return show(home, config, name)
 
 
 def remove(home: Home, config: Config, name: str) -> None:
-    """Delete a Nova and its history."""
+    """Delete a Nova and its history (its messages stay: they belong to both ends)."""
     from sqlalchemy import delete, select
 
     from torchsm import db
     from torchsm.models import HistoryRow, Nova
 
     check_name(name)
-    with db.session_scope(home, config.db.lock_timeout_s) as session:
-        nova_id = session.scalar(select(Nova.id).where(Nova.name == name))
-        if nova_id is None:
-            raise NovaNotFound(f"no Nova named '{name}'")
-        session.execute(delete(HistoryRow).where(HistoryRow.nova_id == nova_id))
-        session.execute(delete(Nova).where(Nova.id == nova_id))
+    with mirror.open_mirror(home, config) as out, out.ordered():
+        with db.session_scope(home, config.db.lock_timeout_s) as session:
+            nova_id = session.scalar(select(Nova.id).where(Nova.name == name))
+            if nova_id is None:
+                raise NovaNotFound(f"no Nova named '{name}'")
+            session.execute(delete(HistoryRow).where(HistoryRow.nova_id == nova_id))
+            session.execute(delete(Nova).where(Nova.id == nova_id))
+        # status '' removes nova.status.NAME
+        out.publish(mirror.OPS_STREAM, mirror.Entry.new("nova.removed", name, {"status": ""},
+                                                        time.time()))
 
 
 def show(home: Home, config: Config, name: str) -> dict[str, Any]:

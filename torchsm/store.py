@@ -22,7 +22,7 @@ from torchsm.config import Home
 from torchsm.errors import DatabaseError, DatabaseLocked, HomeNotInitialised, SchemaOutOfDate
 
 # The Alembic head this code expects; a test checks it against migrations/.
-SCHEMA_REVISION = "0002q"
+SCHEMA_REVISION = "0003"
 
 T = TypeVar("T")
 
@@ -155,8 +155,10 @@ def load_novas(conn: sqlite3.Connection) -> list[NovaRow]:
 
 def save_transition(conn: sqlite3.Connection, nova: NovaRow, *, to_state: str, event: str,
                     reason: str | None, at: float, until: float | None, forced: bool,
-                    cool_streak: int, last_cool_until: float | None) -> None:
-    """The state change and its history row; the caller's transaction commits both."""
+                    cool_streak: int, last_cool_until: float | None,
+                    event_id: str | None = None) -> None:
+    """The state change and its history row; the caller's transaction commits both.
+    `event_id` is the id the row's mirror entry carries."""
     since = at if to_state != nova.state else nova.since
     conn.execute(
         "UPDATE novas SET state = ?, since = ?, until = ?, reason = ?, cool_streak = ?,"
@@ -164,7 +166,48 @@ def save_transition(conn: sqlite3.Connection, nova: NovaRow, *, to_state: str, e
         (to_state, since, until, reason, cool_streak, last_cool_until, nova.id),
     )
     conn.execute(
-        "INSERT INTO history (nova_id, from_state, to_state, event, reason, at, until, forced)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (nova.id, nova.state, to_state, event, reason, at, until, forced),
+        "INSERT INTO history (nova_id, from_state, to_state, event, reason, at, until, forced,"
+        " event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (nova.id, nova.state, to_state, event, reason, at, until, forced, event_id),
     )
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    id: int
+    event_id: str
+    sender: str
+    recipient: str
+    text: str
+    at: float
+
+
+_MESSAGE_COLUMNS = "id, event_id, sender, recipient, text, at"
+# A Nova's inbox: what is addressed to it, and broadcasts from the others.
+_INBOX = "(recipient = :name OR (recipient = 'all' AND sender != :name))"
+
+
+def save_message(conn: sqlite3.Connection, *, event_id: str, sender: str, recipient: str,
+                 text: str, at: float) -> MessageRow:
+    cursor = conn.execute(
+        "INSERT INTO messages (event_id, sender, recipient, text, at) VALUES (?, ?, ?, ?, ?)",
+        (event_id, sender, recipient, text, at))
+    return MessageRow(cursor.lastrowid, event_id, sender, recipient, text, at)
+
+
+def load_inbox(conn: sqlite3.Connection, name: str, limit: int) -> list[MessageRow]:
+    """The latest `limit` messages for Nova `name`, oldest first."""
+    rows = conn.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {_INBOX}"
+                        " ORDER BY id DESC LIMIT :limit", {"name": name, "limit": limit})
+    return [MessageRow(*row) for row in reversed(rows.fetchall())]
+
+
+def load_inbox_after(conn: sqlite3.Connection, name: str, after_id: int) -> list[MessageRow]:
+    """Messages for Nova `name` stored after row `after_id`, oldest first."""
+    rows = conn.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {_INBOX}"
+                        " AND id > :after ORDER BY id", {"name": name, "after": after_id})
+    return [MessageRow(*row) for row in rows.fetchall()]
+
+
+def last_message_id(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]

@@ -1,13 +1,13 @@
 """work queue items and wake signals
 
-Revision ID: 0002q
+Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-26
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0002q"
+revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None

@@ -28,6 +28,8 @@ COMMANDS = {
     "hooks": "hooks:hooks",
     "queue": "queue:queue",
     "wake": "wake:wake",
+    "mirror": "mirror:mirror",
+    "message": "messages:message",
 }
 
 

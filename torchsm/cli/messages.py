@@ -1,0 +1,50 @@
+"""`torchsm message send|list`."""
+
+from __future__ import annotations
+
+import click
+
+from torchsm import messages
+from torchsm.cli.common import Env, common_options, pass_env
+from torchsm.machine import format_time
+from torchsm.mirror import epoch
+
+
+@click.group()
+@common_options
+def message() -> None:
+    """Messages between Novas."""
+
+
+@message.command("send")
+@click.argument("sender", metavar="FROM")
+@click.argument("recipient", metavar="TO")
+@click.argument("text")
+@common_options
+@pass_env
+def message_send(env: Env, sender: str, recipient: str, text: str) -> None:
+    """Send TEXT from Nova FROM to Nova TO, or to `all`."""
+    sent = messages.send(env.home, env.config, sender, recipient, text)
+    env.emit(sent, f"sent {sent['id']} from {sender} to {recipient}")
+
+
+@message.command("list")
+@click.argument("name")
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True,
+              help="How many of the latest messages.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new messages as they come.")
+@common_options
+@pass_env
+def message_list(env: Env, name: str, limit: int, follow: bool) -> None:
+    """Show the messages for Nova NAME (to it, or to `all`), oldest first."""
+    if follow:
+        # with --json, one object a line, so a reader can take each as it comes
+        for item in messages.follow(env.home, env.config, name, limit):
+            env.emit(item, _line(item))
+        return
+    shown = messages.inbox(env.home, env.config, name, limit)
+    env.emit(shown, lambda: "\n".join(map(_line, shown)) if shown else f"{name}: no messages")
+
+
+def _line(item: dict) -> str:
+    return f"{format_time(epoch(item['at']))}  {item['from']} -> {item['to']}: {item['text']}"
