@@ -7,17 +7,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from helpers import torchsm_executable as torchsm_command  # noqa: F401 (re-exported)
 from torchsm.config import Config, Home, MirrorConfig, load_config
 from torchsm.mirror import Entry
 
 NOW = 1_800_000_000.0
-
-
-def torchsm_command() -> list[str]:
-    """The installed console script when there is one, else `python -m torchsm`.
-    (Kept here rather than imported from conftest, whose helpers move between branches.)"""
-    script = Path(sys.executable).parent / "torchsm"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "torchsm"]
 
 
 def entry(i: int, nova: str = "torch", status: str | None = None, **data) -> Entry:

@@ -36,7 +36,7 @@ def test_database_is_in_wal_mode(home: Home):
 def test_downgrade_and_upgrade_round_trip(home: Home):
     from alembic import command
 
-    engine = db.make_engine(home)
+    engine = db.make_engine(home, foreign_keys=False)
     with engine.connect() as conn:
         command.downgrade(db._alembic_config(home, conn), "base")
         conn.commit()
@@ -54,3 +54,18 @@ def test_migrations_location_checkout_and_wheel_layouts(tmp_path, monkeypatch):
     shutil.copytree(REPO / "migrations", package / "migrations")
     monkeypatch.setattr(db, "_PACKAGE_DIR", package)
     assert Path(db.migrations_location()) == package / "migrations"
+
+
+def test_migrating_keeps_rows_of_tables_that_refer_to_novas(home: Home, cli):
+    """Batch mode rebuilds `novas`; that must never cascade into history (a real bug)."""
+    from alembic import command
+
+    cli("nova", "add", "torch")
+    cli("transition", "torch", "cool", "--for", "5")
+    engine = db.make_engine(home, foreign_keys=False)
+    with engine.connect() as conn:
+        command.downgrade(db._alembic_config(home, conn), "0003")
+        conn.commit()
+    engine.dispose()
+    assert db.upgrade(home) == SCHEMA_REVISION
+    assert [r["to"] for r in cli("history", "torch", "--json").json()] == ["cooling"]

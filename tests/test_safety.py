@@ -25,3 +25,10 @@ def test_streak_resets_after_a_clean_working_hour():
     assert current_streak(3, None, now=1000, cfg=CFG) == 0
     assert current_streak(3, last_cool_until=1000, now=1000 + 3599, cfg=CFG) == 3
     assert current_streak(3, last_cool_until=1000, now=1000 + 3600, cfg=CFG) == 0
+
+
+def test_bang_counts_the_current_run():
+    from torchsm.safety import is_bang, overheated
+    assert not is_bang(10, CFG) and is_bang(11, CFG)
+    assert not overheated(bangs=5, cools=3, cfg=CFG)
+    assert overheated(bangs=6, cools=0, cfg=CFG) and overheated(bangs=0, cools=4, cfg=CFG)

@@ -126,3 +126,30 @@ def test_concurrent_processes_leave_a_consistent_history(home, config, torch):
         assert row[0] == previous[1], "a history row's `from` differs from the previous `to`"
     assert novas.status(home, config, torch)[0]["state"] == rows[-1][1]
     assert rows[0][0] == "working"
+
+
+def test_safety_cool_backs_off_then_meditates_when_overheated(home, config, torch):
+    cfg = Config(safety=SafetyConfig(cooldown_jitter=0))
+    t = NOW
+    durations = []
+    for _ in range(3):
+        cooled = novas.safety_cool(home, cfg, torch, reason="failed", now=t)
+        assert cooled.target == "cooling"
+        durations.append(cooled.until - cooled.at)
+        t = cooled.until
+        novas.transition(home, cfg, torch, "work", now=t)
+    assert durations == [60, 120, 240]
+    fourth = novas.safety_cool(home, cfg, torch, reason="failed again", now=t + 1)
+    assert (fourth.target, fourth.event, fourth.until) == ("meditating", "meditate", t + 1 + 1800)
+    # meditating stays meditating; nothing is recorded
+    again = novas.safety_cool(home, cfg, torch, reason="x", now=t + 2)
+    assert not again.recorded and again.target == "meditating"
+
+
+def test_safety_cool_until_a_reset_never_shortens(home, config, torch):
+    cfg = Config(safety=SafetyConfig(cooldown_jitter=0))
+    reset = NOW + 5000
+    first = novas.safety_cool(home, cfg, torch, reason="limit", until=reset, now=NOW)
+    assert first.until == reset
+    second = novas.safety_cool(home, cfg, torch, reason="bang", now=NOW + 10)
+    assert second.until == reset  # the backoff (120 s) would have shortened it

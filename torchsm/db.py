@@ -33,7 +33,10 @@ def migrations_location() -> str:
     raise DatabaseError("torchsm is installed without its migrations/ folder")
 
 
-def make_engine(home: Home, lock_timeout_s: float = 5.0) -> Engine:
+def make_engine(home: Home, lock_timeout_s: float = 5.0, foreign_keys: bool = True) -> Engine:
+    """An engine on the home's database. Migrations need `foreign_keys=False`: Alembic's
+    batch mode rebuilds a table by dropping it, and with foreign keys on, dropping `novas`
+    would cascade into every table that refers to it."""
     engine = create_engine(f"sqlite:///{home.db_path}")
 
     @event.listens_for(engine, "connect")
@@ -45,7 +48,7 @@ def make_engine(home: Home, lock_timeout_s: float = 5.0) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout = {int(lock_timeout_s * 1000)}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -114,7 +117,7 @@ def upgrade(home: Home, lock_timeout_s: float = 5.0, revision: str = "head") -> 
         raise HomeNotInitialised(f"no torchsm home at {home.path}: run `torchsm init`")
     from alembic import command
 
-    engine = make_engine(home, lock_timeout_s)
+    engine = make_engine(home, lock_timeout_s, foreign_keys=False)
     try:
         with engine.connect() as connection:
             command.upgrade(_alembic_config(home, connection), revision)

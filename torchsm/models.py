@@ -27,6 +27,10 @@ class Nova(Base):
     cool_streak: Mapped[int] = mapped_column(Integer, default=0)
     last_cool_until: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[float] = mapped_column(Float)
+    # set by the Stop hook when it let the agent stop with work left; the supervisor
+    # honours it within its budget and clears it
+    restart_requested_at: Mapped[float | None] = mapped_column(Float)
+    restart_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class HistoryRow(Base):
@@ -118,3 +122,78 @@ class Message(Base):
     recipient: Mapped[str] = mapped_column(String(32))  # a Nova's name, or "all"
     text: Mapped[str] = mapped_column(Text)
     at: Mapped[float] = mapped_column(Float)
+
+
+class HookRun(Base):
+    """One run of a Claude Code hook handler (the hook health monitor counts these)."""
+
+    __tablename__ = "hook_runs"
+    __table_args__ = (Index("ix_hook_runs_nova_event_at", "nova_id", "event", "at"),
+                      Index("ix_hook_runs_session", "session_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nova_id: Mapped[int] = mapped_column(ForeignKey("novas.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(32))
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[float] = mapped_column(Float)
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    # recorded | continued | allowed | bang | cooled | meditated | context | error
+    outcome: Mapped[str] = mapped_column(String(16))
+    item_id: Mapped[int | None] = mapped_column(Integer)  # the item a `continued` Stop gave
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class AgentSession(Base):
+    """The ledger: one agent session started by the supervisor."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_nova_started", "nova_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nova_id: Mapped[int] = mapped_column(ForeignKey("novas.id", ondelete="CASCADE"))
+    started_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(16))  # wake | item | dream | restart
+    prompt: Mapped[str] = mapped_column(Text)
+    item_id: Mapped[int | None] = mapped_column(Integer)
+    signal_id: Mapped[int | None] = mapped_column(Integer)
+    exit_status: Mapped[int | None] = mapped_column(Integer)
+    # running | ok | failed | crashed | timeout | stopped | rate_limited | overloaded | billing | auth
+    outcome: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    agent_session_id: Mapped[str | None] = mapped_column(String(64))
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    num_turns: Mapped[int | None] = mapped_column(Integer)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    api_error_status: Mapped[int | None] = mapped_column(Integer)
+    limit_events: Mapped[str | None] = mapped_column(Text)  # JSON list
+    last_assistant_message: Mapped[str | None] = mapped_column(Text)
+
+
+class Snapshot(Base):
+    """The work state saved before a context compaction, restored after it."""
+
+    __tablename__ = "snapshots"
+    __table_args__ = (Index("ix_snapshots_nova_at", "nova_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nova_id: Mapped[int] = mapped_column(ForeignKey("novas.id", ondelete="CASCADE"))
+    at: Mapped[float] = mapped_column(Float)
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    trigger: Mapped[str | None] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)  # JSON
+
+
+class Alert(Base):
+    """Something a person should look at (billing errors, authentication failures, ...)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nova: Mapped[str | None] = mapped_column(String(32))
+    at: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    resolved_at: Mapped[float | None] = mapped_column(Float)

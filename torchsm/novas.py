@@ -53,6 +53,17 @@ class TransitionResult:
         return mirror.Entry.new("transition", self.nova, data, self.at, self.event_id)
 
 
+@dataclass(frozen=True)
+class _Request:
+    name: str
+    event: Event
+    reason: str | None
+    for_s: float | None
+    until_at: float | None
+    force: bool
+    escalate: bool
+
+
 def transition(home: Home, config: Config, name: str, event: str | Event, *,
                reason: str | None = None, for_s: float | None = None, force: bool = False,
                now: float | None = None, rng: random.Random | None = None) -> TransitionResult:
@@ -64,42 +75,85 @@ def transition(home: Home, config: Config, name: str, event: str | Event, *,
         raise TorchsmError("--for applies only to cool and meditate")
     if for_s is not None and for_s <= 0:
         raise TorchsmError("--for must be a positive number of seconds")
+    request = _Request(name, event, reason, for_s, None, force, escalate=False)
+    return _fire(home, config, request, now, rng)
+
+
+def safety_cool(home: Home, config: Config, name: str, *, reason: str,
+                until: float | None = None, now: float | None = None,
+                rng: random.Random | None = None) -> TransitionResult:
+    """Cool a Nova because something went wrong (a bang, a failed session, a limit).
+
+    The cooldown is the backoff, or lasts until `until` (a usage limit's reset) when that
+    is later; an existing wait is never shortened. When the system is overheated (more
+    than `cooldowns_to_meditate` cooldowns or `bangs_to_meditate` bangs within an hour,
+    this one included) the Nova meditates instead. A meditating Nova stays meditating.
+    """
+    request = _Request(check_name(name), Event.COOL, reason, None, until, False, escalate=True)
+    return _fire(home, config, request, now, rng)
+
+
+def _fire(home: Home, config: Config, request: _Request, now: float | None,
+          rng: random.Random | None) -> TransitionResult:
     now = time.time() if now is None else now
     event_id = mirror.new_event_id(now)
     with store.open_store(home, config.db.lock_timeout_s) as db, \
             mirror.open_mirror(home, config) as out, out.ordered():
         # Under the mirror's lock from before the commit until after publishing, so the
         # stream receives one Nova's transitions in the order they were committed.
-        result = db.write(lambda conn: _transition_in(conn, config, name, event, reason,
-                                                      for_s, force, now, rng, event_id))
+        result = db.write(lambda conn: _transition_in(conn, config, request, now, rng,
+                                                      event_id))
         if result.recorded:
             out.publish(mirror.OPS_STREAM, result.mirror_entry())
     return result
 
 
-def _transition_in(conn, config, name, event, reason, for_s, force, now, rng, event_id):
+def _transition_in(conn, config: Config, request: _Request, now: float, rng, event_id):
+    name, event, reason = request.name, request.event, request.reason
     nova = store.load_nova(conn, name)
     if nova is None:
         raise NovaNotFound(f"no Nova named '{name}'")
-    decision = machine.decide(name, nova.state, nova.until, event, now=now, force=force)
-    forced = force and nova.state in machine.WAITING_STATES and not _wait_over(nova, now)
+    if request.escalate:
+        event = _escalated(conn, nova, config, now)
+        if event is Event.MEDITATE and nova.state == State.MEDITATING.value:
+            return _unchanged(nova, event, now, reason)
+    decision = machine.decide(name, nova.state, nova.until, event, now=now, force=request.force)
+    forced = request.force and nova.state in machine.WAITING_STATES and not _wait_over(nova, now)
     if not decision.changes_state and event is not Event.COOL:
-        return TransitionResult(name, nova.state, nova.state, event.value, now, nova.until,
-                                reason, False, recorded=False)
+        return _unchanged(nova, event, now, reason)
     streak, last_cool_until = nova.cool_streak, nova.last_cool_until
     until = None
     if event is Event.COOL:
         streak = safety.current_streak(streak, last_cool_until, now, config.safety)
-        until = now + (for_s or safety.cooldown_seconds(streak, config.safety, rng))
+        until = now + (request.for_s or safety.cooldown_seconds(streak, config.safety, rng))
+        if request.escalate:
+            until = max(until, request.until_at or 0, nova.until or 0)
         streak, last_cool_until = streak + 1, until
     elif event is Event.MEDITATE:
-        until = now + (for_s or config.safety.meditation_s)
+        until = now + (request.for_s or config.safety.meditation_s)
+        if request.escalate:
+            until = max(until, request.until_at or 0)
     store.save_transition(conn, nova, to_state=decision.target.value, event=event.value,
                           reason=reason, at=now, until=until, forced=forced,
                           cool_streak=streak, last_cool_until=last_cool_until,
                           event_id=event_id)
     return TransitionResult(name, nova.state, decision.target.value, event.value, now, until,
                             reason, forced, recorded=True, event_id=event_id)
+
+
+def _escalated(conn, nova: store.NovaRow, config: Config, now: float) -> Event:
+    if nova.state == State.MEDITATING.value:
+        return Event.MEDITATE
+    hour_ago = now - 3600
+    cools, bangs = store.recent_cools_and_bangs(conn, nova.id, since=hour_ago)
+    if safety.overheated(bangs=bangs, cools=cools + 1, cfg=config.safety):
+        return Event.MEDITATE
+    return Event.COOL
+
+
+def _unchanged(nova: store.NovaRow, event: Event, now: float, reason: str | None):
+    return TransitionResult(nova.name, nova.state, nova.state, event.value, now, nova.until,
+                            reason, False, recorded=False)
 
 
 def _wait_over(nova: store.NovaRow, now: float) -> bool:

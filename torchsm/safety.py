@@ -28,3 +28,13 @@ def current_streak(streak: int, last_cool_until: float | None, now: float,
     if last_cool_until is None or now - last_cool_until >= cfg.clean_hour_s:
         return 0
     return streak
+
+
+def is_bang(stop_runs_in_window: int, cfg: SafetyConfig) -> bool:
+    """More than `hook_burst` Stop-hook runs (the current one counted) within the window."""
+    return stop_runs_in_window > cfg.hook_burst
+
+
+def overheated(*, bangs: int, cools: int, cfg: SafetyConfig) -> bool:
+    """Counts within the last hour: too many bangs or cooldowns mean `meditate`."""
+    return bangs > cfg.bangs_to_meditate or cools > cfg.cooldowns_to_meditate

@@ -22,7 +22,7 @@ from torchsm.config import Home
 from torchsm.errors import DatabaseError, DatabaseLocked, HomeNotInitialised, SchemaOutOfDate
 
 # The Alembic head this code expects; a test checks it against migrations/.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 T = TypeVar("T")
 
@@ -170,6 +170,15 @@ def save_transition(conn: sqlite3.Connection, nova: NovaRow, *, to_state: str, e
         " event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (nova.id, nova.state, to_state, event, reason, at, until, forced, event_id),
     )
+
+
+def recent_cools_and_bangs(conn: sqlite3.Connection, nova_id: int, since: float) -> tuple[int, int]:
+    """How many cooldowns a Nova entered, and how many bangs it had, since `since`."""
+    cools = conn.execute("SELECT count(*) FROM history WHERE nova_id = ? AND event = 'cool'"
+                         " AND at >= ?", (nova_id, since)).fetchone()[0]
+    bangs = conn.execute("SELECT count(*) FROM hook_runs WHERE nova_id = ? AND outcome = 'bang'"
+                         " AND at >= ?", (nova_id, since)).fetchone()[0]
+    return cools, bangs
 
 
 @dataclass(frozen=True)
