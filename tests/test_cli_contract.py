@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from helpers import Cli, torchsm_executable, write_config
-from torchsm.cli import COMMANDS
+from torchsm.cli.app import COMMANDS
 
 FOUNDATION_COMMANDS = [
     ["init"], ["db"], ["db", "upgrade"], ["db", "current"], ["nova"], ["nova", "add"],
@@ -27,7 +27,7 @@ def test_every_command_has_help(bare_cli: Cli, command):
 
 
 def test_every_registered_command_loads_and_has_a_docstring():
-    from torchsm.cli import cli
+    from torchsm.cli.app import cli
     import click
 
     ctx = click.Context(cli)

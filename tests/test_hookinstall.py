@@ -79,3 +79,21 @@ def test_installed_stop_failure_command_survives_sigterm(cli, tmp_path):
     time.sleep(0.1)
     proc.terminate()
     assert proc.communicate(timeout=5)[0] == "survived\n"
+
+
+def test_hand_wrapper_runs_the_handler_and_is_clean(cli, tmp_path):
+    from helpers import REPO, FIXTURES, torchsm_executable
+
+    cli("nova", "add", "torch")
+    cli("queue", "add", "a task")
+    wrapper = REPO / "hooks" / "torchsm-hook"
+    stdin = (FIXTURES / "claude-code-hooks" / "Stop.json").read_text()
+    env = cli.env(TORCHSM=torchsm_executable()[0]) if len(torchsm_executable()) == 1 else None
+    if env is None:
+        import pytest
+        pytest.skip("needs the installed console script")
+    proc = subprocess.run([str(wrapper), "stop", "torch"], input=stdin, capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["decision"] == "block"
+    # torchsm's own hook scripts pass its own scanner
+    assert cli("hooks", "scan", str(REPO / "hooks")).out == "no dangerous patterns found\n"

@@ -40,3 +40,32 @@ def test_refusals_stay_light_too(cli):
     cli("nova", "add", "torch")
     cli("transition", "torch", "cool", "--for", "60")
     assert loaded_modules(cli, "transition", "torch", "work") == {"code": 1, "heavy": []}
+
+
+HOOK_PROBE = """
+import json, sys
+from torchsm.cli import run
+code = run(sys.argv[1:])
+sys.stdout.flush()
+loaded = sorted({m.split('.')[0] for m in sys.modules} & {"sqlalchemy", "alembic", "redis",
+                                                          "click", "transitions"})
+print(json.dumps({"code": code, "loaded": loaded}), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("event, allowed", [
+    ("pre-tool-use", []), ("post-tool-use", []), ("notification", []),
+    ("user-prompt-submit", []), ("session-end", []),
+    # a continuation claims an item: still no state machine, click or heavy modules
+    ("stop", []),
+])
+def test_hook_path_stays_light(cli, event, allowed):
+    cli("nova", "add", "torch")
+    cli("queue", "add", "something to continue with")
+    proc = subprocess.run([sys.executable, "-c", HOOK_PROBE, "hook", event, "--nova", "torch"],
+                          input='{"session_id": "s1", "hook_event_name": "x"}',
+                          capture_output=True, text=True, env=cli.env())
+    outcome = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert outcome == {"code": 0, "loaded": allowed}
+    if event == "stop":
+        assert json.loads(proc.stdout)["decision"] == "block"

@@ -13,6 +13,7 @@ from enum import Enum
 
 from transitions import Machine, MachineError
 
+from torchsm.clock import format_time
 from torchsm.errors import TransitionRefused, UnknownEvent
 
 
@@ -124,12 +125,3 @@ def decide(nova: str, state: str, until: float | None, event: Event, *,
             f"(wait, or use --force)"
         )
     return Decision(State(state), State(subject.state))
-
-
-def format_time(ts: float | None) -> str | None:
-    """Epoch seconds as ISO 8601 UTC (`2026-11-26T06:20:00Z`), the form of all output."""
-    if ts is None:
-        return None
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 from torchsm import mirror, store
 from torchsm.config import Config, Home
 from torchsm.errors import NovaNotFound, TorchsmError
-from torchsm.novas import check_name
+from torchsm.names import check_name
 
 BROADCAST = "all"
 MESSAGE_TYPE = "message"

@@ -7,24 +7,15 @@ paths); the administrative calls use SQLAlchemy (torchsm.db), imported when call
 from __future__ import annotations
 
 import random
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from torchsm import machine, mirror, safety, store
 from torchsm.config import Config, Home
-from torchsm.errors import InvalidName, NovaExists, NovaNotFound, TorchsmError
+from torchsm.errors import NovaExists, NovaNotFound, TorchsmError
 from torchsm.machine import Event, State, format_time
-
-NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
-
-
-def check_name(name: str) -> str:
-    if not NAME_PATTERN.fullmatch(name):
-        raise InvalidName(f"invalid Nova name {name!r}: use [a-z0-9][a-z0-9_-]{{0,31}}")
-    return name
-
+from torchsm.names import check_name
 
 @dataclass(frozen=True)
 class TransitionResult:
@@ -62,6 +53,7 @@ class _Request:
     until_at: float | None
     force: bool
     escalate: bool
+    bang: bool = False
 
 
 def transition(home: Home, config: Config, name: str, event: str | Event, *,
@@ -80,16 +72,18 @@ def transition(home: Home, config: Config, name: str, event: str | Event, *,
 
 
 def safety_cool(home: Home, config: Config, name: str, *, reason: str,
-                until: float | None = None, now: float | None = None,
+                until: float | None = None, bang: bool = False, now: float | None = None,
                 rng: random.Random | None = None) -> TransitionResult:
     """Cool a Nova because something went wrong (a bang, a failed session, a limit).
 
     The cooldown is the backoff, or lasts until `until` (a usage limit's reset) when that
     is later; an existing wait is never shortened. When the system is overheated (more
     than `cooldowns_to_meditate` cooldowns or `bangs_to_meditate` bangs within an hour,
-    this one included) the Nova meditates instead. A meditating Nova stays meditating.
+    this one included: `bang` says it is one) the Nova meditates instead. A meditating
+    Nova stays meditating.
     """
-    request = _Request(check_name(name), Event.COOL, reason, None, until, False, escalate=True)
+    request = _Request(check_name(name), Event.COOL, reason, None, until, False,
+                       escalate=True, bang=bang)
     return _fire(home, config, request, now, rng)
 
 
@@ -114,7 +108,7 @@ def _transition_in(conn, config: Config, request: _Request, now: float, rng, eve
     if nova is None:
         raise NovaNotFound(f"no Nova named '{name}'")
     if request.escalate:
-        event = _escalated(conn, nova, config, now)
+        event = _escalated(conn, nova, config, now, request.bang)
         if event is Event.MEDITATE and nova.state == State.MEDITATING.value:
             return _unchanged(nova, event, now, reason)
     decision = machine.decide(name, nova.state, nova.until, event, now=now, force=request.force)
@@ -141,12 +135,12 @@ def _transition_in(conn, config: Config, request: _Request, now: float, rng, eve
                             reason, forced, recorded=True, event_id=event_id)
 
 
-def _escalated(conn, nova: store.NovaRow, config: Config, now: float) -> Event:
+def _escalated(conn, nova: store.NovaRow, config: Config, now: float, bang: bool) -> Event:
     if nova.state == State.MEDITATING.value:
         return Event.MEDITATE
     hour_ago = now - 3600
     cools, bangs = store.recent_cools_and_bangs(conn, nova.id, since=hour_ago)
-    if safety.overheated(bangs=bangs, cools=cools + 1, cfg=config.safety):
+    if safety.overheated(bangs=bangs + bang, cools=cools + 1, cfg=config.safety):
         return Event.MEDITATE
     return Event.COOL
 

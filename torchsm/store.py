@@ -220,3 +220,69 @@ def load_inbox_after(conn: sqlite3.Connection, name: str, after_id: int) -> list
 
 def last_message_id(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]
+
+
+# --- hook runs, snapshots, alerts, restart requests (the hook path) -------------------
+
+def record_hook_run(conn: sqlite3.Connection, *, nova_id: int, event: str,
+                    session_id: str | None, at: float, duration_ms: float, outcome: str,
+                    item_id: int | None, detail: str | None) -> None:
+    conn.execute(
+        "INSERT INTO hook_runs (nova_id, event, session_id, at, duration_ms, outcome, item_id,"
+        " detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (nova_id, event, session_id, at, duration_ms, outcome, item_id, detail))
+
+
+def count_hook_runs(conn: sqlite3.Connection, nova_id: int, event: str, since: float) -> int:
+    return conn.execute("SELECT count(*) FROM hook_runs WHERE nova_id = ? AND event = ?"
+                        " AND at >= ?", (nova_id, event, since)).fetchone()[0]
+
+
+# A session's prompt starts a chain of Stop continuations; a new prompt (or a new start)
+# begins a new chain.
+_CHAIN_START = """
+SELECT coalesce(max(id), 0) FROM hook_runs
+ WHERE nova_id = ? AND session_id = ? AND event IN ('session-start', 'user-prompt-submit')
+"""
+
+
+def continuation_chain(conn: sqlite3.Connection, nova_id: int,
+                       session_id: str) -> tuple[int, int | None]:
+    """(continuations so far, the item the last one gave) in the session's current chain."""
+    start = conn.execute(_CHAIN_START, (nova_id, session_id)).fetchone()[0]
+    count, last_item = conn.execute(
+        "SELECT count(*), (SELECT item_id FROM hook_runs WHERE nova_id = ?1 AND session_id = ?2"
+        "  AND id > ?3 AND outcome = 'continued' ORDER BY id DESC LIMIT 1)"
+        " FROM hook_runs WHERE nova_id = ?1 AND session_id = ?2 AND id > ?3"
+        " AND outcome = 'continued'", (nova_id, session_id, start)).fetchone()
+    return count, last_item
+
+
+def request_restart(conn: sqlite3.Connection, nova_id: int, at: float, reason: str) -> None:
+    conn.execute("UPDATE novas SET restart_requested_at = ?, restart_reason = ? WHERE id = ?",
+                 (at, reason, nova_id))
+
+
+def save_snapshot(conn: sqlite3.Connection, *, nova_id: int, at: float,
+                  session_id: str | None, trigger: str | None, content: str) -> None:
+    conn.execute("INSERT INTO snapshots (nova_id, at, session_id, trigger, content)"
+                 " VALUES (?, ?, ?, ?, ?)", (nova_id, at, session_id, trigger, content))
+
+
+def latest_snapshot(conn: sqlite3.Connection, nova_id: int) -> str | None:
+    row = conn.execute("SELECT content FROM snapshots WHERE nova_id = ? ORDER BY id DESC"
+                       " LIMIT 1", (nova_id,)).fetchone()
+    return row[0] if row else None
+
+
+def save_alert(conn: sqlite3.Connection, *, nova: str | None, at: float, kind: str,
+               message: str) -> None:
+    conn.execute("INSERT INTO alerts (nova, at, kind, message) VALUES (?, ?, ?, ?)",
+                 (nova, at, kind, message))
+
+
+def recent_history(conn: sqlite3.Connection, nova_id: int, limit: int) -> list[tuple]:
+    """(from, to, event, reason, at) of the latest transitions, oldest first."""
+    rows = conn.execute("SELECT from_state, to_state, event, reason, at FROM history"
+                        " WHERE nova_id = ? ORDER BY id DESC LIMIT ?", (nova_id, limit)).fetchall()
+    return rows[::-1]

@@ -28,8 +28,8 @@ from torchsm import store
 from torchsm.config import Config, Home, QueueConfig
 from torchsm.errors import (ImportFailed, InvalidWorkItem, ItemNotFound, ItemNotOpen,
                             LeaseLost, NothingToClaim, NovaNotFound)
-from torchsm.machine import format_time
-from torchsm.novas import check_name
+from torchsm.clock import format_time
+from torchsm.names import check_name
 from torchsm.tiers import Tier, parse_tier
 
 
@@ -167,12 +167,7 @@ class WorkQueue:
             if done_first is not None:
                 conn.execute(_FINISH, (ItemStatus.DONE.value, now, now, None, None,
                                        done_first.id, done_first.owner, done_first.owner))
-            row = conn.execute(_CLAIM_NEXT, (owner, nova, now + lease_s, now, now,
-                                             nova)).fetchone()
-            if row is None:
-                _requeue_expired(conn, now)  # an idle moment: write down the dead ones
-                return None
-            return WorkItem.from_row(row)
+            return claim_next_in(conn, nova, lease_s, now, owner)
 
         return self.db.write(claim_next)
 
@@ -302,6 +297,45 @@ UPDATE work_items
        owner = NULL, lease_until = NULL, updated_at = ?
  WHERE status IN ('pending', 'claimed') AND status = 'claimed' AND lease_until <= ?
 """
+
+
+def claim_next_in(conn: sqlite3.Connection, nova: str, lease_s: float, now: float,
+                  owner: str | None = None) -> WorkItem | None:
+    """Claim the next item for `nova` inside the caller's write transaction."""
+    row = conn.execute(_CLAIM_NEXT, (owner or os.urandom(12).hex(), nova, now + lease_s, now,
+                                     now, nova)).fetchone()
+    if row is None:
+        _requeue_expired(conn, now)  # an idle moment: write down the dead ones
+        return None
+    return WorkItem.from_row(row)
+
+
+def finish_claimed_by(conn: sqlite3.Connection, item_id: int, nova: str, now: float) -> bool:
+    """Mark an item done if `nova` still holds it (not when the agent already finished
+    or failed it, nor when its lease went to someone else)."""
+    return conn.execute(
+        "UPDATE work_items SET status = 'done', finished_at = ?, updated_at = ?,"
+        " lease_until = NULL WHERE id = ? AND status = 'claimed' AND claimed_by = ?",
+        (now, now, item_id, nova)).rowcount == 1
+
+
+def has_claimable(conn: sqlite3.Connection, nova: str, now: float) -> bool:
+    return conn.execute(
+        "SELECT 1 FROM work_items WHERE status IN ('pending', 'claimed')"
+        " AND (status = 'pending' OR (lease_until <= ? AND attempts < max_attempts))"
+        " AND (nova IS NULL OR nova = ?) LIMIT 1", (now, nova)).fetchone() is not None
+
+
+def current_item(conn: sqlite3.Connection, nova: str) -> WorkItem | None:
+    """The item `nova` holds most recently, if any."""
+    row = conn.execute(f"SELECT {_COLUMNS} FROM work_items WHERE status = 'claimed'"
+                       " AND claimed_by = ? ORDER BY updated_at DESC LIMIT 1",
+                       (nova,)).fetchone()
+    return WorkItem.from_row(row) if row else None
+
+
+def load_item(conn: sqlite3.Connection, item_id: int) -> WorkItem | None:
+    return _load(conn, item_id)
 
 
 def _requeue_expired(conn: sqlite3.Connection, now: float) -> int:

@@ -1,99 +1,41 @@
 """The `torchsm` command line: a thin layer over the library.
 
-Each command parses, makes one library call and renders (text, or JSON with --json).
-Subcommand modules load only when their command runs, so `torchsm hook` and
-`torchsm transition` pay for click and nothing else they do not use.
+`torchsm hook ...` is the hottest path there is (Claude Code runs it on every tool call
+and waits), so a plainly written hook call is parsed here by hand and never loads click;
+everything else, including any unusual hook call (`--help`, a missing option), goes to the
+click application in torchsm.cli.app.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
 import sys
-
-import click
-
-from torchsm import __version__
-from torchsm.cli.common import Env, common_options
-from torchsm.errors import TorchsmError
-
-# name -> "module:attribute" under torchsm.cli
-COMMANDS = {
-    "init": "setup:init",
-    "db": "setup:db",
-    "nova": "novas:nova",
-    "status": "novas:status",
-    "transition": "novas:transition",
-    "history": "novas:history",
-    "hooks": "hooks:hooks",
-    "queue": "queue:queue",
-    "wake": "wake:wake",
-    "mirror": "mirror:mirror",
-    "message": "messages:message",
-}
-
-
-class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        target = COMMANDS.get(name)
-        if target is None:
-            return None
-        module, attribute = target.split(":")
-        return getattr(importlib.import_module(f"torchsm.cli.{module}"), attribute)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="torchsm")
-@common_options
-@click.pass_context
-def cli(ctx: click.Context) -> None:
-    """torchsm: safe continuous operation for AI coding agents ("Novas").
-
-    Each Nova is a persisted state machine (working, cooling, meditating, dreaming,
-    compacting); only the supervisor starts agent sessions, under hard budgets.
-    """
-    ctx.ensure_object(Env)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: every failure is one `torchsm: error: ...` line and exit 1;
-    command-line usage errors exit 2."""
+    """Console entry point."""
     sys.exit(run(argv))
 
 
 def run(argv: list[str] | None = None) -> int:
-    try:
-        result = cli.main(args=argv, prog_name="torchsm", standalone_mode=False,
-                          obj=Env())
-    except click.UsageError as exc:
-        exc.show()
-        return 2
-    except (click.ClickException, TorchsmError) as exc:
-        return fail(exc.format_message() if isinstance(exc, click.ClickException)
-                    else exc.message)
-    except click.Abort:
-        return fail("aborted")
-    except KeyboardInterrupt:
-        return fail("interrupted", code=130)
-    except BrokenPipeError:
-        _silence_stdout()
-        return 1
-    except Exception as exc:  # the one place internal errors are turned into a line
-        if os.environ.get("TORCHSM_DEBUG"):
-            raise
-        return fail(f"internal error: {type(exc).__name__}: {exc} (TORCHSM_DEBUG=1 shows more)")
-    return result if isinstance(result, int) else 0
+    argv = sys.argv[1:] if argv is None else list(argv)
+    from torchsm.cli.fast import parse_hook_call
+
+    call = parse_hook_call(argv)
+    if call is not None:
+        from torchsm.cli.fast import run_hook_call
+
+        return run_hook_call(call)
+    from torchsm.cli.app import run_click
+
+    return run_click(argv, usage_exit=1 if _is_hook(argv) else 2)
 
 
-def fail(message: str, code: int = 1) -> int:
-    click.echo(f"torchsm: error: {message}", err=True)
-    return code
-
-
-def _silence_stdout() -> None:
-    # A closed pipe (`torchsm history x | head`) is not an error worth a traceback at exit.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+def _is_hook(argv: list[str]) -> bool:
+    """Whether the subcommand is `hook` (skipping the global options before it)."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--home":
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg == "hook"
+    return False

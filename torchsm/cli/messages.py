@@ -6,7 +6,7 @@ import click
 
 from torchsm import messages
 from torchsm.cli.common import Env, common_options, pass_env
-from torchsm.machine import format_time
+from torchsm.clock import format_time
 from torchsm.mirror import epoch
 
 

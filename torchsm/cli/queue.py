@@ -7,7 +7,7 @@ import click
 from torchsm import workqueue
 from torchsm.cli.common import Env, common_options, pass_env, table
 from torchsm.errors import InvalidWorkItem
-from torchsm.machine import format_time
+from torchsm.clock import format_time
 from torchsm.tiers import TIER_NAMES
 
 STATUS_NAMES = ", ".join(s.value for s in workqueue.ItemStatus)

@@ -6,7 +6,7 @@ import click
 
 from torchsm import wake as signals
 from torchsm.cli.common import Env, common_options, pass_env, table
-from torchsm.machine import format_time
+from torchsm.clock import format_time
 
 SEND = "send"
 

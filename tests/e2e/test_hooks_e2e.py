@@ -1,0 +1,111 @@
+"""The hooks under the real Claude Code CLI (pinned), against the local API stand-in."""
+
+import json
+import sqlite3
+
+import pytest
+
+from helpers import Cli, write_config
+from standin import Reply
+from torchsm.config import Home
+
+
+@pytest.fixture
+def wired(cli: Cli, claude):
+    """A Nova `torch` with torchsm's hooks installed in the Claude project."""
+    cli("nova", "add", "torch")
+    cli("hooks", "install", "--nova", "torch", "--project", str(claude.project))
+    return cli
+
+
+def run_claude(claude, cli: Cli, *args: str, **env):
+    return claude.run(*args, TORCHSM_HOME=str(cli.home), TORCHSM_REDIS_URL="off", **env)
+
+
+def outcomes(cli: Cli, event: str = "stop") -> list[str]:
+    conn = sqlite3.connect(cli.home / "torchsm.db")
+    try:
+        return [r[0] for r in conn.execute(
+            "SELECT outcome FROM hook_runs WHERE event = ? ORDER BY id", (event,))]
+    finally:
+        conn.close()
+
+
+def test_one_run_works_through_three_items_by_stop_continuations(wired, claude):
+    for n in range(3):
+        wired("queue", "add", f"task number {n}")
+    result = run_claude(claude, wired, "-p", "start working", "--output-format", "json")
+    assert result.returncode == 0, result.stderr
+    assert claude.standin.message_requests == 4
+    texts = claude.standin.user_texts()
+    for n in range(3):
+        assert f"task number {n}" in texts[n + 1]  # each continuation carried its task
+    assert [i["status"] for i in wired("queue", "list", "--json").json()] == ["done"] * 3
+    assert outcomes(wired) == ["continued"] * 3 + ["allowed"]
+    events = {r[0] for r in sqlite3.connect(wired.home / "torchsm.db").execute(
+        "SELECT event FROM hook_runs")}
+    assert {"session-start", "user-prompt-submit", "stop", "session-end"} <= events
+
+
+def test_continuation_cap_ends_the_run(wired, claude):
+    write_config(Home(wired.home), "[supervisor]\nmax_continuations = 5\n")
+    lines = "\n".join(f"item {n}" for n in range(100))
+    path = wired.home / "items.txt"
+    path.write_text(lines + "\n")
+    wired("queue", "import", str(path))
+    result = run_claude(claude, wired, "-p", "start", "--output-format", "json")
+    assert result.returncode == 0, result.stderr
+    assert claude.standin.message_requests == 6
+    assert outcomes(wired) == ["continued"] * 5 + ["allowed"]
+    [(requested,)] = sqlite3.connect(wired.home / "torchsm.db").execute(
+        "SELECT restart_requested_at FROM novas")
+    assert requested is not None  # work is left: the supervisor is asked to start a session
+
+
+def test_a_burst_of_stops_bangs_and_cools_the_nova(wired, claude):
+    write_config(Home(wired.home), "[safety]\nhook_burst = 3\n")
+    for n in range(10):
+        wired("queue", "add", f"t{n}")
+    result = run_claude(claude, wired, "-p", "start", "--output-format", "json")
+    assert result.returncode == 0, result.stderr
+    assert claude.standin.message_requests == 4
+    assert outcomes(wired) == ["continued"] * 3 + ["bang"]
+    assert wired("status", "torch", "--json").json()[0]["state"] == "cooling"
+
+
+def test_rate_limit_stop_failure_cools_until_the_reset(wired, claude):
+    claude.standin.policy = lambda n, body: Reply(
+        status=429, text="You've hit your 5-hour limit · resets 5am (UTC)")
+    result = run_claude(claude, wired, "-p", "start", "--output-format", "json",
+                        CLAUDE_CODE_MAX_RETRIES="0")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["api_error_status"] == 429
+    # Claude Code terminates the StopFailure hook at once in -p mode: the installed
+    # command ignores SIGTERM, so the handler still ran to the end.
+    assert outcomes(wired, "stop-failure") == ["cooled"]
+    [row] = wired("status", "torch", "--json").json()
+    assert row["state"] == "cooling"
+
+
+def test_compact_in_a_continued_session_snapshots_and_restores(wired, claude):
+    first = run_claude(claude, wired, "-p", "start", "--output-format", "json")
+    assert first.returncode == 0, first.stderr
+    wired("queue", "add", "migrate the billing tables")
+    item = wired("queue", "claim", "--nova", "torch", "--json").json()["id"]
+    compact = run_claude(claude, wired, "-c", "-p", "/compact")
+    assert compact.returncode == 0, compact.stderr
+    conn = sqlite3.connect(wired.home / "torchsm.db")
+    events = [r[0] for r in conn.execute("SELECT event FROM hook_runs ORDER BY id")]
+    assert "pre-compact" in events
+    [(trigger, content)] = conn.execute("SELECT trigger, content FROM snapshots")
+    assert trigger == "manual" and json.loads(content)["current_item"]["id"] == item
+    states = [r[0] for r in conn.execute("SELECT to_state FROM history ORDER BY id")]
+    assert states[-2:] == ["compacting", "working"]
+    assert wired("status", "torch", "--json").json()[0]["state"] == "working"
+    # the restored work state reaches the model with the next prompt
+    before = claude.standin.message_requests
+    after = run_claude(claude, wired, "-c", "-p", "carry on", "--output-format", "json")
+    assert after.returncode == 0, after.stderr
+    sent = json.dumps(claude.standin.bodies[before])
+    assert "work state of Nova torch saved before the context compaction" in sent
+    assert "migrate the billing tables" in sent

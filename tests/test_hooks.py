@@ -1,0 +1,265 @@
+"""`torchsm hook EVENT`: the handlers, through the real CLI, with Claude Code's payloads."""
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import FIXTURES, Cli, write_config
+from torchsm.config import Home
+
+PAYLOADS = FIXTURES / "claude-code-hooks"
+EVENT_FILES = {
+    "session-start": "SessionStart-startup.json", "user-prompt-submit": "UserPromptSubmit.json",
+    "pre-tool-use": "PreToolUse.json", "post-tool-use": "PostToolUse.json",
+    "stop": "Stop.json", "pre-compact": "PreCompact-manual.json", "session-end": "SessionEnd.json",
+}
+
+
+def payload(name: str, **changes) -> str:
+    data = json.loads((PAYLOADS / name).read_text())
+    data.update(changes)
+    return json.dumps(data)
+
+
+def hook(cli: Cli, event: str, stdin: str, nova: str = "torch", **env) -> "Result":
+    result = cli("hook", event, "--nova", nova, input=stdin, check=False, **env)
+    assert result.code in (0, 1), (result.code, result.err)
+    assert "Traceback" not in result.err
+    return result
+
+
+def rows(cli: Cli, sql: str, *args):
+    conn = sqlite3.connect(cli.home / "torchsm.db")
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def torch(cli):
+    cli("nova", "add", "torch")
+    return cli
+
+
+@pytest.mark.parametrize("event", ["pre-tool-use", "post-tool-use", "user-prompt-submit",
+                                   "session-end", "notification", "subagent-stop"])
+def test_record_only_events(torch, event):
+    stdin = (PAYLOADS / EVENT_FILES.get(event, "PreToolUse.json")).read_text()
+    result = hook(torch, event, stdin)
+    assert (result.code, result.out, result.err) == (0, "", "")
+    [(recorded, outcome, session)] = rows(torch, "SELECT event, outcome, session_id FROM hook_runs")
+    assert (recorded, outcome) == (event, "recorded") and session
+
+
+def test_stop_works_through_the_queue_then_lets_the_agent_stop(torch):
+    ids = [torch("queue", "add", f"task {n}", "--json").json()["id"] for n in range(3)]
+    reasons = []
+    for n in range(3):
+        result = hook(torch, "stop", payload("Stop.json", stop_hook_active=n > 0))
+        decision = json.loads(result.out)
+        assert decision["decision"] == "block"
+        reasons.append(decision["reason"])
+    for item_id, reason in zip(ids, reasons):
+        assert f"work item {item_id}" in reason and f"torchsm queue done {item_id}" in reason
+    done = hook(torch, "stop", payload("Stop.json", stop_hook_active=True))
+    assert (done.code, done.out) == (0, "")
+    assert [r["status"] for r in torch("queue", "list", "--json").json()] == ["done"] * 3
+    outcomes = [r[0] for r in rows(torch, "SELECT outcome FROM hook_runs ORDER BY id")]
+    assert outcomes == ["continued"] * 3 + ["allowed"]
+
+
+def test_an_item_the_agent_finished_itself_is_left_alone(torch):
+    first = torch("queue", "add", "one", "--json").json()["id"]
+    torch("queue", "add", "two")
+    hook(torch, "stop", payload("Stop.json"))
+    torch("queue", "fail", str(first), "--error", "could not")
+    hook(torch, "stop", payload("Stop.json", stop_hook_active=True))
+    statuses = {r["id"]: r["status"] for r in torch("queue", "list", "--json").json()}
+    assert statuses[first] == "failed"
+
+
+def test_the_supervisors_item_is_marked_done_at_the_first_stop(torch):
+    torch("queue", "add", "given by the supervisor")
+    item = torch("queue", "claim", "--nova", "torch", "--json").json()["id"]
+    hook(torch, "stop", payload("Stop.json"), TORCHSM_ITEM=str(item), TORCHSM_NOVA="torch")
+    assert torch("queue", "list", "--json").json()[0]["status"] == "done"
+
+
+def test_continuation_cap_per_prompt_then_restart_request(torch):
+    write_config(Home(torch.home), "[supervisor]\nmax_continuations = 2\n")
+    for n in range(4):
+        torch("queue", "add", f"task {n}")
+    outs = [hook(torch, "stop", payload("Stop.json", stop_hook_active=n > 0)).out for n in range(3)]
+    assert [bool(o) for o in outs] == [True, True, False]
+    [(requested, reason)] = rows(torch, "SELECT restart_requested_at, restart_reason FROM novas")
+    assert requested and "continuation cap reached (2 of 2" in reason
+    # a new prompt in the same session starts a new chain
+    hook(torch, "user-prompt-submit", payload("UserPromptSubmit.json"))
+    assert json.loads(hook(torch, "stop", payload("Stop.json")).out)["decision"] == "block"
+
+
+def test_stop_lets_a_cooling_nova_stop(torch):
+    torch("queue", "add", "pending work")
+    torch("transition", "torch", "cool", "--for", "60")
+    result = hook(torch, "stop", payload("Stop.json"))
+    assert (result.code, result.out) == (0, "")
+    assert torch("queue", "list", "--json").json()[0]["status"] == "pending"
+    [(reason,)] = rows(torch, "SELECT restart_reason FROM novas")
+    assert reason.startswith("torch is cooling")
+
+
+def test_a_burst_of_stops_is_a_bang_then_meditation(torch):
+    write_config(Home(torch.home), "[safety]\nhook_burst = 3\nbangs_to_meditate = 1\n")
+    for n in range(5):
+        torch("queue", "add", f"t{n}")
+    outs = [hook(torch, "stop", payload("Stop.json", stop_hook_active=True)) for _ in range(4)]
+    assert [bool(r.out) for r in outs] == [True, True, True, False]
+    assert "bang: 4 Stop-hook runs within 60s: cooling until" in outs[3].err
+    assert torch("status", "torch", "--json").json()[0]["state"] == "cooling"
+    fifth = hook(torch, "stop", payload("Stop.json", stop_hook_active=True))
+    assert fifth.out == "" and "meditating until" in fifth.err
+    assert torch("status", "torch", "--json").json()[0]["state"] == "meditating"
+    outcomes = [r[0] for r in rows(torch, "SELECT outcome FROM hook_runs ORDER BY id")]
+    assert outcomes == ["continued"] * 3 + ["bang", "bang"]
+
+
+def test_subagent_stops_are_not_counted_for_bangs(torch):
+    write_config(Home(torch.home), "[safety]\nhook_burst = 2\n")
+    torch("queue", "add", "work")
+    for _ in range(5):
+        hook(torch, "subagent-stop", payload("Stop.json"))
+    assert json.loads(hook(torch, "stop", payload("Stop.json")).out)["decision"] == "block"
+
+
+def test_stop_failure_rate_limit_cools_until_the_reset(torch):
+    stdin = json.dumps({"hook_event_name": "StopFailure", "error": "rate_limit",
+                        "session_id": "s1", "cwd": "/tmp",
+                        "last_assistant_message": "You've hit your 5-hour limit · resets 5am (UTC)"})
+    result = hook(torch, "stop-failure", stdin)
+    assert (result.code, result.out) == (0, "")
+    [row] = torch("status", "torch", "--json").json()
+    assert row["state"] == "cooling" and row["until"].endswith("T05:02:00Z")  # + 120 s margin
+
+
+def test_stop_failure_without_a_reset_time_backs_off(torch):
+    stdin = json.dumps({"error": "rate_limit", "session_id": "s1",
+                        "last_assistant_message": "API Error: Request rejected (429) · rate_limit_error"})
+    hook(torch, "stop-failure", stdin)
+    [row] = torch("status", "torch", "--json").json()
+    assert row["state"] == "cooling"
+    assert 40 <= _seconds_until(row["until"]) <= 61
+
+
+def test_stop_failure_overloaded_and_billing(torch):
+    hook(torch, "stop-failure", json.dumps({"error": "overloaded", "session_id": "s"}))
+    assert torch("status", "torch", "--json").json()[0]["state"] == "cooling"
+    hook(torch, "stop-failure", json.dumps({"error": "billing_error", "session_id": "s",
+                                            "last_assistant_message": "Credit balance too low"}))
+    assert torch("status", "torch", "--json").json()[0]["state"] == "meditating"
+    assert rows(torch, "SELECT nova, kind, message FROM alerts") == [
+        ("torch", "billing_error", "Credit balance too low")]
+
+
+def test_pre_compact_then_session_start_compact_restores(torch):
+    item = torch("queue", "add", "refactor the parser", "--json").json()["id"]
+    torch("nova", "add", "echo")
+    torch("message", "send", "echo", "torch", "the schema changed")
+    hook(torch, "stop", payload("Stop.json"))  # claims the item
+    result = hook(torch, "pre-compact", payload("PreCompact-manual.json"))
+    assert (result.code, result.out) == (0, "")
+    assert torch("status", "torch", "--json").json()[0]["state"] == "compacting"
+    [(content,)] = rows(torch, "SELECT content FROM snapshots")
+    snapshot = json.loads(content)
+    assert snapshot["current_item"]["id"] == item and snapshot["trigger"] == "manual"
+    assert snapshot["messages"][0]["text"] == "the schema changed"
+    start = hook(torch, "session-start", payload("SessionStart-resume.json", source="compact"))
+    context = json.loads(start.out)["hookSpecificOutput"]
+    assert context["hookEventName"] == "SessionStart"
+    assert "refactor the parser" in context["additionalContext"]
+    assert "the schema changed" in context["additionalContext"]
+    assert torch("status", "torch", "--json").json()[0]["state"] == "working"
+
+
+def test_pre_compact_is_mirrored_with_a_status_ttl(torch, redis_db):
+    env = {"TORCHSM_REDIS_URL": redis_db.url}
+    hook(torch, "pre-compact", payload("PreCompact-manual.json"), **env)
+    client = redis_db.client()
+    assert client.get("nova.status.torch") == b"COMPACTING"
+    assert 100 <= client.ttl("nova.status.torch") <= 120
+    for stream in ("nova.coordination.messages", "torch.continuous.ops"):
+        types = [f[b"type"] for _, f in client.xrange(stream)]
+        assert b"compacting" in types
+
+
+def test_session_start_gives_the_current_task_and_messages(torch):
+    torch("nova", "add", "echo")
+    torch("queue", "add", "write the docs")
+    torch("queue", "claim", "--nova", "torch")
+    torch("message", "send", "echo", "all", "standup in 5")
+    out = hook(torch, "session-start", payload("SessionStart-startup.json")).out
+    context = json.loads(out)["hookSpecificOutput"]["additionalContext"]
+    assert "write the docs" in context and "standup in 5" in context
+
+
+@pytest.mark.parametrize("stdin", ["", "garbage", "[1, 2]", "null", "{\"session_id\": ",
+                                   "\x00\xff binary", "{}" * 100_000])
+@pytest.mark.parametrize("event", ["stop", "pre-tool-use", "session-start", "pre-compact",
+                                   "stop-failure"])
+def test_bad_stdin_never_blocks(torch, event, stdin):
+    result = hook(torch, event, stdin)
+    assert result.out == "" and result.code == 1
+    assert result.err.startswith(f"torchsm: error: hook {event}: ")
+    assert result.err.count("\n") == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["hook", "stop", "--nova", "ghost"], "hook stop: no Nova named 'ghost'"),
+    (["hook", "bogus", "--nova", "torch"], "hook bogus: unknown hook event 'bogus'"),
+    (["hook", "stop", "--nova", "Bad!"], "hook stop: invalid Nova name 'Bad!'"),
+])
+def test_hook_errors_exit_1(torch, args, message):
+    result = torch(*args, input=payload("Stop.json"), check=False)
+    assert result.code == 1 and result.err.startswith(f"torchsm: error: {message}")
+
+
+def test_usage_errors_of_hook_exit_1_not_2(torch):
+    for args in (["hook", "stop"], ["hook"], ["hook", "stop", "--nova"],
+                 ["hook", "stop", "--nova", "torch", "--bogus"]):
+        assert torch(*args, input="{}", check=False).code == 1, args
+
+
+def test_missing_home_and_locked_database(tmp_path, torch):
+    missing = Cli(tmp_path / "nowhere")
+    result = missing("hook", "stop", "--nova", "torch", input=payload("Stop.json"), check=False)
+    assert result.code == 1 and "no torchsm home" in result.err
+    write_config(Home(torch.home), "[db]\nlock_timeout_s = 0.3\n")
+    holder = sqlite3.connect(torch.home / "torchsm.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        result = hook(torch, "stop", payload("Stop.json"))
+        assert result.code == 1 and "database is locked" in result.err and result.out == ""
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_dead_redis_does_not_fail_a_hook(torch, refused_url):
+    result = hook(torch, "pre-compact", payload("PreCompact-manual.json"),
+                  TORCHSM_REDIS_URL=refused_url)
+    assert result.code == 0
+    assert (torch.home / "queue" / "nova.coordination.messages.jsonl").exists()
+
+
+def test_hook_help_goes_through_click(torch):
+    out = torch("hook", "--help").out
+    assert out.startswith("Usage: torchsm hook") and "Never exits 2" in " ".join(out.split())
+
+
+def _seconds_until(iso: str) -> float:
+    import datetime as dt
+    return dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=dt.timezone.utc).timestamp() - time.time()

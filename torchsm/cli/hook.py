@@ -1,0 +1,22 @@
+"""`torchsm hook EVENT --nova NAME`, for the calls the fast path leaves to click
+(`--help`, options in unusual places). Same handler, same exit codes: 0 or 1, never 2."""
+
+from __future__ import annotations
+
+import click
+
+from torchsm.cli.common import Env, common_options
+
+
+@click.command()
+@click.argument("event", metavar="EVENT")
+@click.option("--nova", required=True, metavar="NAME", help="The Nova this agent is.")
+@common_options
+@click.pass_context
+def hook(ctx: click.Context, event: str, nova: str) -> None:
+    """Claude Code hook handler: reads the hook's JSON on stdin. EVENT is one of
+    session-start, user-prompt-submit, pre-tool-use, post-tool-use, stop, stop-failure,
+    subagent-stop, pre-compact, session-end, notification. Never exits 2."""
+    from torchsm.cli.fast import HookCall, run_hook_call
+
+    ctx.exit(run_hook_call(HookCall(event, nova, ctx.find_object(Env).home_option)))

@@ -1,0 +1,328 @@
+"""Claude Code hook handlers: one per event, and the hook health monitor.
+
+This is the hot path (Claude Code runs a hook on every tool call and waits for it): it
+loads only the stdlib sqlite3 store, the work queue and what one event needs; the state
+machine and the mirror load only on the paths that change a state. A handler records,
+decides and returns. It never starts a process: the supervisor alone does that.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from torchsm import store, workqueue
+from torchsm.clock import format_time
+from torchsm.config import Config, Home
+from torchsm.errors import NovaNotFound, TorchsmError
+from torchsm.names import check_name
+
+WORKING = "working"
+COMPACTING_TTL_S = 120
+CONTEXT_MESSAGES = 5
+SNAPSHOT_TRANSITIONS = 10
+# StopFailure `error` values that a retry cannot fix: a person must look.
+NEEDS_A_PERSON = {"billing_error", "authentication_failed", "authentication_error"}
+
+
+class HookInputError(TorchsmError):
+    """The hook's stdin is not a JSON object."""
+
+
+@dataclass(frozen=True)
+class HookResult:
+    outcome: str  # recorded | continued | allowed | bang | cooled | meditated | context | error
+    stdout: str | None = None  # what Claude Code reads
+    warning: str | None = None  # one line for stderr (Claude Code shows it in verbose mode)
+    item_id: int | None = None
+    detail: str | None = None
+
+
+@dataclass
+class HookContext:
+    home: Home
+    config: Config
+    db: store.Store
+    nova: store.NovaRow
+    event: str
+    payload: dict[str, Any]
+    now: float
+    env: Mapping[str, str]
+
+    @property
+    def session_id(self) -> str | None:
+        value = self.payload.get("session_id")
+        return value if isinstance(value, str) else None
+
+
+def run_hook(home: Home, config: Config, event: str, nova: str, raw: str, *,
+             now: float | None = None, env: Mapping[str, str] | None = None) -> HookResult:
+    """Handle one hook call and record it (nova, event, session, duration, outcome)."""
+    started = time.monotonic()
+    handler = HANDLERS.get(event)
+    if handler is None:
+        raise TorchsmError(f"unknown hook event '{event}' (events: {', '.join(HANDLERS)})")
+    check_name(nova)
+    payload, problem = _parse_payload(raw)
+    with store.open_store(home, config.db.lock_timeout_s) as db:
+        row = db.read(lambda conn: store.load_nova(conn, nova))
+        if row is None:
+            raise NovaNotFound(f"no Nova named '{nova}'")
+        ctx = HookContext(home, config, db, row, event, payload,
+                          time.time() if now is None else now, os.environ if env is None else env)
+        result = HookResult("error", detail=problem) if problem else handler(ctx)
+        _record(ctx, result, (time.monotonic() - started) * 1000)
+    if problem:
+        raise HookInputError(f"{problem}; the agent may stop")
+    return result
+
+
+def _parse_payload(raw: str) -> tuple[dict[str, Any], str | None]:
+    if not raw.strip():
+        return {}, "no JSON on stdin"
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        return {}, "stdin is not valid JSON"
+    if not isinstance(payload, dict):
+        return {}, "stdin is not a JSON object"
+    return payload, None
+
+
+def _record(ctx: HookContext, result: HookResult, duration_ms: float) -> None:
+    ctx.db.write(lambda conn: store.record_hook_run(
+        conn, nova_id=ctx.nova.id, event=ctx.event, session_id=ctx.session_id, at=ctx.now,
+        duration_ms=duration_ms, outcome=result.outcome, item_id=result.item_id,
+        detail=result.detail))
+
+
+def _record_only(ctx: HookContext) -> HookResult:
+    return HookResult("recorded")
+
+
+# --- Stop ------------------------------------------------------------------------------
+
+def _on_stop(ctx: HookContext) -> HookResult:
+    """Continue the session with the next work item, or let the agent stop."""
+    _finish_previous_item(ctx)
+    safety_cfg = ctx.config.safety
+    runs = 1 + ctx.db.read(lambda conn: store.count_hook_runs(
+        conn, ctx.nova.id, "stop", ctx.now - safety_cfg.hook_window_s))
+    from torchsm.safety import is_bang
+
+    if is_bang(runs, safety_cfg):
+        return _bang(ctx, runs)
+    if ctx.nova.state != WORKING:
+        return _allow(ctx, f"{ctx.nova.name} is {ctx.nova.state}")
+    continued, _ = _chain(ctx)
+    cap = ctx.config.supervisor.max_continuations
+    if continued >= cap:
+        return _allow(ctx, f"continuation cap reached ({continued} of {cap} in this session)")
+    item = ctx.db.write(lambda conn: workqueue.claim_next_in(
+        conn, ctx.nova.name, ctx.config.queue.lease_s, ctx.now))
+    if item is None:
+        return HookResult("allowed", detail="no work item to continue with")
+    return HookResult("continued", stdout=json.dumps({"decision": "block",
+                                                      "reason": continuation_reason(item)}),
+                      item_id=item.id, detail=f"continuation {continued + 1} of {cap}")
+
+
+def continuation_reason(item: workqueue.WorkItem) -> str:
+    return (f"torchsm: next task (work item {item.id}, {item.priority.value}):\n\n{item.text}\n\n"
+            f"When it is finished, just stop: torchsm marks item {item.id} done and hands "
+            f"you the next one. If you finish or give it up yourself, run "
+            f"`torchsm queue done {item.id}` or `torchsm queue fail {item.id} --error WHY`.")
+
+
+def _chain(ctx: HookContext) -> tuple[int, int | None]:
+    if ctx.session_id is None:
+        return 0, None
+    return ctx.db.read(lambda conn: store.continuation_chain(conn, ctx.nova.id, ctx.session_id))
+
+
+def _previous_item(ctx: HookContext) -> int | None:
+    """The item this session was working on: the last continuation's, else the one the
+    supervisor started the session with."""
+    _, item_id = _chain(ctx)
+    if item_id is not None:
+        return item_id
+    given = ctx.env.get("TORCHSM_ITEM", "")
+    return int(given) if given.isdigit() and ctx.env.get("TORCHSM_NOVA") == ctx.nova.name else None
+
+
+def _finish_previous_item(ctx: HookContext) -> None:
+    item_id = _previous_item(ctx)
+    if item_id is not None:
+        ctx.db.write(lambda conn: workqueue.finish_claimed_by(conn, item_id, ctx.nova.name,
+                                                               ctx.now))
+
+
+def _allow(ctx: HookContext, why: str) -> HookResult:
+    """Let the agent stop; when work remains, ask the supervisor to start a session."""
+    def request_if_work_left(conn) -> bool:
+        if not workqueue.has_claimable(conn, ctx.nova.name, ctx.now):
+            return False
+        store.request_restart(conn, ctx.nova.id, ctx.now, why)
+        return True
+
+    requested = ctx.db.write(request_if_work_left)
+    return HookResult("allowed", detail=why + ("; restart requested" if requested else ""))
+
+
+def _bang(ctx: HookContext, runs: int) -> HookResult:
+    from torchsm import novas
+
+    window = ctx.config.safety.hook_window_s
+    why = f"bang: {runs} Stop-hook runs within {window:g}s"
+    cooled = novas.safety_cool(ctx.home, ctx.config, ctx.nova.name, reason=why, bang=True,
+                               now=ctx.now)
+    return HookResult("bang", detail=f"{why}; {cooled.target} until {format_time(cooled.until)}",
+                      warning=f"{ctx.nova.name}: {why}: {cooled.target} until "
+                              f"{format_time(cooled.until)}; the agent may stop")
+
+
+# --- StopFailure -----------------------------------------------------------------------
+
+def _on_stop_failure(ctx: HookContext) -> HookResult:
+    """An API error ended the turn: cool on limits and overload, meditate on billing or
+    authentication failures (and raise an alert). Its output is ignored by Claude Code."""
+    from torchsm import novas, usage
+
+    error = str(ctx.payload.get("error") or "unknown")
+    message = str(ctx.payload.get("last_assistant_message") or ctx.payload.get("error_details")
+                  or "")
+    if error in NEEDS_A_PERSON:
+        ctx.db.write(lambda conn: store.save_alert(conn, nova=ctx.nova.name, at=ctx.now,
+                                                   kind=error, message=message or error))
+        result = novas.transition(ctx.home, ctx.config, ctx.nova.name, "meditate",
+                                  reason=f"{error}: needs a person", now=ctx.now)
+        return HookResult("meditated", detail=f"{error}: {message}"[:500])
+    if error == "rate_limit":
+        reset = usage.parse_reset_time(message, ctx.now)
+        until = reset + ctx.config.usage.reset_margin_s if reset else None
+        result = novas.safety_cool(ctx.home, ctx.config, ctx.nova.name, until=until,
+                                   reason=f"rate limit: {message}"[:300], now=ctx.now)
+    elif error == "overloaded":
+        result = novas.safety_cool(ctx.home, ctx.config, ctx.nova.name,
+                                   reason="API overloaded", now=ctx.now)
+    else:
+        return HookResult("recorded", detail=f"{error}: {message}"[:500])
+    return HookResult("cooled" if result.target == "cooling" else "meditated",
+                      detail=f"{error}: {result.target} until {format_time(result.until)}")
+
+
+# --- PreCompact and SessionStart ----------------------------------------------------------
+
+def _on_pre_compact(ctx: HookContext) -> HookResult:
+    """Transition to compacting, save the work state, tell the other Novas."""
+    from torchsm import mirror, novas
+    from torchsm.errors import TransitionRefused
+
+    trigger = str(ctx.payload.get("trigger") or "auto")
+    try:
+        novas.transition(ctx.home, ctx.config, ctx.nova.name, "compact",
+                         reason=f"context compaction ({trigger})", now=ctx.now)
+        note = None
+    except TransitionRefused as exc:
+        note = exc.message  # a cooling Nova still keeps its work state
+    snapshot = _snapshot(ctx, trigger)
+    ctx.db.write(lambda conn: store.save_snapshot(
+        conn, nova_id=ctx.nova.id, at=ctx.now, session_id=ctx.session_id, trigger=trigger,
+        content=json.dumps(snapshot)))
+    data = {"trigger": trigger, "session_id": ctx.session_id, "status": "COMPACTING",
+            "status_ttl_s": COMPACTING_TTL_S}
+    with mirror.open_mirror(ctx.home, ctx.config) as out, out.ordered():
+        for stream in (mirror.MESSAGES_STREAM, mirror.OPS_STREAM):
+            out.publish(stream, mirror.Entry.new("compacting", ctx.nova.name, data, ctx.now))
+    return HookResult("recorded", detail=note or f"snapshot saved ({trigger})")
+
+
+def _snapshot(ctx: HookContext, trigger: str) -> dict[str, Any]:
+    def read(conn):
+        item = workqueue.current_item(conn, ctx.nova.name)
+        history = store.recent_history(conn, ctx.nova.id, SNAPSHOT_TRANSITIONS)
+        inbox = store.load_inbox(conn, ctx.nova.name, CONTEXT_MESSAGES)
+        return item, history, inbox
+
+    item, history, inbox = ctx.db.read(read)
+    return {
+        "nova": ctx.nova.name, "at": format_time(ctx.now), "trigger": trigger,
+        "session_id": ctx.session_id,
+        "current_item": {"id": item.id, "text": item.text, "priority": item.priority.value}
+        if item else None,
+        "recent_transitions": [{"from": h[0], "to": h[1], "event": h[2], "reason": h[3],
+                                "at": format_time(h[4])} for h in history],
+        "messages": [{"from": m.sender, "text": m.text, "at": format_time(m.at)} for m in inbox],
+    }
+
+
+def _on_session_start(ctx: HookContext) -> HookResult:
+    """After a compaction: back to working, with the saved work state as context.
+    Otherwise: the current task and the messages waiting for the Nova."""
+    if ctx.payload.get("source") == "compact":
+        return _after_compaction(ctx)
+    def read(conn):
+        return (workqueue.current_item(conn, ctx.nova.name),
+                store.load_inbox(conn, ctx.nova.name, CONTEXT_MESSAGES))
+
+    item, inbox = ctx.db.read(read)
+    lines = [f"torchsm: you are Nova {ctx.nova.name} ({ctx.nova.personality}), "
+             f"state {ctx.nova.state}."]
+    if item:
+        lines.append(f"Current task (work item {item.id}): {item.text}")
+    lines += [f"Message from {m.sender} ({format_time(m.at)}): {m.text}" for m in inbox]
+    return _context(" \n".join(lines) if len(lines) > 1 else "\n".join(lines))
+
+
+def _after_compaction(ctx: HookContext) -> HookResult:
+    from torchsm import novas
+    from torchsm.errors import TransitionRefused
+
+    if ctx.nova.state == "compacting":
+        try:
+            novas.transition(ctx.home, ctx.config, ctx.nova.name, "work",
+                             reason="compaction finished", now=ctx.now)
+        except TransitionRefused:
+            pass
+    saved = ctx.db.read(lambda conn: store.latest_snapshot(conn, ctx.nova.id))
+    if saved is None:
+        return _context(f"torchsm: Nova {ctx.nova.name}: no work state was saved before "
+                        "this compaction.")
+    return _context(render_snapshot(json.loads(saved)))
+
+
+def render_snapshot(snapshot: dict[str, Any]) -> str:
+    lines = [f"torchsm: work state of Nova {snapshot['nova']} saved before the context "
+             f"compaction at {snapshot['at']}."]
+    item = snapshot.get("current_item")
+    if item:
+        lines.append(f"Current task (work item {item['id']}, {item['priority']}): {item['text']}")
+    if snapshot.get("recent_transitions"):
+        lines.append("Recent transitions: " + "; ".join(
+            f"{t['at']} {t['from']}->{t['to']}" + (f" ({t['reason']})" if t["reason"] else "")
+            for t in snapshot["recent_transitions"]))
+    lines += [f"Message from {m['from']} ({m['at']}): {m['text']}"
+              for m in snapshot.get("messages", [])]
+    return "\n".join(lines)
+
+
+def _context(text: str) -> HookResult:
+    output = {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": text}}
+    return HookResult("context", stdout=json.dumps(output))
+
+
+HANDLERS: dict[str, Callable[[HookContext], HookResult]] = {
+    "session-start": _on_session_start,
+    "user-prompt-submit": _record_only,
+    "pre-tool-use": _record_only,
+    "post-tool-use": _record_only,
+    "stop": _on_stop,
+    "stop-failure": _on_stop_failure,
+    "subagent-stop": _record_only,
+    "pre-compact": _on_pre_compact,
+    "session-end": _record_only,
+    "notification": _record_only,
+}
