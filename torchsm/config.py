@@ -71,6 +71,8 @@ class SupervisorConfig:
     max_continuations: int = 8
     session_timeout_s: float = 3600
     max_cost_usd_per_day: float = 0
+    stop_grace_s: float = 10  # after SIGTERM, how long an agent may take before SIGKILL
+    crash_window_s: float = 5  # a failure this soon after the start is a crash (a bang)
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,17 @@ def _parse_section(name: str, raw: Any, cls: type) -> Any:
         )
     if name == "queue":
         _check_queue(values)
+    if name == "supervisor":
+        _check_supervisor(values)
     return cls(**values)
+
+
+def _check_supervisor(values: dict[str, Any]) -> None:
+    if values.get("max_sessions_per_hour", 1) < 1:
+        raise ConfigError("torchsm.toml: 'supervisor.max_sessions_per_hour' must be at least 1")
+    if values.get("session_timeout_s", 1) <= 0:
+        raise ConfigError(
+            "torchsm.toml: 'supervisor.session_timeout_s' must be a positive number of seconds")
 
 
 def _check_queue(values: dict[str, Any]) -> None:

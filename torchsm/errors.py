@@ -97,3 +97,11 @@ class MirrorUnavailable(TorchsmError):
 
 class MirrorRefused(TorchsmError):
     """The mirror server refused an entry."""
+
+
+class SupervisorRunning(TorchsmError):
+    """A supervisor for this Nova is already running."""
+
+
+class AgentCommandError(TorchsmError):
+    """The agent command cannot be run."""

@@ -263,6 +263,20 @@ def request_restart(conn: sqlite3.Connection, nova_id: int, at: float, reason: s
                  (at, reason, nova_id))
 
 
+def restart_request(conn: sqlite3.Connection, nova_id: int) -> tuple[float, str | None] | None:
+    """(requested at, reason) of the Nova's pending restart request, if any."""
+    row = conn.execute("SELECT restart_requested_at, restart_reason FROM novas WHERE id = ?",
+                       (nova_id,)).fetchone()
+    return (row[0], row[1]) if row and row[0] is not None else None
+
+
+def clear_restart_request(conn: sqlite3.Connection, nova_id: int, requested_at: float) -> bool:
+    """Clear the request the supervisor is honouring (not a newer one made meanwhile)."""
+    return conn.execute("UPDATE novas SET restart_requested_at = NULL, restart_reason = NULL"
+                        " WHERE id = ? AND restart_requested_at = ?",
+                        (nova_id, requested_at)).rowcount == 1
+
+
 def save_snapshot(conn: sqlite3.Connection, *, nova_id: int, at: float,
                   session_id: str | None, trigger: str | None, content: str) -> None:
     conn.execute("INSERT INTO snapshots (nova_id, at, session_id, trigger, content)"

@@ -417,6 +417,25 @@ def mark_delivered(home: Home, config: Config, signal_id: int,
         raise TorchsmError(f"no pending wake signal {signal_id}")
 
 
+def next_due_in(conn: sqlite3.Connection, nova: str, now: float) -> Signal | None:
+    """The most urgent pending signal for `nova` that is due at `now` (oldest first
+    within a tier), inside the caller's transaction."""
+    ranks = " ".join(f"WHEN '{t.value}' THEN {t.rank}" for t in Tier)
+    row = conn.execute(f"SELECT {_SIGNAL_COLUMNS} FROM wake_signals s"
+                       " JOIN novas n ON n.id = s.nova_id"
+                       " WHERE n.name = ? AND s.status = 'pending' AND s.due_at <= ?"
+                       f" ORDER BY CASE s.tier {ranks} END, s.due_at, s.id LIMIT 1",
+                       (nova, now)).fetchone()
+    return _signal(row) if row else None
+
+
+def deliver_in(conn: sqlite3.Connection, signal_id: int, now: float) -> bool:
+    """Mark a pending signal delivered inside the caller's transaction; False if it was
+    not pending any more."""
+    return conn.execute("UPDATE wake_signals SET status = 'delivered', delivered_at = ?"
+                        " WHERE id = ? AND status = 'pending'", (now, signal_id)).rowcount == 1
+
+
 def _signal(row: tuple) -> Signal:
     values = list(row)
     values[4], values[5] = Tier(values[4]), SignalStatus(values[5])

@@ -326,6 +326,28 @@ def has_claimable(conn: sqlite3.Connection, nova: str, now: float) -> bool:
         " AND (nova IS NULL OR nova = ?) LIMIT 1", (now, nova)).fetchone() is not None
 
 
+# Back to pending (or dead, when a counted attempt was the last); an attempt that was not
+# the item's fault (the supervisor stopping) is given back.
+_RELEASE = """
+UPDATE work_items
+   SET status = CASE WHEN :counted AND attempts >= max_attempts THEN 'dead' ELSE 'pending' END,
+       finished_at = CASE WHEN :counted AND attempts >= max_attempts THEN :now ELSE NULL END,
+       attempts = CASE WHEN :counted THEN attempts ELSE max(attempts - 1, 0) END,
+       error = coalesce(:error, error), owner = NULL, lease_until = NULL, updated_at = :now
+ WHERE status IN ('pending', 'claimed') AND status = 'claimed' AND claimed_by = :nova
+   AND updated_at >= :since
+RETURNING id, status
+"""
+
+
+def release_claims_in(conn: sqlite3.Connection, nova: str, *, since: float, now: float,
+                      counted: bool, error: str | None = None) -> list[tuple[int, str]]:
+    """Release every item `nova` claimed since `since` and still holds: a session ended
+    without finishing them. (id, new status) of each."""
+    return conn.execute(_RELEASE, {"nova": nova, "since": since, "now": now,
+                                   "counted": counted, "error": error}).fetchall()
+
+
 def current_item(conn: sqlite3.Connection, nova: str) -> WorkItem | None:
     """The item `nova` holds most recently, if any."""
     row = conn.execute(f"SELECT {_COLUMNS} FROM work_items WHERE status = 'claimed'"
