@@ -1,0 +1,113 @@
+"""The session ledger: one row per agent session the supervisor starts (table `sessions`).
+
+A row is written when a session starts (outcome `running`) and completed when it ends, so
+the budget counts a session that is still running, and a supervisor that died leaves a
+row behind that the next one closes. Functions run inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from torchsm.clock import format_time
+
+RUNNING = "running"
+ABANDONED_ERROR = "the supervisor ended before the session did"
+
+
+@dataclass(frozen=True)
+class SessionEnd:
+    """What the ledger keeps about a finished session."""
+
+    ended_at: float
+    exit_status: int | None
+    outcome: str
+    error: str | None = None
+    agent_session_id: str | None = None
+    cost_usd: float | None = None
+    num_turns: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    api_error_status: int | None = None
+    limit_events: list[dict[str, Any]] | None = None
+    last_assistant_message: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: int
+    nova: str
+    kind: str
+    item_id: int | None
+    signal_id: int | None
+    started_at: float
+    ended_at: float | None
+    exit_status: int | None
+    outcome: str
+    error: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "nova": self.nova, "kind": self.kind, "item": self.item_id,
+                "signal": self.signal_id, "started_at": format_time(self.started_at),
+                "ended_at": format_time(self.ended_at), "exit_status": self.exit_status,
+                "outcome": self.outcome, "error": self.error}
+
+
+def start(conn: sqlite3.Connection, *, nova_id: int, kind: str, prompt: str,
+          item_id: int | None, signal_id: int | None, at: float) -> int:
+    """Record a session as running; its id."""
+    return conn.execute(
+        "INSERT INTO sessions (nova_id, started_at, kind, prompt, item_id, signal_id, outcome)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (nova_id, at, kind, prompt, item_id, signal_id, RUNNING)).fetchone()[0]
+
+
+def finish(conn: sqlite3.Connection, session_id: int, end: SessionEnd) -> None:
+    limit_events = json.dumps(end.limit_events) if end.limit_events else None
+    conn.execute(
+        "UPDATE sessions SET ended_at = ?, exit_status = ?, outcome = ?, error = ?,"
+        " agent_session_id = ?, cost_usd = ?, num_turns = ?, input_tokens = ?,"
+        " output_tokens = ?, api_error_status = ?, limit_events = ?,"
+        " last_assistant_message = ? WHERE id = ?",
+        (end.ended_at, end.exit_status, end.outcome, end.error, end.agent_session_id,
+         end.cost_usd, end.num_turns, end.input_tokens, end.output_tokens,
+         end.api_error_status, limit_events, end.last_assistant_message, session_id))
+
+
+def starts_since(conn: sqlite3.Connection, nova_id: int, since: float) -> list[float]:
+    """Start times of the Nova's sessions after `since`, oldest first."""
+    rows = conn.execute("SELECT started_at FROM sessions WHERE nova_id = ? AND started_at > ?"
+                        " ORDER BY started_at", (nova_id, since))
+    return [r[0] for r in rows]
+
+
+def count(conn: sqlite3.Connection, nova_id: int) -> int:
+    return conn.execute("SELECT count(*) FROM sessions WHERE nova_id = ?",
+                        (nova_id,)).fetchone()[0]
+
+
+def last_end(conn: sqlite3.Connection, nova_id: int) -> float | None:
+    """When the Nova's latest session ended (its start, while one is still running)."""
+    row = conn.execute("SELECT coalesce(ended_at, started_at) FROM sessions WHERE nova_id = ?"
+                       " ORDER BY started_at DESC, id DESC LIMIT 1", (nova_id,)).fetchone()
+    return row[0] if row else None
+
+
+def close_abandoned(conn: sqlite3.Connection, nova_id: int, at: float) -> int:
+    """Close the rows a supervisor left `running` when it died; how many."""
+    return conn.execute(
+        "UPDATE sessions SET outcome = 'stopped', error = ?, ended_at = ?"
+        " WHERE nova_id = ? AND outcome = ?",
+        (ABANDONED_ERROR, at, nova_id, RUNNING)).rowcount
+
+
+def recent(conn: sqlite3.Connection, nova: str, limit: int = 20) -> list[SessionRow]:
+    """The Nova's latest sessions, oldest first."""
+    rows = conn.execute(
+        "SELECT s.id, n.name, s.kind, s.item_id, s.signal_id, s.started_at, s.ended_at,"
+        " s.exit_status, s.outcome, s.error FROM sessions s JOIN novas n ON n.id = s.nova_id"
+        " WHERE n.name = ? ORDER BY s.id DESC LIMIT ?", (nova, limit)).fetchall()
+    return [SessionRow(*row) for row in reversed(rows)]

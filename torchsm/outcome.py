@@ -1,0 +1,126 @@
+"""What a finished agent session means for its Nova.
+
+Structured signals first: Claude Code's result object (`is_error`, `api_error_status`)
+and its rate_limit_events (`resetsAt`). The text of a usage-limit message is a fallback
+only, and an unparseable one yields no reset time, which callers turn into backoff,
+never into an immediate retry. Any other agent CLI is judged by its exit status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from torchsm import usage
+from torchsm.agents import SessionRun
+from torchsm.ledger import SessionEnd
+
+
+class Outcome(str, Enum):
+    OK = "ok"
+    FAILED = "failed"
+    CRASHED = "crashed"  # failed within the crash window of its start: a bang
+    TIMEOUT = "timeout"
+    STOPPED = "stopped"  # ended by the supervisor shutting down
+    RATE_LIMITED = "rate_limited"  # a 429 or a usage-limit message
+    OVERLOADED = "overloaded"  # a 529
+
+
+# Said only when an account is at its limit; worth reading even after a clean exit.
+USAGE_LIMIT_TEXT = re.compile(
+    r"usage limit reached|hit your [\w -]*limit|out of extra usage|limit will reset", re.I)
+# Said by many things on failure; read only when the session failed.
+RATE_LIMIT_TEXT = re.compile(r"rate[ _-]?limit|\b429\b|too many requests", re.I)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    error: str | None = None
+    reset_at: float | None = None  # when the provider says the limit resets, if it said
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome not in (Outcome.OK, Outcome.STOPPED)
+
+
+def judge(run: SessionRun, *, crash_window_s: float, now: float,
+          tz: dt.tzinfo | None = None) -> Verdict:
+    """The outcome of one finished session."""
+    if run.stopped:
+        return Verdict(Outcome.STOPPED, "stopped by the supervisor")
+    result = run.output.result or {}
+    status = result.get("api_error_status")
+    if status == 429:
+        return _rate_limited(run, f"API rate limit (429): {_short(run.output.text)}", now, tz)
+    if status == 529:
+        return Verdict(Outcome.OVERLOADED, f"API overloaded (529): {_short(run.output.text)}")
+    failed = run.exit_status != 0 or result.get("is_error") is True
+    text = _all_text(run) if failed else run.output.text
+    if USAGE_LIMIT_TEXT.search(text) or (failed and RATE_LIMIT_TEXT.search(text)):
+        return _rate_limited(run, f"usage limit: {_short(_limit_line(text))}", now, tz)
+    if run.timed_out:
+        return Verdict(Outcome.TIMEOUT, f"no end within the session timeout "
+                                        f"({run.duration_s:.0f}s)")
+    if not failed:
+        return Verdict(Outcome.OK)
+    why = _failure(run)
+    if run.duration_s < crash_window_s:
+        return Verdict(Outcome.CRASHED, f"crashed {run.duration_s:.1f}s after the start: {why}")
+    return Verdict(Outcome.FAILED, why)
+
+
+def _rate_limited(run: SessionRun, error: str, now: float, tz: dt.tzinfo | None) -> Verdict:
+    reset = usage.latest_reset(run.output.rate_limit_events)
+    if reset is None:
+        reset = usage.parse_reset_time(_all_text(run), now, tz)
+    return Verdict(Outcome.RATE_LIMITED, error, reset)
+
+
+def _failure(run: SessionRun) -> str:
+    if run.exit_status is None:
+        return "the agent could not be started"
+    if run.exit_status < 0:
+        return f"killed by signal {-run.exit_status}"
+    detail = _short(run.output.text) or _short(run.stderr_tail.splitlines()[-1]
+                                               if run.stderr_tail else "")
+    return f"exit status {run.exit_status}" + (f": {detail}" if detail else "")
+
+
+def _all_text(run: SessionRun) -> str:
+    return "\n".join(part for part in (run.output.text, run.stderr_tail) if part)
+
+
+def _limit_line(text: str) -> str:
+    for line in text.splitlines():
+        if USAGE_LIMIT_TEXT.search(line) or RATE_LIMIT_TEXT.search(line):
+            return line
+    return text
+
+
+def _short(text: str, width: int = 200) -> str:
+    line = " ".join((text or "").split())
+    return line if len(line) <= width else line[:width - 3] + "..."
+
+
+def ledger_end(run: SessionRun, verdict: Verdict) -> SessionEnd:
+    """The ledger's record of a finished session: outcome plus what Claude Code reported."""
+    result = run.output.result or {}
+    tokens = result.get("usage") if isinstance(result.get("usage"), dict) else {}
+    return SessionEnd(
+        ended_at=run.ended_at, exit_status=run.exit_status, outcome=verdict.outcome.value,
+        error=verdict.error, agent_session_id=_typed(result.get("session_id"), str),
+        cost_usd=_typed(result.get("total_cost_usd"), (int, float)),
+        num_turns=_typed(result.get("num_turns"), int),
+        input_tokens=_typed(tokens.get("input_tokens"), int),
+        output_tokens=_typed(tokens.get("output_tokens"), int),
+        api_error_status=_typed(result.get("api_error_status"), int),
+        limit_events=run.output.rate_limit_events or None,
+        last_assistant_message=run.output.last_assistant_text)
+
+
+def _typed(value: Any, kind) -> Any:
+    return value if isinstance(value, kind) and not isinstance(value, bool) else None
