@@ -53,6 +53,8 @@ def test_reflection_and_load_stretch_the_rest_not_the_floor():
     assert (loaded.floor_s, loaded.rest_s) == (25, 50) and "load 2.00 per core" in loaded.why
     assert rhythm.gap(torch, 1, load_per_core=100).rest_s == 25 * rhythm.MAX_LOAD_STRETCH
     assert rhythm.gap(torch, 1, load_per_core=0.5).rest_s == 25
+    assert rhythm.gap(torch, 1, load_per_core=3.0, load_above=2.0).rest_s == 37.5
+    assert rhythm.gap(torch, 1, load_per_core=3.0, load_above=0).rest_s == 25  # off
 
 
 def test_constant_keeps_its_pace_and_adaptive_backs_off_harder():

@@ -73,6 +73,7 @@ class SupervisorConfig:
     max_cost_usd_per_day: float = 0
     stop_grace_s: float = 10  # after SIGTERM, how long an agent may take before SIGKILL
     crash_window_s: float = 5  # a failure this soon after the start is a crash (a bang)
+    load_stretch_above: float = 1.0  # 1-min load per core above which rests stretch; 0: off
 
 
 @dataclass(frozen=True)

@@ -37,17 +37,18 @@ def energy_factor(energy: str, sessions_done: int) -> float:
     return 1.0  # sustained, constant, adaptive: an even pace
 
 
-def load_factor(energy: str, load_per_core: float | None) -> float:
-    """How much machine load stretches the rest; a `constant` Nova keeps its pace, an
-    `adaptive` one backs off harder (quadratically)."""
-    if load_per_core is None or energy == "constant" or load_per_core <= 1.0:
+def load_factor(energy: str, load_per_core: float | None, above: float = 1.0) -> float:
+    """How much machine load stretches the rest: in proportion to the load beyond `above`
+    per core (0: never); a `constant` Nova keeps its pace, an `adaptive` one backs off
+    harder (quadratically)."""
+    if load_per_core is None or energy == "constant" or above <= 0 or load_per_core <= above:
         return 1.0
-    stretch = load_per_core ** 2 if energy == "adaptive" else load_per_core
-    return min(MAX_LOAD_STRETCH, stretch)
+    stretch = load_per_core / above
+    return min(MAX_LOAD_STRETCH, stretch ** 2 if energy == "adaptive" else stretch)
 
 
-def gap(personality: Personality, sessions_done: int,
-        load_per_core: float | None = None) -> Gap:
+def gap(personality: Personality, sessions_done: int, load_per_core: float | None = None,
+        load_above: float = 1.0) -> Gap:
     """The gap before the next session of a Nova that has run `sessions_done` sessions."""
     base = personality.base_cycle_s
     floor = base * energy_factor(personality.energy, sessions_done)
@@ -56,7 +57,7 @@ def gap(personality: Personality, sessions_done: int,
     if sessions_done and sessions_done % personality.reflection_every == 0:
         rest += base * REFLECTION_PAUSE
         why.append(f"+{base * REFLECTION_PAUSE:g}s to reflect after {sessions_done} sessions")
-    stretch = load_factor(personality.energy, load_per_core)
+    stretch = load_factor(personality.energy, load_per_core, load_above)
     if stretch > 1.0:
         rest *= stretch
         why.append(f"x{stretch:.2f} for load {load_per_core:.2f} per core")

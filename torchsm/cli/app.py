@@ -31,6 +31,7 @@ COMMANDS = {
     "wake": "wake:wake",
     "mirror": "mirror:mirror",
     "message": "messages:message",
+    "run": "run:run",
 }
 
 

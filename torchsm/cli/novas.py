@@ -71,12 +71,29 @@ def nova_remove(env: Env, name: str) -> None:
 @common_options
 @pass_env
 def status(env: Env, name: str | None) -> None:
-    """Show the state of every Nova, or of one."""
-    rows = novas.status(env.home, env.config, name)
-    env.emit(rows, lambda: table(
-        [[r["nova"], r["state"], r["since"], r["until"], r["personality"], r["reason"]]
-         for r in rows], ["NOVA", "STATE", "SINCE", "UNTIL", "PERSONALITY", "REASON"])
-        if rows else "no Novas (add one with `torchsm nova add NAME`)")
+    """Show the state of every Nova, or of one, and when its supervisor (`torchsm run`)
+    plans to start the next session, and why."""
+    from torchsm.runfiles import with_plans
+
+    rows = with_plans(env.home, novas.status(env.home, env.config, name))
+    env.emit(rows, lambda: _status_text(rows)
+             if rows else "no Novas (add one with `torchsm nova add NAME`)")
+
+
+def _status_text(rows: list[dict]) -> str:
+    lines = [table([[r["nova"], r["state"], r["since"], r["until"], r["personality"],
+                     _next_start(r), r["reason"]] for r in rows],
+                   ["NOVA", "STATE", "SINCE", "UNTIL", "PERSONALITY", "NEXT START", "REASON"])]
+    lines += [f"{r['nova']}: supervised (pid {r['plan']['pid']}): {r['plan']['why']}"
+              for r in rows if r["plan"]]
+    return "\n".join(lines)
+
+
+def _next_start(row: dict) -> str | None:
+    plan = row["plan"]
+    if plan is None:
+        return None  # no supervisor runs: nothing is planned
+    return "running" if plan.get("state") == "running" else plan.get("next_start")
 
 
 @click.command()

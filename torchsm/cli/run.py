@@ -1,0 +1,68 @@
+"""`torchsm run NAME -- COMMAND [ARG...]`: the supervisor loop (torchsm.supervisor)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+
+import click
+
+from torchsm.cli.common import Env, common_options, pass_env
+from torchsm.clock import format_time
+
+
+@click.command()
+@click.argument("name")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="-- COMMAND [ARG...]")
+@click.option("--once", is_flag=True, help="Start at most one session, then exit.")
+@click.option("--max-sessions", type=click.IntRange(min=1), metavar="N",
+              help="Exit after N sessions.")
+@click.option("--until-idle", is_flag=True,
+              help="Exit when there is nothing to do (no due wake signal, restart request "
+                   "or claimable work item).")
+@click.option("--cwd", metavar="DIR", help="Run the agent in DIR (default: here).")
+@common_options
+@pass_env
+def run(env: Env, name: str, command: tuple[str, ...], once: bool, max_sessions: int | None,
+        until_idle: bool, cwd: str | None) -> None:
+    """Supervise Nova NAME: start COMMAND for each session, within the budgets.
+
+    Each session's prompt is a due wake signal, a restart request or the next work item.
+    `{prompt}` in COMMAND's arguments is replaced by it; without `{prompt}` the prompt goes
+    to COMMAND's stdin. COMMAND inherits this environment plus TORCHSM_NOVA, TORCHSM_HOME,
+    TORCHSM_PROMPT, TORCHSM_SESSION and, for a work item, TORCHSM_ITEM. For Claude Code:
+
+        torchsm run torch -- claude -c -p {prompt} --output-format json
+
+    At most [supervisor] max_sessions_per_hour sessions start in any sliding hour, never
+    closer than the personality's rhythm allows; failures cool the Nova with backoff (or
+    until an announced usage-limit reset) and repeated ones make it meditate. SIGTERM or
+    SIGINT stop the loop cleanly: the agent gets SIGTERM, then SIGKILL after
+    [supervisor] stop_grace_s, and its work item goes back to the queue. One supervisor
+    per Nova. Prints one line per event (JSON lines with --json).
+    """
+    from torchsm import runner, supervisor
+
+    options = supervisor.RunOptions(tuple(command), cwd, once, max_sessions, until_idle)
+    stop = threading.Event()
+    with runner.stop_on_signals(stop) as received:
+        summary = runner.supervise(env.home, env.config, name, options, stop=stop,
+                                       report=_printer(env))
+    why = f"stopped by {signal.Signals(received[0]).name}" if received else summary.why
+    _printer(env)({"event": "end", "nova": name, "at": format_time(time.time()),
+                   "sessions": summary.sessions,
+                   "message": f"supervisor ends after {summary.sessions} session"
+                              f"{'' if summary.sessions == 1 else 's'}: {why}", "why": why})
+
+
+def _printer(env: Env):
+    def show(event: dict) -> None:
+        if env.json:
+            click.echo(json.dumps(event, ensure_ascii=False))
+        else:
+            at = (event.get("at") or "")[11:]
+            click.echo(f"{at + ' ' if at else ''}{event['nova']}: {event['message']}")
+
+    return show

@@ -1,0 +1,109 @@
+"""The supervisor's files in HOME/run: one lock and one plan per Nova.
+
+`NAME.lock` is held (flock) by the one supervisor of Nova NAME for as long as it runs; the
+kernel drops it when the process dies, however it dies. `NAME.json` is the supervisor's
+plan: its pid, what it is doing, and when and why it starts the next session. `torchsm
+status` reads plans, so this module uses the stdlib only.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from torchsm.config import Home
+from torchsm.errors import SupervisorRunning
+
+
+def run_dir(home: Home) -> Path:
+    return home.path / "run"
+
+
+class SupervisorLock:
+    """The exclusive right to supervise one Nova; release it (or let the process end)."""
+
+    def __init__(self, fd: int, path: Path):
+        self.fd = fd
+        self.path = path
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # closing drops the flock
+            self.fd = -1
+
+
+def lock_supervisor(home: Home, name: str) -> SupervisorLock:
+    """Take Nova `name`'s supervisor lock, or SupervisorRunning naming the holder's pid."""
+    folder = run_dir(home)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / f"{name}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise SupervisorRunning(
+            f"a supervisor for {name} is already running (pid {holder})") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return SupervisorLock(fd, path)
+
+
+def _plan_path(home: Home, name: str) -> Path:
+    return run_dir(home) / f"{name}.json"
+
+
+def write_plan(home: Home, name: str, plan: dict[str, Any]) -> None:
+    """Replace Nova `name`'s plan atomically (readers never see half a file)."""
+    run_dir(home).mkdir(mode=0o700, exist_ok=True)
+    path = _plan_path(home, name)
+    tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(plan, f)
+    os.replace(tmp, path)
+
+
+def remove_plan(home: Home, name: str) -> None:
+    try:
+        _plan_path(home, name).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def read_plan(home: Home, name: str) -> dict[str, Any] | None:
+    """The plan of Nova `name`'s running supervisor; None when no supervisor runs (a plan
+    left behind by one that was killed is ignored)."""
+    try:
+        plan = json.loads(_plan_path(home, name).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(plan, dict) or not _alive(plan.get("pid")):
+        return None
+    return plan
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def with_plans(home: Home, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Status rows with each Nova's `next_start` and `plan` (None when unsupervised)."""
+    out = []
+    for row in rows:
+        plan = read_plan(home, row["nova"])
+        out.append({**row, "next_start": plan.get("next_start") if plan else None,
+                    "plan": plan})
+    return out

@@ -1,0 +1,86 @@
+"""`torchsm run` as a process: the command check, the Nova's lock, signals, real time.
+
+The loop itself is torchsm.supervisor; this is what surrounds it when a person starts it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+from torchsm import novas, runfiles
+from torchsm.clock import format_time
+from torchsm.config import Config, Home
+from torchsm.errors import AgentCommandError
+from torchsm.supervisor import Report, RunOptions, RunSummary, Supervisor
+
+
+class RealClock:
+    """Wall-clock time; sleeping ends early when `stop` is set (by a signal)."""
+
+    def __init__(self, stop: threading.Event):
+        self.stop = stop
+
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        self.stop.wait(seconds)
+
+
+def check_command(command: tuple[str, ...], cwd: str | None, env: dict[str, str]) -> None:
+    """AgentCommandError unless COMMAND names a program that can be run (in `cwd`)."""
+    if not command:
+        raise AgentCommandError("no agent command given: use `torchsm run NAME -- COMMAND "
+                                "[ARG...]`")
+    if cwd is not None and not Path(cwd).is_dir():
+        raise AgentCommandError(f"no such directory: {cwd}")
+    program = command[0]
+    if "/" in program:
+        path = Path(cwd or ".") / program
+        found = path.is_file() and os.access(path, os.X_OK)
+    else:
+        found = shutil.which(program, path=env.get("PATH", os.defpath)) is not None
+    if not found:
+        raise AgentCommandError(f"command not found: {program}")
+
+
+def supervise(home: Home, config: Config, name: str, options: RunOptions, *,
+              stop: threading.Event, report: Report = lambda event: None) -> RunSummary:
+    """Check the command and the Nova, take the Nova's supervisor lock, and run."""
+    check_command(options.command, options.cwd, dict(os.environ))
+    novas.status(home, config, name)  # the home, the schema and the Nova must be there
+    lock = runfiles.lock_supervisor(home, name)
+    try:
+        supervisor = Supervisor(home, config, name, options, clock=RealClock(stop), stop=stop,
+                                report=report)
+        report({"event": "start", "nova": name, "at": format_time(time.time()),
+                "message": f"supervising {name} (pid {os.getpid()}): "
+                           f"{' '.join(options.command)}", "pid": os.getpid()})
+        return supervisor.run()
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
+    """SIGTERM and SIGINT set `stop` (the loop then ends cleanly) instead of killing the
+    process; yields the list of signals received. Restores the old handlers."""
+    received: list[int] = []
+
+    def handle(signum, _frame) -> None:
+        received.append(signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,597 @@
+"""The supervisor (`torchsm run`): the only code that starts agent sessions.
+
+One loop per Nova, one pass of it per `step(now)`:
+1. while the Nova is cooling or meditating, wait (a critical wake, which forces the Nova
+   back to work, cuts the wait short);
+2. pick the prompt: a due wake signal, else a restart request or the next work item, else
+   idle (dream per the personality, then wait one rhythm cycle);
+3. start the agent only within the budgets: `max_sessions_per_hour` in any sliding hour
+   (counted from the ledger, checked again in the transaction that records the start) and
+   the rhythm's minimum gap. A spent budget cools the Nova until the window frees;
+4. record the session and settle it: the item done on success, back to the queue with
+   the attempt counted on failure; a failure cools with backoff, or until an announced
+   reset, and repeated failures meditate (novas.safety_cool decides).
+`run()` loops over steps and does the waiting. Time and sleep come from a Clock, so the
+policies are testable without waiting.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from torchsm import (agents, budget, ledger, mirror, novas, outcome, personalities, rhythm,
+                     runfiles, store, wake, workqueue)
+from torchsm.clock import format_time
+from torchsm.config import Config, Home
+from torchsm.errors import DatabaseLocked, NovaNotFound, TransitionRefused
+from torchsm.machine import WAITING_STATES, Event, State
+from torchsm.outcome import Outcome, Verdict
+from torchsm.tiers import Tier
+from torchsm.watch import ChangeWatch
+
+POLL_S = 0.25  # how often a wait looks for a critical wake (one PRAGMA when nothing changed)
+LEASE_MARGIN_S = 60  # a claim outlives the longest session, so nobody else gets the item
+LOCKED_RETRIES = 5  # consecutive passes that found the database locked before giving up
+
+Report = Callable[[dict[str, Any]], None]
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    command: tuple[str, ...]
+    cwd: str | None = None
+    once: bool = False  # at most one session, then exit
+    max_sessions: int | None = None  # exit after this many sessions
+    until_idle: bool = False  # exit when there is nothing to do
+
+
+@dataclass(frozen=True)
+class Work:
+    """What the next session is for, before anything is taken."""
+
+    kind: str  # wake | restart | item
+    signal: wake.Signal | None = None
+    restart: tuple[float, str | None] | None = None  # (requested at, reason)
+
+    @property
+    def critical(self) -> bool:
+        return self.signal is not None and self.signal.tier is Tier.CRITICAL
+
+
+@dataclass(frozen=True)
+class Taken:
+    """Work taken for a session: the ledger row exists and the item (if any) is claimed."""
+
+    session_id: int
+    kind: str
+    prompt: str
+    item: workqueue.WorkItem | None
+    signal_id: int | None
+    at: float
+
+
+@dataclass(frozen=True)
+class Wait:
+    until: float
+    why: str
+    critical_cuts: bool = True  # whether a due critical wake ends it early
+
+
+@dataclass(frozen=True)
+class Ran:
+    session_id: int
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class Finished:
+    why: str
+
+
+Step = Wait | Ran | Finished
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    sessions: int
+    why: str
+
+
+class Supervisor:
+    """Supervises one Nova. Take its lock first (`supervise` does)."""
+
+    def __init__(self, home: Home, config: Config, name: str, options: RunOptions, *,
+                 clock: Clock, stop: threading.Event | None = None,
+                 rng: random.Random | None = None,
+                 load: Callable[[], float | None] = wake.load_per_core,
+                 report: Report = lambda event: None, base_env: dict[str, str] | None = None,
+                 poll_s: float = POLL_S):
+        self.home, self.config, self.name, self.options = home, config, name, options
+        self.clock, self.rng, self.load, self._report = clock, rng or random.Random(), load, report
+        self.stop = stop or threading.Event()
+        self.base_env = dict(os.environ if base_env is None else base_env)
+        self.poll_s = poll_s
+        self.watch: ChangeWatch | None = None
+        self._dream_rolled = False  # one roll of the dice per idle stretch
+        self._last_wait_why: str | None = None
+        self._locked_passes = 0
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def run(self) -> RunSummary:
+        """Step and wait until an option, a signal or idleness ends the run."""
+        self.watch = ChangeWatch(self.home)
+        self._close_abandoned()
+        sessions, why = 0, "stopped"
+        try:
+            while not self.stop.is_set():
+                step = self._step_tolerating_locks()
+                if isinstance(step, Finished):
+                    why = step.why
+                    break
+                if isinstance(step, Ran):
+                    sessions += 1
+                    if self._enough(sessions):
+                        why = f"{sessions} session{'s' if sessions > 1 else ''} done"
+                        break
+                    continue
+                if step.until > self.clock.now():
+                    self._wait(step)
+        finally:
+            runfiles.remove_plan(self.home, self.name)
+            self.watch.close()
+        return RunSummary(sessions, why)
+
+    def _enough(self, sessions: int) -> bool:
+        limit = 1 if self.options.once else self.options.max_sessions
+        return limit is not None and sessions >= limit
+
+    def _step_tolerating_locks(self) -> Step:
+        # A days-long loop outlives a moment of contention; a database that stays locked
+        # pass after pass is an error for a person.
+        try:
+            step = self.step(self.clock.now())
+        except DatabaseLocked as exc:
+            self._locked_passes += 1
+            if self._locked_passes >= LOCKED_RETRIES:
+                raise
+            self._emit("warning", f"{exc.message}; trying again")
+            return Wait(self.clock.now() + self.config.db.lock_timeout_s, "database locked")
+        self._locked_passes = 0
+        return step
+
+    def step(self, now: float) -> Step:
+        """One pass: decide, and start one session when one is due. Returns what happened,
+        or how long to wait and why."""
+        nova = self._load_nova()
+        if _waiting(nova, now):
+            if self.options.until_idle and self._next_work(now) is None:
+                return Finished("idle: nothing to do")
+            # Only a change of the Nova ends this wait early: a critical wake forces it
+            # back to work when it is sent, and a critical signal that was pending before
+            # the cooldown began does not break it.
+            return Wait(nova.until, _waiting_why(nova.state, nova.until, nova.reason),
+                        critical_cuts=False)
+        if nova.state != State.WORKING.value:
+            self._resume(nova, now)
+        work = self._next_work(now)
+        if work is None:
+            return self._idle(nova, now)
+        blocked = self._blocked(nova, work, now)
+        if blocked is not None:
+            return blocked
+        taken = self._take(nova, work, now)
+        if taken is None:  # someone else took it meanwhile: look again at once
+            return Wait(now, "the work was taken meanwhile")
+        return self._run_session(taken)
+
+    # --- deciding ------------------------------------------------------------------------
+
+    def _load_nova(self) -> store.NovaRow:
+        with self._store() as db:
+            nova = db.read(lambda conn: store.load_nova(conn, self.name))
+        if nova is None:
+            raise NovaNotFound(f"no Nova named '{self.name}'")
+        return nova
+
+    def _resume(self, nova: store.NovaRow, now: float) -> None:
+        """Back to work: a wait that is over, or a dream or compaction that no running
+        session owns any more."""
+        reason = ("the wait is over" if nova.state in _WAITING_VALUES
+                  else f"no session is {nova.state}")
+        try:
+            novas.transition(self.home, self.config, self.name, Event.WORK,
+                             reason=f"supervisor: {reason}", now=now)
+        except TransitionRefused:
+            return  # changed meanwhile; the next pass sees how
+        self._emit("resume", f"{nova.state} -> working ({reason})")
+
+    def _next_work(self, now: float) -> Work | None:
+        def peek(conn) -> Work | None:
+            signal_due = wake.next_due_in(conn, self.name, now)
+            if signal_due is not None:
+                return Work("wake", signal=signal_due)
+            nova = store.load_nova(conn, self.name)
+            restart = store.restart_request(conn, nova.id) if nova else None
+            if restart is not None:
+                return Work("restart", restart=restart)
+            if workqueue.has_claimable(conn, self.name, now):
+                return Work("item")
+            return None
+
+        with self._store() as db:
+            return db.read(peek)
+
+    def _idle(self, nova: store.NovaRow, now: float) -> Step:
+        if self.options.until_idle or self.options.once:
+            return Finished("idle: nothing to do")
+        profile = self._personality(nova)
+        if not self._dream_rolled:
+            self._dream_rolled = True
+            if self.rng.random() < profile.dream_probability:
+                self._dream(now)
+        with self._store() as db:
+            done = db.read(lambda conn: ledger.count(conn, nova.id))
+        cycle = self._gap(profile, done).rest_s
+        return Wait(now + cycle, f"idle: no work; looking again in {seconds(cycle)}")
+
+    def _dream(self, now: float) -> None:
+        # A dream's real analysis is a later issue; the state shows the idle time for now.
+        try:
+            novas.transition(self.home, self.config, self.name, Event.DREAM,
+                             reason="idle: dreaming", now=now)
+            novas.transition(self.home, self.config, self.name, Event.WORK,
+                             reason="dream over", now=now)
+        except TransitionRefused:
+            return
+        self._emit("dream", "idle: dreamt")
+
+    def _blocked(self, nova: store.NovaRow, work: Work, now: float) -> Wait | None:
+        """Why the session cannot start yet: a spent budget (which cools the Nova), the
+        rhythm's gap, or quiet hours. None when it may start now."""
+        with self._store() as db:
+            room = db.read(lambda conn: self._room(conn, nova, now))
+        if room.frees_at is not None:
+            return self._cool_for_budget(room, now)
+        if room.floor_at > now:
+            return Wait(room.floor_at, f"rhythm: {room.gap.why}", critical_cuts=False)
+        if room.rest_at > now and not work.critical:
+            return Wait(room.rest_at, f"rhythm: {room.gap.why}")
+        if work.kind != "wake":  # a due signal has had quiet hours applied already
+            quiet_end = rhythm.after_quiet_hours(now, self.config.wake.quiet_hours)
+            if quiet_end is not None:
+                return Wait(quiet_end, f"quiet hours ({self.config.wake.quiet_hours}) "
+                                       f"until {format_time(quiet_end)}")
+        return None
+
+    def _room(self, conn, nova: store.NovaRow, now: float) -> "_Room":
+        limit = self.config.supervisor.max_sessions_per_hour
+        starts = ledger.starts_since(conn, nova.id, now - budget.WINDOW_S)
+        gap = self._gap(self._personality(nova), ledger.count(conn, nova.id))
+        last = ledger.last_end(conn, nova.id)
+        return _Room(budget.window_frees_at(starts, now, limit), len(starts), gap,
+                     now if last is None else last + gap.floor_s,
+                     now if last is None else last + gap.rest_s)
+
+    def _cool_for_budget(self, room: "_Room", now: float) -> Wait:
+        limit = self.config.supervisor.max_sessions_per_hour
+        why = (f"session budget spent: {room.recent} of {limit} in the last hour; "
+               f"room again at {format_time(room.frees_at)}")
+        cooled = novas.safety_cool(self.home, self.config, self.name, reason=why,
+                                   until=room.frees_at, now=now, rng=self.rng)
+        self._emit_cooled(cooled)
+        return Wait(cooled.until, _waiting_why(cooled.target, cooled.until, why),
+                    critical_cuts=False)
+
+    # --- taking the work -----------------------------------------------------------------
+
+    def _take(self, nova: store.NovaRow, work: Work, now: float) -> Taken | None:
+        if self.stop.is_set():
+            return None
+        item = None
+        if work.kind in ("item", "restart"):
+            with workqueue.open_queue(self.home, self.config) as queue:
+                item = queue.try_claim(self.name, lease_s=self._lease_s(), now=now)
+            if item is None and work.kind == "item":
+                return None
+        prompt = _prompt(work, item)
+
+        def record(conn) -> int | None:
+            # The budget and the gap once more, in the transaction that records the start:
+            # whatever happened since the check, no path starts a session beyond them.
+            room = self._room(conn, nova, now)
+            if room.frees_at is not None or room.floor_at > now:
+                return None
+            if work.signal is not None and not wake.deliver_in(conn, work.signal.id, now):
+                return None
+            if work.restart is not None:
+                store.clear_restart_request(conn, nova.id, work.restart[0])
+            return ledger.start(conn, nova_id=nova.id, kind=work.kind, prompt=prompt,
+                                item_id=item.id if item else None,
+                                signal_id=work.signal.id if work.signal else None, at=now)
+
+        with self._store() as db:
+            session_id = db.write(record)
+            if session_id is None and item is not None:
+                db.write(lambda conn: workqueue.release_claims_in(
+                    conn, self.name, since=now, now=now, counted=False))
+        if session_id is None:
+            return None
+        return Taken(session_id, work.kind, prompt, item,
+                     work.signal.id if work.signal else None, now)
+
+    def _lease_s(self) -> float:
+        cfg = self.config.supervisor
+        return max(self.config.queue.lease_s,
+                   cfg.session_timeout_s + cfg.stop_grace_s + LEASE_MARGIN_S)
+
+    # --- running a session -----------------------------------------------------------------
+
+    def _run_session(self, taken: Taken) -> Ran:
+        self._dream_rolled = False
+        self._plan("running", None, f"session {taken.session_id} running ({_what(taken)})",
+                   session=taken.session_id)
+        self._emit("session.started", f"session {taken.session_id} started: {_what(taken)}",
+                   session=taken.session_id, kind=taken.kind,
+                   item=taken.item.id if taken.item else None)
+        self._publish("session.started", {"session": taken.session_id, "kind": taken.kind,
+                                          "item": taken.item.id if taken.item else None},
+                      taken.at)
+        run = self._start_agent(taken)
+        verdict = outcome.judge(run, crash_window_s=self.config.supervisor.crash_window_s,
+                                now=self.clock.now())
+        self._settle(taken, run, verdict)
+        return Ran(taken.session_id, verdict)
+
+    def _start_agent(self, taken: Taken) -> agents.SessionRun:
+        argv, prompt_on_stdin = agents.build_argv(list(self.options.command), taken.prompt)
+        cfg = self.config.supervisor
+        started = self.clock.now()
+        with _AgentLog(self.home, self.name, taken, format_time(started)) as log:
+            try:
+                return agents.run_session(
+                    argv, env=self._child_env(taken), cwd=self.options.cwd,
+                    stdin_text=taken.prompt if prompt_on_stdin else None,
+                    timeout_s=cfg.session_timeout_s, grace_s=cfg.stop_grace_s,
+                    should_stop=self.stop.is_set, on_line=log.write, clock=self.clock.now)
+            except OSError as exc:  # the command vanished or is not executable any more
+                return agents.SessionRun(argv, started, self.clock.now(), None, False, False,
+                                         agents.SessionOutput(), f"cannot start: {exc}")
+
+    def _child_env(self, taken: Taken) -> dict[str, str]:
+        env = dict(self.base_env)
+        env.update(TORCHSM_NOVA=self.name, TORCHSM_HOME=str(self.home.path),
+                   TORCHSM_PROMPT=taken.prompt, TORCHSM_SESSION=str(taken.session_id))
+        env.pop("TORCHSM_ITEM", None)
+        if taken.item is not None:
+            env["TORCHSM_ITEM"] = str(taken.item.id)
+        return env
+
+    def _settle(self, taken: Taken, run: agents.SessionRun, verdict: Verdict) -> None:
+        """Record the end, finish or release the work, and cool on failure."""
+        now = self.clock.now()
+        end = outcome.ledger_end(run, verdict)
+
+        def record(conn) -> list[tuple[int, str]]:
+            ledger.finish(conn, taken.session_id, end)
+            if verdict.outcome is Outcome.OK and taken.item is not None:
+                # unless the agent (or a Stop hook) already finished or failed it
+                workqueue.finish_claimed_by(conn, taken.item.id, self.name, now)
+            # whatever the session still holds goes back: nothing stays claimed
+            return workqueue.release_claims_in(
+                conn, self.name, since=taken.at, now=now, counted=verdict.failed,
+                error=verdict.error if verdict.failed else None)
+
+        with self._store() as db:
+            released = db.write(record)
+        self._emit("session.ended", _ended_text(taken, run, verdict, released),
+                   session=taken.session_id, outcome=verdict.outcome.value,
+                   exit_status=run.exit_status, duration_s=round(run.duration_s, 3),
+                   error=verdict.error, released=[list(r) for r in released])
+        self._publish("session.ended", {"session": taken.session_id,
+                                        "outcome": verdict.outcome.value,
+                                        "exit_status": run.exit_status,
+                                        "error": verdict.error}, now)
+        if verdict.failed:
+            self._cool_after_failure(taken, verdict, now)
+
+    def _cool_after_failure(self, taken: Taken, verdict: Verdict, now: float) -> None:
+        margin = self.config.usage.reset_margin_s
+        until = verdict.reset_at + margin if verdict.reset_at is not None else None
+        nova = self._load_nova()
+        if _cooled_during(nova, taken.at, now, until):
+            return  # a hook (StopFailure, a bang) cooled it for this very failure
+        why = f"session {taken.session_id} {verdict.outcome.value}: {verdict.error}"
+        cooled = novas.safety_cool(self.home, self.config, self.name, reason=why[:500],
+                                   until=until, bang=verdict.outcome is Outcome.CRASHED,
+                                   now=now, rng=self.rng)
+        self._emit_cooled(cooled)
+
+    def _emit_cooled(self, cooled: novas.TransitionResult) -> None:
+        why = _waiting_why(cooled.target, cooled.until, cooled.reason)
+        self._emit("cool", why, state=cooled.target, until=format_time(cooled.until),
+                   reason=cooled.reason)
+        self._last_wait_why = why  # the wait that follows says nothing new
+
+    # --- waiting ---------------------------------------------------------------------------
+
+    def _wait(self, wait: Wait) -> None:
+        """Sleep until `wait.until`; return early on a stop, a change of the Nova (a forced
+        `work`, a restart request) or, where allowed, a due critical wake."""
+        self._plan("waiting", wait.until, wait.why)
+        if wait.why != self._last_wait_why:
+            self._emit("wait", f"next start {format_time(wait.until)}: {wait.why}",
+                       next_start=format_time(wait.until), why=wait.why)
+            self._last_wait_why = wait.why
+        marker = self._marker()
+        while not self.stop.is_set():
+            now = self.clock.now()
+            if now >= wait.until:
+                return
+            if self.watch.changed() and self._cut_short(wait, marker, now):
+                return
+            self.clock.sleep(min(self.poll_s, wait.until - now))
+
+    def _marker(self) -> tuple:
+        def read(conn) -> tuple:
+            nova = store.load_nova(conn, self.name)
+            if nova is None:
+                return (None,)
+            return nova.state, nova.until, store.restart_request(conn, nova.id)
+
+        with self._store() as db:
+            return db.read(read)
+
+    def _cut_short(self, wait: Wait, marker: tuple, now: float) -> bool:
+        if self._marker() != marker:
+            return True
+        if not wait.critical_cuts:
+            return False
+        with self._store() as db:
+            due = db.read(lambda conn: wake.next_due_in(conn, self.name, now))
+        return due is not None and due.tier is Tier.CRITICAL
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _store(self) -> store.Store:
+        return store.open_store(self.home, self.config.db.lock_timeout_s)
+
+    def _nova_id(self, conn) -> int:
+        nova = store.load_nova(conn, self.name)
+        if nova is None:
+            raise NovaNotFound(f"no Nova named '{self.name}'")
+        return nova.id
+
+    def _gap(self, profile: personalities.Personality, sessions_done: int) -> rhythm.Gap:
+        return rhythm.gap(profile, sessions_done, self.load(),
+                          self.config.supervisor.load_stretch_above)
+
+    def _personality(self, nova: store.NovaRow) -> personalities.Personality:
+        return personalities.get_personality(nova.personality, self.config.personalities)
+
+    def _close_abandoned(self) -> None:
+        now = self.clock.now()
+        with self._store() as db:
+            closed = db.write(lambda conn: ledger.close_abandoned(conn, self._nova_id(conn), now))
+        if closed:
+            self._emit("warning", f"closed {closed} session(s) a previous supervisor left "
+                                  "running")
+
+    def _plan(self, state: str, next_start: float | None, why: str, **extra: Any) -> None:
+        runfiles.write_plan(self.home, self.name, {
+            "nova": self.name, "pid": os.getpid(), "state": state,
+            "next_start": format_time(next_start), "why": why,
+            "updated_at": format_time(self.clock.now()),
+            "command": list(self.options.command), **extra})
+
+    def _publish(self, kind: str, data: dict[str, Any], at: float) -> None:
+        with mirror.open_mirror(self.home, self.config, now=at) as out:
+            out.publish(mirror.OPS_STREAM, mirror.Entry.new(kind, self.name, data, at))
+
+    def _emit(self, event: str, message: str, **data: Any) -> None:
+        self._report({"event": event, "nova": self.name,
+                      "at": format_time(self.clock.now()), "message": message, **data})
+
+
+@dataclass(frozen=True)
+class _Room:
+    """The budgets as they stand: when the hourly window frees (None: it has room), how
+    many sessions it holds, the gap, and when the floor and the rest end."""
+
+    frees_at: float | None
+    recent: int
+    gap: rhythm.Gap
+    floor_at: float
+    rest_at: float
+
+
+_WAITING_VALUES = tuple(s.value for s in WAITING_STATES)
+
+
+def _waiting(nova: store.NovaRow, now: float) -> bool:
+    return nova.state in _WAITING_VALUES and nova.until is not None and nova.until > now
+
+
+def seconds(value: float) -> str:
+    """A duration for people: whole seconds, tenths below ten."""
+    return f"{value:.0f}s" if value >= 10 else f"{value:.2g}s"
+
+
+def _waiting_why(state: str, until: float | None, reason: str | None) -> str:
+    return f"{state} until {format_time(until)}" + (f" ({reason})" if reason else "")
+
+
+def _cooled_during(nova: store.NovaRow, since: float, now: float, until: float | None) -> bool:
+    return (_waiting(nova, now) and nova.since >= since
+            and (until is None or nova.until >= until))
+
+
+def item_prompt(item: workqueue.WorkItem) -> str:
+    """A work item as a session's prompt: its text, then how to finish it."""
+    return (f"{item.text}\n\n[torchsm work item {item.id} ({item.priority.value}). When it "
+            f"is finished, just stop: torchsm marks it done. If you finish or give it up "
+            f"yourself, run `torchsm queue done {item.id}` or "
+            f"`torchsm queue fail {item.id} --error WHY`.]")
+
+
+def _prompt(work: Work, item: workqueue.WorkItem | None) -> str:
+    if work.signal is not None:
+        sender = f" from {work.signal.sender}" if work.signal.sender else ""
+        return f"Wake signal ({work.signal.tier.value}){sender}: {work.signal.message}"
+    if work.kind == "restart":
+        reason = work.restart[1] if work.restart else None
+        note = ("torchsm: the last session stopped with work left"
+                + (f" ({reason})" if reason else "") + ".")
+        return f"{note}\n\n{item_prompt(item)}" if item else f"{note} Carry on where it stopped."
+    return item_prompt(item)
+
+
+def _what(taken: Taken) -> str:
+    if taken.item is not None:
+        first_line = taken.item.text.splitlines()[0][:80]
+        kind = "" if taken.kind == "item" else f"{taken.kind}, "
+        return f"{kind}item {taken.item.id}: {first_line}"
+    return f"{taken.kind}: {taken.prompt.splitlines()[0][:80]}"
+
+
+def _ended_text(taken: Taken, run: agents.SessionRun, verdict: Verdict,
+                released: list[tuple[int, str]]) -> str:
+    text = f"session {taken.session_id} {verdict.outcome.value} in {run.duration_s:.1f}s"
+    if verdict.error:
+        text += f": {verdict.error}"
+    elif run.output.text:
+        text += f": {' '.join(run.output.text.split())[:120]}"
+    for item_id, status in released:
+        text += (f"; item {item_id} back to {status}" if status == "pending"
+                 else f"; item {item_id} is {status} (no attempts left)")
+    return text
+
+
+class _AgentLog:
+    """HOME/log/NAME.log: what the Nova's agent printed, session by session."""
+
+    def __init__(self, home: Home, name: str, taken: Taken, started: str | None):
+        home.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = home.log_dir / f"{name}.log"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.file = os.fdopen(fd, "a", encoding="utf-8", errors="replace")
+        self.file.write(f"=== session {taken.session_id} {started} ({_what(taken)})\n")
+
+    def write(self, line: str) -> None:
+        self.file.write(line if line.endswith("\n") else line + "\n")
+
+    def __enter__(self) -> "_AgentLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()

@@ -1,0 +1,43 @@
+"""Noticing, for next to nothing, that another process changed the database.
+
+A waiting supervisor must notice a critical wake within a second or two, and must cost
+nothing while it waits. `PRAGMA data_version` on one long-lived connection changes
+exactly when another connection has committed: a poll costs microseconds, and the real
+queries run only after a change.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from torchsm.config import Home
+
+
+class ChangeWatch:
+    def __init__(self, home: Home):
+        self.conn = sqlite3.connect(f"file:{home.db_path}?mode=rw", uri=True, timeout=0,
+                                    isolation_level=None, check_same_thread=False)
+        self._version = self._data_version()
+
+    def _data_version(self) -> int:
+        try:
+            return self.conn.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.OperationalError:
+            return -1  # busy for a moment: report a change, the caller looks properly
+
+    def changed(self) -> bool:
+        """Whether anything was committed since the last call."""
+        version = self._data_version()
+        if version == self._version and version != -1:
+            return False
+        self._version = version
+        return True
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "ChangeWatch":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
