@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from helpers import torchsm_executable as torchsm_command  # noqa: F401 (re-exported)
@@ -59,4 +58,4 @@ def per_nova(entries: list[Entry], type: str = "transition") -> dict[str, list[s
 
 
 def home_config(home: Home, **changes) -> Config:
-    return replace(load_config(home), **changes)
+    return load_config(home)._replace(**changes)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class HookCall:
+class HookCall(NamedTuple):
     event: str
     nova: str
     home: str | None
