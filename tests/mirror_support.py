@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-import sys
-from pathlib import Path
 
-from helpers import torchsm_executable as torchsm_command  # noqa: F401 (re-exported)
 from torchsm.config import Config, Home, MirrorConfig, load_config
 from torchsm.mirror import Entry
 
