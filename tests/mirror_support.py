@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-import sys
-from dataclasses import replace
-from pathlib import Path
 
-from helpers import torchsm_executable as torchsm_command  # noqa: F401 (re-exported)
 from torchsm.config import Config, Home, MirrorConfig, load_config
 from torchsm.mirror import Entry
 
@@ -59,4 +55,4 @@ def per_nova(entries: list[Entry], type: str = "transition") -> dict[str, list[s
 
 
 def home_config(home: Home, **changes) -> Config:
-    return replace(load_config(home), **changes)
+    return load_config(home)._replace(**changes)

@@ -1,9 +1,7 @@
 """The CLI surface of CONTRACT.md: commands exist, have help, and fail as documented."""
 
-import json
 import sqlite3
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 

@@ -271,3 +271,21 @@ def test_every_command_has_help(bare_cli, command):
     result = bare_cli(*command, "--help")
     assert result.out.startswith(f"Usage: torchsm {' '.join(command)}")
     assert len(result.out.splitlines()) > 4
+
+
+def test_wake_signals_are_mirrored(cli, redis_db):
+    cli("nova", "add", "torch")
+    cli("wake", "torch", "the build is failing on main", "--sender", "ci",
+        TORCHSM_REDIS_URL=redis_db.url)
+    [(_, fields)] = redis_db.client().xrange("nova.coordination.messages")
+    assert fields[b"type"] == b"wake" and fields[b"nova"] == b"torch"
+    data = json.loads(fields[b"data"])
+    assert data["message"] == "the build is failing on main" and data["sender"] == "ci"
+    assert data["tier"] == "critical"
+
+
+def test_wake_signals_queue_when_the_server_is_away(cli, refused_url):
+    cli("nova", "add", "torch")
+    cli("wake", "torch", "please tidy the docs", TORCHSM_REDIS_URL=refused_url)
+    queued = (cli.home / "queue" / "nova.coordination.messages.jsonl").read_text()
+    assert '"type": "wake"' in queued or '"type":"wake"' in queued

@@ -3,11 +3,10 @@
 import json
 import sqlite3
 import time
-from pathlib import Path
 
 import pytest
 
-from helpers import FIXTURES, Cli, write_config
+from helpers import FIXTURES, Cli, Result, write_config
 from torchsm.config import Home
 
 PAYLOADS = FIXTURES / "claude-code-hooks"
@@ -24,7 +23,7 @@ def payload(name: str, **changes) -> str:
     return json.dumps(data)
 
 
-def hook(cli: Cli, event: str, stdin: str, nova: str = "torch", **env) -> "Result":
+def hook(cli: Cli, event: str, stdin: str, nova: str = "torch", **env) -> Result:
     result = cli("hook", event, "--nova", nova, input=stdin, check=False, **env)
     assert result.code in (0, 1), (result.code, result.err)
     assert "Traceback" not in result.err

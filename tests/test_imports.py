@@ -69,3 +69,11 @@ def test_hook_path_stays_light(cli, event, allowed):
     assert outcome == {"code": 0, "loaded": allowed}
     if event == "stop":
         assert json.loads(proc.stdout)["decision"] == "block"
+
+
+def test_transition_skips_click(cli):
+    cli("nova", "add", "torch")
+    proc = subprocess.run([sys.executable, "-c", HOOK_PROBE, "transition", "torch", "cool"],
+                          capture_output=True, text=True, env=cli.env())
+    outcome = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert outcome == {"code": 0, "loaded": ["transitions"]}  # the state machine, nothing else

@@ -10,7 +10,8 @@ import pytest
 
 from torchsm.mirror import MESSAGES_STREAM, FileQueueMirror
 
-from mirror_support import stream_entries, torchsm_command
+from mirror_support import stream_entries
+from helpers import torchsm_executable as torchsm_command
 
 
 @pytest.fixture

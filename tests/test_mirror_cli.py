@@ -8,7 +8,7 @@ import pytest
 
 from torchsm.mirror import MESSAGES_STREAM, OPS_STREAM
 
-from mirror_support import torchsm_command
+from helpers import torchsm_executable as torchsm_command
 
 
 @pytest.mark.parametrize("command", [["mirror"], ["mirror", "status"], ["mirror", "flush"],

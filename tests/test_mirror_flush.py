@@ -9,7 +9,8 @@ import time
 
 from torchsm.mirror import OPS_STREAM, FileQueueMirror
 
-from mirror_support import entry, stream_entries, torchsm_command
+from mirror_support import entry, stream_entries
+from helpers import torchsm_executable as torchsm_command
 
 QUEUED = 30_000
 

@@ -1,6 +1,7 @@
 """Home resolution and `torchsm.toml`: every duration and limit of the contract, validated.
 
-A config is a tree of frozen dataclasses. Every key is optional; an unknown key or a value
+A config is a tree of NamedTuples (immutable, and cheap to define: this module is on
+the hook path, where the frozen dataclasses it had cost ~20 ms of start-up). Every key is optional; an unknown key or a value
 of the wrong type is an error that names the key, so a typo never silently means "default".
 """
 
@@ -8,9 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, NamedTuple, get_type_hints
 
 from torchsm.errors import ConfigError
 from torchsm.tiers import Tier
@@ -20,8 +20,7 @@ CONFIG_FILE = "torchsm.toml"
 DB_FILE = "torchsm.db"
 
 
-@dataclass(frozen=True)
-class Home:
+class Home(NamedTuple):
     """The folder that holds one installation's data."""
 
     path: Path
@@ -52,8 +51,7 @@ def resolve_home(option: str | os.PathLike | None = None) -> Home:
     return Home(Path(chosen).expanduser().resolve())
 
 
-@dataclass(frozen=True)
-class SafetyConfig:
+class SafetyConfig(NamedTuple):
     hook_burst: int = 10
     hook_window_s: float = 60
     cooldown_base_s: float = 60
@@ -65,8 +63,7 @@ class SafetyConfig:
     cooldowns_to_meditate: int = 3
 
 
-@dataclass(frozen=True)
-class SupervisorConfig:
+class SupervisorConfig(NamedTuple):
     max_sessions_per_hour: int = 12
     max_continuations: int = 8
     session_timeout_s: float = 3600
@@ -76,56 +73,50 @@ class SupervisorConfig:
     load_stretch_above: float = 1.0  # 1-min load per core above which rests stretch; 0: off
 
 
-@dataclass(frozen=True)
-class UsageConfig:
+class UsageConfig(NamedTuple):
     slow_utilization: float = 0.8
     stop_utilization: float = 0.95
     reset_margin_s: float = 120
     auto_resume: bool = True
 
 
-@dataclass(frozen=True)
-class WakeConfig:
+class WakeConfig(NamedTuple):
     quiet_hours: str = ""
     load_defer_per_core: float = 2.0  # 0: never defer for load
     repeat_window_s: float = 600
-    senders: dict[str, int] = field(default_factory=dict)
+    senders: dict[str, int] = {}
     # tier -> {rule name: regex}; adds to or overrides torchsm.wake's default rules by
     # name, and an empty regex switches a default rule off
-    rules: dict[str, dict[str, str]] = field(default_factory=dict)
+    rules: dict[str, dict[str, str]] = {}
 
 
-@dataclass(frozen=True)
-class QueueConfig:
+class QueueConfig(NamedTuple):
     lease_s: float = 1800.0
     max_attempts: int = 3
 
 
-@dataclass(frozen=True)
-class DatabaseConfig:
+class DatabaseConfig(NamedTuple):
     lock_timeout_s: float = 5.0
 
 
-@dataclass(frozen=True)
-class MirrorConfig:
+class MirrorConfig(NamedTuple):
     maxlen: int = 100_000
     connect_timeout_s: float = 0.25
     outage_memory_s: float = 30.0
     dedup_ttl_s: float = 7 * 24 * 3600.0  # how long a replay recognises an entry as mirrored
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     redis_url: str = DEFAULT_REDIS_URL
-    safety: SafetyConfig = field(default_factory=SafetyConfig)
-    supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
-    usage: UsageConfig = field(default_factory=UsageConfig)
-    wake: WakeConfig = field(default_factory=WakeConfig)
-    queue: QueueConfig = field(default_factory=QueueConfig)
-    db: DatabaseConfig = field(default_factory=DatabaseConfig)
-    mirror: MirrorConfig = field(default_factory=MirrorConfig)
+    safety: SafetyConfig = SafetyConfig()
+    supervisor: SupervisorConfig = SupervisorConfig()
+    usage: UsageConfig = UsageConfig()
+    wake: WakeConfig = WakeConfig()
+    queue: QueueConfig = QueueConfig()
+    db: DatabaseConfig = DatabaseConfig()
+    mirror: MirrorConfig = MirrorConfig()
     # name -> raw table; validated and merged by torchsm.personalities
-    personalities: dict[str, dict[str, Any]] = field(default_factory=dict)
+    personalities: dict[str, dict[str, Any]] = {}
 
 
 _SECTIONS = {
@@ -147,7 +138,7 @@ def load_config(home: Home) -> Config:
         config = parse_config(_read_toml(home.config_path))
     url = os.environ.get("TORCHSM_REDIS_URL")
     if url:
-        config = replace(config, redis_url=url)
+        config = config._replace(redis_url=url)
     return config
 
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 from torchsm import store, workqueue
 from torchsm.clock import format_time
@@ -32,8 +31,7 @@ class HookInputError(TorchsmError):
     """The hook's stdin is not a JSON object."""
 
 
-@dataclass(frozen=True)
-class HookResult:
+class HookResult(NamedTuple):
     outcome: str  # recorded | continued | allowed | bang | cooled | meditated | context | error
     stdout: str | None = None  # what Claude Code reads
     warning: str | None = None  # one line for stderr (Claude Code shows it in verbose mode)
@@ -41,8 +39,7 @@ class HookResult:
     detail: str | None = None
 
 
-@dataclass
-class HookContext:
+class HookContext(NamedTuple):
     home: Home
     config: Config
     db: store.Store

@@ -36,6 +36,15 @@ class TransitionResult:
                 "until": format_time(self.until), "reason": self.reason,
                 "forced": self.forced, "recorded": self.recorded, "event_id": self.event_id}
 
+    def describe(self) -> str:
+        """One line for people: `torch: working -> cooling (cool) until ...`."""
+        if not self.recorded:
+            return f"{self.nova}: already {self.target}"
+        text = f"{self.nova}: {self.source} -> {self.target} ({self.event})"
+        if self.until is not None:
+            text += f" until {format_time(self.until)}"
+        return text + (" [forced]" if self.forced else "")
+
     def mirror_entry(self) -> mirror.Entry:
         """The `transition` entry of torch.continuous.ops; it also sets nova.status.NAME."""
         data = {"from": self.source, "to": self.target, "event": self.event,

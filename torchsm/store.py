@@ -15,8 +15,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
-from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import Callable, NamedTuple, TypeVar
 
 from torchsm.config import Home
 from torchsm.errors import DatabaseError, DatabaseLocked, HomeNotInitialised, SchemaOutOfDate
@@ -27,8 +26,7 @@ SCHEMA_REVISION = "0004"
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class NovaRow:
+class NovaRow(NamedTuple):
     id: int
     name: str
     personality: str
@@ -181,8 +179,7 @@ def recent_cools_and_bangs(conn: sqlite3.Connection, nova_id: int, since: float)
     return cools, bangs
 
 
-@dataclass(frozen=True)
-class MessageRow:
+class MessageRow(NamedTuple):
     id: int
     event_id: str
     sender: str

@@ -28,10 +28,11 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any, Iterable
 
-from torchsm import novas, store
+from torchsm import mirror, novas, store
 from torchsm.config import Config, Home, WakeConfig
 from torchsm.errors import NovaNotFound, TorchsmError
-from torchsm.machine import WAITING_STATES, Event, format_time
+from torchsm.clock import format_time
+from torchsm.machine import WAITING_STATES, Event
 from torchsm.tiers import DEFERRABLE, Tier
 
 # tier -> {rule name: regex}, matched case-insensitively. Config rules of the same name
@@ -330,10 +331,14 @@ def send(home: Home, config: Config, nova: str, message: str, *, sender: str | N
     message = _check_message(message)
     novas.check_name(nova)
     now = time.time() if now is None else now
-    with store.open_store(home, config.db.lock_timeout_s) as db:
+    with store.open_store(home, config.db.lock_timeout_s) as db, \
+            mirror.open_mirror(home, config) as out, out.ordered():
         signal, result, state = db.write(
             lambda conn: _classify_and_store(conn, config.wake, nova, message, sender, now,
                                              load, tz))
+        out.publish(mirror.MESSAGES_STREAM, mirror.Entry.new("wake", nova, {
+            "signal": signal.id, "message": message, "sender": sender,
+            "tier": signal.tier.value, "due": format_time(signal.due_at)}, now))
     woke = None
     if signal.tier is Tier.CRITICAL and state in WAITING_STATES:
         woke = novas.transition(home, config, nova, Event.WORK, force=True, now=now,

@@ -1,9 +1,10 @@
 """The `torchsm` command line: a thin layer over the library.
 
 `torchsm hook ...` is the hottest path there is (Claude Code runs it on every tool call
-and waits), so a plainly written hook call is parsed here by hand and never loads click;
-everything else, including any unusual hook call (`--help`, a missing option), goes to the
-click application in torchsm.cli.app.
+and waits), and `torchsm transition` is close behind: a plainly written call of either is
+parsed by hand (torchsm.cli.fast) and never loads click; everything else, including any
+unusual call (`--help`, an unknown option), goes to the click application in
+torchsm.cli.app.
 """
 
 from __future__ import annotations
@@ -18,13 +19,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    from torchsm.cli.fast import parse_hook_call
+    from torchsm.cli.fast import parse_plain_call, run_plain_call
 
-    call = parse_hook_call(argv)
+    call = parse_plain_call(argv)
     if call is not None:
-        from torchsm.cli.fast import run_hook_call
-
-        return run_hook_call(call)
+        return run_plain_call(call)
     from torchsm.cli.app import run_click
 
     return run_click(argv, usage_exit=1 if _is_hook(argv) else 2)

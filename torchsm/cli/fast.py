@@ -1,56 +1,86 @@
-"""`torchsm hook EVENT --nova NAME` without click: parsed by hand, run, and always ended
-with exit 0 or 1 (exit 2 would tell Claude Code to block)."""
+"""The hot commands without click: `torchsm hook EVENT --nova NAME` (Claude Code runs it on
+every tool call and waits) and `torchsm transition NAME EVENT ...` (hooks and scripts fire
+it). A plainly written call is parsed here by hand; anything else (`--help`, an unknown
+or repeated option, a bad value) returns None and goes to click, which explains it.
+
+A hook call always ends with exit 0 or 1: exit 2 would tell Claude Code to block.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class HookCall:
-    event: str
-    nova: str
-    home: str | None
+class PlainCall(NamedTuple):
+    command: str
+    words: list[str]  # the positional arguments after the command
+    options: dict[str, str | bool]
 
 
-def parse_hook_call(argv: list[str]) -> HookCall | None:
-    """The call when argv is exactly `[--home DIR] hook EVENT --nova NAME [--home DIR]`
-    (options also as `--opt=value`); None for anything else, which click then handles."""
-    options: dict[str, str] = {}
-    words: list[str] = []
+# command -> (positional count, options taking a value, flags); --home/--json are global
+SPECS = {
+    "hook": (1, {"nova"}, set()),
+    "transition": (2, {"reason", "for"}, {"force"}),
+}
+SHORT = {"-r": "reason"}
+
+
+def parse_plain_call(argv: list[str]) -> PlainCall | None:
+    """The call when argv is a plain use of a fast command, else None."""
+    spec = SPECS.get(_command_word(argv))
+    if spec is None:
+        return None
+    count, valued, flags = spec
+    valued, flags = valued | {"home"}, flags | {"json"}
+    options: dict[str, str | bool] = {}
+    positional: list[str] = []
     args = iter(argv)
     for arg in args:
-        if arg.startswith("--"):
-            name, eq, value = arg[2:].partition("=")
-            if name not in ("home", "nova") or name in options:
+        name, eq, value = (SHORT[arg], "", "") if arg in SHORT else (
+            arg[2:].partition("=") if arg.startswith("--") else (None, "", ""))
+        if name is None:
+            if arg.startswith("-"):
                 return None
-            if not eq:
-                value = next(args, None)
-                if value is None:
-                    return None
-            options[name] = value
-        elif arg.startswith("-"):
+            positional.append(arg)
+        elif name in options or name not in valued | flags or (name in flags and eq):
             return None
+        elif name in flags:
+            options[name] = True
         else:
-            words.append(arg)
-    if len(words) != 2 or words[0] != "hook" or "nova" not in options:
+            options[name] = value if eq else next(args, None)
+            if options[name] is None:
+                return None
+    command, *rest = positional
+    if len(rest) != count or not _numbers_ok(options):
         return None
-    return HookCall(words[1], options["nova"], options.get("home"))
+    return PlainCall(command, rest, options)
 
 
-def run_hook_call(call: HookCall, stdin=None, stdout=None, stderr=None) -> int:
-    """Handle one hook call; print what Claude Code should read; return 0 or 1."""
-    stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
+def _command_word(argv: list[str]) -> str | None:
+    """The subcommand's name: the first word that is not a global option or its value."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--home":
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def _numbers_ok(options: dict[str, str | bool]) -> bool:
     try:
-        from torchsm.config import load_config, resolve_home
-        from torchsm.hooks import run_hook
+        return "for" not in options or float(options["for"]) == float(options["for"])
+    except ValueError:
+        return False
 
-        raw = stdin.read() if not stdin.isatty() else ""
-        home = resolve_home(call.home)
-        result = run_hook(home, load_config(home), call.event, call.nova, raw)
-    except Exception as exc:  # noqa: BLE001 - a hook must never die with a traceback
+
+def run_plain_call(call: PlainCall) -> int:
+    runner = _run_hook if call.command == "hook" else _run_transition
+    try:
+        return runner(call)
+    except Exception as exc:  # noqa: BLE001 - one line on stderr, never a traceback
         from torchsm.errors import TorchsmError
 
         if isinstance(exc, TorchsmError):
@@ -59,10 +89,44 @@ def run_hook_call(call: HookCall, stdin=None, stdout=None, stderr=None) -> int:
             raise
         else:
             message = f"internal error: {type(exc).__name__}: {exc}"
-        print(f"torchsm: error: hook {call.event}: {message}", file=stderr)
+        prefix = f"hook {call.words[0]}: " if call.command == "hook" else ""
+        print(f"torchsm: error: {prefix}{message}", file=sys.stderr)
         return 1
+
+
+def _run_hook(call: PlainCall) -> int:
+    """Handle one hook call; print what Claude Code should read."""
+    if "nova" not in call.options:
+        from torchsm.errors import TorchsmError
+
+        raise TorchsmError("--nova NAME is required")
+    from torchsm.config import load_config, resolve_home
+    from torchsm.hooks import run_hook
+
+    raw = sys.stdin.read() if sys.stdin is not None and not sys.stdin.isatty() else ""
+    home = resolve_home(call.options.get("home"))
+    result = run_hook(home, load_config(home), call.words[0], str(call.options["nova"]), raw)
     if result.stdout:
-        print(result.stdout, file=stdout)
+        print(result.stdout)
     if result.warning:
-        print(f"torchsm: {result.warning}", file=stderr)
+        print(f"torchsm: {result.warning}", file=sys.stderr)
+    return 0
+
+
+def _run_transition(call: PlainCall) -> int:
+    for_s = float(call.options["for"]) if "for" in call.options else None
+    from torchsm import novas
+    from torchsm.config import load_config, resolve_home
+
+    home = resolve_home(call.options.get("home"))
+    name, event = call.words
+    result = novas.transition(home, load_config(home), name, event,
+                              reason=call.options.get("reason"), for_s=for_s,
+                              force=bool(call.options.get("force")))
+    if call.options.get("json"):
+        import json
+
+        print(json.dumps(result.as_json(), ensure_ascii=False))
+    else:
+        print(result.describe())
     return 0

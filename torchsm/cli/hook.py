@@ -17,6 +17,8 @@ def hook(ctx: click.Context, event: str, nova: str) -> None:
     """Claude Code hook handler: reads the hook's JSON on stdin. EVENT is one of
     session-start, user-prompt-submit, pre-tool-use, post-tool-use, stop, stop-failure,
     subagent-stop, pre-compact, session-end, notification. Never exits 2."""
-    from torchsm.cli.fast import HookCall, run_hook_call
+    from torchsm.cli.fast import PlainCall, run_plain_call
 
-    ctx.exit(run_hook_call(HookCall(event, nova, ctx.find_object(Env).home_option)))
+    home = ctx.find_object(Env).home_option
+    options = {"nova": nova, **({"home": home} if home else {})}
+    ctx.exit(run_plain_call(PlainCall("hook", [event], options)))

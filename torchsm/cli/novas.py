@@ -110,16 +110,7 @@ def transition(env: Env, name: str, event: str, reason: str | None, for_s: float
     """Fire EVENT (work, cool, meditate, dream, compact) at Nova NAME."""
     result = novas.transition(env.home, env.config, name, event, reason=reason,
                               for_s=for_s, force=force)
-    env.emit(result.as_json(), lambda: _transition_text(result))
-
-
-def _transition_text(result: novas.TransitionResult) -> str:
-    if not result.recorded:
-        return f"{result.nova}: already {result.target}"
-    text = f"{result.nova}: {result.source} -> {result.target} ({result.event})"
-    if result.until is not None:
-        text += f" until {result.as_json()['until']}"
-    return text + (" [forced]" if result.forced else "")
+    env.emit(result.as_json(), result.describe)
 
 
 @click.command()

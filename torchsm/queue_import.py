@@ -1,0 +1,140 @@
+"""`queue import`: legacy flat-file queues and JSONL, parsed into work items.
+
+A line starting with `{` is JSONL (`{"text": ..., "nova": ..., "priority": ...}`); any other
+line is one legacy item, and `WORK_PROCESSED: text` keeps its text. Every line gets a key
+from the file, its content and its occurrence, so importing a file twice adds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from torchsm.errors import ImportFailed
+from torchsm.tiers import Tier
+
+LEGACY_DONE_PREFIX = "WORK_PROCESSED:"
+
+
+@dataclass
+class ImportReport:
+    path: str
+    added: int = 0
+    duplicates: int = 0  # already imported by an earlier run
+    blank: int = 0
+    malformed: list[tuple[int, str]] = field(default_factory=list)  # (line number, why)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"file": self.path, "added": self.added, "duplicates": self.duplicates,
+                "blank": self.blank,
+                "malformed": [{"line": n, "error": why} for n, why in self.malformed]}
+
+
+@dataclass(frozen=True)
+class _ParsedLine:
+    text: str
+    nova: str | None
+    priority: Tier
+    max_attempts: int | None
+    source_key: str
+
+
+
+def read_import_file(path: Path) -> list[bytes]:
+    """The file's lines as bytes, or ImportFailed when it cannot be read or is not text."""
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise ImportFailed(f"cannot import {path}: it is a directory") from None
+    except OSError as exc:
+        raise ImportFailed(f"cannot read {path}: {exc.strerror}") from None
+    if b"\0" in data:
+        line = data[:data.index(b"\0")].count(b"\n") + 1
+        raise ImportFailed(f"{path} is not a text file (NUL byte on line {line})")
+    return data.splitlines()
+
+
+def parse_import_lines(lines: list[bytes], source: str, known_novas: set[str],
+                       report: ImportReport) -> Iterator[_ParsedLine]:
+    """Each importable line as an item; blank and malformed lines are counted in `report`.
+
+    A line starting with `{` is JSONL (`{"text": ..., "nova": ..., "priority": ...}`);
+    any other line is one legacy item, and `WORK_PROCESSED: text` keeps its text."""
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(lines, start=1):
+        try:
+            content = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            report.malformed.append((number, "not valid UTF-8"))
+            continue
+        if not content:
+            report.blank += 1
+            continue
+        # The nth occurrence of the same content is a distinct item: two identical lines
+        # stay two items, and a rerun maps each to the key it had before.
+        seen[content] = seen.get(content, 0) + 1
+        key = _source_key(source, content, seen[content])
+        try:
+            yield _parse_line(content, known_novas, key)
+        except ValueError as exc:
+            report.malformed.append((number, str(exc)))
+
+
+def _parse_line(content: str, known_novas: set[str], key: str) -> _ParsedLine:
+    if content.startswith("{"):
+        return _parse_json_line(content, known_novas, key)
+    text = content
+    if text.startswith(LEGACY_DONE_PREFIX):
+        text = text[len(LEGACY_DONE_PREFIX):].strip()
+        if not text:
+            raise ValueError(f"{LEGACY_DONE_PREFIX} without text")
+    return _ParsedLine(text, None, Tier.MEDIUM, None, key)
+
+
+def _parse_json_line(content: str, known_novas: set[str], key: str) -> _ParsedLine:
+    try:
+        record = json.loads(content)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(record, dict):
+        raise ValueError("a JSON line must be an object")
+    text = record.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError('"text" must be a non-empty string')
+    return _ParsedLine(text.strip(), _json_nova(record, known_novas),
+                       _json_priority(record), _json_max_attempts(record), key)
+
+
+def _json_nova(record: dict, known_novas: set[str]) -> str | None:
+    nova = record.get("nova")
+    if nova is None:
+        return None
+    if not isinstance(nova, str) or nova not in known_novas:
+        raise ValueError(f"no Nova named {nova!r}")
+    return nova
+
+
+def _json_priority(record: dict) -> Tier:
+    priority = record.get("priority")
+    if priority is None:
+        return Tier.MEDIUM
+    try:
+        return Tier(priority)
+    except ValueError:
+        raise ValueError(f"unknown priority {priority!r}") from None
+
+
+def _json_max_attempts(record: dict) -> int | None:
+    attempts = record.get("max_attempts")
+    if attempts is None:
+        return None
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise ValueError('"max_attempts" must be a positive integer')
+    return attempts
+
+
+def _source_key(source: str, content: str, occurrence: int) -> str:
+    return hashlib.sha256(f"{source}\0{occurrence}\0{content}".encode()).hexdigest()
