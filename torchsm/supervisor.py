@@ -263,9 +263,10 @@ class Supervisor:
             room = db.read(lambda conn: self._room(conn, nova, now))
         if room.frees_at is not None:
             return self._cool_for_budget(room, now)
-        if room.floor_at > now:
+        if work.critical and room.floor_at > now:
             return Wait(room.floor_at, f"rhythm: {room.gap.why}", critical_cuts=False)
-        if room.rest_at > now and not work.critical:
+        if not work.critical and room.rest_at > now:
+            # a critical wake meanwhile ends this wait, then waits for the floor only
             return Wait(room.rest_at, f"rhythm: {room.gap.why}")
         if work.kind != "wake":  # a due signal has had quiet hours applied already
             quiet_end = rhythm.after_quiet_hours(now, self.config.wake.quiet_hours)
