@@ -17,6 +17,7 @@ policies are testable without waiting.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import threading
@@ -36,6 +37,7 @@ from torchsm.watch import ChangeWatch
 POLL_S = 0.25  # how often a wait looks for a critical wake (one PRAGMA when nothing changed)
 LEASE_MARGIN_S = 60  # a claim outlives the longest session, so nobody else gets the item
 LOCKED_RETRIES = 5  # consecutive passes that found the database locked before giving up
+LOG_ROTATE_BYTES = 20 * 1024 * 1024
 
 Report = Callable[[dict[str, Any]], None]
 
@@ -443,23 +445,26 @@ class Supervisor:
                 return
             self.clock.sleep(min(self.poll_s, wait.until - now))
 
-    def _marker(self) -> tuple:
+    def _marker(self) -> tuple | None:
+        """What ends any wait when it changes: the Nova's state and `until`, a restart
+        request. None when the database could not be read at this instant."""
         def read(conn) -> tuple:
             nova = store.load_nova(conn, self.name)
             if nova is None:
                 return (None,)
             return nova.state, nova.until, store.restart_request(conn, nova.id)
 
-        with self._store() as db:
-            return db.read(read)
+        return self.watch.read(read)
 
-    def _cut_short(self, wait: Wait, marker: tuple, now: float) -> bool:
-        if self._marker() != marker:
+    def _cut_short(self, wait: Wait, marker: tuple | None, now: float) -> bool:
+        current = self._marker()
+        if current is None:
+            return False  # unreadable this instant: the next poll looks again
+        if current != marker:
             return True
         if not wait.critical_cuts:
             return False
-        with self._store() as db:
-            due = db.read(lambda conn: wake.next_due_in(conn, self.name, now))
+        due = self.watch.read(lambda conn: wake.next_due_in(conn, self.name, now))
         return due is not None and due.tier is Tier.CRITICAL
 
     # --- plumbing ----------------------------------------------------------------------------
@@ -579,11 +584,15 @@ def _ended_text(taken: Taken, run: agents.SessionRun, verdict: Verdict,
 
 
 class _AgentLog:
-    """HOME/log/NAME.log: what the Nova's agent printed, session by session."""
+    """HOME/log/NAME.log: what the Nova's agent printed, session by session. Past
+    LOG_ROTATE_BYTES it becomes NAME.log.1 (replacing the one before)."""
 
     def __init__(self, home: Home, name: str, taken: Taken, started: str | None):
         home.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = home.log_dir / f"{name}.log"
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_size > LOG_ROTATE_BYTES:
+                os.replace(path, path.with_name(f"{name}.log.1"))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.file = os.fdopen(fd, "a", encoding="utf-8", errors="replace")
         self.file.write(f"=== session {taken.session_id} {started} ({_what(taken)})\n")

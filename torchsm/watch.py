@@ -3,14 +3,17 @@
 A waiting supervisor must notice a critical wake within a second or two, and must cost
 nothing while it waits. `PRAGMA data_version` on one long-lived connection changes
 exactly when another connection has committed: a poll costs microseconds, and the real
-queries run only after a change.
+queries run only after a change, on the same connection (opening a store costs more).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from typing import Callable, TypeVar
 
 from torchsm.config import Home
+
+T = TypeVar("T")
 
 
 class ChangeWatch:
@@ -32,6 +35,18 @@ class ChangeWatch:
             return False
         self._version = version
         return True
+
+    def read(self, work: Callable[[sqlite3.Connection], T]) -> T | None:
+        """Run a read on the watching connection (one snapshot); None when the database
+        cannot be read at this instant (callers look again at the next poll)."""
+        try:
+            self.conn.execute("BEGIN")
+            try:
+                return work(self.conn)
+            finally:
+                self.conn.execute("COMMIT")
+        except sqlite3.OperationalError:
+            return None
 
     def close(self) -> None:
         self.conn.close()

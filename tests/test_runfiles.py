@@ -1,0 +1,75 @@
+"""HOME/run: the supervisor lock and plan files; the change watch the waiting loop polls."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from torchsm import novas, runfiles
+from torchsm.config import Home, load_config
+from torchsm.errors import SupervisorRunning
+from torchsm.watch import ChangeWatch
+
+
+def test_one_lock_per_nova_and_the_holder_is_named(home):
+    lock = runfiles.lock_supervisor(home, "torch")
+    try:
+        holder = subprocess.run(
+            [sys.executable, "-c", "import sys\nfrom torchsm import runfiles\n"
+             "from torchsm.config import Home\nfrom pathlib import Path\n"
+             "try:\n    runfiles.lock_supervisor(Home(Path(sys.argv[1])), 'torch')\n"
+             "except Exception as exc:\n    print(exc)", str(home.path)],
+            capture_output=True, text=True).stdout.strip()
+        assert holder == f"a supervisor for torch is already running (pid {os.getpid()})"
+        other = runfiles.lock_supervisor(home, "echo")  # another Nova is not blocked
+        other.release()
+    finally:
+        lock.release()
+    runfiles.lock_supervisor(home, "torch").release()  # free again
+    assert (home.path / "run").stat().st_mode & 0o777 == 0o700
+
+
+def test_the_lock_is_exclusive_within_a_process_too(home):
+    lock = runfiles.lock_supervisor(home, "torch")
+    try:
+        with pytest.raises(SupervisorRunning):
+            runfiles.lock_supervisor(home, "torch")
+    finally:
+        lock.release()
+
+
+def test_a_plan_left_by_a_dead_supervisor_is_ignored(home):
+    runfiles.write_plan(home, "torch", {"pid": 2 ** 22 + 12345, "next_start": "x"})
+    assert runfiles.read_plan(home, "torch") is None
+    runfiles.write_plan(home, "torch", {"pid": os.getpid(), "next_start": "2026-11-26T00:00:00Z"})
+    assert runfiles.read_plan(home, "torch")["next_start"] == "2026-11-26T00:00:00Z"
+    (home.path / "run" / "torch.json").write_text("{torn")
+    assert runfiles.read_plan(home, "torch") is None
+    runfiles.remove_plan(home, "torch")
+    runfiles.remove_plan(home, "torch")  # twice is fine
+    assert runfiles.with_plans(home, [{"nova": "torch"}]) == [
+        {"nova": "torch", "next_start": None, "plan": None}]
+
+
+def test_the_change_watch_sees_commits_of_other_connections(home):
+    config = load_config(home)
+    novas.add(home, config, "torch")
+    with ChangeWatch(home) as watch:
+        assert not watch.changed()
+        novas.transition(home, config, "torch", "cool", for_s=5)
+        assert watch.changed() and not watch.changed()
+        state = watch.read(lambda conn: conn.execute(
+            "SELECT state FROM novas").fetchone()[0])
+        assert state == "cooling" and not watch.changed()  # its own reads change nothing
+
+
+def test_status_stays_light_while_a_supervisor_runs(cli):
+    from test_imports import loaded_modules
+
+    cli("nova", "add", "torch")
+    runfiles.write_plan(Home(cli.home), "torch", {"pid": os.getpid(), "state": "waiting",
+                                                  "next_start": None, "why": "idle"})
+    assert loaded_modules(cli, "status") == {"code": 0, "heavy": []}
+    assert json.loads(cli("status", "--json").out)[0]["plan"]["why"] == "idle"
