@@ -77,7 +77,8 @@ def test_status_json_shape(cli: Cli):
     cli("nova", "add", "torch")
     cli("transition", "torch", "cool", "--for", "30", "--reason", "test")
     [row] = cli("status", "torch", "--json").json()
-    assert set(row) == {"nova", "state", "since", "until", "reason", "personality", "cool_streak"}
+    assert set(row) == {"nova", "state", "since", "until", "reason", "personality", "cool_streak",
+                        "limit_hold"}
     assert (row["nova"], row["state"], row["reason"], row["personality"]) == (
         "torch", "cooling", "test", "torch")
     assert row["until"].endswith("Z")
