@@ -1,4 +1,4 @@
-"""Benchmark the mirror; prints Markdown (BENCHMARKS-mirror.md holds a run).
+"""Benchmark the mirror; prints a Markdown section for BENCHMARKS.md.
 
 1. Flush: 100,000 queued entries replayed by `torchsm.mirror.flush`, as a ratio to raw
    pipelined XADD of the same entries from Python with redis-py, on the same server in the
