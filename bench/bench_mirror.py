@@ -32,6 +32,8 @@ import threading
 import time
 from pathlib import Path
 
+from common import cpu_model
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 LOOPBACK = "127.0.0.1"
@@ -243,14 +245,7 @@ def bench_imports(python: Path, runs: int) -> dict:
 # -- report -----------------------------------------------------------------------------
 
 def machine() -> str:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     server = subprocess.run(["redis-server", "--version"], capture_output=True,
                             text=True).stdout.split()
     version = next((w.split("=")[1] for w in server if w.startswith("v=")), "?")

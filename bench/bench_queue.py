@@ -30,6 +30,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from common import cpu_model
+
 REPO = Path(__file__).resolve().parent.parent
 BACKENDS = ("torchsm", "torchsm-one-txn", "persist-queue", "litequeue")
 NOVA = "bench"
@@ -190,14 +192,7 @@ def median_run(backend: str, items: int, processes: int, repeat: int) -> dict:
 # --- report ------------------------------------------------------------------------------
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     from importlib.metadata import version
 
     return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
