@@ -8,14 +8,9 @@ Cases run interleaved in one run; medians of every case. Target: transition <= 5
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import os
-import subprocess
-import tempfile
-from pathlib import Path
 
-from common import interleaved, machine, median_ms, regular_install
+from common import bench_setup, interleaved, machine, median_ms
 
 BASELINE = ("import sqlite3, sys\n"
             "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
@@ -25,17 +20,8 @@ BASELINE = ("import sqlite3, sys\n"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=40)
-    parser.add_argument("--venv", type=Path, default=Path(tempfile.gettempdir()) / "torchsm-bench-venv")
-    args = parser.parse_args()
-
-    bin_dir = regular_install(args.venv)
-    home = Path(tempfile.mkdtemp(prefix="torchsm-bench-"))
-    env = {**os.environ, "TORCHSM_HOME": str(home), "TORCHSM_REDIS_URL": "off"}
+    args, bin_dir, home, env = bench_setup(__doc__.split("\n\n")[0], "torchsm-bench-")
     torchsm = str(bin_dir / "torchsm")
-    subprocess.run([torchsm, "init"], env=env, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([torchsm, "nova", "add", "torch"], env=env, check=True, stdout=subprocess.DEVNULL)
 
     cases = {
         "baseline: python + sqlite3 + one UPDATE": [str(bin_dir / "python"), "-c", BASELINE,

@@ -9,15 +9,11 @@ interleaved in one run (medians), from a regular (non-editable) install.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
-import os
 import subprocess
-import tempfile
-from pathlib import Path
 
-from common import machine, median_ms, regular_install
+from common import bench_setup, machine, median_ms
 from bench_cli import BASELINE
 
 PAYLOAD = {"session_id": "bench", "transcript_path": "/tmp/t.jsonl", "cwd": "/tmp",
@@ -35,17 +31,8 @@ def timed(argv: list[str], env: dict[str, str], stdin: bytes) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=40)
-    parser.add_argument("--venv", type=Path, default=Path(tempfile.gettempdir()) / "torchsm-bench-venv")
-    args = parser.parse_args()
-
-    bin_dir = regular_install(args.venv)
-    home = Path(tempfile.mkdtemp(prefix="torchsm-bench-hooks-"))
-    env = {**os.environ, "TORCHSM_HOME": str(home), "TORCHSM_REDIS_URL": "off"}
+    args, bin_dir, home, env = bench_setup(__doc__.split("\n\n")[0], "torchsm-bench-hooks-")
     torchsm = str(bin_dir / "torchsm")
-    subprocess.run([torchsm, "init"], env=env, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([torchsm, "nova", "add", "torch"], env=env, check=True, stdout=subprocess.DEVNULL)
     # no bangs and no continuation cap during the benchmark: measure the handlers' cost
     (home / "torchsm.toml").write_text("[safety]\nhook_burst = 1000000\n"
                                        "[supervisor]\nmax_continuations = 1000000\n")

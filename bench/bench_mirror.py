@@ -1,4 +1,4 @@
-"""Benchmark the mirror; prints Markdown (BENCHMARKS-mirror.md holds a run).
+"""Benchmark the mirror; prints a Markdown section for BENCHMARKS.md.
 
 1. Flush: 100,000 queued entries replayed by `torchsm.mirror.flush`, as a ratio to raw
    pipelined XADD of the same entries from Python with redis-py, on the same server in the
@@ -31,6 +31,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from common import cpu_model
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -243,14 +245,7 @@ def bench_imports(python: Path, runs: int) -> dict:
 # -- report -----------------------------------------------------------------------------
 
 def machine() -> str:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     server = subprocess.run(["redis-server", "--version"], capture_output=True,
                             text=True).stdout.split()
     version = next((w.split("=")[1] for w in server if w.startswith("v=")), "?")

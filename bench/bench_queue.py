@@ -5,13 +5,14 @@ Run it in the bench environment, never the project's (persist-queue and litequeu
 torchsm dependencies):
 
     bash bench/setup_bench_venv.sh
-    bench/.venv/bin/python bench/bench_queue.py [--items 10000] [--repeat 3] [--write]
+    bench/.venv/bin/python bench/bench_queue.py [--items 10000] [--repeat 3]
 
 Each run fills a fresh queue with N items (not timed), starts the worker processes, lets
 them import and open their queue, then releases them at once through a "go" file. The
 time is from the release to the last worker finding the queue empty. Every worker
 reports the item numbers it claimed: a number claimed twice is a duplicate, one never
-claimed is lost. `--write` puts the table into BENCHMARKS-queue.md at the repository top.
+claimed is lost.
+It prints a Markdown section for BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+from common import cpu_model
 
 REPO = Path(__file__).resolve().parent.parent
 BACKENDS = ("torchsm", "torchsm-one-txn", "persist-queue", "litequeue")
@@ -189,14 +192,7 @@ def median_run(backend: str, items: int, processes: int, repeat: int) -> dict:
 # --- report ------------------------------------------------------------------------------
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     from importlib.metadata import version
 
     return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
@@ -273,8 +269,6 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
-    parser.add_argument("--write", action="store_true",
-                        help="Write BENCHMARKS-queue.md at the repository top.")
     parser.add_argument("--worker", nargs=3, metavar=("BACKEND", "FOLDER", "GO"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -291,8 +285,6 @@ def main() -> None:
                   f"errors {result['errors']} runs {result['runs_per_s']}", flush=True)
             results.append(result)
     text = markdown(results, machine(), args.items, args.repeat)
-    if args.write:
-        (REPO / "BENCHMARKS-queue.md").write_text(text)
     print(text)
 
 

@@ -3,10 +3,12 @@ interleaved timing, and a machine description for BENCHMARKS.md."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
 import subprocess
+import tempfile
 import time
 import venv
 from pathlib import Path
@@ -23,6 +25,23 @@ def regular_install(where: Path) -> Path:
         subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet",
                         "--disable-pip-version-check", str(REPO)], check=True)
     return bin_dir
+
+
+def bench_setup(description: str, prefix: str) -> tuple[argparse.Namespace, Path, Path, dict]:
+    """Parse --rounds/--venv, make a regular install and a home with one Nova `torch`.
+    Returns (args, bin_dir, home, env)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--venv", type=Path,
+                        default=Path(tempfile.gettempdir()) / "torchsm-bench-venv")
+    args = parser.parse_args()
+    bin_dir = regular_install(args.venv)
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    env = {**os.environ, "TORCHSM_HOME": str(home), "TORCHSM_REDIS_URL": "off"}
+    for argv in (["init"], ["nova", "add", "torch"]):
+        subprocess.run([str(bin_dir / "torchsm"), *argv], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+    return args, bin_dir, home, env
 
 
 def time_once(argv: list[str], env: dict[str, str]) -> float:
@@ -45,15 +64,18 @@ def median_ms(values: list[float]) -> float:
     return statistics.median(values) * 1000
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return "unknown CPU"
+
+
+def machine() -> str:
+    cpu = cpu_model()
     return (f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
             f"SQLite {__import__('sqlite3').sqlite_version}, {platform.system()} "
             f"{platform.release()}")

@@ -78,7 +78,7 @@ def test_status_json_shape(cli: Cli):
     cli("transition", "torch", "cool", "--for", "30", "--reason", "test")
     [row] = cli("status", "torch", "--json").json()
     assert set(row) == {"nova", "state", "since", "until", "reason", "personality", "cool_streak",
-                        "next_start", "plan"}
+                        "limit_hold", "next_start", "plan"}
     assert (row["next_start"], row["plan"]) == (None, None)  # no supervisor runs
     assert (row["nova"], row["state"], row["reason"], row["personality"]) == (
         "torch", "cooling", "test", "torch")

@@ -262,3 +262,76 @@ def _seconds_until(iso: str) -> float:
     import datetime as dt
     return dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(
         tzinfo=dt.timezone.utc).timestamp() - time.time()
+
+
+def set_window(cli: Cli, window: str, utilization: float, resets_at: float,
+               status: str = "allowed_warning"):
+    conn = sqlite3.connect(cli.home / "torchsm.db")
+    with conn:
+        conn.execute("INSERT INTO usage_windows (nova_id, window, status, utilization,"
+                     " resets_at, updated_at) VALUES (1, ?, ?, ?, ?, ?)",
+                     (window, status, utilization, resets_at, time.time()))
+    conn.close()
+
+
+def test_no_progress_same_message_stops_continuing(torch):
+    write_config(Home(torch.home), "[safety]\nno_progress_continuations = 2\n")
+    for n in range(5):
+        torch("queue", "add", f"t{n}")
+    messages = ["Starting.", "I cannot do this.", "I cannot do this."]
+    outs = [hook(torch, "stop", payload("Stop.json", last_assistant_message=m)).out
+            for m in messages]
+    assert [bool(o) for o in outs] == [True, True, False]
+    [(reason,)] = rows(torch, "SELECT restart_reason FROM novas")
+    assert reason.startswith("no progress: the last 2 continuations ended with the same message")
+
+
+def test_no_progress_failed_items_stop_continuing(torch):
+    write_config(Home(torch.home), "[safety]\nno_progress_continuations = 2\n")
+    for n in range(5):
+        torch("queue", "add", f"t{n}")
+    for n in range(2):
+        decision = json.loads(hook(torch, "stop", payload("Stop.json",
+                                                         last_assistant_message=f"m{n}")).out)
+        item = int(decision["reason"].split("work item ")[1].split(",")[0])
+        torch("queue", "fail", str(item), "--error", "broken")
+    third = hook(torch, "stop", payload("Stop.json", last_assistant_message="m2"))
+    assert third.out == ""
+    assert "each failed their item" in rows(torch, "SELECT detail FROM hook_runs")[-1][0]
+
+
+def test_stop_at_the_usage_limit_holds_the_nova_until_the_reset(torch):
+    torch("queue", "add", "more work")
+    reset = time.time() + 3000
+    set_window(torch, "five_hour", 0.97, reset)
+    result = hook(torch, "stop", payload("Stop.json"))
+    assert result.out == ""
+    [row] = torch("status", "torch", "--json").json()
+    assert row["state"] == "cooling" and row["limit_hold"].startswith("usage limit: five_hour 97%")
+    assert abs(_seconds_until(row["until"]) - 3120) < 5
+
+
+def test_stop_below_the_slow_threshold_continues(torch):
+    torch("queue", "add", "more work")
+    set_window(torch, "five_hour", 0.5, time.time() + 3000, status="allowed")
+    assert json.loads(hook(torch, "stop", payload("Stop.json")).out)["decision"] == "block"
+
+
+def test_stop_failure_prefers_the_recorded_window_reset(torch):
+    reset = time.time() + 7200
+    set_window(torch, "five_hour", 1.0, reset, status="rejected")
+    hook(torch, "stop-failure", json.dumps({"error": "rate_limit", "session_id": "s",
+                                            "last_assistant_message": "resets 5am (UTC)"}))
+    [row] = torch("status", "torch", "--json").json()
+    assert abs(_seconds_until(row["until"]) - 7320) < 5 and row["limit_hold"]
+
+
+def test_a_critical_wake_does_not_start_a_nova_held_for_a_limit(torch):
+    hook(torch, "stop-failure", json.dumps({
+        "error": "rate_limit", "session_id": "s",
+        "last_assistant_message": "You've hit your 5-hour limit · resets 5am (UTC)"}))
+    torch("wake", "torch", "production is down, data loss!")
+    assert torch("status", "torch", "--json").json()[0]["state"] == "cooling"
+    # a person can still resume it; that clears the hold
+    torch("transition", "torch", "work", "--force")
+    assert torch("status", "torch", "--json").json()[0]["limit_hold"] is None

@@ -153,3 +153,15 @@ def test_safety_cool_until_a_reset_never_shortens(home, config, torch):
     assert first.until == reset
     second = novas.safety_cool(home, cfg, torch, reason="bang", now=NOW + 10)
     assert second.until == reset  # the backoff (120 s) would have shortened it
+
+
+def test_a_limit_outlasting_a_meditation_extends_it_and_holds(home, config, torch):
+    meditating = novas.transition(home, config, torch, "meditate", now=NOW)
+    reset = NOW + 10_000
+    result = novas.safety_cool(home, config, torch, reason="limit", until=reset,
+                               limit="usage limit", now=NOW + 1)
+    assert not result.recorded and result.target == "meditating"
+    [row] = novas.status(home, config, torch)
+    assert row["limit_hold"] == "usage limit" and row["until"] != meditating.as_json()["until"]
+    work = novas.transition(home, config, torch, "work", force=True, now=NOW + 2)
+    assert work.target == "working" and novas.status(home, config, torch)[0]["limit_hold"] is None

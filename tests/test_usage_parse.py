@@ -57,3 +57,46 @@ def test_latest_rate_limit_event_wins():
               {"status": "rejected", "resetsAt": 200}, {"status": "allowed"}]
     assert latest_reset(events) == 200
     assert latest_reset([]) is None
+
+
+from torchsm.config import UsageConfig
+from torchsm.store import WindowRow
+from torchsm.usage import limit_reset, limit_verdict, windows_from_event
+
+CFG = UsageConfig()
+
+
+def test_windows_from_a_rate_limit_event():
+    info = {"status": "allowed_warning", "resetsAt": 2000, "rateLimitType": "five_hour",
+            "unifiedWindows": {"five_hour": {"utilization": 0.91, "resetsAt": 2000,
+                                             "status": "allowed_warning"},
+                               "seven_day": {"utilization": 0.4, "resetsAt": 9000}}}
+    assert windows_from_event(info, 10) == [
+        WindowRow("five_hour", "allowed_warning", 0.91, 2000.0, 10),
+        WindowRow("seven_day", None, 0.4, 9000.0, 10)]
+    assert windows_from_event({"status": "rejected", "resetsAt": 5, "rateLimitType": "x"}, 1) \
+        == [WindowRow("x", "rejected", None, 5.0, 1)]
+
+
+def test_verdicts():
+    now = 1000
+    ok = [WindowRow("five_hour", "allowed", 0.5, 5000, now)]
+    assert limit_verdict(ok, CFG, now).kind == "ok"
+    slow = limit_verdict([WindowRow("five_hour", "allowed_warning", 0.875, 5000, now)], CFG, now)
+    assert slow.kind == "slow" and abs(slow.pressure - 0.5) < 1e-9 and slow.until == 5000
+    stop = limit_verdict([WindowRow("five_hour", "allowed", 0.96, 5000, now),
+                          WindowRow("seven_day", "allowed", 0.2, 90000, now)], CFG, now)
+    assert (stop.kind, stop.until) == ("stop", 5000 + 120)
+    rejected = limit_verdict([WindowRow("seven_day", "rejected", None, 90000, now)], CFG, now)
+    assert (rejected.kind, rejected.until) == ("stop", 90000 + 120)
+    expired = [WindowRow("five_hour", "rejected", 1.0, 900, now)]
+    assert limit_verdict(expired, CFG, now).kind == "ok"
+
+
+def test_limit_reset_prefers_windows_then_text():
+    now = NOW
+    windows = [WindowRow("five_hour", "rejected", 1.0, now + 100, now)]
+    assert limit_reset(windows, "resets 5am (UTC)", now) == now + 100
+    assert limit_reset([], "You've hit your 5-hour limit · resets 5am (UTC)", now) == \
+        parse_reset_time("resets 5am (UTC)", now)
+    assert limit_reset([], "rate_limit_error", now) is None

@@ -61,6 +61,9 @@ class SafetyConfig(NamedTuple):
     meditation_s: float = 1800
     bangs_to_meditate: int = 5
     cooldowns_to_meditate: int = 3
+    # the Stop hook stops continuing when this many continuations in a row ended with
+    # the same last message, or each failed its item
+    no_progress_continuations: int = 3
 
 
 class SupervisorConfig(NamedTuple):

@@ -37,6 +37,7 @@ class HookResult(NamedTuple):
     warning: str | None = None  # one line for stderr (Claude Code shows it in verbose mode)
     item_id: int | None = None
     detail: str | None = None
+    digest: str | None = None  # Stop: the digest of last_assistant_message
 
 
 class HookContext(NamedTuple):
@@ -93,7 +94,7 @@ def _record(ctx: HookContext, result: HookResult, duration_ms: float) -> None:
     ctx.db.write(lambda conn: store.record_hook_run(
         conn, nova_id=ctx.nova.id, event=ctx.event, session_id=ctx.session_id, at=ctx.now,
         duration_ms=duration_ms, outcome=result.outcome, item_id=result.item_id,
-        detail=result.detail))
+        detail=result.detail, message_digest=result.digest))
 
 
 def _record_only(ctx: HookContext) -> HookResult:
@@ -118,13 +119,63 @@ def _on_stop(ctx: HookContext) -> HookResult:
     cap = ctx.config.supervisor.max_continuations
     if continued >= cap:
         return _allow(ctx, f"continuation cap reached ({continued} of {cap} in this session)")
+    held = _usage_says_stop(ctx) or _no_progress(ctx)
+    if held:
+        return _allow(ctx, held)
     item = ctx.db.write(lambda conn: workqueue.claim_next_in(
         conn, ctx.nova.name, ctx.config.queue.lease_s, ctx.now))
     if item is None:
         return HookResult("allowed", detail="no work item to continue with")
     return HookResult("continued", stdout=json.dumps({"decision": "block",
                                                       "reason": continuation_reason(item)}),
-                      item_id=item.id, detail=f"continuation {continued + 1} of {cap}")
+                      item_id=item.id, detail=f"continuation {continued + 1} of {cap}",
+                      digest=_digest(ctx.payload.get("last_assistant_message")))
+
+
+def _digest(message: Any) -> str | None:
+    if not isinstance(message, str):
+        return None
+    import zlib
+
+    normalised = " ".join(message.split())
+    return f"{zlib.crc32(normalised.encode()):08x}{len(normalised) % 65536:04x}"
+
+
+def _no_progress(ctx: HookContext) -> str | None:
+    """The breaker: the last K continuations ended with the same message, or each failed
+    its item. K = `no_progress_continuations`."""
+    k = ctx.config.safety.no_progress_continuations
+    if ctx.session_id is None or k < 1:
+        return None
+    recent = ctx.db.read(lambda conn: store.chain_stops(conn, ctx.nova.id, ctx.session_id, k))
+    if len(recent) < k:
+        return None
+    # each continued run's digest is the message that ended the turn before it; the current
+    # message ends the latest continuation
+    endings = [_digest(ctx.payload.get("last_assistant_message"))] + [d for d, _ in recent[:-1]]
+    if endings[0] is not None and len(set(endings)) == 1:
+        return f"no progress: the last {k} continuations ended with the same message"
+    items = [item for _, item in recent]
+    statuses = ctx.db.read(lambda conn: [workqueue.load_item(conn, i) for i in items if i])
+    if len(statuses) == k and all(s is not None and s.status.value == "failed" for s in statuses):
+        return f"no progress: the last {k} continuations each failed their item"
+    return None
+
+
+def _usage_says_stop(ctx: HookContext) -> str | None:
+    """At `stop_utilization` (or a rejected window) nothing new starts: hold the Nova
+    until the reset and let the agent stop."""
+    from torchsm import usage
+
+    windows = ctx.db.read(lambda conn: store.load_usage_windows(conn, ctx.nova.id))
+    verdict = usage.limit_verdict(windows, ctx.config.usage, ctx.now)
+    if verdict.kind != "stop":
+        return None
+    from torchsm import novas
+
+    novas.safety_cool(ctx.home, ctx.config, ctx.nova.name, reason=verdict.why,
+                      until=verdict.until, limit=verdict.why, now=ctx.now)
+    return verdict.why
 
 
 def continuation_reason(item: workqueue.WorkItem) -> str:
@@ -198,10 +249,12 @@ def _on_stop_failure(ctx: HookContext) -> HookResult:
                                   reason=f"{error}: needs a person", now=ctx.now)
         return HookResult("meditated", detail=f"{error}: {message}"[:500])
     if error == "rate_limit":
-        reset = usage.parse_reset_time(message, ctx.now)
+        windows = ctx.db.read(lambda conn: store.load_usage_windows(conn, ctx.nova.id))
+        reset = usage.limit_reset(windows, message, ctx.now)
         until = reset + ctx.config.usage.reset_margin_s if reset else None
+        why = f"rate limit: {message or error}"[:300]
         result = novas.safety_cool(ctx.home, ctx.config, ctx.nova.name, until=until,
-                                   reason=f"rate limit: {message}"[:300], now=ctx.now)
+                                   reason=why, limit=why if until else None, now=ctx.now)
     elif error == "overloaded":
         result = novas.safety_cool(ctx.home, ctx.config, ctx.nova.name,
                                    reason="API overloaded", now=ctx.now)

@@ -31,6 +31,9 @@ class Nova(Base):
     # honours it within its budget and clears it
     restart_requested_at: Mapped[float | None] = mapped_column(Float)
     restart_reason: Mapped[str | None] = mapped_column(Text)
+    # why the Nova waits for a usage window to reset; while set, nothing starts it early
+    # (critical wakes included), and with auto_resume = false it waits for a person
+    limit_hold: Mapped[str | None] = mapped_column(Text)
 
 
 class HistoryRow(Base):
@@ -141,6 +144,8 @@ class HookRun(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     item_id: Mapped[int | None] = mapped_column(Integer)  # the item a `continued` Stop gave
     detail: Mapped[str | None] = mapped_column(Text)
+    # Stop runs: a digest of last_assistant_message (the no-progress breaker compares them)
+    message_digest: Mapped[str | None] = mapped_column(String(16))
 
 
 class AgentSession(Base):
@@ -197,3 +202,18 @@ class Alert(Base):
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text)
     resolved_at: Mapped[float | None] = mapped_column(Float)
+
+
+class UsageWindow(Base):
+    """The latest word of the provider on one usage window (five_hour, seven_day, ...)."""
+
+    __tablename__ = "usage_windows"
+    __table_args__ = (Index("ix_usage_windows_nova_window", "nova_id", "window", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nova_id: Mapped[int] = mapped_column(ForeignKey("novas.id", ondelete="CASCADE"))
+    window: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str | None] = mapped_column(String(32))  # allowed | allowed_warning | rejected
+    utilization: Mapped[float | None] = mapped_column(Float)  # 0..1
+    resets_at: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)

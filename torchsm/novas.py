@@ -63,6 +63,7 @@ class _Request:
     force: bool
     escalate: bool
     bang: bool = False
+    limit: str | None = None  # a usage limit: hold the Nova until the reset
 
 
 def transition(home: Home, config: Config, name: str, event: str | Event, *,
@@ -81,8 +82,8 @@ def transition(home: Home, config: Config, name: str, event: str | Event, *,
 
 
 def safety_cool(home: Home, config: Config, name: str, *, reason: str,
-                until: float | None = None, bang: bool = False, now: float | None = None,
-                rng: random.Random | None = None) -> TransitionResult:
+                until: float | None = None, bang: bool = False, limit: str | None = None,
+                now: float | None = None, rng: random.Random | None = None) -> TransitionResult:
     """Cool a Nova because something went wrong (a bang, a failed session, a limit).
 
     The cooldown is the backoff, or lasts until `until` (a usage limit's reset) when that
@@ -90,9 +91,12 @@ def safety_cool(home: Home, config: Config, name: str, *, reason: str,
     than `cooldowns_to_meditate` cooldowns or `bangs_to_meditate` bangs within an hour,
     this one included: `bang` says it is one) the Nova meditates instead. A meditating
     Nova stays meditating.
+
+    `limit` (why) marks a usage limit: the Nova is held until `until`, and nothing starts
+    it early, critical wakes included; with `auto_resume = false` a person must resume it.
     """
     request = _Request(check_name(name), Event.COOL, reason, None, until, False,
-                       escalate=True, bang=bang)
+                       escalate=True, bang=bang, limit=limit)
     return _fire(home, config, request, now, rng)
 
 
@@ -119,6 +123,10 @@ def _transition_in(conn, config: Config, request: _Request, now: float, rng, eve
     if request.escalate:
         event = _escalated(conn, nova, config, now, request.bang)
         if event is Event.MEDITATE and nova.state == State.MEDITATING.value:
+            if (request.until_at or 0) > (nova.until or 0):  # a limit outlasting the meditation
+                store.extend_wait(conn, nova.id, request.until_at,
+                                  request.limit or nova.limit_hold)
+                nova = nova._replace(until=request.until_at)
             return _unchanged(nova, event, now, reason)
     decision = machine.decide(name, nova.state, nova.until, event, now=now, force=request.force)
     forced = request.force and nova.state in machine.WAITING_STATES and not _wait_over(nova, now)
@@ -136,10 +144,12 @@ def _transition_in(conn, config: Config, request: _Request, now: float, rng, eve
         until = now + (request.for_s or config.safety.meditation_s)
         if request.escalate:
             until = max(until, request.until_at or 0)
+    waiting = decision.target in machine.WAITING_STATES
+    hold = (request.limit or nova.limit_hold) if waiting else None
     store.save_transition(conn, nova, to_state=decision.target.value, event=event.value,
                           reason=reason, at=now, until=until, forced=forced,
                           cool_streak=streak, last_cool_until=last_cool_until,
-                          event_id=event_id)
+                          event_id=event_id, limit_hold=hold)
     return TransitionResult(name, nova.state, decision.target.value, event.value, now, until,
                             reason, forced, recorded=True, event_id=event_id)
 
@@ -179,7 +189,8 @@ def status(home: Home, config: Config, name: str | None = None) -> list[dict[str
 def nova_json(row: store.NovaRow) -> dict[str, Any]:
     return {"nova": row.name, "state": row.state, "since": format_time(row.since),
             "until": format_time(row.until), "reason": row.reason,
-            "personality": row.personality, "cool_streak": row.cool_streak}
+            "personality": row.personality, "cool_streak": row.cool_streak,
+            "limit_hold": row.limit_hold}
 
 
 def add(home: Home, config: Config, name: str, personality: str | None = None,
@@ -242,7 +253,7 @@ def show(home: Home, config: Config, name: str) -> dict[str, Any]:
         count = session.scalar(select(func.count()).where(HistoryRow.nova_id == nova.id))
         row = store.NovaRow(nova.id, nova.name, nova.personality, nova.state, nova.since,
                             nova.until, nova.reason, nova.cool_streak, nova.last_cool_until,
-                            nova.created_at)
+                            nova.created_at, nova.limit_hold)
     known = personalities.all_personalities(config.personalities)
     profile = known.get(row.personality)
     return {**nova_json(row), "created_at": format_time(row.created_at),

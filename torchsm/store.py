@@ -21,7 +21,7 @@ from torchsm.config import Home
 from torchsm.errors import DatabaseError, DatabaseLocked, HomeNotInitialised, SchemaOutOfDate
 
 # The Alembic head this code expects; a test checks it against migrations/.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 T = TypeVar("T")
 
@@ -37,10 +37,11 @@ class NovaRow(NamedTuple):
     cool_streak: int
     last_cool_until: float | None
     created_at: float
+    limit_hold: str | None = None
 
 
 _NOVA_COLUMNS = ("id, name, personality, state, since, until, reason, cool_streak, "
-                 "last_cool_until, created_at")
+                 "last_cool_until, created_at, limit_hold")
 
 
 def _is_lock_error(exc: sqlite3.OperationalError) -> bool:
@@ -154,14 +155,14 @@ def load_novas(conn: sqlite3.Connection) -> list[NovaRow]:
 def save_transition(conn: sqlite3.Connection, nova: NovaRow, *, to_state: str, event: str,
                     reason: str | None, at: float, until: float | None, forced: bool,
                     cool_streak: int, last_cool_until: float | None,
-                    event_id: str | None = None) -> None:
+                    event_id: str | None = None, limit_hold: str | None = None) -> None:
     """The state change and its history row; the caller's transaction commits both.
     `event_id` is the id the row's mirror entry carries."""
     since = at if to_state != nova.state else nova.since
     conn.execute(
         "UPDATE novas SET state = ?, since = ?, until = ?, reason = ?, cool_streak = ?,"
-        " last_cool_until = ? WHERE id = ?",
-        (to_state, since, until, reason, cool_streak, last_cool_until, nova.id),
+        " last_cool_until = ?, limit_hold = ? WHERE id = ?",
+        (to_state, since, until, reason, cool_streak, last_cool_until, limit_hold, nova.id),
     )
     conn.execute(
         "INSERT INTO history (nova_id, from_state, to_state, event, reason, at, until, forced,"
@@ -219,15 +220,24 @@ def last_message_id(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]
 
 
+def extend_wait(conn: sqlite3.Connection, nova_id: int, until: float,
+                limit_hold: str | None) -> None:
+    """Make a waiting Nova wait longer, without a transition (its state does not change)."""
+    conn.execute("UPDATE novas SET until = ?, limit_hold = ? WHERE id = ?",
+                 (until, limit_hold, nova_id))
+
+
 # --- hook runs, snapshots, alerts, restart requests (the hook path) -------------------
 
 def record_hook_run(conn: sqlite3.Connection, *, nova_id: int, event: str,
                     session_id: str | None, at: float, duration_ms: float, outcome: str,
-                    item_id: int | None, detail: str | None) -> None:
+                    item_id: int | None, detail: str | None,
+                    message_digest: str | None = None) -> None:
     conn.execute(
         "INSERT INTO hook_runs (nova_id, event, session_id, at, duration_ms, outcome, item_id,"
-        " detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (nova_id, event, session_id, at, duration_ms, outcome, item_id, detail))
+        " detail, message_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (nova_id, event, session_id, at, duration_ms, outcome, item_id, detail,
+         message_digest))
 
 
 def count_hook_runs(conn: sqlite3.Connection, nova_id: int, event: str, since: float) -> int:
@@ -253,6 +263,17 @@ def continuation_chain(conn: sqlite3.Connection, nova_id: int,
         " FROM hook_runs WHERE nova_id = ?1 AND session_id = ?2 AND id > ?3"
         " AND outcome = 'continued'", (nova_id, session_id, start)).fetchone()
     return count, last_item
+
+
+def chain_stops(conn: sqlite3.Connection, nova_id: int, session_id: str,
+                limit: int) -> list[tuple[str | None, int | None]]:
+    """(message digest, item id) of the latest continued Stop runs of the session's
+    current chain, newest first."""
+    start = conn.execute(_CHAIN_START, (nova_id, session_id)).fetchone()[0]
+    return conn.execute(
+        "SELECT message_digest, item_id FROM hook_runs WHERE nova_id = ? AND session_id = ?"
+        " AND id > ? AND outcome = 'continued' ORDER BY id DESC LIMIT ?",
+        (nova_id, session_id, start, limit)).fetchall()
 
 
 def request_restart(conn: sqlite3.Connection, nova_id: int, at: float, reason: str) -> None:
@@ -297,3 +318,28 @@ def recent_history(conn: sqlite3.Connection, nova_id: int, limit: int) -> list[t
     rows = conn.execute("SELECT from_state, to_state, event, reason, at FROM history"
                         " WHERE nova_id = ? ORDER BY id DESC LIMIT ?", (nova_id, limit)).fetchall()
     return rows[::-1]
+
+
+# --- usage windows -----------------------------------------------------------------------
+
+class WindowRow(NamedTuple):
+    window: str
+    status: str | None
+    utilization: float | None
+    resets_at: float | None
+    updated_at: float
+
+
+def upsert_usage_window(conn: sqlite3.Connection, nova_id: int, row: WindowRow) -> None:
+    conn.execute(
+        "INSERT INTO usage_windows (nova_id, window, status, utilization, resets_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (nova_id, window) DO UPDATE SET"
+        " status = excluded.status, utilization = excluded.utilization,"
+        " resets_at = excluded.resets_at, updated_at = excluded.updated_at",
+        (nova_id, *row))
+
+
+def load_usage_windows(conn: sqlite3.Connection, nova_id: int) -> list[WindowRow]:
+    rows = conn.execute("SELECT window, status, utilization, resets_at, updated_at"
+                        " FROM usage_windows WHERE nova_id = ? ORDER BY window", (nova_id,))
+    return [WindowRow(*row) for row in rows]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 _MONTHS = {m: i for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}
@@ -107,3 +107,84 @@ def latest_reset(rate_limit_events: list[dict[str, Any]]) -> float | None:
         if isinstance(resets, (int, float)) and resets > 0:
             return float(resets)
     return None
+
+
+# --- usage windows: what the provider last said, and what it means for starting work ---
+
+def windows_from_event(info: dict[str, Any], now: float) -> list:
+    """The windows a `rate_limit_event`'s `rate_limit_info` describes, as store rows."""
+    from torchsm.store import WindowRow
+
+    windows = info.get("unifiedWindows")
+    if isinstance(windows, dict) and windows:
+        return [WindowRow(str(name), _text(w.get("status")), _number(w.get("utilization")),
+                          _number(w.get("resetsAt")), now)
+                for name, w in windows.items() if isinstance(w, dict)]
+    name = info.get("rateLimitType") or "unified"
+    return [WindowRow(str(name), _text(info.get("status")), _number(info.get("utilization")),
+                      _number(info.get("resetsAt")), now)]
+
+
+def record_rate_limit_event(conn, nova_id: int, info: dict[str, Any], now: float) -> None:
+    from torchsm import store
+
+    for row in windows_from_event(info, now):
+        store.upsert_usage_window(conn, nova_id, row)
+
+
+class Verdict(NamedTuple):
+    kind: str  # ok | slow | stop
+    until: float | None  # stop: when to try again (the reset plus the margin)
+    why: str
+    pressure: float  # slow: 0..1, how far from slow_utilization toward stop_utilization
+
+
+def limit_verdict(windows: list, cfg, now: float) -> Verdict:
+    """What the latest windows mean: `stop` at `stop_utilization` or a rejected status
+    (until the reset + margin), `slow` from `slow_utilization`, else `ok`.
+    Windows whose reset has passed say nothing any more."""
+    live = [w for w in windows if w.resets_at is None or w.resets_at > now]
+    stopping = [w for w in live if w.status == "rejected"
+                or (w.utilization or 0) >= cfg.stop_utilization]
+    if stopping:
+        w = max(stopping, key=lambda w: w.resets_at or 0)
+        until = (w.resets_at or now) + cfg.reset_margin_s
+        return Verdict("stop", until, f"usage limit: {w.window} {_pct(w.utilization)}"
+                       f"{' rejected' if w.status == 'rejected' else ''}, resets "
+                       f"{_iso(w.resets_at)}", 1.0)
+    slow = [w for w in live if (w.utilization or 0) >= cfg.slow_utilization]
+    if slow:
+        w = max(slow, key=lambda w: w.utilization)
+        span = max(cfg.stop_utilization - cfg.slow_utilization, 1e-9)
+        pressure = min(1.0, (w.utilization - cfg.slow_utilization) / span)
+        return Verdict("slow", w.resets_at, f"usage {w.window} at {_pct(w.utilization)}, "
+                       f"resets {_iso(w.resets_at)}", pressure)
+    return Verdict("ok", None, "", 0.0)
+
+
+def limit_reset(windows: list, message: str, now: float) -> float | None:
+    """When a limit that was just hit resets: the latest rejected (else fullest) live
+    window's `resetsAt`, else the time in the message text, else None (back off)."""
+    live = [w for w in windows if w.resets_at and w.resets_at > now]
+    if live:
+        rejected = [w for w in live if w.status == "rejected"]
+        return max(rejected or live, key=lambda w: (w.utilization or 0, w.resets_at)).resets_at
+    return parse_reset_time(message, now)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _pct(value: float | None) -> str:
+    return "?" if value is None else f"{value * 100:.0f}%"
+
+
+def _iso(ts: float | None) -> str:
+    from torchsm.clock import format_time
+
+    return format_time(ts) or "at an unknown time"

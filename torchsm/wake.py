@@ -340,7 +340,9 @@ def send(home: Home, config: Config, nova: str, message: str, *, sender: str | N
             "signal": signal.id, "message": message, "sender": sender,
             "tier": signal.tier.value, "due": format_time(signal.due_at)}, now))
     woke = None
-    if signal.tier is Tier.CRITICAL and state in WAITING_STATES:
+    state, held = state
+    # A Nova held for a usage limit stays put: the API would refuse the session anyway.
+    if signal.tier is Tier.CRITICAL and state in WAITING_STATES and not held:
         woke = novas.transition(home, config, nova, Event.WORK, force=True, now=now,
                                 reason=f"critical wake #{signal.id}: {message}")
     return SentSignal(signal, result, woke)
@@ -363,7 +365,7 @@ def _classify_and_store(conn: sqlite3.Connection, config: WakeConfig, nova: str,
     ).fetchone()[0]
     signal = Signal(signal_id, nova, message, sender, result.tier, SignalStatus.PENDING,
                     now, result.due_at)
-    return signal, result, row.state
+    return signal, result, (row.state, row.limit_hold)
 
 
 def preview(home: Home, config: Config, nova: str, message: str, *,

@@ -12,7 +12,9 @@ from torchsm.config import Home
 
 @pytest.fixture
 def wired(cli: Cli, claude):
-    """A Nova `torch` with torchsm's hooks installed in the Claude project."""
+    """A Nova `torch` with torchsm's hooks installed in the Claude project; the model
+    ends each turn with a different message, as a working agent does."""
+    claude.standin.policy = lambda n, body: Reply(text=f"Finished step {n}.")
     cli("nova", "add", "torch")
     cli("hooks", "install", "--nova", "torch", "--project", str(claude.project))
     return cli
@@ -60,6 +62,17 @@ def test_continuation_cap_ends_the_run(wired, claude):
     [(requested,)] = sqlite3.connect(wired.home / "torchsm.db").execute(
         "SELECT restart_requested_at FROM novas")
     assert requested is not None  # work is left: the supervisor is asked to start a session
+
+
+def test_no_progress_breaker_stops_identical_turns(wired, claude):
+    claude.standin.policy = lambda n, body: Reply(text="I am stuck on this.")
+    for n in range(10):
+        wired("queue", "add", f"t{n}")
+    result = run_claude(claude, wired, "-p", "start", "--output-format", "json")
+    assert result.returncode == 0, result.stderr
+    # three continuations end alike (no_progress_continuations = 3): the fourth Stop stops
+    assert claude.standin.message_requests == 4
+    assert outcomes(wired) == ["continued"] * 3 + ["allowed"]
 
 
 def test_a_burst_of_stops_bangs_and_cools_the_nova(wired, claude):
