@@ -303,3 +303,36 @@ def test_budgets_that_would_stop_everything_are_refused(table, message):
 
     with pytest.raises(ConfigError, match=message):
         config_with(f"[supervisor]\n{table}\n")
+
+
+def test_a_usage_limit_holds_the_nova_against_critical_wakes(torch, tmp_path):
+    config = config_with(BASE)
+    add_items(torch, config, 2)
+    reset = int(T0 + 3600)
+    command = usage_limit_agent(tmp_path, f"Claude AI usage limit reached|{reset}")
+    clock = FakeClock()
+    supervisor(torch, config, command, clock, once=True).run()
+    [row] = novas.status(torch, config, "torch")
+    assert row["state"] == "cooling" and row["limit_hold"].startswith("session 1 rate_limited")
+    sent = wake.send(torch, config, "torch", "production is down, urgent", now=clock.now())
+    assert sent.woke is None  # the API would refuse the session anyway
+    step = supervisor(torch, config, ["true"], clock).step(clock.now())
+    assert isinstance(step, Wait) and step.until == reset + 120 and len(sessions(torch)) == 1
+
+
+def test_without_auto_resume_a_person_ends_a_usage_limit_hold(torch, tmp_path):
+    config = config_with(BASE + "[usage]\nauto_resume = false\n")
+    add_items(torch, config, 2)
+    reset = int(T0 + 3600)
+    command = usage_limit_agent(tmp_path, f"Claude AI usage limit reached|{reset}")
+    clock = FakeClock()
+    supervisor(torch, config, command, clock, once=True).run()
+    clock.t = reset + 600  # long after the reset
+    sup = supervisor(torch, config, ["true"], clock)
+    step = sup.step(clock.now())
+    assert isinstance(step, Wait) and not step.planned and "auto_resume is off" in step.why
+    assert novas.status(torch, config, "torch")[0]["state"] == "cooling"
+    assert isinstance(supervisor(torch, config, ["true"], clock, until_idle=True).step(
+        clock.now()), Finished)
+    novas.transition(torch, config, "torch", "work", force=True, now=clock.now())
+    assert isinstance(sup.step(clock.now()), Ran)

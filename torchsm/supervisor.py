@@ -38,6 +38,7 @@ POLL_S = 0.25  # how often a wait looks for a critical wake (one PRAGMA when not
 LEASE_MARGIN_S = 60  # a claim outlives the longest session, so nobody else gets the item
 LOCKED_RETRIES = 5  # consecutive passes that found the database locked before giving up
 LOG_ROTATE_BYTES = 20 * 1024 * 1024
+HELD_RECHECK_S = 3600
 
 Report = Callable[[dict[str, Any]], None]
 
@@ -87,6 +88,7 @@ class Wait:
     until: float
     why: str
     critical_cuts: bool = True  # whether a due critical wake ends it early
+    planned: bool = True  # False: no start is planned (`until` is only the next look)
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,8 @@ class Supervisor:
             # the cooldown began does not break it.
             return Wait(nova.until, _waiting_why(nova.state, nova.until, nova.reason),
                         critical_cuts=False)
+        if _held_for_a_person(nova, self.config):
+            return self._held(nova, now)
         if nova.state != State.WORKING.value:
             self._resume(nova, now)
         work = self._next_work(now)
@@ -217,6 +221,14 @@ class Supervisor:
         except TransitionRefused:
             return  # changed meanwhile; the next pass sees how
         self._emit("resume", f"{nova.state} -> working ({reason})")
+
+    def _held(self, nova: store.NovaRow, now: float) -> Step:
+        why = (f"held for a usage limit ({nova.limit_hold}); auto_resume is off: "
+               f"`torchsm transition {self.name} work` resumes it")
+        if self.options.until_idle or self.options.once:
+            return Finished(why)
+        # Only a person's `work` (a change of the Nova) ends this wait; look again hourly.
+        return Wait(now + HELD_RECHECK_S, why, critical_cuts=False, planned=False)
 
     def _next_work(self, now: float) -> Work | None:
         def peek(conn) -> Work | None:
@@ -414,10 +426,12 @@ class Supervisor:
         nova = self._load_nova()
         if _cooled_during(nova, taken.at, now, until):
             return  # a hook (StopFailure, a bang) cooled it for this very failure
-        why = f"session {taken.session_id} {verdict.outcome.value}: {verdict.error}"
-        cooled = novas.safety_cool(self.home, self.config, self.name, reason=why[:500],
+        why = f"session {taken.session_id} {verdict.outcome.value}: {verdict.error}"[:500]
+        # A limit with a known reset holds the Nova: no critical wake starts it early.
+        limit = why if verdict.outcome is Outcome.RATE_LIMITED and until else None
+        cooled = novas.safety_cool(self.home, self.config, self.name, reason=why,
                                    until=until, bang=verdict.outcome is Outcome.CRASHED,
-                                   now=now, rng=self.rng)
+                                   limit=limit, now=now, rng=self.rng)
         self._emit_cooled(cooled)
 
     def _emit_cooled(self, cooled: novas.TransitionResult) -> None:
@@ -431,10 +445,11 @@ class Supervisor:
     def _wait(self, wait: Wait) -> None:
         """Sleep until `wait.until`; return early on a stop, a change of the Nova (a forced
         `work`, a restart request) or, where allowed, a due critical wake."""
-        self._plan("waiting", wait.until, wait.why)
+        self._plan("waiting", wait.until if wait.planned else None, wait.why)
         if wait.why != self._last_wait_why:
-            self._emit("wait", f"next start {format_time(wait.until)}: {wait.why}",
-                       next_start=format_time(wait.until), why=wait.why)
+            next_start = format_time(wait.until) if wait.planned else None
+            self._emit("wait", f"next start {next_start or 'not planned'}: {wait.why}",
+                       next_start=next_start, why=wait.why)
             self._last_wait_why = wait.why
         marker = self._marker()
         while not self.stop.is_set():
@@ -531,6 +546,12 @@ def _waiting(nova: store.NovaRow, now: float) -> bool:
 def seconds(value: float) -> str:
     """A duration for people: whole seconds, tenths below ten."""
     return f"{value:.0f}s" if value >= 10 else f"{value:.2g}s"
+
+
+def _held_for_a_person(nova: store.NovaRow, config: Config) -> bool:
+    """A usage-limit hold whose wait is over, with `auto_resume = false`: a person resumes."""
+    return (bool(nova.limit_hold) and not config.usage.auto_resume
+            and nova.state in _WAITING_VALUES)
 
 
 def _waiting_why(state: str, until: float | None, reason: str | None) -> str:
