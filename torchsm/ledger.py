@@ -66,6 +66,7 @@ def start(conn: sqlite3.Connection, *, nova_id: int, kind: str, prompt: str,
 
 
 def finish(conn: sqlite3.Connection, session_id: int, end: SessionEnd) -> None:
+    """Complete a session's row with how it ended."""
     limit_events = json.dumps(end.limit_events) if end.limit_events else None
     conn.execute(
         "UPDATE sessions SET ended_at = ?, exit_status = ?, outcome = ?, error = ?,"
@@ -85,6 +86,7 @@ def starts_since(conn: sqlite3.Connection, nova_id: int, since: float) -> list[f
 
 
 def count(conn: sqlite3.Connection, nova_id: int) -> int:
+    """How many sessions the Nova has had, ever (the rhythm's reflections count them)."""
     return conn.execute("SELECT count(*) FROM sessions WHERE nova_id = ?",
                         (nova_id,)).fetchone()[0]
 

@@ -19,6 +19,7 @@ from torchsm.errors import SupervisorRunning
 
 
 def run_dir(home: Home) -> Path:
+    """HOME/run: the supervisors' locks and plans."""
     return home.path / "run"
 
 
@@ -69,6 +70,7 @@ def write_plan(home: Home, name: str, plan: dict[str, Any]) -> None:
 
 
 def remove_plan(home: Home, name: str) -> None:
+    """Forget Nova `name`'s plan (its supervisor is ending)."""
     try:
         _plan_path(home, name).unlink()
     except FileNotFoundError:

@@ -112,7 +112,7 @@ class RunSummary:
 
 
 class Supervisor:
-    """Supervises one Nova. Take its lock first (`supervise` does)."""
+    """Supervises one Nova. Take its lock first (`runner.supervise` does)."""
 
     def __init__(self, home: Home, config: Config, name: str, options: RunOptions, *,
                  clock: Clock, stop: threading.Event | None = None,
