@@ -245,3 +245,32 @@ def test_a_spent_budget_survives_a_restart_and_cools_the_nova(torch):
         run.send_signal(signal.SIGTERM)
         run.wait(10)
     assert run.returncode == 0
+
+
+def test_an_agent_that_fails_at_once_in_real_time(torch):
+    """Shortened durations, real waiting: cooldowns grow, then the Nova meditates, and the
+    session count never passes the budget."""
+    write_config(Home(torch.home), FAST + """max_sessions_per_hour = 5
+crash_window_s = 0
+[safety]
+cooldown_base_s = 0.3
+cooldown_cap_s = 5
+cooldown_jitter = 0
+meditation_s = 600
+""")
+    for n in range(3):
+        torch("queue", "add", f"doomed {n}")
+    run = start(torch, "torch", "--", "false")
+    try:
+        wait_for(lambda: torch("status", "torch", "--json").json()[0]["state"] == "meditating",
+                 timeout=30)
+    finally:
+        run.send_signal(signal.SIGTERM)
+        run.communicate(timeout=10)
+    waits = query(torch, "SELECT event, round(until - at, 1) FROM history"
+                         " WHERE event IN ('cool', 'meditate') ORDER BY id")
+    assert waits == [("cool", 0.3), ("cool", 0.6), ("cool", 1.2), ("meditate", 600.0)]
+    outcomes = query(torch, "SELECT outcome FROM sessions")
+    assert outcomes == [("failed",)] * 4  # within the budget of 5
+    assert [(i["status"], i["attempts"]) for i in torch("queue", "list", "--json").json()] == [
+        ("dead", 3), ("pending", 1), ("pending", 0)]
