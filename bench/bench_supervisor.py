@@ -201,11 +201,13 @@ def render(args, cpu: dict[str, float], latency: dict[str, list[float]]) -> str:
               for k, v in latency.items()]
     lines += [
         "",
-        "- Latency runs from starting `torchsm wake torch \"production is down, urgent\"` "
+        "- Latency runs from starting `torchsm wake NOVA \"production is down, urgent\"` "
         "(a whole CLI process: it classifies, stores and, for a cooling Nova, forces `work`) "
         "to the first instruction of the agent the supervisor started (a Python process "
         "that writes `time.time()`): the wake command, the supervisor noticing it, the "
-        "session's bookkeeping and the agent's own start-up are all inside.",
+        "session's bookkeeping and the agent's own start-up are all inside. Each round "
+        "uses a new Nova: after a Nova's session, a critical wake still waits for the floor "
+        "of its rhythm (here 600 s), which is policy, not latency.",
         "- How the supervisor waits: it sleeps in slices of 0.25 s and asks SQLite "
         "`PRAGMA data_version` on one open connection (microseconds); only when another "
         "connection has committed does it look at the Nova and its wake signals. The busy "
