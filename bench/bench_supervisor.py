@@ -1,6 +1,6 @@
 """What a waiting supervisor costs, and how fast a critical wake starts a session.
 
-    .venv/bin/python bench/bench_supervisor.py [--idle-s 60] [--rounds 10] [--write]
+    .venv/bin/python bench/bench_supervisor.py [--idle-s 60] [--rounds 10]
 
 1. Idle CPU: a real `torchsm run` waits (a) idle with an empty queue, (b) cooling, and
    (c) idle while another process commits a transition of another Nova ten times a
@@ -11,8 +11,8 @@
    Latency: from starting the wake command to the agent's first instruction (it writes
    time.time() to a file). Target: within 2 s.
 
-torchsm runs from a regular (non-editable) install in a fresh venv. `--write` saves the
-report to BENCHMARKS-supervisor.md.
+torchsm runs from a regular (non-editable) install in a fresh venv.
+It prints a Markdown section for BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, machine, regular_install
+from common import machine, regular_install
 
 AGENT = "import sys, time; open(sys.argv[1], 'w').write(repr(time.time()))"
 CONFIG = 'redis_url = "off"\n[personalities.torch]\nbase_cycle_s = 600\n'
@@ -147,7 +147,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--venv", type=Path,
                         default=Path(tempfile.mkdtemp(prefix="torchsm-bench-venv-")))
-    parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
 
     setup = Setup(regular_install(args.venv))
@@ -157,8 +156,6 @@ def main() -> None:
                for s in ("cooling", "idle")}
     report = render(args, cpu, latency)
     print(report)
-    if args.write:
-        (REPO / "BENCHMARKS-supervisor.md").write_text(report)
 
 
 def render(args, cpu: dict[str, float], latency: dict[str, list[float]]) -> str:
