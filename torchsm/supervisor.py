@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from torchsm import (agents, budget, ledger, mirror, novas, outcome, personalities, rhythm,
-                     runfiles, store, wake, workqueue)
+                     runfiles, safety, store, usage, wake, workqueue)
 from torchsm.clock import format_time
 from torchsm.config import Config, Home
 from torchsm.errors import DatabaseLocked, NovaNotFound, TransitionRefused
@@ -129,6 +129,9 @@ class Supervisor:
         self._dream_rolled = False  # one roll of the dice per idle stretch
         self._last_wait_why: str | None = None
         self._locked_passes = 0
+        self._overload_streak = 0  # consecutive 529s: each backs off longer
+        self._not_before = 0.0  # an overload's short backoff: no start before this
+        self._usage_note: dict[str, Any] | None = None  # what the usage windows say, for plans
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -275,8 +278,14 @@ class Supervisor:
         rhythm's gap, or quiet hours. None when it may start now."""
         with self._store() as db:
             room = db.read(lambda conn: self._room(conn, nova, now))
+        self._usage_note = _usage_note(room.usage)
+        if room.usage.kind == "stop":
+            return self._cool_for_usage(room.usage, now)
         if room.frees_at is not None:
             return self._cool_for_budget(room, now)
+        if self._not_before > now:
+            return Wait(self._not_before, f"API overloaded: backing off until "
+                                          f"{format_time(self._not_before)}", critical_cuts=False)
         if work.critical and room.floor_at > now:
             return Wait(room.floor_at, f"rhythm: {room.gap.why}", critical_cuts=False)
         if not work.critical and room.rest_at > now:
@@ -294,9 +303,22 @@ class Supervisor:
         starts = ledger.starts_since(conn, nova.id, now - budget.WINDOW_S)
         gap = self._gap(self._personality(nova), ledger.count(conn, nova.id))
         last = ledger.last_end(conn, nova.id)
+        verdict = usage.limit_verdict(store.load_usage_windows(conn, nova.id),
+                                      self.config.usage, now)
+        if verdict.kind == "slow" and last is not None:
+            gap = stretched_toward_reset(gap, verdict, last)
         return _Room(budget.window_frees_at(starts, now, limit), len(starts), gap,
                      now if last is None else last + gap.floor_s,
-                     now if last is None else last + gap.rest_s)
+                     now if last is None else last + gap.rest_s, verdict)
+
+    def _cool_for_usage(self, verdict: usage.Verdict, now: float) -> Wait:
+        """At `stop_utilization` or a rejected window: hold the Nova until the reset."""
+        cooled = novas.safety_cool(self.home, self.config, self.name, reason=verdict.why,
+                                   until=verdict.until, limit=verdict.why, now=now,
+                                   rng=self.rng)
+        self._emit_cooled(cooled)
+        return Wait(cooled.until, _waiting_why(cooled.target, cooled.until, verdict.why),
+                    critical_cuts=False)
 
     def _cool_for_budget(self, room: "_Room", now: float) -> Wait:
         limit = self.config.supervisor.max_sessions_per_hour
@@ -397,14 +419,19 @@ class Supervisor:
         now = self.clock.now()
         end = outcome.ledger_end(run, verdict)
 
+        counted = verdict.failed and verdict.outcome not in NOT_THE_ITEMS_FAULT
+
         def record(conn) -> list[tuple[int, str]]:
             ledger.finish(conn, taken.session_id, end)
+            nova_id = self._nova_id(conn)
+            for info in run.output.rate_limit_events:
+                usage.record_rate_limit_event(conn, nova_id, info, now)
             if verdict.outcome is Outcome.OK and taken.item is not None:
                 # unless the agent (or a Stop hook) already finished or failed it
                 workqueue.finish_claimed_by(conn, taken.item.id, self.name, now)
             # whatever the session still holds goes back: nothing stays claimed
             return workqueue.release_claims_in(
-                conn, self.name, since=taken.at, now=now, counted=verdict.failed,
+                conn, self.name, since=taken.at, now=now, counted=counted,
                 error=verdict.error if verdict.failed else None)
 
         with self._store() as db:
@@ -417,12 +444,46 @@ class Supervisor:
                                         "outcome": verdict.outcome.value,
                                         "exit_status": run.exit_status,
                                         "error": verdict.error}, now)
-        if verdict.failed:
+        self._overload_streak = (self._overload_streak + 1
+                                 if verdict.outcome is Outcome.OVERLOADED else 0)
+        if verdict.outcome is Outcome.ACCOUNT:
+            self._meditate_for_account(taken, verdict, now)
+        elif verdict.outcome is Outcome.OVERLOADED:
+            self._back_off_overloaded(now)
+        elif verdict.failed:
             self._cool_after_failure(taken, verdict, now)
+
+    def _meditate_for_account(self, taken: Taken, verdict: Verdict, now: float) -> None:
+        """Billing or authentication refused: retrying cannot help; a person must look."""
+        why = f"session {taken.session_id} {verdict.outcome.value}: {verdict.error}"[:500]
+        with self._store() as db:
+            db.write(lambda conn: store.save_alert(conn, nova=self.name, at=now,
+                                                   kind=verdict.outcome.value, message=why))
+        nova = self._load_nova()
+        if nova.state == "meditating" and nova.since >= taken.at:
+            return  # the StopFailure hook meditated for this very failure
+        try:
+            result = novas.transition(self.home, self.config, self.name, Event.MEDITATE,
+                                      reason=why, now=now)
+        except TransitionRefused:
+            return
+        self._emit_cooled(result)
+
+    def _back_off_overloaded(self, now: float) -> None:
+        """A 529 is the provider's load, not this Nova's limit: wait a little, longer
+        each time in a row, without cooling the Nova."""
+        pause = safety.cooldown_seconds(self._overload_streak - 1, self.config.safety,
+                                        self.rng)
+        self._not_before = now + pause
+        self._emit("backoff", f"API overloaded: no start before {format_time(self._not_before)}",
+                   until=format_time(self._not_before))
 
     def _cool_after_failure(self, taken: Taken, verdict: Verdict, now: float) -> None:
         margin = self.config.usage.reset_margin_s
-        until = verdict.reset_at + margin if verdict.reset_at is not None else None
+        reset_at = verdict.reset_at
+        if reset_at is None and verdict.outcome is Outcome.RATE_LIMITED:
+            reset_at = self._recorded_reset(verdict, now)
+        until = reset_at + margin if reset_at is not None else None
         nova = self._load_nova()
         if _cooled_during(nova, taken.at, now, until):
             return  # a hook (StopFailure, a bang) cooled it for this very failure
@@ -433,6 +494,13 @@ class Supervisor:
                                    until=until, bang=verdict.outcome is Outcome.CRASHED,
                                    limit=limit, now=now, rng=self.rng)
         self._emit_cooled(cooled)
+
+    def _recorded_reset(self, verdict: Verdict, now: float) -> float | None:
+        """A limit hit without a reset in this session's output: what the recorded
+        windows (from earlier sessions or the StopFailure hook) announce."""
+        with self._store() as db:
+            windows = db.read(lambda conn: store.load_usage_windows(conn, self._nova_id(conn)))
+        return usage.limit_reset(windows, verdict.error or "", now)
 
     def _emit_cooled(self, cooled: novas.TransitionResult) -> None:
         why = _waiting_why(cooled.target, cooled.until, cooled.reason)
@@ -513,7 +581,7 @@ class Supervisor:
             "nova": self.name, "pid": os.getpid(), "state": state,
             "next_start": format_time(next_start), "why": why,
             "updated_at": format_time(self.clock.now()),
-            "command": list(self.options.command), **extra})
+            "command": list(self.options.command), "usage": self._usage_note, **extra})
 
     def _publish(self, kind: str, data: dict[str, Any], at: float) -> None:
         with mirror.open_mirror(self.home, self.config, now=at) as out:
@@ -534,9 +602,33 @@ class _Room:
     gap: rhythm.Gap
     floor_at: float
     rest_at: float
+    usage: usage.Verdict
 
 
 _WAITING_VALUES = tuple(s.value for s in WAITING_STATES)
+# failures that say nothing about the work item: its attempt is not counted
+NOT_THE_ITEMS_FAULT = (Outcome.OVERLOADED, Outcome.ACCOUNT)
+
+
+def stretched_toward_reset(gap: rhythm.Gap, verdict: usage.Verdict, last_end: float) -> rhythm.Gap:
+    """From `slow_utilization` the rest grows smoothly toward the window's reset: by
+    `pressure` (0 at slow_utilization, 1 at stop_utilization) of the way from the normal
+    rest to the whole time between the last session's end and the reset."""
+    if verdict.until is None:
+        return gap
+    to_reset = verdict.until - last_end
+    rest = gap.rest_s + verdict.pressure * max(0.0, to_reset - gap.rest_s)
+    if rest <= gap.rest_s:
+        return gap
+    return rhythm.Gap(gap.floor_s, rest, f"{gap.why}; stretched to {seconds(rest)} "
+                                         f"({verdict.why})")
+
+
+def _usage_note(verdict: usage.Verdict) -> dict[str, Any] | None:
+    if verdict.kind == "ok":
+        return None
+    return {"verdict": verdict.kind, "why": verdict.why, "until": format_time(verdict.until),
+            "pressure": round(verdict.pressure, 3)}
 
 
 def _waiting(nova: store.NovaRow, now: float) -> bool:
