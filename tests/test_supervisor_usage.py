@@ -191,3 +191,28 @@ def test_billing_or_authentication_meditates_and_raises_an_alert(torch, tmp_path
         assert q.get(item).attempts == 0
     assert isinstance(sup.step(clock.now()), Wait)  # no retry
     assert len(sessions(torch)) == 1
+
+
+def test_a_spent_cost_budget_cools_until_the_day_frees_and_nothing_starts(torch, tmp_path):
+    config = config_with(BASE + "[supervisor]\nmax_cost_usd_per_day = 1.0\n")
+    add_items(torch, config, 10)
+    command = stream_agent(tmp_path, result(total_cost_usd=0.4))
+    clock = FakeClock()
+    sup = supervisor(torch, config, command, clock)
+    clock.at(T0 + 6 * 3600, sup.stop.set)
+    sup.run()
+    runs = sessions(torch)
+    assert len(runs) == 3  # 1.2 USD: the third session spent the budget
+    cool = [h for h in history(torch) if "cost budget spent" in (h[4] or "")]
+    assert cool and cool[0][3] == pytest.approx(runs[0][1] + 24 * 3600)
+    assert cool[0][4].startswith("cost budget spent: $1.20 of $1.00 in the last 24 h")
+    [row] = novas.status(torch, config, "torch")
+    assert row["state"] == "cooling" and row["reason"].startswith("cost budget spent")
+
+
+def test_the_cost_budget_is_off_by_default(torch, tmp_path):
+    config = config_with(BASE)
+    add_items(torch, config, 4)
+    command = stream_agent(tmp_path, result(total_cost_usd=100.0))
+    supervisor(torch, config, command, FakeClock(), max_sessions=4).run()
+    assert [s[4] for s in sessions(torch)] == ["ok"] * 4

@@ -85,6 +85,14 @@ def starts_since(conn: sqlite3.Connection, nova_id: int, since: float) -> list[f
     return [r[0] for r in rows]
 
 
+def costs_since(conn: sqlite3.Connection, nova_id: int, since: float) -> list[tuple[float, float]]:
+    """(ended at, cost in USD) of the Nova's sessions that ended after `since` and
+    reported a cost."""
+    return conn.execute("SELECT ended_at, cost_usd FROM sessions WHERE nova_id = ?"
+                        " AND ended_at > ? AND cost_usd IS NOT NULL ORDER BY ended_at",
+                        (nova_id, since)).fetchall()
+
+
 def count(conn: sqlite3.Connection, nova_id: int) -> int:
     """How many sessions the Nova has had, ever (the rhythm's reflections count them)."""
     return conn.execute("SELECT count(*) FROM sessions WHERE nova_id = ?",

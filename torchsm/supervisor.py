@@ -283,6 +283,8 @@ class Supervisor:
             return self._cool_for_usage(room.usage, now)
         if room.frees_at is not None:
             return self._cool_for_budget(room, now)
+        if room.cost_frees_at is not None:
+            return self._cool_for_cost(room, now)
         if self._not_before > now:
             return Wait(self._not_before, f"API overloaded: backing off until "
                                           f"{format_time(self._not_before)}", critical_cuts=False)
@@ -307,9 +309,12 @@ class Supervisor:
                                       self.config.usage, now)
         if verdict.kind == "slow" and last is not None:
             gap = stretched_toward_reset(gap, verdict, last)
+        costs = ledger.costs_since(conn, nova.id, now - budget.COST_WINDOW_S)
         return _Room(budget.window_frees_at(starts, now, limit), len(starts), gap,
                      now if last is None else last + gap.floor_s,
-                     now if last is None else last + gap.rest_s, verdict)
+                     now if last is None else last + gap.rest_s, verdict,
+                     budget.cost_frees_at(costs, now, self.config.supervisor.max_cost_usd_per_day),
+                     budget.cost_in_window(costs, now))
 
     def _cool_for_usage(self, verdict: usage.Verdict, now: float) -> Wait:
         """At `stop_utilization` or a rejected window: hold the Nova until the reset."""
@@ -318,6 +323,16 @@ class Supervisor:
                                    rng=self.rng)
         self._emit_cooled(cooled)
         return Wait(cooled.until, _waiting_why(cooled.target, cooled.until, verdict.why),
+                    critical_cuts=False)
+
+    def _cool_for_cost(self, room: "_Room", now: float) -> Wait:
+        limit = self.config.supervisor.max_cost_usd_per_day
+        why = (f"cost budget spent: ${room.cost_usd:.2f} of ${limit:.2f} in the last 24 h; "
+               f"room again at {format_time(room.cost_frees_at)}")
+        cooled = novas.safety_cool(self.home, self.config, self.name, reason=why,
+                                   until=room.cost_frees_at, now=now, rng=self.rng)
+        self._emit_cooled(cooled)
+        return Wait(cooled.until, _waiting_why(cooled.target, cooled.until, why),
                     critical_cuts=False)
 
     def _cool_for_budget(self, room: "_Room", now: float) -> Wait:
@@ -347,7 +362,8 @@ class Supervisor:
             # The budget and the gap once more, in the transaction that records the start:
             # whatever happened since the check, no path starts a session beyond them.
             room = self._room(conn, nova, now)
-            if room.frees_at is not None or room.floor_at > now:
+            spent = room.frees_at is not None or room.cost_frees_at is not None
+            if spent or room.floor_at > now:
                 return None
             if work.signal is not None and not wake.deliver_in(conn, work.signal.id, now):
                 return None
@@ -595,7 +611,8 @@ class Supervisor:
 @dataclass(frozen=True)
 class _Room:
     """The budgets as they stand: when the hourly window frees (None: it has room), how
-    many sessions it holds, the gap, and when the floor and the rest end."""
+    many sessions it holds, the gap, when the floor and the rest end, what the usage
+    windows say, and the day's cost."""
 
     frees_at: float | None
     recent: int
@@ -603,6 +620,8 @@ class _Room:
     floor_at: float
     rest_at: float
     usage: usage.Verdict
+    cost_frees_at: float | None  # None: the day's cost budget has room (or is off)
+    cost_usd: float  # reported in the last 24 hours
 
 
 _WAITING_VALUES = tuple(s.value for s in WAITING_STATES)
