@@ -24,8 +24,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from torchsm import (agents, budget, ledger, mirror, novas, outcome, personalities, rhythm,
-                     runfiles, safety, store, usage, wake, workqueue)
+from torchsm import (agents, budget, ledger, mirror, novas, outcome, personalities, progress,
+                     rhythm, runfiles, safety, store, usage, wake, workqueue)
 from torchsm.clock import format_time
 from torchsm.config import Config, Home
 from torchsm.errors import DatabaseLocked, NovaNotFound, TransitionRefused
@@ -468,6 +468,25 @@ class Supervisor:
             self._back_off_overloaded(now)
         elif verdict.failed:
             self._cool_after_failure(taken, verdict, now)
+        else:
+            self._break_if_no_progress(taken, now)
+
+    def _break_if_no_progress(self, taken: Taken, now: float, bang: bool = False) -> bool:
+        """Cool (safety_cool: growing backoff, then meditation) when the last
+        `no_progress_sessions` sessions all ended the same way; the reason says how."""
+        n = self.config.supervisor.no_progress_sessions
+        with self._store() as db:
+            endings = db.read(lambda conn: ledger.recent_endings(conn, self._nova_id(conn), n))
+        why = progress.no_progress(endings, n)
+        if why is None:
+            return False
+        nova = self._load_nova()
+        if _cooled_during(nova, taken.at, now, None):
+            return True  # a hook cooled it for this session already
+        cooled = novas.safety_cool(self.home, self.config, self.name, reason=why, bang=bang,
+                                   now=now, rng=self.rng)
+        self._emit_cooled(cooled)
+        return True
 
     def _meditate_for_account(self, taken: Taken, verdict: Verdict, now: float) -> None:
         """Billing or authentication refused: retrying cannot help; a person must look."""
@@ -503,6 +522,9 @@ class Supervisor:
         nova = self._load_nova()
         if _cooled_during(nova, taken.at, now, until):
             return  # a hook (StopFailure, a bang) cooled it for this very failure
+        crashed = verdict.outcome is Outcome.CRASHED
+        if until is None and self._break_if_no_progress(taken, now, bang=crashed):
+            return  # the same cooldown, with the reason that says it goes round in circles
         why = f"session {taken.session_id} {verdict.outcome.value}: {verdict.error}"[:500]
         # A limit with a known reset holds the Nova: no critical wake starts it early.
         limit = why if verdict.outcome is Outcome.RATE_LIMITED and until else None
