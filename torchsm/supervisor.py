@@ -416,7 +416,7 @@ class Supervisor:
                     argv, env=self._child_env(taken), cwd=self.options.cwd,
                     stdin_text=taken.prompt if prompt_on_stdin else None,
                     timeout_s=cfg.session_timeout_s, grace_s=cfg.stop_grace_s,
-                    should_stop=self.stop.is_set, on_line=log.write, clock=self.clock.now)
+                    should_stop=self.stop.is_set, on_text=log.write, clock=self.clock.now)
             except OSError as exc:  # the command vanished or is not executable any more
                 return agents.SessionRun(argv, started, self.clock.now(), None, False, False,
                                          agents.SessionOutput(), f"cannot start: {exc}")
