@@ -80,3 +80,21 @@ def test_clear_one_line_errors(torch, args, message):
                                            ("90s", 90), ("1.5h", 5400)])
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
+
+
+def test_status_says_why_and_until_when_the_usage_slows_a_nova(torch):
+    import os
+
+    from torchsm import runfiles
+    from torchsm.config import Home
+
+    usage = {"verdict": "slow", "why": "usage five_hour at 85%, resets 2026-11-26T09:00:00Z",
+             "until": "2026-11-26T09:00:00Z", "pressure": 0.333}
+    runfiles.write_plan(Home(torch.home), "torch", {
+        "nova": "torch", "pid": os.getpid(), "state": "waiting",
+        "next_start": "2026-11-26T08:20:00Z", "why": "rhythm: stretched", "usage": usage})
+    out = torch("status").out
+    assert ("torch: usage slows it: usage five_hour at 85%, resets 2026-11-26T09:00:00Z "
+            "(until 2026-11-26T09:00:00Z)") in out
+    [row] = [r for r in torch("status", "--json").json() if r["nova"] == "torch"]
+    assert row["plan"]["usage"] == usage
