@@ -6,7 +6,7 @@ import json
 import pytest
 
 from supervisor_support import T0, FakeClock, agent_script, config_with, history, supervisor
-from torchsm import novas, workqueue
+from torchsm import novas, wake, workqueue
 from torchsm.ledger import Ending
 from torchsm.progress import no_progress
 
@@ -36,6 +36,7 @@ def test_three_sessions_that_end_the_same_way_make_no_progress(endings, why):
     [ending(item="failed"), ending(item="done"), ending(item="failed")],
     [ending(), ending(), ending()],  # clean sessions without a message
     [ending(message="same"), ending(message="same")],  # fewer than n
+    [ending(message="Done.", item="done")] * 3,  # the same words, but items finished
 ])
 def test_sessions_that_differ_make_progress(endings):
     assert no_progress(endings, 3) is None
@@ -62,7 +63,8 @@ def cools(home) -> list[tuple]:
 
 def test_sessions_ending_with_the_same_message_cool_with_growing_backoff(torch, tmp_path):
     config = config_with(BASE + "[safety]\ncooldown_jitter = 0\n")
-    add_items(torch, config, 20)
+    for n in range(12):  # sessions without items: nothing says they finished anything
+        wake.send(torch, config, "torch", f"look at the build {n}", now=T0 - 7000 + n)
     said = {"type": "assistant", "message": {"content": [
         {"type": "text", "text": "I am stuck on the same thing."}]}}
     command = agent_script(tmp_path, f"print({json.dumps(json.dumps(said))})")

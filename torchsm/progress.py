@@ -18,7 +18,7 @@ _SUCCESS = "ok"
 def no_progress(endings: list[Ending], n: int) -> str | None:
     """Why the last `n` sessions made no progress, or None. They did not when they all
     ended with the same error, or each failed its work item, or all ended with the same
-    last assistant message (n < 1: the breaker is off)."""
+    last assistant message without finishing an item (n < 1: the breaker is off)."""
     if n < 1 or len(endings) < n:
         return None
     last = endings[:n]
@@ -27,7 +27,9 @@ def no_progress(endings: list[Ending], n: int) -> str | None:
     if all(e.item_status in _FAILED_ITEM for e in last):
         return f"no progress: {n} sessions in a row each failed their work item"
     messages = {_normalised(e.last_assistant_message) for e in last}
-    if len(messages) == 1 and None not in messages:
+    # "Done." after each of three finished items is progress, not a loop
+    finished_items = any(e.item_status == "done" for e in last)
+    if len(messages) == 1 and None not in messages and not finished_items:
         return (f"no progress: {n} sessions in a row ended with the same message "
                 f"({_short(last[0].last_assistant_message)})")
     return None
