@@ -161,3 +161,24 @@ def _seconds(iso: str) -> float:
 
     return dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(
         tzinfo=dt.timezone.utc).timestamp()
+
+
+def test_without_auto_resume_nothing_starts_after_the_reset_until_a_person_resumes(
+        torch, claude):
+    # a short backoff: a usage cool lasts at least the backoff, then until the reset
+    write_config(Home(torch.home), FAST.replace(
+        "reset_margin_s = 30", "reset_margin_s = 1\nauto_resume = false\n[safety]\n"
+                               "cooldown_base_s = 1\ncooldown_jitter = 0"))
+    reset = int(time.time()) + 4
+    claude.standin.policy = lambda n, body: Reply(
+        headers=unified_headers(0.96, reset, "allowed_warning"))
+    run = start_run(claude, torch)
+    try:
+        wait_for(lambda: status(torch)["state"] == "cooling")
+        wait_for(lambda: time.time() > reset + 3, timeout=30)  # past the reset + margin
+        assert claude.standin.message_requests == 1
+        assert "auto_resume is off" in status(torch)["plan"]["why"]
+        torch("transition", "torch", "work", "--reason", "resumed by a person")
+        wait_for(lambda: claude.standin.message_requests == 2)
+    finally:
+        stop_run(run)
