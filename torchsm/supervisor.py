@@ -5,12 +5,18 @@ One loop per Nova, one pass of it per `step(now)`:
    back to work, cuts the wait short);
 2. pick the prompt: a due wake signal, else a restart request or the next work item, else
    idle (dream per the personality, then wait one rhythm cycle);
-3. start the agent only within the budgets: `max_sessions_per_hour` in any sliding hour
-   (counted from the ledger, checked again in the transaction that records the start) and
-   the rhythm's minimum gap. A spent budget cools the Nova until the window frees;
+3. start the agent only within the limits: the provider's usage windows (at
+   `stop_utilization` or a rejected window the Nova is held until the reset; from
+   `slow_utilization` the rest stretches toward it), `max_sessions_per_hour` in any sliding
+   hour and `max_cost_usd_per_day` in any 24 hours (counted from the ledger, checked again
+   in the transaction that records the start), and the rhythm's minimum gap. A spent
+   budget cools the Nova until the window frees;
 4. record the session and settle it: the item done on success, back to the queue with
-   the attempt counted on failure; a failure cools with backoff, or until an announced
-   reset, and repeated failures meditate (novas.safety_cool decides).
+   the attempt counted on failure; its rate_limit_events become usage windows. A failure
+   cools with backoff, or until an announced reset; a 529 only delays the next start; a
+   billing or authentication failure meditates with an alert; sessions that keep ending
+   the same way trip the no-progress breaker; repeated cooldowns meditate
+   (novas.safety_cool decides).
 `run()` loops over steps and does the waiting. Time and sleep come from a Clock, so the
 policies are testable without waiting.
 """
@@ -495,7 +501,7 @@ class Supervisor:
             db.write(lambda conn: store.save_alert(conn, nova=self.name, at=now,
                                                    kind=verdict.outcome.value, message=why))
         nova = self._load_nova()
-        if nova.state == "meditating" and nova.since >= taken.at:
+        if nova.state == State.MEDITATING.value and nova.since >= taken.at:
             return  # the StopFailure hook meditated for this very failure
         try:
             result = novas.transition(self.home, self.config, self.name, Event.MEDITATE,
