@@ -157,3 +157,20 @@ def test_the_ledger_keeps_what_claude_code_reported():
 def test_custom_personality_rhythm():
     night = Personality("night", "custom", 90, "measured", 2, 0.0, "calm")
     assert rhythm.gap(night, 2).rest_s == 90 * 1.5 + 90
+
+
+def test_the_cost_budget_is_off_at_zero_and_has_room_below_the_limit():
+    from torchsm.budget import cost_frees_at
+
+    assert cost_frees_at([(100.0, 50.0)], now=200.0, limit_usd=0) is None
+    assert cost_frees_at([(100.0, 0.5), (150.0, 0.4)], now=200.0, limit_usd=1.0) is None
+
+
+def test_a_spent_cost_budget_frees_when_enough_cost_leaves_the_day():
+    from torchsm.budget import COST_WINDOW_S, cost_frees_at
+
+    costs = [(100.0, 0.6), (200.0, 0.3), (300.0, 0.4)]  # 1.3 spent
+    assert cost_frees_at(costs, now=400.0, limit_usd=1.0) == 100.0 + COST_WINDOW_S
+    assert cost_frees_at(costs, now=400.0, limit_usd=0.5) == 200.0 + COST_WINDOW_S
+    # what left the window already does not count
+    assert cost_frees_at(costs, now=150.0 + COST_WINDOW_S, limit_usd=1.0) is None

@@ -72,7 +72,7 @@ def test_help(bare_cli: Cli):
     assert out.startswith("Usage: torchsm run [OPTIONS] NAME -- COMMAND [ARG...]")
     for option in ("--once", "--max-sessions", "--until-idle", "--cwd", "--home", "--json"):
         assert option in out
-    assert "claude -c -p {prompt} --output-format json" in out
+    assert "claude -c -p {prompt} --output-format stream-json --verbose" in out
 
 
 def test_a_queue_runs_to_the_end_and_status_shows_the_history(torch):

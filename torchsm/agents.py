@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 PROMPT_PLACEHOLDER = "{prompt}"
 TAIL_LINES = 40
+READ_CHUNK = 1 << 16
 
 
 def build_argv(template: list[str], prompt: str) -> tuple[list[str], bool]:
@@ -33,31 +34,58 @@ def build_argv(template: list[str], prompt: str) -> tuple[list[str], bool]:
     return argv, not uses_placeholder
 
 
+# Lines worth parsing at once; every other line is kept as text only. A marker inside a
+# JSON string is escaped (\"result\"), so these match keys and type values, and a false
+# positive costs one parse, not a wrong answer (_interpret checks the type).
+_EAGER_MARKERS = ('"result"', '"rate_limit_event"', '"api_retry"')
+_ASSISTANT_MARKER, _TEXT_MARKER = '"assistant"', '"text"'
+
+
 @dataclass
 class SessionOutput:
-    """What an agent's stdout said, line by line."""
+    """What an agent's stdout said, line by line.
+
+    Parsing every line of a long stream-json session would cost more than the session's
+    own output does (BENCHMARKS-usage.md): only the lines that can carry a result, a
+    rate_limit_event or an api_retry are parsed as they come, and the last assistant line
+    with text is parsed when it is asked for.
+    """
 
     result: dict[str, Any] | None = None
     rate_limit_events: list[dict[str, Any]] = field(default_factory=list)
     api_retries: list[dict[str, Any]] = field(default_factory=list)
-    last_assistant_text: str | None = None
     lines: int = 0
     tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=TAIL_LINES))
+    _last_assistant_line: str | None = field(default=None, repr=False)
 
     def feed(self, line: str) -> None:
-        self.lines += 1
-        stripped = line.strip()
-        if not stripped:
-            return
-        self.tail.append(stripped[:2000])
-        if not stripped.startswith("{"):
-            return
-        try:
-            obj = json.loads(stripped)
-        except ValueError:
-            return
-        if isinstance(obj, dict):
-            self._interpret(obj)
+        """One line of output."""
+        self.feed_block(line if line.endswith("\n") else line + "\n")
+
+    def feed_block(self, text: str) -> None:
+        """Complete lines of output (each ending with a newline), as they came."""
+        lines = text.splitlines()
+        self.lines += len(lines)
+        self.tail.extend(line.strip()[:2000] for line in lines[-TAIL_LINES:] if line.strip())
+        if any(marker in text for marker in _EAGER_MARKERS):
+            for line in lines:
+                if any(marker in line for marker in _EAGER_MARKERS):
+                    self._parse(line.strip())
+        if _ASSISTANT_MARKER in text:
+            self._remember_assistant(lines)
+
+    def _parse(self, line: str) -> None:
+        if line.startswith("{"):
+            obj = _json_object(line)
+            if obj is not None:
+                self._interpret(obj)
+
+    def _remember_assistant(self, lines: list[str]) -> None:
+        for line in reversed(lines):
+            if _ASSISTANT_MARKER in line and _TEXT_MARKER in line and line.lstrip()[:1] == "{":
+                if not any(marker in line for marker in _EAGER_MARKERS):
+                    self._last_assistant_line = line.strip()
+                return
 
     def _interpret(self, obj: dict[str, Any]) -> None:
         kind = obj.get("type")
@@ -67,10 +95,16 @@ class SessionOutput:
             self.rate_limit_events.append(obj.get("rate_limit_info") or {})
         elif kind == "system" and obj.get("subtype") == "api_retry":
             self.api_retries.append(obj)
-        elif kind == "assistant":
-            text = _assistant_text(obj)
-            if text:
-                self.last_assistant_text = text
+        elif kind == "assistant" and _assistant_text(obj):
+            self._last_assistant_line = json.dumps(obj)
+
+    @property
+    def last_assistant_text(self) -> str | None:
+        """The text of the last assistant message that had any."""
+        if self._last_assistant_line is None:
+            return None
+        obj = _json_object(self._last_assistant_line)
+        return _assistant_text(obj) if obj and obj.get("type") == "assistant" else None
 
     @property
     def text(self) -> str:
@@ -78,6 +112,14 @@ class SessionOutput:
         if self.result and isinstance(self.result.get("result"), str):
             return self.result["result"]
         return "\n".join(self.tail)
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
 
 
 def _assistant_text(obj: dict[str, Any]) -> str | None:
@@ -109,21 +151,32 @@ def run_session(argv: list[str], *, env: dict[str, str], cwd: str | None = None,
                 stdin_text: str | None = None, timeout_s: float = 3600,
                 grace_s: float = 10, should_stop: Callable[[], bool] = lambda: False,
                 on_line: Callable[[str], None] | None = None,
+                on_text: Callable[[str], None] | None = None,
                 clock: Callable[[], float] = time.time) -> SessionRun:
     """Run one agent session to its end, its timeout, or until `should_stop()` says so.
 
     The child runs in its own process group so a timeout or shutdown reaches the whole
-    tree it started: SIGTERM, then SIGKILL after `grace_s`.
+    tree it started: SIGTERM, then SIGKILL after `grace_s`. `on_line` sees every line of
+    stdout; `on_text` sees the same output in blocks of complete lines (cheaper).
     """
     output = SessionOutput()
     started = clock()
-    proc = subprocess.Popen(argv, env=env, cwd=cwd, text=True, encoding="utf-8",
-                            errors="replace", start_new_session=True,
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, start_new_session=True,
                             stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=1)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
     stderr_tail: collections.deque = collections.deque(maxlen=TAIL_LINES)
-    readers = [_pump(proc.stdout, lambda line: (output.feed(line), on_line and on_line(line))),
-               _pump(proc.stderr, lambda line: stderr_tail.append(line.rstrip()[:2000]))]
+
+    def handle_stdout(text: str) -> None:
+        output.feed_block(text)
+        if on_text is not None:
+            on_text(text)
+        if on_line is not None:
+            for line in text.splitlines(keepends=True):
+                on_line(line)
+
+    readers = [_pump_blocks(proc.stdout, handle_stdout),
+               _pump_blocks(proc.stderr, lambda text: stderr_tail.extend(
+                   line.rstrip()[:2000] for line in text.splitlines()[-TAIL_LINES:]))]
     if stdin_text is not None:
         _write_stdin(proc, stdin_text)
     deadline = time.monotonic() + timeout_s
@@ -135,10 +188,7 @@ def run_session(argv: list[str], *, env: dict[str, str], cwd: str | None = None,
         if should_stop():
             stopped = True
             break
-        try:
-            proc.wait(timeout=0.1)
-        except subprocess.TimeoutExpired:
-            pass
+        _wait_a_little(proc, readers[0])
     if proc.poll() is None:
         terminate_group(proc, grace_s)
     for reader in readers:
@@ -147,10 +197,35 @@ def run_session(argv: list[str], *, env: dict[str, str], cwd: str | None = None,
                       "\n".join(stderr_tail))
 
 
-def _pump(stream, handle: Callable[[str], None]) -> threading.Thread:
+def _wait_a_little(proc: subprocess.Popen, stdout_reader: threading.Thread) -> None:
+    """Up to 0.1 s for the child to end. While its stdout is open, wait on the reader:
+    it returns the moment the child closes it, where Popen.wait's polling sleeps up to
+    50 ms more (a visible cost for a short session)."""
+    if stdout_reader.is_alive():
+        stdout_reader.join(timeout=0.1)
+        if stdout_reader.is_alive():
+            return
+    try:
+        proc.wait(timeout=0.1)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _pump_blocks(stream, handle: Callable[[str], None]) -> threading.Thread:
+    """Read the pipe in large chunks and hand on complete lines: per-line reads in Python
+    cost more than a chatty child's own output (BENCHMARKS-usage.md)."""
     def pump():
-        for line in stream:
-            handle(line)
+        fd, pending = stream.fileno(), b""
+        while chunk := os.read(fd, READ_CHUNK):
+            pending += chunk
+            cut = pending.rfind(b"\n") + 1
+            if cut:
+                # a newline byte never occurs inside a UTF-8 sequence: decoding up to one
+                # never splits a character
+                handle(pending[:cut].decode("utf-8", errors="replace"))
+                pending = pending[cut:]
+        if pending:
+            handle(pending.decode("utf-8", errors="replace") + "\n")
         stream.close()
 
     thread = threading.Thread(target=pump, daemon=True)
@@ -161,7 +236,7 @@ def _pump(stream, handle: Callable[[str], None]) -> threading.Thread:
 def _write_stdin(proc: subprocess.Popen, text: str) -> None:
     def write():
         try:
-            proc.stdin.write(text)
+            proc.stdin.write(text.encode("utf-8"))
             proc.stdin.close()
         except (BrokenPipeError, OSError, ValueError):
             pass  # the child did not want its stdin; that is its business

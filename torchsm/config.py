@@ -74,6 +74,9 @@ class SupervisorConfig(NamedTuple):
     stop_grace_s: float = 10  # after SIGTERM, how long an agent may take before SIGKILL
     crash_window_s: float = 5  # a failure this soon after the start is a crash (a bang)
     load_stretch_above: float = 1.0  # 1-min load per core above which rests stretch; 0: off
+    # this many sessions in a row that end with the same error, fail their item or end
+    # with the same last message cool the Nova (0: off)
+    no_progress_sessions: int = 3
 
 
 class UsageConfig(NamedTuple):

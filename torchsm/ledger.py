@@ -85,6 +85,35 @@ def starts_since(conn: sqlite3.Connection, nova_id: int, since: float) -> list[f
     return [r[0] for r in rows]
 
 
+def costs_since(conn: sqlite3.Connection, nova_id: int, since: float) -> list[tuple[float, float]]:
+    """(ended at, cost in USD) of the Nova's sessions that ended after `since` and
+    reported a cost."""
+    return conn.execute("SELECT ended_at, cost_usd FROM sessions WHERE nova_id = ?"
+                        " AND ended_at > ? AND cost_usd IS NOT NULL ORDER BY ended_at",
+                        (nova_id, since)).fetchall()
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a finished session ended, for the no-progress breaker."""
+
+    outcome: str
+    error: str | None
+    api_error_status: int | None
+    last_assistant_message: str | None
+    item_status: str | None  # its work item's status now, if it had one
+
+
+def recent_endings(conn: sqlite3.Connection, nova_id: int, limit: int) -> list[Ending]:
+    """The Nova's latest `limit` finished sessions, newest first."""
+    rows = conn.execute(
+        "SELECT s.outcome, s.error, s.api_error_status, s.last_assistant_message, w.status"
+        " FROM sessions s LEFT JOIN work_items w ON w.id = s.item_id"
+        " WHERE s.nova_id = ? AND s.outcome NOT IN (?, 'stopped')"
+        " ORDER BY s.started_at DESC, s.id DESC LIMIT ?", (nova_id, RUNNING, limit)).fetchall()
+    return [Ending(*row) for row in rows]
+
+
 def count(conn: sqlite3.Connection, nova_id: int) -> int:
     """How many sessions the Nova has had, ever (the rhythm's reflections count them)."""
     return conn.execute("SELECT count(*) FROM sessions WHERE nova_id = ?",

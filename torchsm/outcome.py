@@ -26,12 +26,19 @@ class Outcome(str, Enum):
     TIMEOUT = "timeout"
     STOPPED = "stopped"  # ended by the supervisor shutting down
     RATE_LIMITED = "rate_limited"  # a 429 or a usage-limit message
-    OVERLOADED = "overloaded"  # a 529
+    OVERLOADED = "overloaded"  # a 529: a short backoff, not a limit
+    ACCOUNT = "account_error"  # billing or authentication: a person must look, no retry
 
 
 # Said only when an account is at its limit; worth reading even after a clean exit.
 USAGE_LIMIT_TEXT = re.compile(
     r"usage limit reached|hit your [\w -]*limit|out of extra usage|limit will reset", re.I)
+# The account itself is refused (billing, authentication): retrying cannot help.
+ACCOUNT_STATUSES = (401, 402, 403)
+ACCOUNT_ERROR_TYPES = ("billing_error", "authentication_error", "authentication_failed",
+                       "permission_error")
+ACCOUNT_TEXT = re.compile(r"billing_error|authentication_error|authentication_failed|"
+                          r"permission_error|invalid api key|credit balance is too low", re.I)
 # Said by many things on failure; read only when the session failed.
 RATE_LIMIT_TEXT = re.compile(r"rate[ _-]?limit|\b429\b|too many requests", re.I)
 
@@ -54,11 +61,14 @@ def judge(run: SessionRun, *, crash_window_s: float, now: float,
         return Verdict(Outcome.STOPPED, "stopped by the supervisor")
     result = run.output.result or {}
     status = result.get("api_error_status")
+    failed = run.exit_status != 0 or result.get("is_error") is True
+    if _account_refused(run, result, failed):
+        return Verdict(Outcome.ACCOUNT, f"account refused ({status or 'no status'}): "
+                                        f"{_short(_all_text(run))}")
     if status == 429:
         return _rate_limited(run, f"API rate limit (429): {_short(run.output.text)}", now, tz)
-    if status == 529:
+    if status == 529 or result.get("api_error_type") == "overloaded_error":
         return Verdict(Outcome.OVERLOADED, f"API overloaded (529): {_short(run.output.text)}")
-    failed = run.exit_status != 0 or result.get("is_error") is True
     text = _all_text(run) if failed else run.output.text
     if USAGE_LIMIT_TEXT.search(text) or (failed and RATE_LIMIT_TEXT.search(text)):
         return _rate_limited(run, f"usage limit: {_short(_limit_line(text))}", now, tz)
@@ -71,6 +81,14 @@ def judge(run: SessionRun, *, crash_window_s: float, now: float,
     if run.duration_s < crash_window_s:
         return Verdict(Outcome.CRASHED, f"crashed {run.duration_s:.1f}s after the start: {why}")
     return Verdict(Outcome.FAILED, why)
+
+
+def _account_refused(run: SessionRun, result: dict[str, Any], failed: bool) -> bool:
+    if result.get("api_error_status") in ACCOUNT_STATUSES:
+        return True
+    if result.get("api_error_type") in ACCOUNT_ERROR_TYPES:
+        return True
+    return failed and bool(ACCOUNT_TEXT.search(_all_text(run)))
 
 
 def _rate_limited(run: SessionRun, error: str, now: float, tz: dt.tzinfo | None) -> Verdict:

@@ -5,12 +5,18 @@ One loop per Nova, one pass of it per `step(now)`:
    back to work, cuts the wait short);
 2. pick the prompt: a due wake signal, else a restart request or the next work item, else
    idle (dream per the personality, then wait one rhythm cycle);
-3. start the agent only within the budgets: `max_sessions_per_hour` in any sliding hour
-   (counted from the ledger, checked again in the transaction that records the start) and
-   the rhythm's minimum gap. A spent budget cools the Nova until the window frees;
+3. start the agent only within the limits: the provider's usage windows (at
+   `stop_utilization` or a rejected window the Nova is held until the reset; from
+   `slow_utilization` the rest stretches toward it), `max_sessions_per_hour` in any sliding
+   hour and `max_cost_usd_per_day` in any 24 hours (counted from the ledger, checked again
+   in the transaction that records the start), and the rhythm's minimum gap. A spent
+   budget cools the Nova until the window frees;
 4. record the session and settle it: the item done on success, back to the queue with
-   the attempt counted on failure; a failure cools with backoff, or until an announced
-   reset, and repeated failures meditate (novas.safety_cool decides).
+   the attempt counted on failure; its rate_limit_events become usage windows. A failure
+   cools with backoff, or until an announced reset; a 529 only delays the next start; a
+   billing or authentication failure meditates with an alert; sessions that keep ending
+   the same way trip the no-progress breaker; repeated cooldowns meditate
+   (novas.safety_cool decides).
 `run()` loops over steps and does the waiting. Time and sleep come from a Clock, so the
 policies are testable without waiting.
 """
@@ -24,8 +30,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from torchsm import (agents, budget, ledger, mirror, novas, outcome, personalities, rhythm,
-                     runfiles, store, wake, workqueue)
+from torchsm import (agents, budget, ledger, mirror, novas, outcome, personalities, progress,
+                     rhythm, runfiles, safety, store, usage, wake, workqueue)
 from torchsm.clock import format_time
 from torchsm.config import Config, Home
 from torchsm.errors import DatabaseLocked, NovaNotFound, TransitionRefused
@@ -129,6 +135,9 @@ class Supervisor:
         self._dream_rolled = False  # one roll of the dice per idle stretch
         self._last_wait_why: str | None = None
         self._locked_passes = 0
+        self._overload_streak = 0  # consecutive 529s: each backs off longer
+        self._not_before = 0.0  # an overload's short backoff: no start before this
+        self._usage_note: dict[str, Any] | None = None  # what the usage windows say, for plans
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -275,8 +284,16 @@ class Supervisor:
         rhythm's gap, or quiet hours. None when it may start now."""
         with self._store() as db:
             room = db.read(lambda conn: self._room(conn, nova, now))
+        self._usage_note = _usage_note(room.usage)
+        if room.usage.kind == "stop":
+            return self._cool_for_usage(room.usage, now)
         if room.frees_at is not None:
             return self._cool_for_budget(room, now)
+        if room.cost_frees_at is not None:
+            return self._cool_for_cost(room, now)
+        if self._not_before > now:
+            return Wait(self._not_before, f"API overloaded: backing off until "
+                                          f"{format_time(self._not_before)}", critical_cuts=False)
         if work.critical and room.floor_at > now:
             return Wait(room.floor_at, f"rhythm: {room.gap.why}", critical_cuts=False)
         if not work.critical and room.rest_at > now:
@@ -294,9 +311,35 @@ class Supervisor:
         starts = ledger.starts_since(conn, nova.id, now - budget.WINDOW_S)
         gap = self._gap(self._personality(nova), ledger.count(conn, nova.id))
         last = ledger.last_end(conn, nova.id)
+        verdict = usage.limit_verdict(store.load_usage_windows(conn, nova.id),
+                                      self.config.usage, now)
+        if verdict.kind == "slow" and last is not None:
+            gap = stretched_toward_reset(gap, verdict, last)
+        costs = ledger.costs_since(conn, nova.id, now - budget.COST_WINDOW_S)
         return _Room(budget.window_frees_at(starts, now, limit), len(starts), gap,
                      now if last is None else last + gap.floor_s,
-                     now if last is None else last + gap.rest_s)
+                     now if last is None else last + gap.rest_s, verdict,
+                     budget.cost_frees_at(costs, now, self.config.supervisor.max_cost_usd_per_day),
+                     budget.cost_in_window(costs, now))
+
+    def _cool_for_usage(self, verdict: usage.Verdict, now: float) -> Wait:
+        """At `stop_utilization` or a rejected window: hold the Nova until the reset."""
+        cooled = novas.safety_cool(self.home, self.config, self.name, reason=verdict.why,
+                                   until=verdict.until, limit=verdict.why, now=now,
+                                   rng=self.rng)
+        self._emit_cooled(cooled)
+        return Wait(cooled.until, _waiting_why(cooled.target, cooled.until, verdict.why),
+                    critical_cuts=False)
+
+    def _cool_for_cost(self, room: "_Room", now: float) -> Wait:
+        limit = self.config.supervisor.max_cost_usd_per_day
+        why = (f"cost budget spent: ${room.cost_usd:.2f} of ${limit:.2f} in the last 24 h; "
+               f"room again at {format_time(room.cost_frees_at)}")
+        cooled = novas.safety_cool(self.home, self.config, self.name, reason=why,
+                                   until=room.cost_frees_at, now=now, rng=self.rng)
+        self._emit_cooled(cooled)
+        return Wait(cooled.until, _waiting_why(cooled.target, cooled.until, why),
+                    critical_cuts=False)
 
     def _cool_for_budget(self, room: "_Room", now: float) -> Wait:
         limit = self.config.supervisor.max_sessions_per_hour
@@ -325,7 +368,8 @@ class Supervisor:
             # The budget and the gap once more, in the transaction that records the start:
             # whatever happened since the check, no path starts a session beyond them.
             room = self._room(conn, nova, now)
-            if room.frees_at is not None or room.floor_at > now:
+            spent = room.frees_at is not None or room.cost_frees_at is not None
+            if spent or room.floor_at > now:
                 return None
             if work.signal is not None and not wake.deliver_in(conn, work.signal.id, now):
                 return None
@@ -378,7 +422,7 @@ class Supervisor:
                     argv, env=self._child_env(taken), cwd=self.options.cwd,
                     stdin_text=taken.prompt if prompt_on_stdin else None,
                     timeout_s=cfg.session_timeout_s, grace_s=cfg.stop_grace_s,
-                    should_stop=self.stop.is_set, on_line=log.write, clock=self.clock.now)
+                    should_stop=self.stop.is_set, on_text=log.write, clock=self.clock.now)
             except OSError as exc:  # the command vanished or is not executable any more
                 return agents.SessionRun(argv, started, self.clock.now(), None, False, False,
                                          agents.SessionOutput(), f"cannot start: {exc}")
@@ -397,14 +441,19 @@ class Supervisor:
         now = self.clock.now()
         end = outcome.ledger_end(run, verdict)
 
+        counted = verdict.failed and verdict.outcome not in NOT_THE_ITEMS_FAULT
+
         def record(conn) -> list[tuple[int, str]]:
             ledger.finish(conn, taken.session_id, end)
+            nova_id = self._nova_id(conn)
+            for info in run.output.rate_limit_events:
+                usage.record_rate_limit_event(conn, nova_id, info, now)
             if verdict.outcome is Outcome.OK and taken.item is not None:
                 # unless the agent (or a Stop hook) already finished or failed it
                 workqueue.finish_claimed_by(conn, taken.item.id, self.name, now)
             # whatever the session still holds goes back: nothing stays claimed
             return workqueue.release_claims_in(
-                conn, self.name, since=taken.at, now=now, counted=verdict.failed,
+                conn, self.name, since=taken.at, now=now, counted=counted,
                 error=verdict.error if verdict.failed else None)
 
         with self._store() as db:
@@ -417,15 +466,71 @@ class Supervisor:
                                         "outcome": verdict.outcome.value,
                                         "exit_status": run.exit_status,
                                         "error": verdict.error}, now)
-        if verdict.failed:
+        self._overload_streak = (self._overload_streak + 1
+                                 if verdict.outcome is Outcome.OVERLOADED else 0)
+        if verdict.outcome is Outcome.ACCOUNT:
+            self._meditate_for_account(taken, verdict, now)
+        elif verdict.outcome is Outcome.OVERLOADED:
+            self._back_off_overloaded(now)
+        elif verdict.failed:
             self._cool_after_failure(taken, verdict, now)
+        else:
+            self._break_if_no_progress(taken, now)
+
+    def _break_if_no_progress(self, taken: Taken, now: float, bang: bool = False) -> bool:
+        """Cool (safety_cool: growing backoff, then meditation) when the last
+        `no_progress_sessions` sessions all ended the same way; the reason says how."""
+        n = self.config.supervisor.no_progress_sessions
+        with self._store() as db:
+            endings = db.read(lambda conn: ledger.recent_endings(conn, self._nova_id(conn), n))
+        why = progress.no_progress(endings, n)
+        if why is None:
+            return False
+        nova = self._load_nova()
+        if _cooled_during(nova, taken.at, now, None):
+            return True  # a hook cooled it for this session already
+        cooled = novas.safety_cool(self.home, self.config, self.name, reason=why, bang=bang,
+                                   now=now, rng=self.rng)
+        self._emit_cooled(cooled)
+        return True
+
+    def _meditate_for_account(self, taken: Taken, verdict: Verdict, now: float) -> None:
+        """Billing or authentication refused: retrying cannot help; a person must look."""
+        why = f"session {taken.session_id} {verdict.outcome.value}: {verdict.error}"[:500]
+        with self._store() as db:
+            db.write(lambda conn: store.save_alert(conn, nova=self.name, at=now,
+                                                   kind=verdict.outcome.value, message=why))
+        nova = self._load_nova()
+        if nova.state == State.MEDITATING.value and nova.since >= taken.at:
+            return  # the StopFailure hook meditated for this very failure
+        try:
+            result = novas.transition(self.home, self.config, self.name, Event.MEDITATE,
+                                      reason=why, now=now)
+        except TransitionRefused:
+            return
+        self._emit_cooled(result)
+
+    def _back_off_overloaded(self, now: float) -> None:
+        """A 529 is the provider's load, not this Nova's limit: wait a little, longer
+        each time in a row, without cooling the Nova."""
+        pause = safety.cooldown_seconds(self._overload_streak - 1, self.config.safety,
+                                        self.rng)
+        self._not_before = now + pause
+        self._emit("backoff", f"API overloaded: no start before {format_time(self._not_before)}",
+                   until=format_time(self._not_before))
 
     def _cool_after_failure(self, taken: Taken, verdict: Verdict, now: float) -> None:
         margin = self.config.usage.reset_margin_s
-        until = verdict.reset_at + margin if verdict.reset_at is not None else None
+        reset_at = verdict.reset_at
+        if reset_at is None and verdict.outcome is Outcome.RATE_LIMITED:
+            reset_at = self._recorded_reset(verdict, now)
+        until = reset_at + margin if reset_at is not None else None
         nova = self._load_nova()
         if _cooled_during(nova, taken.at, now, until):
             return  # a hook (StopFailure, a bang) cooled it for this very failure
+        crashed = verdict.outcome is Outcome.CRASHED
+        if until is None and self._break_if_no_progress(taken, now, bang=crashed):
+            return  # the same cooldown, with the reason that says it goes round in circles
         why = f"session {taken.session_id} {verdict.outcome.value}: {verdict.error}"[:500]
         # A limit with a known reset holds the Nova: no critical wake starts it early.
         limit = why if verdict.outcome is Outcome.RATE_LIMITED and until else None
@@ -433,6 +538,13 @@ class Supervisor:
                                    until=until, bang=verdict.outcome is Outcome.CRASHED,
                                    limit=limit, now=now, rng=self.rng)
         self._emit_cooled(cooled)
+
+    def _recorded_reset(self, verdict: Verdict, now: float) -> float | None:
+        """A limit hit without a reset in this session's output: what the recorded
+        windows (from earlier sessions or the StopFailure hook) announce."""
+        with self._store() as db:
+            windows = db.read(lambda conn: store.load_usage_windows(conn, self._nova_id(conn)))
+        return usage.limit_reset(windows, verdict.error or "", now)
 
     def _emit_cooled(self, cooled: novas.TransitionResult) -> None:
         why = _waiting_why(cooled.target, cooled.until, cooled.reason)
@@ -513,7 +625,7 @@ class Supervisor:
             "nova": self.name, "pid": os.getpid(), "state": state,
             "next_start": format_time(next_start), "why": why,
             "updated_at": format_time(self.clock.now()),
-            "command": list(self.options.command), **extra})
+            "command": list(self.options.command), "usage": self._usage_note, **extra})
 
     def _publish(self, kind: str, data: dict[str, Any], at: float) -> None:
         with mirror.open_mirror(self.home, self.config, now=at) as out:
@@ -527,16 +639,43 @@ class Supervisor:
 @dataclass(frozen=True)
 class _Room:
     """The budgets as they stand: when the hourly window frees (None: it has room), how
-    many sessions it holds, the gap, and when the floor and the rest end."""
+    many sessions it holds, the gap, when the floor and the rest end, what the usage
+    windows say, and the day's cost."""
 
     frees_at: float | None
     recent: int
     gap: rhythm.Gap
     floor_at: float
     rest_at: float
+    usage: usage.Verdict
+    cost_frees_at: float | None  # None: the day's cost budget has room (or is off)
+    cost_usd: float  # reported in the last 24 hours
 
 
 _WAITING_VALUES = tuple(s.value for s in WAITING_STATES)
+# failures that say nothing about the work item: its attempt is not counted
+NOT_THE_ITEMS_FAULT = (Outcome.OVERLOADED, Outcome.ACCOUNT)
+
+
+def stretched_toward_reset(gap: rhythm.Gap, verdict: usage.Verdict, last_end: float) -> rhythm.Gap:
+    """From `slow_utilization` the rest grows smoothly toward the window's reset: by
+    `pressure` (0 at slow_utilization, 1 at stop_utilization) of the way from the normal
+    rest to the whole time between the last session's end and the reset."""
+    if verdict.until is None:
+        return gap
+    to_reset = verdict.until - last_end
+    rest = gap.rest_s + verdict.pressure * max(0.0, to_reset - gap.rest_s)
+    if rest <= gap.rest_s:
+        return gap
+    return rhythm.Gap(gap.floor_s, rest, f"{gap.why}; stretched to {seconds(rest)} "
+                                         f"({verdict.why})")
+
+
+def _usage_note(verdict: usage.Verdict) -> dict[str, Any] | None:
+    if verdict.kind == "ok":
+        return None
+    return {"verdict": verdict.kind, "why": verdict.why, "until": format_time(verdict.until),
+            "pressure": round(verdict.pressure, 3)}
 
 
 def _waiting(nova: store.NovaRow, now: float) -> bool:

@@ -32,6 +32,7 @@ COMMANDS = {
     "mirror": "mirror:mirror",
     "message": "messages:message",
     "run": "run:run",
+    "usage": "usage:usage",
 }
 
 

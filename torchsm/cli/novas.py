@@ -86,7 +86,14 @@ def _status_text(rows: list[dict]) -> str:
                    ["NOVA", "STATE", "SINCE", "UNTIL", "PERSONALITY", "NEXT START", "REASON"])]
     lines += [f"{r['nova']}: supervised (pid {r['plan']['pid']}): {r['plan']['why']}"
               for r in rows if r["plan"]]
+    lines += [_usage_line(r["nova"], r["plan"]["usage"]) for r in rows
+              if r["plan"] and r["plan"].get("usage")]
     return "\n".join(lines)
+
+
+def _usage_line(nova: str, usage: dict) -> str:
+    what = "holds" if usage.get("verdict") == "stop" else "slows"
+    return f"{nova}: usage {what} it: {usage.get('why')} (until {usage.get('until') or '?'})"
 
 
 def _next_start(row: dict) -> str | None:

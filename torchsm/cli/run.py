@@ -34,7 +34,8 @@ def run(env: Env, name: str, command: tuple[str, ...], once: bool, max_sessions:
     to COMMAND's stdin. COMMAND inherits this environment plus TORCHSM_NOVA, TORCHSM_HOME,
     TORCHSM_PROMPT, TORCHSM_SESSION and, for a work item, TORCHSM_ITEM. For Claude Code:
 
-        torchsm run torch -- claude -c -p {prompt} --output-format json
+    \b
+        torchsm run torch -- claude -c -p {prompt} --output-format stream-json --verbose
 
     At most [supervisor] max_sessions_per_hour sessions start in any sliding hour, never
     closer than the personality's rhythm allows; failures cool the Nova with backoff (or

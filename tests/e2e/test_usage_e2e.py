@@ -1,0 +1,184 @@
+"""Usage limits end to end: `torchsm run` driving the real Claude Code CLI (pinned) in
+subscription mode (CLAUDE_CODE_OAUTH_TOKEN, no API key) against a stand-in that sends the
+unified rate-limit headers, so Claude Code emits `rate_limit_event` lines."""
+
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from helpers import Cli, torchsm_executable, write_config
+from standin import Reply
+from torchsm.clock import format_time
+from torchsm.config import Home
+
+FAST = """
+redis_url = "off"
+[personalities.torch]
+base_cycle_s = 1
+reflection_every = 1000
+[supervisor]
+load_stretch_above = 0
+[usage]
+reset_margin_s = 30
+"""
+
+
+def unified_headers(utilization: float, reset: int, status: str) -> dict[str, str]:
+    return {"anthropic-ratelimit-unified-status": status,
+            "anthropic-ratelimit-unified-reset": str(reset),
+            "anthropic-ratelimit-unified-5h-utilization": str(utilization),
+            "anthropic-ratelimit-unified-5h-reset": str(reset),
+            "anthropic-ratelimit-unified-5h-status": status,
+            "anthropic-ratelimit-unified-representative-claim": "five_hour"}
+
+
+def a_reset(hours: int = 2) -> int:
+    # a whole hour (UTC), so the limit message's "resets 9am (UTC)" says the same time
+    return int(time.time()) // 3600 * 3600 + hours * 3600
+
+
+@pytest.fixture
+def torch(cli: Cli, claude) -> Cli:
+    write_config(Home(cli.home), FAST)
+    cli("nova", "add", "torch")
+    for n in range(3):
+        cli("queue", "add", f"task {n}")
+    return cli
+
+
+def subscription_env(claude, cli: Cli) -> dict[str, str]:
+    env = claude.env(TORCHSM_HOME=str(cli.home), TORCHSM_REDIS_URL="off",
+                     CLAUDE_CODE_OAUTH_TOKEN="standin-oauth", TZ="UTC")
+    env.pop("ANTHROPIC_API_KEY")
+    return env
+
+
+def start_run(claude, cli: Cli) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*torchsm_executable(), "run", "torch", "--json", "--cwd", str(claude.project), "--",
+         str(claude.binary), "-p", "{prompt}", "--output-format", "stream-json", "--verbose"],
+        env=subscription_env(claude, cli), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, stdin=subprocess.DEVNULL)
+
+
+def stop_run(run: subprocess.Popen) -> list[dict]:
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=30)
+    assert run.returncode == 0, err
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def wait_for(predicate, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def status(cli: Cli) -> dict:
+    return cli("status", "torch", "--json").json()[0]
+
+
+def rows(cli: Cli, sql: str) -> list[tuple]:
+    conn = sqlite3.connect(cli.home / "torchsm.db")
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def test_at_stop_utilization_the_nova_cools_until_the_reset_and_sends_nothing(torch, claude):
+    reset = a_reset()
+    claude.standin.policy = lambda n, body: Reply(
+        headers=unified_headers(0.96, reset, "allowed_warning"))
+    run = start_run(claude, torch)
+    try:
+        wait_for(lambda: status(torch)["state"] == "cooling")
+        time.sleep(2)  # two rhythm cycles: nothing more is sent while it is held
+        assert claude.standin.message_requests == 1
+        row = status(torch)
+    finally:
+        stop_run(run)
+    assert row["until"] == format_time(reset + 30)
+    assert row["limit_hold"].startswith("usage limit: five_hour 96%")
+    assert rows(torch, "SELECT window, utilization, resets_at FROM usage_windows") == [
+        ("five_hour", 0.96, reset)]
+    assert rows(torch, "SELECT outcome FROM sessions") == [("ok",)]
+
+
+def test_a_rejected_429_ends_the_session_after_one_request_and_cools_until_the_reset(
+        torch, claude):
+    torch("hooks", "install", "--nova", "torch", "--project", str(claude.project))
+    reset = a_reset()
+    claude.standin.policy = lambda n, body: Reply(
+        status=429, text="rate limited", headers=unified_headers(1.0, reset, "rejected"))
+    run = start_run(claude, torch)
+    try:
+        wait_for(lambda: rows(torch, "SELECT outcome FROM sessions WHERE outcome != 'running'"))
+        time.sleep(2)
+        assert claude.standin.message_requests == 1
+        row = status(torch)
+    finally:
+        stop_run(run)
+    assert row["state"] == "cooling" and row["until"] == format_time(reset + 30)
+    assert row["limit_hold"]
+    assert rows(torch, "SELECT outcome, api_error_status FROM sessions") == [
+        ("rate_limited", 429)]
+    assert rows(torch, "SELECT outcome FROM hook_runs WHERE event = 'stop-failure'") == [
+        ("cooled",)]
+    assert rows(torch, "SELECT status, resets_at FROM usage_windows") == [("rejected", reset)]
+
+
+def test_slow_utilization_stretches_the_planned_gap(torch, claude):
+    reset = a_reset()
+    # the first session reports 50% (a normal gap follows), the second 85%
+    claude.standin.policy = lambda n, body: Reply(
+        headers=unified_headers(0.5 if n == 1 else 0.85, reset, "allowed_warning"))
+    run = start_run(claude, torch)
+    try:
+        wait_for(lambda: len(rows(torch, "SELECT id FROM sessions WHERE outcome = 'ok'")) == 2)
+        wait_for(lambda: (status(torch)["plan"] or {}).get("state") == "waiting")
+        plan = status(torch)["plan"]
+    finally:
+        events = stop_run(run)
+    ended = [e for e in events if e["event"] == "session.ended"]
+    waits = [e for e in events if e["event"] == "wait" and e.get("next_start")]
+    normal, stretched = (_seconds(w["next_start"]) - _seconds(e["at"])
+                         for e, w in zip(ended, waits))
+    assert normal <= 2
+    to_reset = reset - _seconds(ended[1]["at"])
+    assert stretched == pytest.approx(1 + (to_reset - 1) / 3, abs=3)
+    assert plan["usage"]["verdict"] == "slow" and "85%" in plan["usage"]["why"]
+    assert claude.standin.message_requests == 2
+
+
+def _seconds(iso: str) -> float:
+    import datetime as dt
+
+    return dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=dt.timezone.utc).timestamp()
+
+
+def test_without_auto_resume_nothing_starts_after_the_reset_until_a_person_resumes(
+        torch, claude):
+    # a short backoff: a usage cool lasts at least the backoff, then until the reset
+    write_config(Home(torch.home), FAST.replace(
+        "reset_margin_s = 30", "reset_margin_s = 1\nauto_resume = false\n[safety]\n"
+                               "cooldown_base_s = 1\ncooldown_jitter = 0"))
+    reset = int(time.time()) + 4
+    claude.standin.policy = lambda n, body: Reply(
+        headers=unified_headers(0.96, reset, "allowed_warning"))
+    run = start_run(claude, torch)
+    try:
+        wait_for(lambda: status(torch)["state"] == "cooling")
+        wait_for(lambda: time.time() > reset + 3, timeout=30)  # past the reset + margin
+        assert claude.standin.message_requests == 1
+        assert "auto_resume is off" in status(torch)["plan"]["why"]
+        torch("transition", "torch", "work", "--reason", "resumed by a person")
+        wait_for(lambda: claude.standin.message_requests == 2)
+    finally:
+        stop_run(run)

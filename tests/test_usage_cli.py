@@ -1,0 +1,100 @@
+"""`torchsm usage`: the real CLI over a ledger and usage windows on a real database."""
+
+import time
+
+import pytest
+
+from helpers import Cli
+from torchsm import ledger, store
+from torchsm.usage_report import parse_duration
+
+
+def add_session(home, nova_id, started, *, cost=0.01, turns=1, outcome="ok", status=None):
+    def write(conn):
+        sid = ledger.start(conn, nova_id=nova_id, kind="item", prompt="p", item_id=None,
+                           signal_id=None, at=started)
+        ledger.finish(conn, sid, ledger.SessionEnd(
+            ended_at=started + 5, exit_status=0 if outcome == "ok" else 1, outcome=outcome,
+            cost_usd=cost, num_turns=turns, api_error_status=status))
+
+    with store.open_store(home) as db:
+        db.write(write)
+
+
+@pytest.fixture
+def torch(cli: Cli, home):
+    cli("nova", "add", "torch")
+    cli("nova", "add", "echo")
+    now = time.time()
+    add_session(home, 1, now - 600, cost=0.25, turns=3)
+    add_session(home, 1, now - 500, cost=0.05, turns=1, outcome="rate_limited", status=429)
+    add_session(home, 1, now - 400, cost=None, turns=None, outcome="crashed")
+    add_session(home, 1, now - 3 * 86400, cost=5.0, turns=9)  # outside 24h
+    add_session(home, 2, now - 300, cost=1.0, turns=2)
+    with store.open_store(home) as db:
+        db.write(lambda conn: store.upsert_usage_window(
+            conn, 1, store.WindowRow("five_hour", "allowed_warning", 0.91, now + 3600, now)))
+    return cli
+
+
+def test_json_per_nova_totals_errors_buckets_and_windows(torch):
+    report = torch("usage", "torch", "--json").json()
+    assert report["bucket"] == "hour"
+    [nova] = report["novas"]
+    assert (nova["nova"], nova["sessions"], nova["turns"]) == ("torch", 3, 4)
+    assert nova["cost_usd"] == pytest.approx(0.30)
+    assert nova["errors"] == {"429": 1, "crashed": 1}
+    assert sum(b["sessions"] for b in nova["buckets"]) == 3
+    [window] = nova["windows"]
+    assert (window["window"], window["utilization"], window["status"], window["current"]) == (
+        "five_hour", 0.91, "allowed_warning", True)
+    assert window["resets_at"].endswith("Z")
+
+
+def test_a_longer_span_is_shown_per_day_and_for_every_nova(torch):
+    report = torch("usage", "--since", "7d", "--json").json()
+    assert report["bucket"] == "day"
+    by_name = {n["nova"]: n for n in report["novas"]}
+    assert by_name["torch"]["sessions"] == 4 and by_name["echo"]["sessions"] == 1
+    assert by_name["echo"]["windows"] == []
+
+
+def test_text_shows_totals_buckets_and_windows(torch):
+    out = torch("usage", "--since", "6h").out
+    assert "torch: 3 sessions, 4 turns, $0.3000, errors: 429 x1, crashed x1" in out
+    assert "HOUR" in out and "five_hour" in out and "91%" in out and "allowed_warning" in out
+    assert "echo: 1 session, 2 turns, $1.0000" in out and "no usage windows reported" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["usage", "--since", "6x"], "torchsm: error: bad duration '6x': use a positive number"),
+    (["usage", "--since", "0h"], "torchsm: error: bad duration '0h'"),
+    (["usage", "ghost"], "torchsm: error: no Nova named 'ghost'"),
+])
+def test_clear_one_line_errors(torch, args, message):
+    err = torch.fails(*args).err
+    assert err.startswith(message) and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("text, seconds", [("30m", 1800), ("6h", 21600), ("2d", 172800),
+                                           ("90s", 90), ("1.5h", 5400)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+def test_status_says_why_and_until_when_the_usage_slows_a_nova(torch):
+    import os
+
+    from torchsm import runfiles
+    from torchsm.config import Home
+
+    usage = {"verdict": "slow", "why": "usage five_hour at 85%, resets 2026-11-26T09:00:00Z",
+             "until": "2026-11-26T09:00:00Z", "pressure": 0.333}
+    runfiles.write_plan(Home(torch.home), "torch", {
+        "nova": "torch", "pid": os.getpid(), "state": "waiting",
+        "next_start": "2026-11-26T08:20:00Z", "why": "rhythm: stretched", "usage": usage})
+    out = torch("status").out
+    assert ("torch: usage slows it: usage five_hour at 85%, resets 2026-11-26T09:00:00Z "
+            "(until 2026-11-26T09:00:00Z)") in out
+    [row] = [r for r in torch("status", "--json").json() if r["nova"] == "torch"]
+    assert row["plan"]["usage"] == usage
