@@ -158,7 +158,8 @@ def test_stop_failure_overloaded_and_billing(torch):
     assert torch("status", "torch", "--json").json()[0]["state"] == "cooling"
     hook(torch, "stop-failure", json.dumps({"error": "billing_error", "session_id": "s",
                                             "last_assistant_message": "Credit balance too low"}))
-    assert torch("status", "torch", "--json").json()[0]["state"] == "meditating"
+    [row] = torch("status", "torch", "--json").json()
+    assert row["state"] == "meditating" and row["limit_hold"].startswith("needs a person: ")
     assert rows(torch, "SELECT nova, kind, message FROM alerts") == [
         ("torch", "billing_error", "Credit balance too low")]
 

@@ -191,6 +191,13 @@ def test_billing_or_authentication_meditates_and_raises_an_alert(torch, tmp_path
         assert q.get(item).attempts == 0
     assert isinstance(sup.step(clock.now()), Wait)  # no retry
     assert len(sessions(torch)) == 1
+    # not after the meditation either: only a person lifts the hold
+    clock.sleep(config.safety.meditation_s + 1)
+    step = sup.step(clock.now())
+    assert isinstance(step, Wait) and "transition torch work" in step.why
+    assert len(sessions(torch)) == 1
+    novas.transition(torch, config, "torch", "work", now=clock.now())
+    assert novas.status(torch, config, "torch")[0]["limit_hold"] is None
 
 
 def test_a_spent_cost_budget_cools_until_the_day_frees_and_nothing_starts(torch, tmp_path):

@@ -245,8 +245,8 @@ def _on_stop_failure(ctx: HookContext) -> HookResult:
     if error in NEEDS_A_PERSON:
         ctx.db.write(lambda conn: store.save_alert(conn, nova=ctx.nova.name, at=ctx.now,
                                                    kind=error, message=message or error))
-        result = novas.transition(ctx.home, ctx.config, ctx.nova.name, "meditate",
-                                  reason=f"{error}: needs a person", now=ctx.now)
+        novas.meditate_for_a_person(ctx.home, ctx.config, ctx.nova.name,
+                                    reason=f"{error}: {message or error}"[:300], now=ctx.now)
         return HookResult("meditated", detail=f"{error}: {message}"[:500])
     if error == "rate_limit":
         windows = ctx.db.read(lambda conn: store.load_usage_windows(conn, ctx.nova.id))

@@ -100,6 +100,22 @@ def safety_cool(home: Home, config: Config, name: str, *, reason: str,
     return _fire(home, config, request, now, rng)
 
 
+ACCOUNT_HOLD = "needs a person: "  # the prefix of a hold that only a person lifts
+
+
+def meditate_for_a_person(home: Home, config: Config, name: str, *, reason: str,
+                          now: float | None = None) -> TransitionResult:
+    """Billing or authentication refused: meditate and stay held until a person runs
+    `torchsm transition NAME work` (retrying cannot help; critical wakes do not lift it)."""
+    request = _Request(check_name(name), Event.MEDITATE, reason, None, None, False,
+                       escalate=False, limit=ACCOUNT_HOLD + reason)
+    return _fire(home, config, request, now, None)
+
+
+def held_for_a_person(limit_hold: str | None) -> bool:
+    return bool(limit_hold) and limit_hold.startswith(ACCOUNT_HOLD)
+
+
 def _fire(home: Home, config: Config, request: _Request, now: float | None,
           rng: random.Random | None) -> TransitionResult:
     now = time.time() if now is None else now

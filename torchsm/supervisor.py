@@ -232,8 +232,9 @@ class Supervisor:
         self._emit("resume", f"{nova.state} -> working ({reason})")
 
     def _held(self, nova: store.NovaRow, now: float) -> Step:
-        why = (f"held for a usage limit ({nova.limit_hold}); auto_resume is off: "
-               f"`torchsm transition {self.name} work` resumes it")
+        what = ("held" if novas.held_for_a_person(nova.limit_hold)
+                else f"held for a usage limit ({nova.limit_hold}); auto_resume is off")
+        why = f"{what}: `torchsm transition {self.name} work` resumes it"
         if self.options.until_idle or self.options.once:
             return Finished(why)
         # Only a person's `work` (a change of the Nova) ends this wait; look again hourly.
@@ -504,8 +505,8 @@ class Supervisor:
         if nova.state == State.MEDITATING.value and nova.since >= taken.at:
             return  # the StopFailure hook meditated for this very failure
         try:
-            result = novas.transition(self.home, self.config, self.name, Event.MEDITATE,
-                                      reason=why, now=now)
+            result = novas.meditate_for_a_person(self.home, self.config, self.name,
+                                                 reason=why, now=now)
         except TransitionRefused:
             return
         self._emit_cooled(result)
@@ -688,9 +689,10 @@ def seconds(value: float) -> str:
 
 
 def _held_for_a_person(nova: store.NovaRow, config: Config) -> bool:
-    """A usage-limit hold whose wait is over, with `auto_resume = false`: a person resumes."""
-    return (bool(nova.limit_hold) and not config.usage.auto_resume
-            and nova.state in _WAITING_VALUES)
+    """A hold whose wait is over that only a person lifts: an account error, or a usage
+    limit with `auto_resume = false`."""
+    return (bool(nova.limit_hold) and nova.state in _WAITING_VALUES
+            and (novas.held_for_a_person(nova.limit_hold) or not config.usage.auto_resume))
 
 
 def _waiting_why(state: str, until: float | None, reason: str | None) -> str:
