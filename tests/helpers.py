@@ -64,3 +64,14 @@ class Cli:
 def write_config(home: Home, text: str) -> None:
     home.path.mkdir(parents=True, exist_ok=True)
     home.config_path.write_text(text)
+
+
+def rows(cli: Cli, sql: str, *args) -> list[tuple]:
+    """Rows of a query on the CLI's database, read straight from SQLite."""
+    import sqlite3
+
+    conn = sqlite3.connect(cli.home / "torchsm.db")
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()

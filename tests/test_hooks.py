@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from helpers import FIXTURES, Cli, Result, write_config
+from helpers import FIXTURES, Cli, Result, write_config, rows
 from torchsm.config import Home
 
 PAYLOADS = FIXTURES / "claude-code-hooks"
@@ -29,13 +29,6 @@ def hook(cli: Cli, event: str, stdin: str, nova: str = "torch", **env) -> Result
     assert "Traceback" not in result.err
     return result
 
-
-def rows(cli: Cli, sql: str, *args):
-    conn = sqlite3.connect(cli.home / "torchsm.db")
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 @pytest.fixture

@@ -325,29 +325,26 @@ class Supervisor:
 
     def _cool_for_usage(self, verdict: usage.Verdict, now: float) -> Wait:
         """At `stop_utilization` or a rejected window: hold the Nova until the reset."""
-        cooled = novas.safety_cool(self.home, self.config, self.name, reason=verdict.why,
-                                   until=verdict.until, limit=verdict.why, now=now,
-                                   rng=self.rng)
-        self._emit_cooled(cooled)
-        return Wait(cooled.until, _waiting_why(cooled.target, cooled.until, verdict.why),
-                    critical_cuts=False)
+        return self._cool_until(verdict.why, verdict.until, now, limit=verdict.why)
 
     def _cool_for_cost(self, room: "_Room", now: float) -> Wait:
         limit = self.config.supervisor.max_cost_usd_per_day
-        why = (f"cost budget spent: ${room.cost_usd:.2f} of ${limit:.2f} in the last 24 h; "
-               f"room again at {format_time(room.cost_frees_at)}")
-        cooled = novas.safety_cool(self.home, self.config, self.name, reason=why,
-                                   until=room.cost_frees_at, now=now, rng=self.rng)
-        self._emit_cooled(cooled)
-        return Wait(cooled.until, _waiting_why(cooled.target, cooled.until, why),
-                    critical_cuts=False)
+        return self._cool_until(
+            f"cost budget spent: ${room.cost_usd:.2f} of ${limit:.2f} in the last 24 h; "
+            f"room again at {format_time(room.cost_frees_at)}", room.cost_frees_at, now)
 
     def _cool_for_budget(self, room: "_Room", now: float) -> Wait:
         limit = self.config.supervisor.max_sessions_per_hour
-        why = (f"session budget spent: {room.recent} of {limit} in the last hour; "
-               f"room again at {format_time(room.frees_at)}")
+        return self._cool_until(
+            f"session budget spent: {room.recent} of {limit} in the last hour; "
+            f"room again at {format_time(room.frees_at)}", room.frees_at, now)
+
+    def _cool_until(self, why: str, until: float | None, now: float,
+                    limit: str | None = None) -> Wait:
+        """Cool the Nova (never shorter than the backoff) and wait it out; only a change
+        of the Nova ends the wait early."""
         cooled = novas.safety_cool(self.home, self.config, self.name, reason=why,
-                                   until=room.frees_at, now=now, rng=self.rng)
+                                   until=until, limit=limit, now=now, rng=self.rng)
         self._emit_cooled(cooled)
         return Wait(cooled.until, _waiting_why(cooled.target, cooled.until, why),
                     critical_cuts=False)

@@ -1,13 +1,12 @@
 """`torchsm run` driving the real Claude Code CLI (pinned) against the counting stand-in."""
 
 import signal
-import sqlite3
 import subprocess
 import time
 
 import pytest
 
-from helpers import Cli, torchsm_executable, write_config
+from helpers import Cli, torchsm_executable, write_config, rows
 from standin import Reply
 from torchsm.config import Home
 
@@ -37,13 +36,6 @@ def run_env(claude, cli: Cli, **extra) -> dict[str, str]:
     children inherit it)."""
     return claude.env(TORCHSM_HOME=str(cli.home), TORCHSM_REDIS_URL="off", **extra)
 
-
-def rows(cli: Cli, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(cli.home / "torchsm.db")
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def test_the_supervisor_works_through_a_queue_one_session_per_item(torch, claude):

@@ -4,13 +4,12 @@ unified rate-limit headers, so Claude Code emits `rate_limit_event` lines."""
 
 import json
 import signal
-import sqlite3
 import subprocess
 import time
 
 import pytest
 
-from helpers import Cli, torchsm_executable, write_config
+from helpers import Cli, torchsm_executable, write_config, rows
 from standin import Reply
 from torchsm.clock import format_time
 from torchsm.config import Home
@@ -82,13 +81,6 @@ def wait_for(predicate, timeout: float = 60) -> None:
 def status(cli: Cli) -> dict:
     return cli("status", "torch", "--json").json()[0]
 
-
-def rows(cli: Cli, sql: str) -> list[tuple]:
-    conn = sqlite3.connect(cli.home / "torchsm.db")
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def test_at_stop_utilization_the_nova_cools_until_the_reset_and_sends_nothing(torch, claude):
