@@ -75,3 +75,24 @@ def rows(cli: Cli, sql: str, *args) -> list[tuple]:
         return conn.execute(sql, args).fetchall()
     finally:
         conn.close()
+
+
+HEAVY = ("sqlalchemy", "alembic", "redis")
+_PROBE = """
+import json, sys
+from torchsm.cli import run
+code = run(sys.argv[2:])
+sys.stdout.flush()
+watched = set(sys.argv[1].split(","))
+loaded = sorted({m.split('.')[0] for m in sys.modules} & watched)
+print(json.dumps({"code": code, "heavy": loaded}), file=sys.stderr)
+"""
+
+
+def loaded_modules(cli: Cli, *args: str, watch: tuple[str, ...] = HEAVY, input: str | None = None,
+                   **env: str) -> dict:
+    """Run the CLI in a fresh interpreter: its exit code and which `watch` modules it loaded
+    (`heavy`), plus what it printed (`out`)."""
+    proc = subprocess.run([sys.executable, "-c", _PROBE, ",".join(watch), *args], input=input,
+                          capture_output=True, text=True, env=cli.env(**env), timeout=60)
+    return {**json.loads(proc.stderr.strip().splitlines()[-1]), "out": proc.stdout}

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 
-from helpers import write_config
+from helpers import write_config, loaded_modules
 
 
 def error_line(result) -> str:
@@ -151,15 +149,6 @@ def test_a_locked_database_fails_cleanly_and_loses_nothing(torch, home):
     assert torch("queue", "claim", "--nova", "torch", "--json").json()["id"] == 1
 
 
-GUARD = """
-import json, sys
-from torchsm.cli import run
-code = run(sys.argv[1:])
-heavy = sorted(m for m in ("sqlalchemy", "alembic", "redis") if m in sys.modules)
-print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
-"""
-
-
 @pytest.mark.parametrize("args", [
     ["queue", "add", "x"], ["queue", "claim", "--nova", "torch"], ["queue", "done", "1"],
     ["wake", "torch", "hello"], ["wake", "classify", "hello"],
@@ -167,10 +156,8 @@ print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
 def test_hot_paths_do_not_import_sqlalchemy_alembic_or_redis(torch, args):
     if args[1] in ("claim", "done"):
         torch("queue", "add", "x")
-    proc = subprocess.run([sys.executable, "-c", GUARD, *args], env=torch.env(),
-                          capture_output=True, text=True, timeout=60)
-    report = json.loads(proc.stderr.strip().splitlines()[-1])
-    assert report == {"code": 0, "heavy": []}
+    report = loaded_modules(torch, *args)
+    assert (report["code"], report["heavy"]) == (0, [])
 
 
 # --- wake --------------------------------------------------------------------------

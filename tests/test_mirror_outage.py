@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 
 import pytest
@@ -14,24 +11,14 @@ from torchsm.config import Config, load_config
 from torchsm.mirror import MESSAGES_STREAM, OPS_STREAM, FileQueueMirror
 from torchsm.mirrorstate import MirrorMemory
 
+from helpers import loaded_modules
 from mirror_support import (entry, history_event_ids, per_nova, stream_entries,
                             write_mirror_config)
 
-HEAVY = ("sqlalchemy", "alembic", "redis")
-PROBE = """
-import json, sys
-from torchsm.cli import run
-code = run(sys.argv[1:])
-sys.stdout.flush()
-heavy = sorted({m.split('.')[0] for m in sys.modules} & set(%r))
-print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
-""" % (HEAVY,)
-
-
 def run_probe(cli, *args, url: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True,
-                          text=True, env=cli.env(TORCHSM_REDIS_URL=url), timeout=60)
-    return json.loads(proc.stderr.strip().splitlines()[-1])
+    outcome = loaded_modules(cli, *args, TORCHSM_REDIS_URL=url)
+    outcome.pop("out")
+    return outcome
 
 
 def queued(home) -> dict:

@@ -66,10 +66,10 @@ def test_the_change_watch_sees_commits_of_other_connections(home):
 
 
 def test_status_stays_light_while_a_supervisor_runs(cli):
-    from test_imports import loaded_modules
+    from test_imports import probe
 
     cli("nova", "add", "torch")
     runfiles.write_plan(Home(cli.home), "torch", {"pid": os.getpid(), "state": "waiting",
                                                   "next_start": None, "why": "idle"})
-    assert loaded_modules(cli, "status") == {"code": 0, "heavy": []}
+    assert probe(cli, "status") == {"code": 0, "heavy": []}
     assert json.loads(cli("status", "--json").out)[0]["plan"]["why"] == "idle"

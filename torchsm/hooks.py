@@ -103,33 +103,79 @@ def _record_only(ctx: HookContext) -> HookResult:
 
 # --- Stop ------------------------------------------------------------------------------
 
+class StopFacts(NamedTuple):
+    """What the Stop decision looks at, read in one transaction."""
+
+    stop_runs: int  # Stop runs of the Nova within the bang window, this one included
+    continued: int  # continuations in the session's current prompt chain
+    recent: list[tuple[str | None, int | None]]  # (digest, item) of the latest, newest first
+    recent_failed: bool  # the latest `no_progress_continuations` items all failed
+    windows: list  # the recorded usage windows (store.WindowRow)
+
+
 def _on_stop(ctx: HookContext) -> HookResult:
     """Continue the session with the next work item, or let the agent stop."""
-    _finish_previous_item(ctx)
-    safety_cfg = ctx.config.safety
-    runs = 1 + ctx.db.read(lambda conn: store.count_hook_runs(
-        conn, ctx.nova.id, "stop", ctx.now - safety_cfg.hook_window_s))
     from torchsm.safety import is_bang
 
-    if is_bang(runs, safety_cfg):
-        return _bang(ctx, runs)
-    if ctx.nova.state != WORKING:
-        return _allow(ctx, f"{ctx.nova.name} is {ctx.nova.state}")
-    continued, _ = _chain(ctx)
-    cap = ctx.config.supervisor.max_continuations
-    if continued >= cap:
-        return _allow(ctx, f"continuation cap reached ({continued} of {cap} in this session)")
-    held = _usage_says_stop(ctx) or _no_progress(ctx)
-    if held:
-        return _allow(ctx, held)
-    item = ctx.db.write(lambda conn: workqueue.claim_next_in(
-        conn, ctx.nova.name, ctx.config.queue.lease_s, ctx.now))
+    facts = ctx.db.read(lambda conn: _stop_facts(conn, ctx))
+    previous = _previous_item(ctx, facts)
+    if is_bang(facts.stop_runs, ctx.config.safety):
+        _settle(ctx, previous, continuing=False, why=None)
+        return _bang(ctx, facts.stop_runs)
+    why = _why_not_continue(ctx, facts)
+    item, requested = _settle(ctx, previous, continuing=why is None, why=why)
+    if why is not None:
+        return HookResult("allowed", detail=why + ("; restart requested" if requested else ""))
     if item is None:
         return HookResult("allowed", detail="no work item to continue with")
+    cap = ctx.config.supervisor.max_continuations
     return HookResult("continued", stdout=json.dumps({"decision": "block",
                                                       "reason": continuation_reason(item)}),
-                      item_id=item.id, detail=f"continuation {continued + 1} of {cap}",
+                      item_id=item.id, detail=f"continuation {facts.continued + 1} of {cap}",
                       digest=_digest(ctx.payload.get("last_assistant_message")))
+
+
+def _stop_facts(conn, ctx: HookContext) -> StopFacts:
+    k = ctx.config.safety.no_progress_continuations
+    window_start = ctx.now - ctx.config.safety.hook_window_s
+    runs = 1 + store.count_hook_runs(conn, ctx.nova.id, "stop", window_start)
+    continued, recent = 0, []
+    if ctx.session_id is not None:
+        continued, recent = store.continuation_chain(conn, ctx.nova.id, ctx.session_id,
+                                                     max(k, 1))
+    items = [workqueue.load_item(conn, i) for _, i in recent[:k] if i]
+    failed = k >= 1 and len(items) == k and all(
+        i is not None and i.status.value == "failed" for i in items)
+    return StopFacts(runs, continued, recent, failed,
+                     store.load_usage_windows(conn, ctx.nova.id))
+
+
+def _why_not_continue(ctx: HookContext, facts: StopFacts) -> str | None:
+    """Why the agent may stop now, or None when it continues with the next item."""
+    if ctx.nova.state != WORKING:
+        return f"{ctx.nova.name} is {ctx.nova.state}"
+    cap = ctx.config.supervisor.max_continuations
+    if facts.continued >= cap:
+        return f"continuation cap reached ({facts.continued} of {cap} in this session)"
+    return _usage_says_stop(ctx, facts.windows) or _no_progress(ctx, facts)
+
+
+def _settle(ctx: HookContext, previous: int | None, *, continuing: bool,
+            why: str | None) -> tuple[workqueue.WorkItem | None, bool]:
+    """One write: the previous item done (unless the agent finished it itself), then the
+    next item claimed, or a restart requested when the agent stops with work left."""
+    def write(conn):
+        if previous is not None:
+            workqueue.finish_claimed_by(conn, previous, ctx.nova.name, ctx.now)
+        if continuing:
+            return workqueue.claim_next_in(conn, ctx.nova.name, ctx.config.queue.lease_s,
+                                           ctx.now), False
+        if why is None or not workqueue.has_claimable(conn, ctx.nova.name, ctx.now):
+            return None, False
+        store.request_restart(conn, ctx.nova.id, ctx.now, why)
+        return None, True
+
+    return ctx.db.write(write)
 
 
 def _digest(message: Any) -> str | None:
@@ -141,33 +187,28 @@ def _digest(message: Any) -> str | None:
     return f"{zlib.crc32(normalised.encode()):08x}{len(normalised) % 65536:04x}"
 
 
-def _no_progress(ctx: HookContext) -> str | None:
+def _no_progress(ctx: HookContext, facts: StopFacts) -> str | None:
     """The breaker: the last K continuations ended with the same message, or each failed
     its item. K = `no_progress_continuations`."""
     k = ctx.config.safety.no_progress_continuations
-    if ctx.session_id is None or k < 1:
-        return None
-    recent = ctx.db.read(lambda conn: store.chain_stops(conn, ctx.nova.id, ctx.session_id, k))
-    if len(recent) < k:
+    if k < 1 or len(facts.recent) < k:
         return None
     # each continued run's digest is the message that ended the turn before it; the current
     # message ends the latest continuation
-    endings = [_digest(ctx.payload.get("last_assistant_message"))] + [d for d, _ in recent[:-1]]
+    endings = ([_digest(ctx.payload.get("last_assistant_message"))]
+               + [d for d, _ in facts.recent[:k - 1]])
     if endings[0] is not None and len(set(endings)) == 1:
         return f"no progress: the last {k} continuations ended with the same message"
-    items = [item for _, item in recent]
-    statuses = ctx.db.read(lambda conn: [workqueue.load_item(conn, i) for i in items if i])
-    if len(statuses) == k and all(s is not None and s.status.value == "failed" for s in statuses):
+    if facts.recent_failed:
         return f"no progress: the last {k} continuations each failed their item"
     return None
 
 
-def _usage_says_stop(ctx: HookContext) -> str | None:
+def _usage_says_stop(ctx: HookContext, windows: list) -> str | None:
     """At `stop_utilization` (or a rejected window) nothing new starts: hold the Nova
     until the reset and let the agent stop."""
     from torchsm import usage
 
-    windows = ctx.db.read(lambda conn: store.load_usage_windows(conn, ctx.nova.id))
     verdict = usage.limit_verdict(windows, ctx.config.usage, ctx.now)
     if verdict.kind != "stop":
         return None
@@ -185,39 +226,13 @@ def continuation_reason(item: workqueue.WorkItem) -> str:
             f"`torchsm queue done {item.id}` or `torchsm queue fail {item.id} --error WHY`.")
 
 
-def _chain(ctx: HookContext) -> tuple[int, int | None]:
-    if ctx.session_id is None:
-        return 0, None
-    return ctx.db.read(lambda conn: store.continuation_chain(conn, ctx.nova.id, ctx.session_id))
-
-
-def _previous_item(ctx: HookContext) -> int | None:
+def _previous_item(ctx: HookContext, facts: StopFacts) -> int | None:
     """The item this session was working on: the last continuation's, else the one the
     supervisor started the session with."""
-    _, item_id = _chain(ctx)
-    if item_id is not None:
-        return item_id
+    if facts.recent and facts.recent[0][1] is not None:
+        return facts.recent[0][1]
     given = ctx.env.get("TORCHSM_ITEM", "")
     return int(given) if given.isdigit() and ctx.env.get("TORCHSM_NOVA") == ctx.nova.name else None
-
-
-def _finish_previous_item(ctx: HookContext) -> None:
-    item_id = _previous_item(ctx)
-    if item_id is not None:
-        ctx.db.write(lambda conn: workqueue.finish_claimed_by(conn, item_id, ctx.nova.name,
-                                                               ctx.now))
-
-
-def _allow(ctx: HookContext, why: str) -> HookResult:
-    """Let the agent stop; when work remains, ask the supervisor to start a session."""
-    def request_if_work_left(conn) -> bool:
-        if not workqueue.has_claimable(conn, ctx.nova.name, ctx.now):
-            return False
-        store.request_restart(conn, ctx.nova.id, ctx.now, why)
-        return True
-
-    requested = ctx.db.write(request_if_work_left)
-    return HookResult("allowed", detail=why + ("; restart requested" if requested else ""))
 
 
 def _bang(ctx: HookContext, runs: int) -> HookResult:
@@ -324,7 +339,7 @@ def _on_session_start(ctx: HookContext) -> HookResult:
     if item:
         lines.append(f"Current task (work item {item.id}): {item.text}")
     lines += [f"Message from {m.sender} ({format_time(m.at)}): {m.text}" for m in inbox]
-    return _context(" \n".join(lines) if len(lines) > 1 else "\n".join(lines))
+    return _context("\n".join(lines))
 
 
 def _after_compaction(ctx: HookContext) -> HookResult:

@@ -253,27 +253,18 @@ SELECT coalesce(max(id), 0) FROM hook_runs
 """
 
 
-def continuation_chain(conn: sqlite3.Connection, nova_id: int,
-                       session_id: str) -> tuple[int, int | None]:
-    """(continuations so far, the item the last one gave) in the session's current chain."""
+def continuation_chain(conn: sqlite3.Connection, nova_id: int, session_id: str,
+                       latest: int) -> tuple[int, list[tuple[str | None, int | None]]]:
+    """The session's current chain: how many continuations so far, and the (message
+    digest, item id) of the `latest` ones, newest first."""
     start = conn.execute(_CHAIN_START, (nova_id, session_id)).fetchone()[0]
-    count, last_item = conn.execute(
-        "SELECT count(*), (SELECT item_id FROM hook_runs WHERE nova_id = ?1 AND session_id = ?2"
-        "  AND id > ?3 AND outcome = 'continued' ORDER BY id DESC LIMIT 1)"
-        " FROM hook_runs WHERE nova_id = ?1 AND session_id = ?2 AND id > ?3"
-        " AND outcome = 'continued'", (nova_id, session_id, start)).fetchone()
-    return count, last_item
-
-
-def chain_stops(conn: sqlite3.Connection, nova_id: int, session_id: str,
-                limit: int) -> list[tuple[str | None, int | None]]:
-    """(message digest, item id) of the latest continued Stop runs of the session's
-    current chain, newest first."""
-    start = conn.execute(_CHAIN_START, (nova_id, session_id)).fetchone()[0]
-    return conn.execute(
-        "SELECT message_digest, item_id FROM hook_runs WHERE nova_id = ? AND session_id = ?"
-        " AND id > ? AND outcome = 'continued' ORDER BY id DESC LIMIT ?",
-        (nova_id, session_id, start, limit)).fetchall()
+    where = ("FROM hook_runs WHERE nova_id = ? AND session_id = ? AND id > ?"
+             " AND outcome = 'continued'")
+    args = (nova_id, session_id, start)
+    count = conn.execute(f"SELECT count(*) {where}", args).fetchone()[0]
+    recent = conn.execute(f"SELECT message_digest, item_id {where} ORDER BY id DESC LIMIT ?",
+                          (*args, latest)).fetchall()
+    return count, recent
 
 
 def request_restart(conn: sqlite3.Connection, nova_id: int, at: float, reason: str) -> None:

@@ -19,22 +19,12 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    from torchsm.cli.fast import parse_plain_call, run_plain_call
+    from torchsm.cli.fast import command_word, parse_plain_call, run_plain_call
 
     call = parse_plain_call(argv)
     if call is not None:
         return run_plain_call(call)
     from torchsm.cli.app import run_click
 
-    return run_click(argv, usage_exit=1 if _is_hook(argv) else 2)
-
-
-def _is_hook(argv: list[str]) -> bool:
-    """Whether the subcommand is `hook` (skipping the global options before it)."""
-    args = iter(argv)
-    for arg in args:
-        if arg == "--home":
-            next(args, None)
-        elif not arg.startswith("-"):
-            return arg == "hook"
-    return False
+    # a hook's usage error must not exit 2, which Claude Code reads as "block"
+    return run_click(argv, usage_exit=1 if command_word(argv) == "hook" else 2)

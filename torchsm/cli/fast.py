@@ -29,7 +29,7 @@ SHORT = {"-r": "reason"}
 
 def parse_plain_call(argv: list[str]) -> PlainCall | None:
     """The call when argv is a plain use of a fast command, else None."""
-    spec = SPECS.get(_command_word(argv))
+    spec = SPECS.get(command_word(argv))
     if spec is None:
         return None
     count, valued, flags = spec
@@ -58,7 +58,7 @@ def parse_plain_call(argv: list[str]) -> PlainCall | None:
     return PlainCall(command, rest, options)
 
 
-def _command_word(argv: list[str]) -> str | None:
+def command_word(argv: list[str]) -> str | None:
     """The subcommand's name: the first word that is not a global option or its value."""
     args = iter(argv)
     for arg in args:
