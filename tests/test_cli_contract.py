@@ -12,8 +12,8 @@ from torchsm.cli.app import COMMANDS
 
 FOUNDATION_COMMANDS = [
     ["init"], ["db"], ["db", "upgrade"], ["db", "current"], ["nova"], ["nova", "add"],
-    ["nova", "list"], ["nova", "show"], ["nova", "remove"], ["status"], ["transition"],
-    ["history"], ["hooks"], ["hooks", "scan"], ["hooks", "install"],
+    ["nova", "list"], ["nova", "show"], ["nova", "remove"], ["nova", "set"], ["usage"],
+    ["status"], ["transition"], ["history"], ["hooks"], ["hooks", "scan"], ["hooks", "install"],
 ]
 
 
@@ -77,7 +77,7 @@ def test_status_json_shape(cli: Cli):
     cli("nova", "add", "torch")
     cli("transition", "torch", "cool", "--for", "30", "--reason", "test")
     [row] = cli("status", "torch", "--json").json()
-    assert set(row) == {"nova", "state", "since", "until", "reason", "personality", "cool_streak",
+    assert set(row) == {"nova", "state", "since", "until", "reason", "personality", "cool_streak", "account",
                         "limit_hold", "next_start", "plan"}
     assert (row["next_start"], row["plan"]) == (None, None)  # no supervisor runs
     assert (row["nova"], row["state"], row["reason"], row["personality"]) == (

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from helpers import FIXTURES, Cli, Result, write_config, rows
+from torchsm.clock import format_time
 from torchsm.config import Home
 
 PAYLOADS = FIXTURES / "claude-code-hooks"
@@ -127,14 +128,33 @@ def test_subagent_stops_are_not_counted_for_bangs(torch):
     assert json.loads(hook(torch, "stop", payload("Stop.json")).out)["decision"] == "block"
 
 
+def a_limit_message(hours_ahead: int = 2) -> tuple[str, float]:
+    """A usage-limit message naming a whole hour (UTC) ahead, and that time."""
+    reset = (int(time.time()) // 3600 + hours_ahead) * 3600
+    hour = time.gmtime(reset).tm_hour
+    clock = f"{hour % 12 or 12}{'am' if hour < 12 else 'pm'}"
+    return f"You've hit your 5-hour limit · resets {clock} (UTC)", reset
+
+
 def test_stop_failure_rate_limit_cools_until_the_reset(torch):
+    message, reset = a_limit_message()
     stdin = json.dumps({"hook_event_name": "StopFailure", "error": "rate_limit",
-                        "session_id": "s1", "cwd": "/tmp",
-                        "last_assistant_message": "You've hit your 5-hour limit · resets 5am (UTC)"})
+                        "session_id": "s1", "cwd": "/tmp", "last_assistant_message": message})
     result = hook(torch, "stop-failure", stdin)
     assert (result.code, result.out) == (0, "")
     [row] = torch("status", "torch", "--json").json()
-    assert row["state"] == "cooling" and row["until"].endswith("T05:02:00Z")  # + 120 s margin
+    assert row["state"] == "cooling" and row["until"] == format_time(reset + 120)  # + margin
+    assert rows(torch, "SELECT account, window, status, resets_at, source FROM"
+                      " account_windows") == [("default", "five_hour", "rejected", reset, "text")]
+
+
+def test_stop_failure_caps_a_reset_beyond_the_window_and_says_so(torch):
+    stdin = json.dumps({"error": "rate_limit", "session_id": "s1",
+                        "last_assistant_message": "Claude AI usage limit reached|4102444800"})
+    result = hook(torch, "stop-failure", stdin)
+    assert result.code == 0 and "capped" in result.err
+    [row] = torch("status", "torch", "--json").json()
+    assert abs(_seconds_until(row["until"]) - (5 * 3600 + 120)) < 5
 
 
 def test_stop_failure_without_a_reset_time_backs_off(torch):
@@ -262,8 +282,8 @@ def set_window(cli: Cli, window: str, utilization: float, resets_at: float,
                status: str = "allowed_warning"):
     conn = sqlite3.connect(cli.home / "torchsm.db")
     with conn:
-        conn.execute("INSERT INTO usage_windows (nova_id, window, status, utilization,"
-                     " resets_at, updated_at) VALUES (1, ?, ?, ?, ?, ?)",
+        conn.execute("INSERT INTO account_windows (account, window, status, utilization,"
+                     " resets_at, updated_at) VALUES ('default', ?, ?, ?, ?, ?)",
                      (window, status, utilization, resets_at, time.time()))
     conn.close()
 
@@ -322,8 +342,7 @@ def test_stop_failure_prefers_the_recorded_window_reset(torch):
 
 def test_a_critical_wake_does_not_start_a_nova_held_for_a_limit(torch):
     hook(torch, "stop-failure", json.dumps({
-        "error": "rate_limit", "session_id": "s",
-        "last_assistant_message": "You've hit your 5-hour limit · resets 5am (UTC)"}))
+        "error": "rate_limit", "session_id": "s", "last_assistant_message": a_limit_message()[0]}))
     torch("wake", "torch", "production is down, data loss!")
     assert torch("status", "torch", "--json").json()[0]["state"] == "cooling"
     # a person can still resume it; that clears the hold

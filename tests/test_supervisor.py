@@ -238,7 +238,7 @@ def test_a_usage_limit_with_a_reset_cools_until_the_reset_plus_the_margin(torch,
     [row] = novas.status(torch, config, "torch")
     assert row["state"] == "cooling"
     cool = [h for h in history(torch) if h[0] == "cool"][-1]
-    assert cool[3] == reset + 120 and cool[4].startswith("session 1 rate_limited")
+    assert cool[3] == reset + 120 and cool[4].startswith("usage limit: five_hour rejected")
 
 
 def test_claude_code_429_result_cools_and_the_item_goes_back(torch, tmp_path):
@@ -313,7 +313,7 @@ def test_a_usage_limit_holds_the_nova_against_critical_wakes(torch, tmp_path):
     clock = FakeClock()
     supervisor(torch, config, command, clock, once=True).run()
     [row] = novas.status(torch, config, "torch")
-    assert row["state"] == "cooling" and row["limit_hold"].startswith("session 1 rate_limited")
+    assert row["state"] == "cooling" and row["limit_hold"].startswith("usage limit: five_hour")
     sent = wake.send(torch, config, "torch", "production is down, urgent", now=clock.now())
     assert sent.woke is None  # the API would refuse the session anyway
     step = supervisor(torch, config, ["true"], clock).step(clock.now())

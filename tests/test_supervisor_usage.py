@@ -9,7 +9,7 @@ import pytest
 
 from supervisor_support import (T0, FakeClock, agent_script, config_with, db, history,
                                 sessions, supervisor)
-from torchsm import novas, runfiles, store, workqueue
+from torchsm import accounts, novas, runfiles, store, workqueue
 from torchsm.supervisor import Ran, Wait
 
 BASE = """
@@ -60,9 +60,32 @@ def test_rate_limit_events_are_recorded_as_usage_windows(torch, tmp_path):
     command = stream_agent(tmp_path, limit_event(0.5, reset), result())
     supervisor(torch, config, command, FakeClock(), once=True).run()
     with db(torch) as conn:
-        rows = conn.execute("SELECT window, status, utilization, resets_at FROM usage_windows"
-                            ).fetchall()
-    assert rows == [("five_hour", "allowed_warning", 0.5, reset)]
+        rows = conn.execute("SELECT account, window, status, utilization, resets_at, source,"
+                            " nova FROM account_windows").fetchall()
+    assert rows == [("default", "five_hour", "allowed_warning", 0.5, reset, "event", "torch")]
+
+
+def test_each_rate_limit_event_is_stored_while_the_session_still_runs(torch, tmp_path):
+    # the agent itself, another process, looks for the row before it ends
+    config = config_with(BASE)
+    add_items(torch, config, 1)
+    line = json.dumps(limit_event(0.42, T0 + 4000))
+    command = agent_script(tmp_path, f"""
+        import os, sqlite3, sys, time
+        print({line!r}, flush=True)
+        db = os.path.join(os.environ["TORCHSM_HOME"], "torchsm.db")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            conn = sqlite3.connect(db)
+            found = conn.execute("SELECT utilization FROM account_windows").fetchall()
+            conn.close()
+            if found == [(0.42,)]:
+                sys.exit(0)
+            time.sleep(0.01)
+        sys.exit(3)
+    """)
+    supervisor(torch, config, command, FakeClock(), once=True).run()
+    assert sessions(torch)[0][4] == "ok"
 
 
 def test_at_stop_utilization_the_nova_cools_until_the_reset_and_nothing_starts(torch, tmp_path):
@@ -95,10 +118,11 @@ def test_a_rejected_window_stops_like_stop_utilization(torch, tmp_path):
     assert step.until == reset + 120 and "rejected" in step.why
 
 
-def planned_gap(home, tmp_path, utilization: float) -> float:
+def planned_gap(home, tmp_path, *utilizations: float) -> float:
     config = config_with(BASE)
     add_items(home, config, 2)
-    command = stream_agent(tmp_path, limit_event(utilization, T0 + 3600), result())
+    events = [limit_event(u, T0 + 3600) for u in utilizations]
+    command = stream_agent(tmp_path, *events, result())
     clock = FakeClock()
     sup = supervisor(home, config, command, clock)
     sup.step(clock.now())
@@ -107,21 +131,26 @@ def planned_gap(home, tmp_path, utilization: float) -> float:
     return step.until - sessions(home)[0][1]
 
 
-def test_from_slow_utilization_the_gap_stretches_toward_the_reset(torch, tmp_path):
-    normal = planned_gap(torch, tmp_path, 0.5)
-    assert normal == pytest.approx(30)
+def test_below_slow_utilization_the_rhythm_sets_the_gap(torch, tmp_path):
+    assert planned_gap(torch, tmp_path, 0.5) == pytest.approx(30)
 
 
-@pytest.mark.parametrize("utilization, pressure", [(0.85, 1 / 3), (0.9, 2 / 3)])
-def test_the_stretch_grows_with_the_pressure(torch, tmp_path, utilization, pressure):
-    gap = planned_gap(torch, tmp_path, utilization)
-    ended = sessions(torch)[0][1]
-    to_reset = T0 + 3600 - ended
-    assert gap == pytest.approx(30 + pressure * (to_reset - 30), rel=1e-6)
-    assert 30 < gap < to_reset
+def test_from_slow_utilization_an_unknown_request_cost_leaves_one_request_halfway(
+        torch, tmp_path):
+    gap = planned_gap(torch, tmp_path, 0.85)
+    assert gap == pytest.approx(3600 / 2)  # the reading came at the start
 
 
-def test_the_plan_says_why_the_gap_is_stretched(torch, tmp_path):
+@pytest.mark.parametrize("readings, left", [((0.80, 0.85), 2), ((0.65, 0.80), 1),
+                                            ((0.70, 0.80), 2), ((0.82, 0.84, 0.86), 5)])
+def test_from_slow_utilization_what_is_left_is_spread_until_the_reset(
+        torch, tmp_path, readings, left):
+    # the rise from one reading to the next is what one request costs
+    gap = planned_gap(torch, tmp_path, *readings)
+    assert gap == pytest.approx(3600 / (left + 1))
+
+
+def test_the_plan_says_why_the_start_is_paced(torch, tmp_path):
     config = config_with(BASE)
     add_items(torch, config, 2)
     command = stream_agent(tmp_path, limit_event(0.85, T0 + 3600), result())
@@ -131,8 +160,9 @@ def test_the_plan_says_why_the_gap_is_stretched(torch, tmp_path):
     clock.at(T0 + 100, lambda: plans.append(runfiles.read_plan(torch, "torch")))
     sup.run()
     [plan] = plans
-    assert plan["usage"]["verdict"] == "slow" and "five_hour at 85%" in plan["usage"]["why"]
-    assert "stretched" in plan["why"] and plan["usage"]["until"]
+    assert plan["usage"]["verdict"] == "pace" and "five_hour at 85%" in plan["usage"]["why"]
+    assert plan["why"].startswith("usage pacing: ") and plan["usage"]["until"]
+    assert plan["next_start"] == plan["usage"]["until"]
 
 
 def test_a_429_without_a_reset_in_its_output_uses_the_recorded_window(torch, tmp_path):
@@ -140,8 +170,8 @@ def test_a_429_without_a_reset_in_its_output_uses_the_recorded_window(torch, tmp
     add_items(torch, config, 1)
     reset = T0 + 5000
     with store.open_store(torch) as s:
-        s.write(lambda conn: store.upsert_usage_window(
-            conn, 1, store.WindowRow("five_hour", "allowed", 0.5, reset, T0 - 10)))
+        s.write(lambda conn: accounts.learn(conn, "default", [
+            accounts.WindowRow("five_hour", "allowed", 0.5, reset, T0 - 10)], T0))
     command = stream_agent(tmp_path, result(is_error=True, api_error_status=429,
                                             result="API Error: Request rejected (429)"),
                            status=1)

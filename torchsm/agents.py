@@ -56,6 +56,8 @@ class SessionOutput:
     api_retries: list[dict[str, Any]] = field(default_factory=list)
     lines: int = 0
     tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=TAIL_LINES))
+    # told of each rate_limit_event's info and each api_retry object the moment it is read
+    listener: Callable[[str, dict[str, Any]], None] | None = field(default=None, repr=False)
     _last_assistant_line: str | None = field(default=None, repr=False)
 
     def feed(self, line: str) -> None:
@@ -92,11 +94,18 @@ class SessionOutput:
         if kind == "result":
             self.result = obj
         elif kind == "rate_limit_event":
-            self.rate_limit_events.append(obj.get("rate_limit_info") or {})
+            info = obj.get("rate_limit_info")
+            self.rate_limit_events.append(info if isinstance(info, dict) else {})
+            self._tell("rate_limit_event", self.rate_limit_events[-1])
         elif kind == "system" and obj.get("subtype") == "api_retry":
             self.api_retries.append(obj)
+            self._tell("api_retry", obj)
         elif kind == "assistant" and _assistant_text(obj):
             self._last_assistant_line = json.dumps(obj)
+
+    def _tell(self, kind: str, obj: dict[str, Any]) -> None:
+        if self.listener is not None:
+            self.listener(kind, obj)
 
     @property
     def last_assistant_text(self) -> str | None:
@@ -152,14 +161,16 @@ def run_session(argv: list[str], *, env: dict[str, str], cwd: str | None = None,
                 grace_s: float = 10, should_stop: Callable[[], bool] = lambda: False,
                 on_line: Callable[[str], None] | None = None,
                 on_text: Callable[[str], None] | None = None,
+                on_signal: Callable[[str, dict[str, Any]], None] | None = None,
                 clock: Callable[[], float] = time.time) -> SessionRun:
     """Run one agent session to its end, its timeout, or until `should_stop()` says so.
 
     The child runs in its own process group so a timeout or shutdown reaches the whole
     tree it started: SIGTERM, then SIGKILL after `grace_s`. `on_line` sees every line of
-    stdout; `on_text` sees the same output in blocks of complete lines (cheaper).
+    stdout; `on_text` sees the same output in blocks of complete lines (cheaper);
+    `on_signal` each rate_limit_event and api_retry as it is read (on the reader thread).
     """
-    output = SessionOutput()
+    output = SessionOutput(listener=on_signal)
     started = clock()
     proc = subprocess.Popen(argv, env=env, cwd=cwd, start_new_session=True,
                             stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,

@@ -123,6 +123,24 @@ class Config(NamedTuple):
     mirror: MirrorConfig = MirrorConfig()
     # name -> raw table; validated and merged by torchsm.personalities
     personalities: dict[str, dict[str, Any]] = {}
+    # account name -> overrides of [usage] keys and max_cost_usd_per_day
+    accounts: dict[str, dict[str, Any]] = {}
+
+
+ACCOUNT_KEYS = {**get_type_hints(UsageConfig), "max_cost_usd_per_day": float}
+
+
+def usage_for(config: Config, account: str) -> UsageConfig:
+    """The [usage] settings of one account: [usage], overridden by [accounts.NAME]."""
+    overrides = config.accounts.get(account) or {}
+    return config.usage._replace(**{k: v for k, v in overrides.items()
+                                    if k in UsageConfig._fields})
+
+
+def cost_limit_for(config: Config, account: str) -> float:
+    """The daily cost budget of one account (0: none)."""
+    overrides = config.accounts.get(account) or {}
+    return overrides.get("max_cost_usd_per_day", config.supervisor.max_cost_usd_per_day)
 
 
 _SECTIONS = {
@@ -168,6 +186,8 @@ def parse_config(raw: dict[str, Any]) -> Config:
             values[key] = _check_type(key, value, str)
         elif key == "personalities":
             values[key] = _personality_tables(value)
+        elif key == "accounts":
+            values[key] = _account_tables(value)
         elif key in _SECTIONS:
             values[key] = _parse_section(key, value, _SECTIONS[key])
         else:
@@ -198,7 +218,36 @@ def _parse_section(name: str, raw: Any, cls: type) -> Any:
         _check_queue(values)
     if name == "supervisor":
         _check_supervisor(values)
+    if name == "usage":
+        _check_usage(name, values)
     return cls(**values)
+
+
+def _account_tables(raw: Any) -> dict[str, dict[str, Any]]:
+    from torchsm.names import NAME_PATTERN
+
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise ConfigError("torchsm.toml: 'accounts' must hold one table per account")
+    tables = {}
+    for name, table in raw.items():
+        if not NAME_PATTERN.fullmatch(name):
+            raise ConfigError(f"torchsm.toml: 'accounts.{name}' is not a valid account name "
+                              "([a-z0-9][a-z0-9_-]{0,31})")
+        values = {}
+        for key, value in table.items():
+            if key not in ACCOUNT_KEYS:
+                raise ConfigError(f"torchsm.toml: unknown key 'accounts.{name}.{key}' (keys: "
+                                  f"{', '.join(ACCOUNT_KEYS)})")
+            values[key] = _check_value(f"accounts.{name}.{key}", value, ACCOUNT_KEYS[key])
+        _check_usage(f"accounts.{name}", values)
+        tables[name] = values
+    return tables
+
+
+def _check_usage(section: str, values: dict[str, Any]) -> None:
+    for key in ("slow_utilization", "stop_utilization"):
+        if key in values and not 0 < values[key] <= 1:
+            raise ConfigError(f"torchsm.toml: '{section}.{key}' must be above 0 and at most 1")
 
 
 def _check_supervisor(values: dict[str, Any]) -> None:

@@ -110,7 +110,6 @@ class StopFacts(NamedTuple):
     continued: int  # continuations in the session's current prompt chain
     recent: list[tuple[str | None, int | None]]  # (digest, item) of the latest, newest first
     recent_failed: bool  # the latest `no_progress_continuations` items all failed
-    windows: list  # the recorded usage windows (store.WindowRow)
 
 
 def _on_stop(ctx: HookContext) -> HookResult:
@@ -123,7 +122,9 @@ def _on_stop(ctx: HookContext) -> HookResult:
         _settle(ctx, previous, continuing=False, why=None)
         return _bang(ctx, facts.stop_runs)
     why = _why_not_continue(ctx, facts)
-    item, requested = _settle(ctx, previous, continuing=why is None, why=why)
+    item, requested, usage = _settle(ctx, previous, continuing=why is None, why=why)
+    if usage is not None and usage.kind != "ok":
+        why = _usage_says_wait(ctx, usage)
     if why is not None:
         return HookResult("allowed", detail=why + ("; restart requested" if requested else ""))
     if item is None:
@@ -146,8 +147,7 @@ def _stop_facts(conn, ctx: HookContext) -> StopFacts:
     items = [workqueue.load_item(conn, i) for _, i in recent[:k] if i]
     failed = k >= 1 and len(items) == k and all(
         i is not None and i.status.value == "failed" for i in items)
-    return StopFacts(runs, continued, recent, failed,
-                     store.load_usage_windows(conn, ctx.nova.id))
+    return StopFacts(runs, continued, recent, failed)
 
 
 def _why_not_continue(ctx: HookContext, facts: StopFacts) -> str | None:
@@ -157,23 +157,33 @@ def _why_not_continue(ctx: HookContext, facts: StopFacts) -> str | None:
     cap = ctx.config.supervisor.max_continuations
     if facts.continued >= cap:
         return f"continuation cap reached ({facts.continued} of {cap} in this session)"
-    return _usage_says_stop(ctx, facts.windows) or _no_progress(ctx, facts)
+    return _no_progress(ctx, facts)
 
 
-def _settle(ctx: HookContext, previous: int | None, *, continuing: bool,
-            why: str | None) -> tuple[workqueue.WorkItem | None, bool]:
-    """One write: the previous item done (unless the agent finished it itself), then the
-    next item claimed, or a restart requested when the agent stops with work left."""
+def _settle(ctx: HookContext, previous: int | None, *, continuing: bool, why: str | None):
+    """One write: the previous item done (unless the agent finished it itself), then,
+    when the account's usage allows one more request now, the next item claimed and that
+    request granted; else a restart requested when the agent stops with work left.
+    Returns (item, restart requested, the usage verdict when it was asked)."""
+    from torchsm import accounts, limits
+
     def write(conn):
+        usage = None
         if previous is not None:
             workqueue.finish_claimed_by(conn, previous, ctx.nova.name, ctx.now)
         if continuing:
-            return workqueue.claim_next_in(conn, ctx.nova.name, ctx.config.queue.lease_s,
-                                           ctx.now), False
-        if why is None or not workqueue.has_claimable(conn, ctx.nova.name, ctx.now):
-            return None, False
-        store.request_restart(conn, ctx.nova.id, ctx.now, why)
-        return None, True
+            usage = limits.verdict(conn, ctx.config, ctx.nova.account, ctx.now, ctx.nova.id)
+            if usage.kind == "ok":
+                item = workqueue.claim_next_in(conn, ctx.nova.name, ctx.config.queue.lease_s,
+                                               ctx.now)
+                if item is not None:
+                    accounts.grant(conn, ctx.nova.account, ctx.nova.id, ctx.now)
+                return item, False, usage
+        reason = why or (usage.why if usage else None)
+        if reason is None or not workqueue.has_claimable(conn, ctx.nova.name, ctx.now):
+            return None, False, usage
+        store.request_restart(conn, ctx.nova.id, ctx.now, reason)
+        return None, True, usage
 
     return ctx.db.write(write)
 
@@ -204,19 +214,17 @@ def _no_progress(ctx: HookContext, facts: StopFacts) -> str | None:
     return None
 
 
-def _usage_says_stop(ctx: HookContext, windows: list) -> str | None:
-    """At `stop_utilization` (or a rejected window) nothing new starts: hold the Nova
-    until the reset and let the agent stop."""
-    from torchsm import usage
+def _usage_says_wait(ctx: HookContext, usage) -> str:
+    """The account's windows say no request now: at a stop every Nova on the account holds
+    until the reset; pacing only lets the agent stop (the supervisor starts the next
+    session when the pace allows)."""
+    if usage.kind == "stop":
+        from torchsm import limits
 
-    verdict = usage.limit_verdict(windows, ctx.config.usage, ctx.now)
-    if verdict.kind != "stop":
-        return None
-    from torchsm import novas
-
-    novas.safety_cool(ctx.home, ctx.config, ctx.nova.name, reason=verdict.why,
-                      until=verdict.until, limit=verdict.why, now=ctx.now)
-    return verdict.why
+        members = ctx.db.read(lambda conn: store.novas_on_account(conn, ctx.nova.account))
+        limits.hold(ctx.home, ctx.config, members, usage, ctx.now)
+        return usage.why
+    return f"usage pacing: {usage.why}"
 
 
 def continuation_reason(item: workqueue.WorkItem) -> str:
@@ -252,7 +260,7 @@ def _bang(ctx: HookContext, runs: int) -> HookResult:
 def _on_stop_failure(ctx: HookContext) -> HookResult:
     """An API error ended the turn: cool on limits and overload, meditate on billing or
     authentication failures (and raise an alert). Its output is ignored by Claude Code."""
-    from torchsm import novas, usage
+    from torchsm import limits, novas
 
     error = str(ctx.payload.get("error") or "unknown")
     message = str(ctx.payload.get("last_assistant_message") or ctx.payload.get("error_details")
@@ -264,13 +272,14 @@ def _on_stop_failure(ctx: HookContext) -> HookResult:
                                     reason=f"{error}: {message or error}"[:300], now=ctx.now)
         return HookResult("meditated", detail=f"{error}: {message}"[:500])
     if error == "rate_limit":
-        windows = ctx.db.read(lambda conn: store.load_usage_windows(conn, ctx.nova.id))
-        reset = usage.limit_reset(windows, message, ctx.now)
-        until = reset + ctx.config.usage.reset_margin_s if reset else None
-        why = f"rate limit: {message or error}"[:300]
-        result = novas.safety_cool(ctx.home, ctx.config, ctx.nova.name, until=until,
-                                   reason=why, limit=why if until else None, now=ctx.now)
-    elif error == "overloaded":
+        found, warning = limits.refused(ctx.db, ctx.home, ctx.config, ctx.nova, message,
+                                        ctx.now)
+        state = ctx.db.read(lambda conn: store.load_nova(conn, ctx.nova.name)).state
+        return HookResult("meditated" if state == "meditating" else "cooled",
+                          detail=f"{error}: account {ctx.nova.account} held until "
+                                 f"{format_time(found.until)}: {found.why}"[:500],
+                          warning=warning)
+    if error == "overloaded":
         result = novas.safety_cool(ctx.home, ctx.config, ctx.nova.name,
                                    reason="API overloaded", now=ctx.now)
     else:

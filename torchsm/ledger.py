@@ -85,12 +85,13 @@ def starts_since(conn: sqlite3.Connection, nova_id: int, since: float) -> list[f
     return [r[0] for r in rows]
 
 
-def costs_since(conn: sqlite3.Connection, nova_id: int, since: float) -> list[tuple[float, float]]:
-    """(ended at, cost in USD) of the Nova's sessions that ended after `since` and
-    reported a cost."""
-    return conn.execute("SELECT ended_at, cost_usd FROM sessions WHERE nova_id = ?"
-                        " AND ended_at > ? AND cost_usd IS NOT NULL ORDER BY ended_at",
-                        (nova_id, since)).fetchall()
+def costs_since(conn: sqlite3.Connection, account: str, since: float) -> list[tuple[float, float]]:
+    """(ended at, cost in USD) of the sessions of the account's Novas that ended after
+    `since` and reported a cost: the daily cost budget is the account's."""
+    return conn.execute("SELECT s.ended_at, s.cost_usd FROM sessions s JOIN novas n"
+                        " ON n.id = s.nova_id WHERE n.account = ? AND s.ended_at > ?"
+                        " AND s.cost_usd IS NOT NULL ORDER BY s.ended_at",
+                        (account, since)).fetchall()
 
 
 @dataclass(frozen=True)

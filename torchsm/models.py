@@ -34,6 +34,8 @@ class Nova(Base):
     # why the Nova waits for a usage window to reset; while set, nothing starts it early
     # (critical wakes included), and with auto_resume = false it waits for a person
     limit_hold: Mapped[str | None] = mapped_column(Text)
+    # the account whose usage windows, limit holds and cost budget the Nova shares
+    account: Mapped[str] = mapped_column(String(32), server_default="default", index=True)
 
 
 class HistoryRow(Base):
@@ -54,6 +56,8 @@ class HistoryRow(Base):
     forced: Mapped[bool] = mapped_column(Boolean, default=False)
     # The mirror entry's id (torchsm.mirror); NULL for rows older than the mirror.
     event_id: Mapped[str | None] = mapped_column(String(32))
+    # a usage-limit hold: an announced reset, not overheating (not counted toward meditation)
+    limit_hold: Mapped[bool] = mapped_column(Boolean, server_default=text("0"))
 
 
 
@@ -204,16 +208,37 @@ class Alert(Base):
     resolved_at: Mapped[float | None] = mapped_column(Float)
 
 
-class UsageWindow(Base):
-    """The latest word of the provider on one usage window (five_hour, seven_day, ...)."""
+class AccountWindow(Base):
+    """The latest word of the provider on one usage window (five_hour, seven_day, ...) of
+    an account, whichever of its Novas heard it."""
 
-    __tablename__ = "usage_windows"
-    __table_args__ = (Index("ix_usage_windows_nova_window", "nova_id", "window", unique=True),)
+    __tablename__ = "account_windows"
+    __table_args__ = (Index("ix_account_windows_account_window", "account", "window",
+                            unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    nova_id: Mapped[int] = mapped_column(ForeignKey("novas.id", ondelete="CASCADE"))
+    account: Mapped[str] = mapped_column(String(32))
     window: Mapped[str] = mapped_column(String(32))
     status: Mapped[str | None] = mapped_column(String(32))  # allowed | allowed_warning | rejected
     utilization: Mapped[float | None] = mapped_column(Float)  # 0..1
     resets_at: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
+    # event: a rate_limit_event; text: read from a limit message; retry: an api_retry 429
+    source: Mapped[str] = mapped_column(String(8), server_default="event")
+    nova: Mapped[str | None] = mapped_column(String(32))  # who heard it
+    # the utilization one request costs: the median of `deltas` (JSON, the latest rises)
+    per_request: Mapped[float | None] = mapped_column(Float)
+    deltas: Mapped[str | None] = mapped_column(Text)
+
+
+class UsageGrant(Base):
+    """A request torchsm let a Nova send (a session start or a Stop continuation) whose
+    answer has not been read yet: what the account's Novas share near a window's end."""
+
+    __tablename__ = "usage_grants"
+    __table_args__ = (Index("ix_usage_grants_account", "account", "granted_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account: Mapped[str] = mapped_column(String(32))
+    nova_id: Mapped[int] = mapped_column(ForeignKey("novas.id", ondelete="CASCADE"))
+    granted_at: Mapped[float] = mapped_column(Float)

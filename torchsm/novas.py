@@ -15,7 +15,8 @@ from torchsm import machine, mirror, safety, store
 from torchsm.config import Config, Home
 from torchsm.errors import NovaExists, NovaNotFound, TorchsmError
 from torchsm.machine import Event, State, format_time
-from torchsm.names import check_name
+from torchsm.accounts import DEFAULT_ACCOUNT
+from torchsm.names import check_account, check_name
 
 @dataclass(frozen=True)
 class TransitionResult:
@@ -64,6 +65,7 @@ class _Request:
     escalate: bool
     bang: bool = False
     limit: str | None = None  # a usage limit: hold the Nova until the reset
+    hold_only: bool = False  # only the account's limit: until the reset exactly, no backoff
 
 
 def transition(home: Home, config: Config, name: str, event: str | Event, *,
@@ -98,6 +100,37 @@ def safety_cool(home: Home, config: Config, name: str, *, reason: str,
     request = _Request(check_name(name), Event.COOL, reason, None, until, False,
                        escalate=True, bang=bang, limit=limit)
     return _fire(home, config, request, now, rng)
+
+
+def hold_for_limit(home: Home, config: Config, name: str, *, until: float, reason: str,
+                   now: float | None = None) -> TransitionResult:
+    """Hold a Nova for its account's usage limit until `until` (the reset plus the margin).
+
+    Not a cooldown for something that went wrong: no backoff, no step toward meditation.
+    A Nova already held for a limit follows the new time, earlier or later (the provider's
+    structured reset beats one read from a message); a longer wait of another kind and a
+    hold for a person stand. Holding a Nova already held until `until` changes nothing.
+    """
+    request = _Request(check_name(name), Event.COOL, reason, None, until, False,
+                       escalate=False, limit=reason, hold_only=True)
+    return _fire(home, config, request, now, None)
+
+
+def release_limit_hold(conn, nova: store.NovaRow, now: float, forget: bool = False) -> bool:
+    """End a usage-limit wait now: the account's windows no longer hold it (a structured
+    reset came earlier than the one read from a message). `forget`: the limit is not this
+    Nova's any more (it moved to another account), so `auto_resume = false` does not keep
+    it either. The caller commits."""
+    if not held_for_limit(nova) or nova.until is None or nova.until <= now:
+        return False
+    store.extend_wait(conn, nova.id, now, None if forget else nova.limit_hold)
+    return True
+
+
+def held_for_limit(nova: store.NovaRow) -> bool:
+    """Waiting for a usage limit's reset (not for a person)."""
+    return (nova.state in (State.COOLING.value, State.MEDITATING.value)
+            and bool(nova.limit_hold) and not held_for_a_person(nova.limit_hold))
 
 
 ACCOUNT_HOLD = "needs a person: "  # the prefix of a hold that only a person lifts
@@ -136,6 +169,8 @@ def _transition_in(conn, config: Config, request: _Request, now: float, rng, eve
     nova = store.load_nova(conn, name)
     if nova is None:
         raise NovaNotFound(f"no Nova named '{name}'")
+    if request.hold_only:
+        return _hold_in(conn, nova, request, now, event_id)
     if request.escalate:
         event = _escalated(conn, nova, config, now, request.bang)
         if event is Event.MEDITATE and nova.state == State.MEDITATING.value:
@@ -168,6 +203,28 @@ def _transition_in(conn, config: Config, request: _Request, now: float, rng, eve
                           event_id=event_id, limit_hold=hold)
     return TransitionResult(name, nova.state, decision.target.value, event.value, now, until,
                             reason, forced, recorded=True, event_id=event_id)
+
+
+def _hold_in(conn, nova: store.NovaRow, request: _Request, now: float, event_id):
+    until, event = request.until_at, Event.COOL
+    if held_for_a_person(nova.limit_hold):
+        return _unchanged(nova, event, now, request.reason)
+    if nova.state == State.MEDITATING.value:
+        if until > (nova.until or 0):
+            store.extend_wait(conn, nova.id, until, request.limit)
+        return _unchanged(nova, event, now, request.reason)
+    cooling = nova.state == State.COOLING.value and (nova.until or 0) > now
+    if cooling and nova.limit_hold and nova.until == until:
+        return _unchanged(nova, event, now, request.reason)
+    if cooling and not nova.limit_hold and nova.until >= until:
+        return _unchanged(nova, event, now, request.reason)  # a longer cooldown stands
+    decision = machine.decide(nova.name, nova.state, nova.until, event, now=now, force=True)
+    store.save_transition(conn, nova, to_state=decision.target.value, event=event.value,
+                          reason=request.reason, at=now, until=until, forced=False,
+                          cool_streak=nova.cool_streak, last_cool_until=nova.last_cool_until,
+                          event_id=event_id, limit_hold=request.limit, hold_only=True)
+    return TransitionResult(nova.name, nova.state, decision.target.value, event.value, now,
+                            until, request.reason, False, recorded=True, event_id=event_id)
 
 
 def _escalated(conn, nova: store.NovaRow, config: Config, now: float, bang: bool) -> Event:
@@ -205,12 +262,12 @@ def status(home: Home, config: Config, name: str | None = None) -> list[dict[str
 def nova_json(row: store.NovaRow) -> dict[str, Any]:
     return {"nova": row.name, "state": row.state, "since": format_time(row.since),
             "until": format_time(row.until), "reason": row.reason,
-            "personality": row.personality, "cool_streak": row.cool_streak,
-            "limit_hold": row.limit_hold}
+            "personality": row.personality, "account": row.account,
+            "cool_streak": row.cool_streak, "limit_hold": row.limit_hold}
 
 
 def add(home: Home, config: Config, name: str, personality: str | None = None,
-        now: float | None = None) -> dict[str, Any]:
+        now: float | None = None, account: str | None = None) -> dict[str, Any]:
     from sqlalchemy.exc import IntegrityError
 
     from torchsm import db, personalities
@@ -219,17 +276,18 @@ def add(home: Home, config: Config, name: str, personality: str | None = None,
     check_name(name)
     chosen = personality or personalities.default_for(name, config.personalities)
     personalities.get_personality(chosen, config.personalities)
+    account = check_account(DEFAULT_ACCOUNT if account is None else account)
     now = time.time() if now is None else now
     state = machine.INITIAL_STATE.value
     with mirror.open_mirror(home, config) as out, out.ordered():
         try:
             with db.session_scope(home, config.db.lock_timeout_s) as session:
                 session.add(Nova(name=name, personality=chosen, state=state, since=now,
-                                 created_at=now, cool_streak=0))
+                                 created_at=now, cool_streak=0, account=account))
         except IntegrityError:
             raise NovaExists(f"a Nova named '{name}' already exists") from None
         out.publish(mirror.OPS_STREAM, mirror.Entry.new(
-            "nova.added", name, {"personality": chosen, "state": state,
+            "nova.added", name, {"personality": chosen, "account": account, "state": state,
                                  "status": state.upper()}, now))
     return show(home, config, name)
 
@@ -269,12 +327,39 @@ def show(home: Home, config: Config, name: str) -> dict[str, Any]:
         count = session.scalar(select(func.count()).where(HistoryRow.nova_id == nova.id))
         row = store.NovaRow(nova.id, nova.name, nova.personality, nova.state, nova.since,
                             nova.until, nova.reason, nova.cool_streak, nova.last_cool_until,
-                            nova.created_at, nova.limit_hold)
+                            nova.created_at, nova.limit_hold, nova.account)
     known = personalities.all_personalities(config.personalities)
     profile = known.get(row.personality)
     return {**nova_json(row), "created_at": format_time(row.created_at),
             "transitions": count,
             "personality_profile": profile.as_dict() if profile else None}
+
+
+def set_account(home: Home, config: Config, name: str, account: str,
+                now: float | None = None) -> dict[str, Any]:
+    """Move a Nova to another account: from now on it shares that account's windows,
+    holds and cost budget. A hold it had for its old account's limit ends."""
+    check_name(name)
+    check_account(account)
+    now = time.time() if now is None else now
+
+    def move(conn) -> store.NovaRow:
+        nova = store.load_nova(conn, name)
+        if nova is None:
+            raise NovaNotFound(f"no Nova named '{name}'")
+        if nova.account != account:
+            conn.execute("UPDATE novas SET account = ? WHERE id = ?", (account, nova.id))
+            conn.execute("DELETE FROM usage_grants WHERE nova_id = ?", (nova.id,))
+            release_limit_hold(conn, nova, now, forget=True)
+        return nova
+
+    with store.open_store(home, config.db.lock_timeout_s) as db:
+        before = db.write(move)
+    if before.account != account:
+        with mirror.open_mirror(home, config) as out:
+            out.publish(mirror.OPS_STREAM, mirror.Entry.new(
+                "nova.account", name, {"from": before.account, "to": account}, now))
+    return show(home, config, name)
 
 
 def history(home: Home, config: Config, name: str, limit: int = 20) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from torchsm import usage
+from torchsm import resets
 from torchsm.agents import SessionRun
 from torchsm.ledger import SessionEnd
 
@@ -92,9 +92,9 @@ def _account_refused(run: SessionRun, result: dict[str, Any], failed: bool) -> b
 
 
 def _rate_limited(run: SessionRun, error: str, now: float, tz: dt.tzinfo | None) -> Verdict:
-    reset = usage.latest_reset(run.output.rate_limit_events)
+    reset = resets.latest_reset(run.output.rate_limit_events)
     if reset is None:
-        reset = usage.parse_reset_time(_all_text(run), now, tz)
+        reset = resets.parse_reset_time(_all_text(run), now, tz)
     return Verdict(Outcome.RATE_LIMITED, error, reset)
 
 

@@ -21,7 +21,7 @@ from torchsm.config import Home
 from torchsm.errors import DatabaseError, DatabaseLocked, HomeNotInitialised, SchemaOutOfDate
 
 # The Alembic head this code expects; a test checks it against migrations/.
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 
 T = TypeVar("T")
 
@@ -38,10 +38,11 @@ class NovaRow(NamedTuple):
     last_cool_until: float | None
     created_at: float
     limit_hold: str | None = None
+    account: str = "default"
 
 
 _NOVA_COLUMNS = ("id, name, personality, state, since, until, reason, cool_streak, "
-                 "last_cool_until, created_at, limit_hold")
+                 "last_cool_until, created_at, limit_hold, account")
 
 
 def _is_lock_error(exc: sqlite3.OperationalError) -> bool:
@@ -155,9 +156,11 @@ def load_novas(conn: sqlite3.Connection) -> list[NovaRow]:
 def save_transition(conn: sqlite3.Connection, nova: NovaRow, *, to_state: str, event: str,
                     reason: str | None, at: float, until: float | None, forced: bool,
                     cool_streak: int, last_cool_until: float | None,
-                    event_id: str | None = None, limit_hold: str | None = None) -> None:
+                    event_id: str | None = None, limit_hold: str | None = None,
+                    hold_only: bool = False) -> None:
     """The state change and its history row; the caller's transaction commits both.
-    `event_id` is the id the row's mirror entry carries."""
+    `event_id` is the id the row's mirror entry carries; `hold_only` marks a cooldown
+    that only waits for a usage limit's announced reset."""
     since = at if to_state != nova.state else nova.since
     conn.execute(
         "UPDATE novas SET state = ?, since = ?, until = ?, reason = ?, cool_streak = ?,"
@@ -166,15 +169,16 @@ def save_transition(conn: sqlite3.Connection, nova: NovaRow, *, to_state: str, e
     )
     conn.execute(
         "INSERT INTO history (nova_id, from_state, to_state, event, reason, at, until, forced,"
-        " event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (nova.id, nova.state, to_state, event, reason, at, until, forced, event_id),
+        " event_id, limit_hold) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (nova.id, nova.state, to_state, event, reason, at, until, forced, event_id, hold_only),
     )
 
 
 def recent_cools_and_bangs(conn: sqlite3.Connection, nova_id: int, since: float) -> tuple[int, int]:
-    """How many cooldowns a Nova entered, and how many bangs it had, since `since`."""
+    """How many cooldowns a Nova entered, and how many bangs it had, since `since`.
+    Waiting for a usage limit's reset is not overheating: those cooldowns do not count."""
     cools = conn.execute("SELECT count(*) FROM history WHERE nova_id = ? AND event = 'cool'"
-                         " AND at >= ?", (nova_id, since)).fetchone()[0]
+                         " AND NOT limit_hold AND at >= ?", (nova_id, since)).fetchone()[0]
     bangs = conn.execute("SELECT count(*) FROM hook_runs WHERE nova_id = ? AND outcome = 'bang'"
                          " AND at >= ?", (nova_id, since)).fetchone()[0]
     return cools, bangs
@@ -311,26 +315,7 @@ def recent_history(conn: sqlite3.Connection, nova_id: int, limit: int) -> list[t
     return rows[::-1]
 
 
-# --- usage windows -----------------------------------------------------------------------
-
-class WindowRow(NamedTuple):
-    window: str
-    status: str | None
-    utilization: float | None
-    resets_at: float | None
-    updated_at: float
-
-
-def upsert_usage_window(conn: sqlite3.Connection, nova_id: int, row: WindowRow) -> None:
-    conn.execute(
-        "INSERT INTO usage_windows (nova_id, window, status, utilization, resets_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (nova_id, window) DO UPDATE SET"
-        " status = excluded.status, utilization = excluded.utilization,"
-        " resets_at = excluded.resets_at, updated_at = excluded.updated_at",
-        (nova_id, *row))
-
-
-def load_usage_windows(conn: sqlite3.Connection, nova_id: int) -> list[WindowRow]:
-    rows = conn.execute("SELECT window, status, utilization, resets_at, updated_at"
-                        " FROM usage_windows WHERE nova_id = ? ORDER BY window", (nova_id,))
-    return [WindowRow(*row) for row in rows]
+def novas_on_account(conn: sqlite3.Connection, account: str) -> list[NovaRow]:
+    rows = conn.execute(f"SELECT {_NOVA_COLUMNS} FROM novas WHERE account = ? ORDER BY name",
+                        (account,)).fetchall()
+    return [NovaRow(*row) for row in rows]

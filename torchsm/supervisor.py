@@ -5,35 +5,36 @@ One loop per Nova, one pass of it per `step(now)`:
    back to work, cuts the wait short);
 2. pick the prompt: a due wake signal, else a restart request or the next work item, else
    idle (dream per the personality, then wait one rhythm cycle);
-3. start the agent only within the limits: the provider's usage windows (at
-   `stop_utilization` or a rejected window the Nova is held until the reset; from
-   `slow_utilization` the rest stretches toward it), `max_sessions_per_hour` in any sliding
-   hour and `max_cost_usd_per_day` in any 24 hours (counted from the ledger, checked again
-   in the transaction that records the start), and the rhythm's minimum gap. A spent
-   budget cools the Nova until the window frees;
-4. record the session and settle it: the item done on success, back to the queue with
-   the attempt counted on failure; its rate_limit_events become usage windows. A failure
-   cools with backoff, or until an announced reset; a 529 only delays the next start; a
-   billing or authentication failure meditates with an alert; sessions that keep ending
-   the same way trip the no-progress breaker; repeated cooldowns meditate
-   (novas.safety_cool decides).
+3. start the agent only within the limits: its account's usage windows (pacing.py: at
+   `stop_utilization` or a rejected window every Nova on the account holds until the
+   reset; from `slow_utilization` the rest of the window is spread over the time to the
+   reset, and near its end the account's Novas share it instead of racing),
+   `max_sessions_per_hour` in any sliding hour and the account's `max_cost_usd_per_day`
+   in any 24 hours (counted from the ledger; all checked again in the transaction that
+   records the start), and the rhythm's minimum gap. A spent budget cools the Nova until
+   the window frees;
+4. run it, storing its usage signals as they are read (session_reader.py), so the hooks
+   of the same session decide on them;
+5. settle it (settle.py): the item done on success, back to the queue with the attempt
+   counted on failure; a usage limit holds the account, other failures cool with backoff
+   or meditate; a 529 only delays the next start.
 `run()` loops over steps and does the waiting. Time and sleep come from a Clock, so the
 policies are testable without waiting.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from torchsm import (agents, budget, ledger, mirror, novas, outcome, personalities, progress,
-                     rhythm, runfiles, safety, store, usage, wake, workqueue)
+from torchsm import (accounts, agents, budget, ledger, limits, mirror, novas, outcome, pacing,
+                     personalities, rhythm, runfiles, safety, settle, store, wake, workqueue)
 from torchsm.clock import format_time
-from torchsm.config import Config, Home
+from torchsm.config import Config, Home, cost_limit_for, usage_for
+from torchsm.session_reader import SessionReader
 from torchsm.errors import DatabaseLocked, NovaNotFound, TransitionRefused
 from torchsm.machine import WAITING_STATES, Event, State
 from torchsm.outcome import Outcome, Verdict
@@ -43,7 +44,6 @@ from torchsm.watch import ChangeWatch
 POLL_S = 0.25  # how often a wait looks for a critical wake (one PRAGMA when nothing changed)
 LEASE_MARGIN_S = 60  # a claim outlives the longest session, so nobody else gets the item
 LOCKED_RETRIES = 5  # consecutive passes that found the database locked before giving up
-LOG_ROTATE_BYTES = 20 * 1024 * 1024
 HELD_RECHECK_S = 3600
 
 Report = Callable[[dict[str, Any]], None]
@@ -138,6 +138,8 @@ class Supervisor:
         self._overload_streak = 0  # consecutive 529s: each backs off longer
         self._not_before = 0.0  # an overload's short backoff: no start before this
         self._usage_note: dict[str, Any] | None = None  # what the usage windows say, for plans
+        self.settler = settle.Settler(home, config, name, rng=self.rng, emit=self._emit,
+                                      on_cooled=self._emit_cooled)
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -281,13 +283,14 @@ class Supervisor:
         self._emit("dream", "idle: dreamt")
 
     def _blocked(self, nova: store.NovaRow, work: Work, now: float) -> Wait | None:
-        """Why the session cannot start yet: a spent budget (which cools the Nova), the
-        rhythm's gap, or quiet hours. None when it may start now."""
+        """Why the session cannot start yet: the account's usage windows (a limit holds
+        every Nova on it; pacing spreads the rest of a window), a spent budget (which
+        cools the Nova), the rhythm's gap, or quiet hours. None when it may start now."""
         with self._store() as db:
             room = db.read(lambda conn: self._room(conn, nova, now))
         self._usage_note = _usage_note(room.usage)
         if room.usage.kind == "stop":
-            return self._cool_for_usage(room.usage, now)
+            return self._hold_account(nova, room.usage, now)
         if room.frees_at is not None:
             return self._cool_for_budget(room, now)
         if room.cost_frees_at is not None:
@@ -295,6 +298,9 @@ class Supervisor:
         if self._not_before > now:
             return Wait(self._not_before, f"API overloaded: backing off until "
                                           f"{format_time(self._not_before)}", critical_cuts=False)
+        if room.usage.kind == "pace":
+            return Wait(room.usage.until, f"usage pacing: {room.usage.why}",
+                        critical_cuts=False)
         if work.critical and room.floor_at > now:
             return Wait(room.floor_at, f"rhythm: {room.gap.why}", critical_cuts=False)
         if not work.critical and room.rest_at > now:
@@ -312,23 +318,28 @@ class Supervisor:
         starts = ledger.starts_since(conn, nova.id, now - budget.WINDOW_S)
         gap = self._gap(self._personality(nova), ledger.count(conn, nova.id))
         last = ledger.last_end(conn, nova.id)
-        verdict = usage.limit_verdict(store.load_usage_windows(conn, nova.id),
-                                      self.config.usage, now)
-        if verdict.kind == "slow" and last is not None:
-            gap = stretched_toward_reset(gap, verdict, last)
-        costs = ledger.costs_since(conn, nova.id, now - budget.COST_WINDOW_S)
+        verdict = limits.verdict(conn, self.config, nova.account, now, nova.id)
+        costs = ledger.costs_since(conn, nova.account, now - budget.COST_WINDOW_S)
+        cost_limit = cost_limit_for(self.config, nova.account)
         return _Room(budget.window_frees_at(starts, now, limit), len(starts), gap,
                      now if last is None else last + gap.floor_s,
                      now if last is None else last + gap.rest_s, verdict,
-                     budget.cost_frees_at(costs, now, self.config.supervisor.max_cost_usd_per_day),
-                     budget.cost_in_window(costs, now))
+                     budget.cost_frees_at(costs, now, cost_limit),
+                     budget.cost_in_window(costs, now), cost_limit)
 
-    def _cool_for_usage(self, verdict: usage.Verdict, now: float) -> Wait:
-        """At `stop_utilization` or a rejected window: hold the Nova until the reset."""
-        return self._cool_until(verdict.why, verdict.until, now, limit=verdict.why)
+    def _hold_account(self, nova: store.NovaRow, verdict: pacing.Verdict, now: float) -> Wait:
+        """At `stop_utilization` or a rejected window: every Nova on the account holds
+        until the reset plus the margin; only a change of this Nova ends the wait early."""
+        with self._store() as db:
+            members = db.read(lambda conn: store.novas_on_account(conn, nova.account))
+        for result in limits.hold(self.home, self.config, members, verdict, now):
+            if result.nova == self.name and result.recorded:
+                self._emit_cooled(result)
+        return Wait(verdict.until, _waiting_why("cooling", verdict.until, verdict.why),
+                    critical_cuts=False)
 
     def _cool_for_cost(self, room: "_Room", now: float) -> Wait:
-        limit = self.config.supervisor.max_cost_usd_per_day
+        limit = room.cost_limit
         return self._cool_until(
             f"cost budget spent: ${room.cost_usd:.2f} of ${limit:.2f} in the last 24 h; "
             f"room again at {format_time(room.cost_frees_at)}", room.cost_frees_at, now)
@@ -339,12 +350,11 @@ class Supervisor:
             f"session budget spent: {room.recent} of {limit} in the last hour; "
             f"room again at {format_time(room.frees_at)}", room.frees_at, now)
 
-    def _cool_until(self, why: str, until: float | None, now: float,
-                    limit: str | None = None) -> Wait:
+    def _cool_until(self, why: str, until: float | None, now: float) -> Wait:
         """Cool the Nova (never shorter than the backoff) and wait it out; only a change
         of the Nova ends the wait early."""
         cooled = novas.safety_cool(self.home, self.config, self.name, reason=why,
-                                   until=until, limit=limit, now=now, rng=self.rng)
+                                   until=until, now=now, rng=self.rng)
         self._emit_cooled(cooled)
         return Wait(cooled.until, _waiting_why(cooled.target, cooled.until, why),
                     critical_cuts=False)
@@ -367,8 +377,10 @@ class Supervisor:
             # whatever happened since the check, no path starts a session beyond them.
             room = self._room(conn, nova, now)
             spent = room.frees_at is not None or room.cost_frees_at is not None
-            if spent or room.floor_at > now:
+            if spent or room.floor_at > now or room.usage.kind != "ok":
                 return None
+            # the request this start sends, counted until its answer is read
+            accounts.grant(conn, nova.account, nova.id, now)
             if work.signal is not None and not wake.deliver_in(conn, work.signal.id, now):
                 return None
             if work.restart is not None:
@@ -404,26 +416,32 @@ class Supervisor:
         self._publish("session.started", {"session": taken.session_id, "kind": taken.kind,
                                           "item": taken.item.id if taken.item else None},
                       taken.at)
-        run = self._start_agent(taken)
+        run, unstored = self._start_agent(taken)
         verdict = outcome.judge(run, crash_window_s=self.config.supervisor.crash_window_s,
                                 now=self.clock.now())
-        self._settle(taken, run, verdict)
+        self._settle(taken, run, verdict, unstored)
         return Ran(taken.session_id, verdict)
 
-    def _start_agent(self, taken: Taken) -> agents.SessionRun:
+    def _start_agent(self, taken: Taken) -> tuple[agents.SessionRun, list[dict[str, Any]]]:
+        """Run the agent; its usage signals are stored as they are read (session_reader).
+        Returns the run and the signals that could not be stored meanwhile."""
         argv, prompt_on_stdin = agents.build_argv(list(self.options.command), taken.prompt)
         cfg = self.config.supervisor
         started = self.clock.now()
-        with _AgentLog(self.home, self.name, taken, format_time(started)) as log:
+        heading = f"session {taken.session_id} {format_time(started)} ({_what(taken)})"
+        with SessionReader(self.home, self.config, self._load_nova(), heading, self._emit,
+                           self.clock.now) as reader:
             try:
-                return agents.run_session(
+                run = agents.run_session(
                     argv, env=self._child_env(taken), cwd=self.options.cwd,
                     stdin_text=taken.prompt if prompt_on_stdin else None,
                     timeout_s=cfg.session_timeout_s, grace_s=cfg.stop_grace_s,
-                    should_stop=self.stop.is_set, on_text=log.write, clock=self.clock.now)
+                    should_stop=self.stop.is_set, on_text=reader.text,
+                    on_signal=reader.signal, clock=self.clock.now)
             except OSError as exc:  # the command vanished or is not executable any more
-                return agents.SessionRun(argv, started, self.clock.now(), None, False, False,
-                                         agents.SessionOutput(), f"cannot start: {exc}")
+                run = agents.SessionRun(argv, started, self.clock.now(), None, False, False,
+                                        agents.SessionOutput(), f"cannot start: {exc}")
+            return run, reader.unstored
 
     def _child_env(self, taken: Taken) -> dict[str, str]:
         env = dict(self.base_env)
@@ -434,79 +452,24 @@ class Supervisor:
             env["TORCHSM_ITEM"] = str(taken.item.id)
         return env
 
-    def _settle(self, taken: Taken, run: agents.SessionRun, verdict: Verdict) -> None:
-        """Record the end, finish or release the work, and cool on failure."""
+    def _settle(self, taken: Taken, run: agents.SessionRun, verdict: Verdict,
+                unstored: list[dict[str, Any]]) -> None:
+        """Record the end, finish or release the work, answer a failure (settle.py); a
+        529 only delays the next start."""
         now = self.clock.now()
-        end = outcome.ledger_end(run, verdict)
-
-        counted = verdict.failed and verdict.outcome not in NOT_THE_ITEMS_FAULT
-
-        def record(conn) -> list[tuple[int, str]]:
-            ledger.finish(conn, taken.session_id, end)
-            nova_id = self._nova_id(conn)
-            for info in run.output.rate_limit_events:
-                usage.record_rate_limit_event(conn, nova_id, info, now)
-            if verdict.outcome is Outcome.OK and taken.item is not None:
-                # unless the agent (or a Stop hook) already finished or failed it
-                workqueue.finish_claimed_by(conn, taken.item.id, self.name, now)
-            # whatever the session still holds goes back: nothing stays claimed
-            return workqueue.release_claims_in(
-                conn, self.name, since=taken.at, now=now, counted=counted,
-                error=verdict.error if verdict.failed else None)
-
-        with self._store() as db:
-            released = db.write(record)
-        self._emit("session.ended", _ended_text(taken, run, verdict, released),
+        settled = self.settler.settle(taken, run, verdict, unstored, now)
+        self._emit("session.ended", settle.ended_text(taken, run, verdict, settled.released),
                    session=taken.session_id, outcome=verdict.outcome.value,
                    exit_status=run.exit_status, duration_s=round(run.duration_s, 3),
-                   error=verdict.error, released=[list(r) for r in released])
+                   error=verdict.error, released=[list(r) for r in settled.released])
         self._publish("session.ended", {"session": taken.session_id,
                                         "outcome": verdict.outcome.value,
                                         "exit_status": run.exit_status,
                                         "error": verdict.error}, now)
         self._overload_streak = (self._overload_streak + 1
                                  if verdict.outcome is Outcome.OVERLOADED else 0)
-        if verdict.outcome is Outcome.ACCOUNT:
-            self._meditate_for_account(taken, verdict, now)
-        elif verdict.outcome is Outcome.OVERLOADED:
+        if verdict.outcome is Outcome.OVERLOADED:
             self._back_off_overloaded(now)
-        elif verdict.failed:
-            self._cool_after_failure(taken, verdict, now)
-        else:
-            self._break_if_no_progress(taken, now)
-
-    def _break_if_no_progress(self, taken: Taken, now: float, bang: bool = False) -> bool:
-        """Cool (safety_cool: growing backoff, then meditation) when the last
-        `no_progress_sessions` sessions all ended the same way; the reason says how."""
-        n = self.config.supervisor.no_progress_sessions
-        with self._store() as db:
-            endings = db.read(lambda conn: ledger.recent_endings(conn, self._nova_id(conn), n))
-        why = progress.no_progress(endings, n)
-        if why is None:
-            return False
-        nova = self._load_nova()
-        if _cooled_during(nova, taken.at, now, None):
-            return True  # a hook cooled it for this session already
-        cooled = novas.safety_cool(self.home, self.config, self.name, reason=why, bang=bang,
-                                   now=now, rng=self.rng)
-        self._emit_cooled(cooled)
-        return True
-
-    def _meditate_for_account(self, taken: Taken, verdict: Verdict, now: float) -> None:
-        """Billing or authentication refused: retrying cannot help; a person must look."""
-        why = f"session {taken.session_id} {verdict.outcome.value}: {verdict.error}"[:500]
-        with self._store() as db:
-            db.write(lambda conn: store.save_alert(conn, nova=self.name, at=now,
-                                                   kind=verdict.outcome.value, message=why))
-        nova = self._load_nova()
-        if nova.state == State.MEDITATING.value and nova.since >= taken.at:
-            return  # the StopFailure hook meditated for this very failure
-        try:
-            result = novas.meditate_for_a_person(self.home, self.config, self.name,
-                                                 reason=why, now=now)
-        except TransitionRefused:
-            return
-        self._emit_cooled(result)
 
     def _back_off_overloaded(self, now: float) -> None:
         """A 529 is the provider's load, not this Nova's limit: wait a little, longer
@@ -516,33 +479,6 @@ class Supervisor:
         self._not_before = now + pause
         self._emit("backoff", f"API overloaded: no start before {format_time(self._not_before)}",
                    until=format_time(self._not_before))
-
-    def _cool_after_failure(self, taken: Taken, verdict: Verdict, now: float) -> None:
-        margin = self.config.usage.reset_margin_s
-        reset_at = verdict.reset_at
-        if reset_at is None and verdict.outcome is Outcome.RATE_LIMITED:
-            reset_at = self._recorded_reset(verdict, now)
-        until = reset_at + margin if reset_at is not None else None
-        nova = self._load_nova()
-        if _cooled_during(nova, taken.at, now, until):
-            return  # a hook (StopFailure, a bang) cooled it for this very failure
-        crashed = verdict.outcome is Outcome.CRASHED
-        if until is None and self._break_if_no_progress(taken, now, bang=crashed):
-            return  # the same cooldown, with the reason that says it goes round in circles
-        why = f"session {taken.session_id} {verdict.outcome.value}: {verdict.error}"[:500]
-        # A limit with a known reset holds the Nova: no critical wake starts it early.
-        limit = why if verdict.outcome is Outcome.RATE_LIMITED and until else None
-        cooled = novas.safety_cool(self.home, self.config, self.name, reason=why,
-                                   until=until, bang=verdict.outcome is Outcome.CRASHED,
-                                   limit=limit, now=now, rng=self.rng)
-        self._emit_cooled(cooled)
-
-    def _recorded_reset(self, verdict: Verdict, now: float) -> float | None:
-        """A limit hit without a reset in this session's output: what the recorded
-        windows (from earlier sessions or the StopFailure hook) announce."""
-        with self._store() as db:
-            windows = db.read(lambda conn: store.load_usage_windows(conn, self._nova_id(conn)))
-        return usage.limit_reset(windows, verdict.error or "", now)
 
     def _emit_cooled(self, cooled: novas.TransitionResult) -> None:
         why = _waiting_why(cooled.target, cooled.until, cooled.reason)
@@ -645,31 +581,16 @@ class _Room:
     gap: rhythm.Gap
     floor_at: float
     rest_at: float
-    usage: usage.Verdict
+    usage: pacing.Verdict
     cost_frees_at: float | None  # None: the day's cost budget has room (or is off)
-    cost_usd: float  # reported in the last 24 hours
+    cost_usd: float  # reported in the last 24 hours on the account
+    cost_limit: float  # the account's daily cost budget (0: none)
 
 
 _WAITING_VALUES = tuple(s.value for s in WAITING_STATES)
-# failures that say nothing about the work item: its attempt is not counted
-NOT_THE_ITEMS_FAULT = (Outcome.OVERLOADED, Outcome.ACCOUNT)
 
 
-def stretched_toward_reset(gap: rhythm.Gap, verdict: usage.Verdict, last_end: float) -> rhythm.Gap:
-    """From `slow_utilization` the rest grows smoothly toward the window's reset: by
-    `pressure` (0 at slow_utilization, 1 at stop_utilization) of the way from the normal
-    rest to the whole time between the last session's end and the reset."""
-    if verdict.until is None:
-        return gap
-    to_reset = verdict.until - last_end
-    rest = gap.rest_s + verdict.pressure * max(0.0, to_reset - gap.rest_s)
-    if rest <= gap.rest_s:
-        return gap
-    return rhythm.Gap(gap.floor_s, rest, f"{gap.why}; stretched to {seconds(rest)} "
-                                         f"({verdict.why})")
-
-
-def _usage_note(verdict: usage.Verdict) -> dict[str, Any] | None:
+def _usage_note(verdict: pacing.Verdict) -> dict[str, Any] | None:
     if verdict.kind == "ok":
         return None
     return {"verdict": verdict.kind, "why": verdict.why, "until": format_time(verdict.until),
@@ -689,16 +610,12 @@ def _held_for_a_person(nova: store.NovaRow, config: Config) -> bool:
     """A hold whose wait is over that only a person lifts: an account error, or a usage
     limit with `auto_resume = false`."""
     return (bool(nova.limit_hold) and nova.state in _WAITING_VALUES
-            and (novas.held_for_a_person(nova.limit_hold) or not config.usage.auto_resume))
+            and (novas.held_for_a_person(nova.limit_hold)
+                 or not usage_for(config, nova.account).auto_resume))
 
 
 def _waiting_why(state: str, until: float | None, reason: str | None) -> str:
     return f"{state} until {format_time(until)}" + (f" ({reason})" if reason else "")
-
-
-def _cooled_during(nova: store.NovaRow, since: float, now: float, until: float | None) -> bool:
-    return (_waiting(nova, now) and nova.since >= since
-            and (until is None or nova.until >= until))
 
 
 def item_prompt(item: workqueue.WorkItem) -> str:
@@ -727,40 +644,3 @@ def _what(taken: Taken) -> str:
         kind = "" if taken.kind == "item" else f"{taken.kind}, "
         return f"{kind}item {taken.item.id}: {first_line}"
     return f"{taken.kind}: {taken.prompt.splitlines()[0][:80]}"
-
-
-def _ended_text(taken: Taken, run: agents.SessionRun, verdict: Verdict,
-                released: list[tuple[int, str]]) -> str:
-    text = f"session {taken.session_id} {verdict.outcome.value} in {run.duration_s:.1f}s"
-    if verdict.error:
-        text += f": {verdict.error}"
-    elif run.output.text:
-        text += f": {' '.join(run.output.text.split())[:120]}"
-    for item_id, status in released:
-        text += (f"; item {item_id} back to {status}" if status == "pending"
-                 else f"; item {item_id} is {status} (no attempts left)")
-    return text
-
-
-class _AgentLog:
-    """HOME/log/NAME.log: what the Nova's agent printed, session by session. Past
-    LOG_ROTATE_BYTES it becomes NAME.log.1 (replacing the one before)."""
-
-    def __init__(self, home: Home, name: str, taken: Taken, started: str | None):
-        home.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = home.log_dir / f"{name}.log"
-        with contextlib.suppress(FileNotFoundError):
-            if path.stat().st_size > LOG_ROTATE_BYTES:
-                os.replace(path, path.with_name(f"{name}.log.1"))
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self.file = os.fdopen(fd, "a", encoding="utf-8", errors="replace")
-        self.file.write(f"=== session {taken.session_id} {started} ({_what(taken)})\n")
-
-    def write(self, line: str) -> None:
-        self.file.write(line if line.endswith("\n") else line + "\n")
-
-    def __enter__(self) -> "_AgentLog":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.file.close()

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from helpers import Cli, torchsm_executable, write_config, rows
-from standin import Reply
+from standin import Reply, unified_headers
 from torchsm.clock import format_time
 from torchsm.config import Home
 
@@ -24,15 +24,6 @@ load_stretch_above = 0
 [usage]
 reset_margin_s = 30
 """
-
-
-def unified_headers(utilization: float, reset: int, status: str) -> dict[str, str]:
-    return {"anthropic-ratelimit-unified-status": status,
-            "anthropic-ratelimit-unified-reset": str(reset),
-            "anthropic-ratelimit-unified-5h-utilization": str(utilization),
-            "anthropic-ratelimit-unified-5h-reset": str(reset),
-            "anthropic-ratelimit-unified-5h-status": status,
-            "anthropic-ratelimit-unified-representative-claim": "five_hour"}
 
 
 def a_reset(hours: int = 2) -> int:
@@ -78,6 +69,19 @@ def wait_for(predicate, timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
+def one_session_then_status(claude, cli: Cli) -> dict:
+    """Run the supervisor until its first session has ended, and two seconds more: one
+    request is all the stand-in may have seen. The Nova's status then."""
+    run = start_run(claude, cli)
+    try:
+        wait_for(lambda: rows(cli, "SELECT outcome FROM sessions WHERE outcome != 'running'"))
+        time.sleep(2)
+        assert claude.standin.message_requests == 1
+        return status(cli)
+    finally:
+        stop_run(run)
+
+
 def status(cli: Cli) -> dict:
     return cli("status", "torch", "--json").json()[0]
 
@@ -97,7 +101,7 @@ def test_at_stop_utilization_the_nova_cools_until_the_reset_and_sends_nothing(to
         stop_run(run)
     assert row["until"] == format_time(reset + 30)
     assert row["limit_hold"].startswith("usage limit: five_hour 96%")
-    assert rows(torch, "SELECT window, utilization, resets_at FROM usage_windows") == [
+    assert rows(torch, "SELECT window, utilization, resets_at FROM account_windows") == [
         ("five_hour", 0.96, reset)]
     assert rows(torch, "SELECT outcome FROM sessions") == [("ok",)]
 
@@ -108,26 +112,20 @@ def test_a_rejected_429_ends_the_session_after_one_request_and_cools_until_the_r
     reset = a_reset()
     claude.standin.policy = lambda n, body: Reply(
         status=429, text="rate limited", headers=unified_headers(1.0, reset, "rejected"))
-    run = start_run(claude, torch)
-    try:
-        wait_for(lambda: rows(torch, "SELECT outcome FROM sessions WHERE outcome != 'running'"))
-        time.sleep(2)
-        assert claude.standin.message_requests == 1
-        row = status(torch)
-    finally:
-        stop_run(run)
+    row = one_session_then_status(claude, torch)
     assert row["state"] == "cooling" and row["until"] == format_time(reset + 30)
     assert row["limit_hold"]
     assert rows(torch, "SELECT outcome, api_error_status FROM sessions") == [
         ("rate_limited", 429)]
     assert rows(torch, "SELECT outcome FROM hook_runs WHERE event = 'stop-failure'") == [
         ("cooled",)]
-    assert rows(torch, "SELECT status, resets_at FROM usage_windows") == [("rejected", reset)]
+    assert rows(torch, "SELECT status, resets_at FROM account_windows") == [("rejected", reset)]
 
 
-def test_slow_utilization_stretches_the_planned_gap(torch, claude):
+def test_from_slow_utilization_the_rest_of_the_window_is_spread_to_the_reset(torch, claude):
     reset = a_reset()
-    # the first session reports 50% (a normal gap follows), the second 85%
+    # the first session reports 50% (a normal gap follows), the second 85%: one request
+    # costs 35%, so one more fits below 95%, and it goes halfway to the reset
     claude.standin.policy = lambda n, body: Reply(
         headers=unified_headers(0.5 if n == 1 else 0.85, reset, "allowed_warning"))
     run = start_run(claude, torch)
@@ -143,8 +141,8 @@ def test_slow_utilization_stretches_the_planned_gap(torch, claude):
                          for e, w in zip(ended, waits))
     assert normal <= 2
     to_reset = reset - _seconds(ended[1]["at"])
-    assert stretched == pytest.approx(1 + (to_reset - 1) / 3, abs=3)
-    assert plan["usage"]["verdict"] == "slow" and "85%" in plan["usage"]["why"]
+    assert stretched == pytest.approx(to_reset / 2, abs=3)
+    assert plan["usage"]["verdict"] == "pace" and "85%" in plan["usage"]["why"]
     assert claude.standin.message_requests == 2
 
 
@@ -174,3 +172,17 @@ def test_without_auto_resume_nothing_starts_after_the_reset_until_a_person_resum
         wait_for(lambda: claude.standin.message_requests == 2)
     finally:
         stop_run(run)
+
+
+def test_with_hooks_installed_a_warning_at_stop_utilization_ends_the_session_at_once(
+        torch, claude):
+    # issue 13: the Stop hook continued through three more requests before the
+    # rate_limit_event was stored at the session's end; stored live, one request is all
+    torch("hooks", "install", "--nova", "torch", "--project", str(claude.project))
+    reset = a_reset()
+    claude.standin.policy = lambda n, body: Reply(
+        headers=unified_headers(0.96, reset, "allowed_warning"))
+    row = one_session_then_status(claude, torch)
+    assert row["state"] == "cooling" and row["until"] == format_time(reset + 30)
+    [(outcome, detail)] = rows(torch, "SELECT outcome, detail FROM hook_runs WHERE event = 'stop'")
+    assert outcome == "allowed" and "cooling" in detail
