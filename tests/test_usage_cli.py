@@ -5,7 +5,7 @@ import time
 import pytest
 
 from helpers import Cli
-from torchsm import ledger, store
+from torchsm import accounts, ledger, store
 from torchsm.usage_report import parse_duration
 
 
@@ -32,8 +32,8 @@ def torch(cli: Cli, home):
     add_session(home, 1, now - 3 * 86400, cost=5.0, turns=9)  # outside 24h
     add_session(home, 2, now - 300, cost=1.0, turns=2)
     with store.open_store(home) as db:
-        db.write(lambda conn: store.upsert_usage_window(
-            conn, 1, store.WindowRow("five_hour", "allowed_warning", 0.91, now + 3600, now)))
+        db.write(lambda conn: accounts.learn(conn, "default", [accounts.WindowRow(
+            "five_hour", "allowed_warning", 0.91, now + 3600, now, nova="torch")], now))
     return cli
 
 
@@ -45,10 +45,19 @@ def test_json_per_nova_totals_errors_buckets_and_windows(torch):
     assert nova["cost_usd"] == pytest.approx(0.30)
     assert nova["errors"] == {"429": 1, "crashed": 1}
     assert sum(b["sessions"] for b in nova["buckets"]) == 3
-    [window] = nova["windows"]
-    assert (window["window"], window["utilization"], window["status"], window["current"]) == (
-        "five_hour", 0.91, "allowed_warning", True)
+    assert nova["account"] == "default" and "windows" not in nova
+    [account] = report["accounts"]
+    assert (account["account"], account["novas"]) == ("default", ["echo", "torch"])
+    [window] = account["windows"]
+    assert (window["window"], window["utilization"], window["status"], window["current"],
+            window["source"], window["heard_from"]) == (
+        "five_hour", 0.91, "allowed_warning", True, "event", "torch")
     assert window["resets_at"].endswith("Z")
+    assert account["verdict"]["kind"] == "pace" and "five_hour at 91%" in account["verdict"]["why"]
+    assert account["held"] == []
+    # sessions that ended within 24 h, of every Nova on the account (echo's too)
+    assert account["cost_usd_24h"] == pytest.approx(1.30)
+    assert account["cost_limit_usd"] == 0
 
 
 def test_a_longer_span_is_shown_per_day_and_for_every_nova(torch):
@@ -56,14 +65,17 @@ def test_a_longer_span_is_shown_per_day_and_for_every_nova(torch):
     assert report["bucket"] == "day"
     by_name = {n["nova"]: n for n in report["novas"]}
     assert by_name["torch"]["sessions"] == 4 and by_name["echo"]["sessions"] == 1
-    assert by_name["echo"]["windows"] == []
+    assert by_name["echo"]["account"] == "default"
+    assert [a["account"] for a in report["accounts"]] == ["default"]
 
 
 def test_text_shows_totals_buckets_and_windows(torch):
     out = torch("usage", "--since", "6h").out
     assert "torch: 3 sessions, 4 turns, $0.3000, errors: 429 x1, crashed x1" in out
     assert "HOUR" in out and "five_hour" in out and "91%" in out and "allowed_warning" in out
-    assert "echo: 1 session, 2 turns, $1.0000" in out and "no usage windows reported" in out
+    assert "echo: 1 session, 2 turns, $1.0000" in out
+    assert "account default: novas echo, torch; verdict pace until " in out
+    assert "WINDOW" in out and "BY" in out
 
 
 @pytest.mark.parametrize("args, message", [

@@ -1,7 +1,7 @@
-"""`torchsm usage`: what the Novas' sessions cost and what the provider's windows say.
+"""`torchsm usage`: what the Novas' sessions cost and what their accounts' windows say.
 
-Read from the session ledger and the recorded usage windows (stdlib sqlite only); the
-time is passed in.
+Read from the session ledger, the accounts' recorded usage windows and the Novas' holds
+(stdlib sqlite only); the time is passed in.
 """
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from torchsm import store
+from torchsm import accounts, ledger, limits, store
 from torchsm.clock import format_time
-from torchsm.config import Config, Home
+from torchsm.config import Config, Home, cost_limit_for, usage_for
 from torchsm.errors import NovaNotFound, TorchsmError
 from torchsm.names import check_name
+from torchsm.novas import held_for_limit
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.I)
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -33,15 +34,23 @@ def parse_duration(text: str) -> float:
 def usage_report(home: Home, config: Config, name: str | None, since_s: float,
                  now: float) -> dict[str, Any]:
     """Per Nova: sessions, turns, cost and errors since `now - since_s`, per hour (per day
-    beyond two days), and the current usage windows."""
+    beyond two days). Per account (every account with Novas or windows; with `name`, that
+    Nova's account): its windows as last reported, its verdict, the Novas it holds for a
+    usage limit, and its cost over the last 24 hours against its daily budget."""
     since = now - since_s
     bucket_s = HOUR_S if since_s <= HOURLY_UP_TO_S else DAY_S
+
+    def read(conn) -> tuple[list, list]:  # one snapshot: the Novas agree with their accounts
+        novas = _novas(conn, name)
+        only = [n.account for n in novas] if name is not None else None
+        return (_accounts(conn, config, only, now),
+                [_nova_usage(conn, n, since, now, bucket_s) for n in novas])
+
     with store.open_store(home, config.db.lock_timeout_s) as db:
-        novas = db.read(lambda conn: _novas(conn, name))
-        per_nova = [db.read(lambda conn, n=n: _nova_usage(conn, n, since, now, bucket_s))
-                    for n in novas]
+        per_account, per_nova = db.read(read)
     return {"since": format_time(since), "until": format_time(now),
-            "bucket": "hour" if bucket_s == HOUR_S else "day", "novas": per_nova}
+            "bucket": "hour" if bucket_s == HOUR_S else "day", "accounts": per_account,
+            "novas": per_nova}
 
 
 def _novas(conn, name: str | None) -> list[store.NovaRow]:
@@ -62,11 +71,37 @@ def _nova_usage(conn, nova: store.NovaRow, since: float, now: float,
     buckets: dict[float, list[tuple]] = {}
     for row in rows:
         buckets.setdefault(row[0] // bucket_s * bucket_s, []).append(row)
-    windows = store.load_usage_windows(conn, nova.id)
-    return {"nova": nova.name, **_totals(rows),
+    return {"nova": nova.name, "account": nova.account, **_totals(rows),
             "buckets": [{"start": format_time(start), **_totals(group)}
-                        for start, group in sorted(buckets.items())],
-            "windows": [_window_json(w, now) for w in windows]}
+                        for start, group in sorted(buckets.items())]}
+
+
+def _accounts(conn, config: Config, only: list[str] | None,
+              now: float) -> list[dict[str, Any]]:
+    windows = accounts.load_all_windows(conn)
+    members: dict[str, list[store.NovaRow]] = {}
+    for nova in store.load_novas(conn):
+        members.setdefault(nova.account, []).append(nova)
+    names = sorted(set(only) if only is not None else set(windows) | set(members))
+    return [_account(conn, config, account, members.get(account, []),
+                     windows.get(account, []), now) for account in names]
+
+
+def _account(conn, config: Config, account: str, members: list[store.NovaRow],
+             windows: list[accounts.WindowRow], now: float) -> dict[str, Any]:
+    found = limits.verdict(conn, config, account, now)
+    auto_resume = usage_for(config, account).auto_resume
+    held = [n for n in members if held_for_limit(n)
+            and (n.until is None or n.until > now or not auto_resume)]
+    costs = ledger.costs_since(conn, account, now - DAY_S)
+    return {"account": account, "novas": [n.name for n in members],
+            "windows": [_window_json(w, now) for w in windows],
+            "verdict": {"kind": found.kind, "until": format_time(found.until),
+                        "why": found.why},
+            "held": [{"nova": n.name, "state": n.state, "until": format_time(n.until),
+                      "reason": n.limit_hold} for n in held],
+            "cost_usd_24h": round(sum((cost or 0.0 for _, cost in costs), 0.0), 6),
+            "cost_limit_usd": float(cost_limit_for(config, account))}
 
 
 def _totals(rows: list[tuple]) -> dict[str, Any]:
@@ -89,8 +124,10 @@ def error_key(outcome: str, api_error_status: int | None) -> str | None:
     return outcome
 
 
-def _window_json(window: store.WindowRow, now: float) -> dict[str, Any]:
+def _window_json(window: accounts.WindowRow, now: float) -> dict[str, Any]:
     return {"window": window.window, "status": window.status,
             "utilization": window.utilization, "resets_at": format_time(window.resets_at),
             "updated_at": format_time(window.updated_at),
-            "current": window.resets_at is None or window.resets_at > now}
+            "current": window.resets_at is None or window.resets_at > now,
+            "source": window.source, "heard_from": window.nova,
+            "per_request": window.per_request}

@@ -5,14 +5,16 @@ from __future__ import annotations
 import click
 
 from torchsm import novas
+from torchsm.accounts import DEFAULT_ACCOUNT
 from torchsm.cli.common import Env, common_options, pass_env, table
 from torchsm.machine import Event
+from torchsm.names import check_account
 
 
 @click.group()
 @common_options
 def nova() -> None:
-    """Add, list, show and remove Novas."""
+    """Add, list, show, set and remove Novas."""
 
 
 @nova.command("add")
@@ -20,12 +22,33 @@ def nova() -> None:
 @click.option("--personality", "-p", metavar="P",
               help="torch, echo, helix, vaeris, synergy, or one from torchsm.toml "
                    "(default: the one named like the Nova, else torch).")
+@click.option("--account", "-a", metavar="ACCOUNT", default=DEFAULT_ACCOUNT,
+              show_default=True,
+              help="The subscription it shares usage windows, limit holds and the daily "
+                   "cost budget with (`[accounts.ACCOUNT]` in torchsm.toml may tune them).")
 @common_options
 @pass_env
-def nova_add(env: Env, name: str, personality: str | None) -> None:
+def nova_add(env: Env, name: str, personality: str | None, account: str) -> None:
     """Add a Nova; it starts `working`."""
-    shown = novas.add(env.home, env.config, name, personality)
-    env.emit(shown, f"added {name} ({shown['personality']}), {shown['state']}")
+    shown = novas.add(env.home, env.config, name, personality, account=check_account(account))
+    env.emit(shown, f"added {name} ({shown['personality']}) on account {shown['account']}, "
+                    f"{shown['state']}")
+
+
+@nova.command("set")
+@click.argument("name")
+@click.option("--account", "-a", metavar="ACCOUNT",
+              help="Move it to this account: from now on it shares that account's usage "
+                   "windows, limit holds and cost budget (a hold for its old account's "
+                   "limit ends).")
+@common_options
+@pass_env
+def nova_set(env: Env, name: str, account: str | None) -> None:
+    """Change a Nova's settings (its account); prints the Nova."""
+    if account is None:
+        raise click.UsageError("nothing to set: give --account ACCOUNT")
+    shown = novas.set_account(env.home, env.config, name, account)
+    env.emit(shown, lambda: _show_text(shown))
 
 
 @nova.command("list")
@@ -34,9 +57,10 @@ def nova_add(env: Env, name: str, personality: str | None) -> None:
 def nova_list(env: Env) -> None:
     """List the Novas."""
     rows = novas.status(env.home, env.config)
-    env.emit([{k: r[k] for k in ("nova", "personality", "state")} for r in rows],
-             lambda: table([[r["nova"], r["personality"], r["state"]] for r in rows],
-                           ["NOVA", "PERSONALITY", "STATE"]) if rows else "no Novas")
+    keys = ("nova", "personality", "account", "state")
+    env.emit([{k: r[k] for k in keys} for r in rows],
+             lambda: table([[r[k] for k in keys] for r in rows],
+                           ["NOVA", "PERSONALITY", "ACCOUNT", "STATE"]) if rows else "no Novas")
 
 
 @nova.command("show")
@@ -82,8 +106,9 @@ def status(env: Env, name: str | None) -> None:
 
 def _status_text(rows: list[dict]) -> str:
     lines = [table([[r["nova"], r["state"], r["since"], r["until"], r["personality"],
-                     _next_start(r), r["reason"]] for r in rows],
-                   ["NOVA", "STATE", "SINCE", "UNTIL", "PERSONALITY", "NEXT START", "REASON"])]
+                     r["account"], _next_start(r), r["reason"]] for r in rows],
+                   ["NOVA", "STATE", "SINCE", "UNTIL", "PERSONALITY", "ACCOUNT", "NEXT START",
+                    "REASON"])]
     lines += [f"{r['nova']}: supervised (pid {r['plan']['pid']}): {r['plan']['why']}"
               for r in rows if r["plan"]]
     lines += [_usage_line(r["nova"], r["plan"]["usage"]) for r in rows

@@ -16,8 +16,10 @@ from torchsm.cli.common import Env, common_options, pass_env, table
 @common_options
 @pass_env
 def usage(env: Env, name: str | None, since: str) -> None:
-    """Sessions, turns, cost and errors per Nova (per hour, or per day beyond two days),
-    and the provider's usage windows as last reported (utilization, status, reset)."""
+    """Per account: the provider's usage windows as last reported (utilization, status,
+    reset, which Nova heard it), the verdict, the Novas held for a usage limit and the
+    cost of the last 24 hours; per Nova: sessions, turns, cost and errors (per hour, or per
+    day beyond two days). With NAME, that Nova and its account."""
     from torchsm.usage_report import parse_duration, usage_report
 
     report = usage_report(env.home, env.config, name, parse_duration(since), time.time())
@@ -25,9 +27,44 @@ def usage(env: Env, name: str | None, since: str) -> None:
 
 
 def _text(report: dict) -> str:
-    if not report["novas"]:
+    if not report["novas"] and not report["accounts"]:
         return "no Novas (add one with `torchsm nova add NAME`)"
-    return "\n\n".join(_nova_text(n, report) for n in report["novas"])
+    return "\n\n".join([_account_text(a) for a in report["accounts"]]
+                       + [_nova_text(n, report) for n in report["novas"]])
+
+
+def _account_text(account: dict) -> str:
+    novas = ", ".join(account["novas"]) or "none"
+    lines = [f"account {account['account']}: novas {novas}; "
+             f"verdict {_verdict(account['verdict'])}", _cost(account)]
+    if account["windows"]:
+        lines.append(table([[w["window"], _percent(w["utilization"]), w["status"],
+                             _resets(w), w["updated_at"], w["heard_from"]]
+                            for w in account["windows"]],
+                           ["WINDOW", "UTILIZATION", "STATUS", "RESETS", "REPORTED", "BY"]))
+    else:
+        lines.append("no usage windows reported")
+    lines += [f"{h['nova']}: held ({h['state']}) until {h['until'] or '?'}: {h['reason']}"
+              for h in account["held"]]
+    return "\n".join(lines)
+
+
+def _verdict(verdict: dict) -> str:
+    if verdict["kind"] == "ok":
+        return "ok"
+    return f"{verdict['kind']} until {verdict['until'] or '?'} ({verdict['why']})"
+
+
+def _cost(account: dict) -> str:
+    limit = account["cost_limit_usd"]
+    return (f"cost in the last 24 h: ${account['cost_usd_24h']:.4f}"
+            + (f" of ${limit:.2f} a day" if limit else " (no daily budget)"))
+
+
+def _resets(window: dict) -> str | None:
+    if window["current"] or window["resets_at"] is None:
+        return window["resets_at"]
+    return f"{window['resets_at']} (reset since)"
 
 
 def _nova_text(nova: dict, report: dict) -> str:
@@ -37,14 +74,6 @@ def _nova_text(nova: dict, report: dict) -> str:
                              _errors(b["errors"])] for b in nova["buckets"]],
                            [report["bucket"].upper(), "SESSIONS", "TURNS", "COST USD",
                             "ERRORS"]))
-    if nova["windows"]:
-        lines.append(table([[w["window"], _percent(w["utilization"]), w["status"],
-                             w["resets_at"], w["updated_at"],
-                             "" if w["current"] else "(reset since)"]
-                            for w in nova["windows"]],
-                           ["WINDOW", "UTILIZATION", "STATUS", "RESETS", "REPORTED", ""]))
-    else:
-        lines.append("no usage windows reported")
     return "\n".join(lines)
 
 
