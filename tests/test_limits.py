@@ -162,3 +162,20 @@ def test_the_stop_hook_of_another_nova_on_the_account_does_not_continue(shared, 
                             now=T0 + 1, env={})
     assert result.outcome == "allowed" and result.detail.startswith("usage limit: five_hour 96%")
     assert state(shared, config, "torch")[0] == "cooling"  # the whole account holds
+
+
+def test_a_structured_word_replaces_a_guess_filed_under_another_window(shared, config):
+    # "out of extra usage" names no window: its guess is filed as `unknown`
+    with store.open_store(shared) as db:
+        nova = db.read(lambda conn: store.load_nova(conn, "torch"))
+        _, warning = limits.refused(db, shared, config, nova,
+                                    "You're out of extra usage · resets 9pm (UTC)", T0)
+        assert [w.window for w in db.read(lambda c: accounts.load_windows(c, "default"))] == [
+            "unknown"]
+    assert "capped" in warning  # 13 hours ahead; an unnamed window is taken for 5 hours
+    assert state(shared, config, "echo")[0] == "cooling"
+    learn(shared, config, "default", event(0.3, status="allowed", at=T0 + 5), now=T0 + 5)
+    with store.open_store(shared) as db:
+        windows = db.read(lambda conn: accounts.load_windows(conn, "default"))
+    assert [(w.window, w.source) for w in windows] == [("five_hour", "event")]
+    assert state(shared, config, "echo")[1] == novas.format_time(T0 + 5)

@@ -61,10 +61,15 @@ def learn(conn: sqlite3.Connection, account: str, rows: Iterable[WindowRow],
     """Store what was heard of the account's windows; returns the rows that changed.
 
     A structured word (a rate_limit_event) beats a reading of a message's text: a text
-    reset never replaces a live structured one, while a structured one always replaces
-    text. Within one window period the utilization only rises: a reading that arrives
-    late (another Nova's older answer) does not lower it.
+    reset never replaces a live structured one, while a structured one replaces every
+    guess (text or backoff) of the account, whatever window it was filed under: the
+    provider has said what its windows are. Within one window period the utilization only
+    rises: a reading that arrives late (another Nova's older answer) does not lower it.
     """
+    rows = list(rows)
+    if any(row.structured for row in rows):
+        conn.execute("DELETE FROM account_windows WHERE account = ? AND source NOT IN"
+                     " ('event', 'retry')", (account,))
     changed = []
     for row in rows:
         old = _window(conn, account, row.window)

@@ -34,7 +34,6 @@ class SessionReader:
         self.home, self.config, self.nova, self.emit, self.clock = home, config, nova, emit, clock
         self.log = AgentLog(home, nova.name, heading)
         self.unstored: list[dict[str, Any]] = []  # rate_limit_event infos left for the settling
-        self.stored = 0
         self._db: store.Store | None = None
 
     def text(self, block: str) -> None:
@@ -48,7 +47,6 @@ class SessionReader:
             if rows:
                 limits.learn(self._store(), self.home, self.config, self.nova.account, rows,
                              now)
-                self.stored += 1
         except TorchsmError as exc:
             if kind == "rate_limit_event":
                 self.unstored.append(obj)
