@@ -32,7 +32,8 @@ class HookInputError(TorchsmError):
 
 
 class HookResult(NamedTuple):
-    outcome: str  # recorded | continued | allowed | bang | cooled | meditated | context | error
+    # recorded | continued | allowed | blocked | bang | cooled | meditated | context | error
+    outcome: str
     stdout: str | None = None  # what Claude Code reads
     warning: str | None = None  # one line for stderr (Claude Code shows it in verbose mode)
     item_id: int | None = None
@@ -255,6 +256,38 @@ def _bang(ctx: HookContext, runs: int) -> HookResult:
                               f"{format_time(cooled.until)}; the agent may stop")
 
 
+# --- PreToolUse: the usage gate within a turn --------------------------------------------
+
+def _on_pre_tool_use(ctx: HookContext) -> HookResult:
+    """A tool call means one more request (its result goes back to the model) with no Stop
+    hook before it. When the account's windows say stop, the turn ends here: the tool is
+    denied and Claude Code told not to continue, which sends nothing more (FIELD-NOTES),
+    and every Nova on the account holds until the reset. Otherwise record only.
+
+    The hottest path (every tool call): one read, and an account without windows (an
+    API-key user) costs one indexed lookup and no verdict."""
+    from torchsm import accounts
+
+    def read(conn):
+        if not accounts.load_windows(conn, ctx.nova.account):
+            return None
+        from torchsm import limits
+
+        return limits.verdict(conn, ctx.config, ctx.nova.account, ctx.now, ctx.nova.id)
+
+    usage = ctx.db.read(read)
+    if usage is None or usage.kind != "stop":
+        return HookResult("recorded")
+    why = _usage_says_wait(ctx, usage)
+    reason = (f"torchsm: {why}; the turn ends before this tool call, and {ctx.nova.name} "
+              f"holds until {format_time(usage.until)}")
+    return HookResult("blocked", stdout=json.dumps({
+        "continue": False, "stopReason": reason,
+        "hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
+                               "permissionDecisionReason": reason}}),
+        detail=f"{why}; held until {format_time(usage.until)}"[:500])
+
+
 # --- StopFailure -----------------------------------------------------------------------
 
 def _on_stop_failure(ctx: HookContext) -> HookResult:
@@ -391,7 +424,7 @@ def _context(text: str) -> HookResult:
 HANDLERS: dict[str, Callable[[HookContext], HookResult]] = {
     "session-start": _on_session_start,
     "user-prompt-submit": _record_only,
-    "pre-tool-use": _record_only,
+    "pre-tool-use": _on_pre_tool_use,
     "post-tool-use": _record_only,
     "stop": _on_stop,
     "stop-failure": _on_stop_failure,

@@ -9,6 +9,11 @@ A policy is a callable `(request number from 1, body) -> Reply`. A policy that a
 `answer(number, body, headers)` method is asked through it instead, with the request's
 headers (keys lower-cased): `Account` uses that to tell its clients apart.
 
+A Reply with `tool_use` (`Reply(tool_use={"name": "Bash", "input": {"command": "true"}})`,
+or `tool_call("true")`) answers with that one tool call instead of text (stop_reason
+`tool_use`), as a model does in a tool loop: Claude Code runs the tool and sends its
+result back in a new request.
+
 `Account` plays one subscription account shared by every client of the stand-in: a
 five-hour window (scaled down to W seconds) that allows N requests. Two accounts are
 simply two `StandIn` servers, each with its own `Account`.
@@ -31,6 +36,25 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     error_type: str = "rate_limit_error"
+    # a tool call instead of text: {"name": ..., "input": {...}} (an "id" is made up if
+    # missing); the model then ends its message with stop_reason "tool_use"
+    tool_use: dict | None = None
+
+    def content(self) -> list[dict]:
+        if self.tool_use is None:
+            return [{"type": "text", "text": self.text}]
+        call = self.tool_use
+        return [{"type": "tool_use", "id": call.get("id") or "toolu_standin",
+                 "name": call["name"], "input": call.get("input") or {}}]
+
+    @property
+    def stop_reason(self) -> str:
+        return "end_turn" if self.tool_use is None else "tool_use"
+
+
+def tool_call(command: str = "true", name: str = "Bash", **extra) -> Reply:
+    """A reply that runs one shell command with Claude Code's Bash tool."""
+    return Reply(tool_use={"name": name, "input": {"command": command}}, **extra)
 
 
 Policy = Callable[[int, dict], Reply]  # (request number from 1, request body) -> Reply
@@ -300,9 +324,9 @@ class StandIn:
                     self._send(reply.status, json.dumps(error).encode(), "application/json",
                                reply.headers)
                 elif body.get("stream"):
-                    self._send(200, _sse(reply.text, body), "text/event-stream", reply.headers)
+                    self._send(200, _sse(reply, body), "text/event-stream", reply.headers)
                 else:
-                    self._send(200, json.dumps(_message(reply.text, body)).encode(),
+                    self._send(200, json.dumps(_message(reply, body)).encode(),
                                "application/json", reply.headers)
 
             def _send(self, status, payload, ctype, headers=None):
@@ -318,25 +342,34 @@ class StandIn:
         return Handler
 
 
-def _message(text: str, body: dict) -> dict:
+def _message(reply: Reply, body: dict) -> dict:
     return {"id": "msg_standin", "type": "message", "role": "assistant",
             "model": body.get("model", "claude-standin"),
-            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+            "content": reply.content(), "stop_reason": reply.stop_reason,
             "stop_sequence": None, "usage": {"input_tokens": 10, "output_tokens": 5}}
 
 
-def _sse(text: str, body: dict) -> bytes:
-    start = _message("", body) | {"content": [], "stop_reason": None,
-                                  "usage": {"input_tokens": 10, "output_tokens": 1}}
-    events = [
-        ("message_start", {"type": "message_start", "message": start}),
-        ("content_block_start", {"type": "content_block_start", "index": 0,
-                                 "content_block": {"type": "text", "text": ""}}),
-        ("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                 "delta": {"type": "text_delta", "text": text}}),
-        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+def _sse(reply: Reply, body: dict) -> bytes:
+    start = _message(reply, body) | {"content": [], "stop_reason": None,
+                                     "usage": {"input_tokens": 10, "output_tokens": 1}}
+    events = [("message_start", {"type": "message_start", "message": start})]
+    for index, block in enumerate(reply.content()):
+        if block["type"] == "tool_use":
+            opened = block | {"input": {}}
+            delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
+        else:
+            opened = block | {"text": ""}
+            delta = {"type": "text_delta", "text": block["text"]}
+        events += [
+            ("content_block_start", {"type": "content_block_start", "index": index,
+                                     "content_block": opened}),
+            ("content_block_delta", {"type": "content_block_delta", "index": index,
+                                     "delta": delta}),
+            ("content_block_stop", {"type": "content_block_stop", "index": index}),
+        ]
+    events += [
         ("message_delta", {"type": "message_delta",
-                           "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                           "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
                            "usage": {"output_tokens": 5}}),
         ("message_stop", {"type": "message_stop"}),
     ]
