@@ -253,3 +253,36 @@ def test_the_cost_budget_is_off_by_default(torch, tmp_path):
     command = stream_agent(tmp_path, result(total_cost_usd=100.0))
     supervisor(torch, config, command, FakeClock(), max_sessions=4).run()
     assert [s[4] for s in sessions(torch)] == ["ok"] * 4
+
+
+def test_a_malformed_rate_limit_event_is_one_warning_and_holds_nothing_for_ever(torch, tmp_path):
+    import random
+
+    from torchsm.supervisor import RunOptions, Supervisor
+
+    config = config_with(BASE)
+    add_items(torch, config, 1)
+    years = T0 + 3 * 365 * 86400
+    bad = [
+        {"type": "rate_limit_event", "rate_limit_info": "not an object"},
+        {"type": "rate_limit_event", "rate_limit_info": {"unifiedWindows": {
+            "five_hour": {"utilization": "lots", "resetsAt": "soon", "status": "rejected"},
+            "lunar_cycle": {"utilization": 0.99, "resetsAt": years}}}},
+    ]
+    command = stream_agent(tmp_path, *bad, result())
+    events = []
+    clock = FakeClock()
+    Supervisor(torch, config, "torch", RunOptions(tuple(command), once=True), clock=clock,
+               rng=random.Random(1), load=lambda: None, report=events.append,
+               base_env={"PATH": "/usr/bin:/bin"}).run()
+    warnings = [e["message"] for e in events if e["event"] == "warning"]
+    assert any("utilization 'lots' is not a number" in w for w in warnings), warnings
+    assert any("resetsAt 'soon' is not a time" in w for w in warnings), warnings
+    assert any("lunar_cycle" in w and "capped" in w for w in warnings), warnings
+    assert all("\n" not in w for w in warnings)
+    # a rejected window with no reset holds only briefly; the one years ahead, 5 hours
+    [row] = novas.status(torch, config, "torch")
+    assert row["state"] == "cooling"
+    with db(torch) as conn:
+        held_until = conn.execute("SELECT until FROM novas").fetchone()[0]
+    assert held_until <= T0 + 5 * 3600 + 120 + 60
