@@ -18,6 +18,7 @@ from torchsm.clock import format_time
 from torchsm.config import Config, Home
 from torchsm.errors import NovaNotFound, TorchsmError
 from torchsm.names import check_name
+from torchsm.prompts import continuation_reason
 
 WORKING = "working"
 COMPACTING_TTL_S = 120
@@ -226,13 +227,6 @@ def _usage_says_wait(ctx: HookContext, usage) -> str:
         limits.hold(ctx.home, ctx.config, members, usage, ctx.now)
         return usage.why
     return f"usage pacing: {usage.why}"
-
-
-def continuation_reason(item: workqueue.WorkItem) -> str:
-    return (f"torchsm: next task (work item {item.id}, {item.priority.value}):\n\n{item.text}\n\n"
-            f"When it is finished, just stop: torchsm marks item {item.id} done and hands "
-            f"you the next one. If you finish or give it up yourself, run "
-            f"`torchsm queue done {item.id}` or `torchsm queue fail {item.id} --error WHY`.")
 
 
 def _previous_item(ctx: HookContext, facts: StopFacts) -> int | None:

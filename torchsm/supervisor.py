@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from torchsm import (accounts, agents, budget, ledger, limits, mirror, novas, outcome, pacing,
-                     personalities, rhythm, runfiles, safety, settle, store, wake, workqueue)
+                     personalities, prompts, rhythm, runfiles, safety, settle, store, wake,
+                     workqueue)
 from torchsm.clock import format_time
 from torchsm.config import Config, Home, cost_limit_for, usage_for
 from torchsm.session_reader import SessionReader
@@ -618,24 +619,13 @@ def _waiting_why(state: str, until: float | None, reason: str | None) -> str:
     return f"{state} until {format_time(until)}" + (f" ({reason})" if reason else "")
 
 
-def item_prompt(item: workqueue.WorkItem) -> str:
-    """A work item as a session's prompt: its text, then how to finish it."""
-    return (f"{item.text}\n\n[torchsm work item {item.id} ({item.priority.value}). When it "
-            f"is finished, just stop: torchsm marks it done. If you finish or give it up "
-            f"yourself, run `torchsm queue done {item.id}` or "
-            f"`torchsm queue fail {item.id} --error WHY`.]")
-
-
 def _prompt(work: Work, item: workqueue.WorkItem | None) -> str:
     if work.signal is not None:
-        sender = f" from {work.signal.sender}" if work.signal.sender else ""
-        return f"Wake signal ({work.signal.tier.value}){sender}: {work.signal.message}"
+        return prompts.wake_prompt(work.signal.tier.value, work.signal.sender,
+                                   work.signal.message)
     if work.kind == "restart":
-        reason = work.restart[1] if work.restart else None
-        note = ("torchsm: the last session stopped with work left"
-                + (f" ({reason})" if reason else "") + ".")
-        return f"{note}\n\n{item_prompt(item)}" if item else f"{note} Carry on where it stopped."
-    return item_prompt(item)
+        return prompts.restart_prompt(work.restart[1] if work.restart else None, item)
+    return prompts.item_prompt(item)
 
 
 def _what(taken: Taken) -> str:
