@@ -70,15 +70,17 @@ def supervise(home: Home, config: Config, name: str, options: RunOptions, *,
 
 @contextlib.contextmanager
 def stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
-    """SIGTERM and SIGINT set `stop` (the loop then ends cleanly) instead of killing the
-    process; yields the list of signals received. Restores the old handlers."""
+    """SIGTERM, SIGINT and SIGHUP (a closed terminal or SSH session) set `stop` (the loop
+    then ends cleanly: the agent is stopped and its session settled) instead of killing
+    the process; yields the list of signals received. Restores the old handlers."""
     received: list[int] = []
 
     def handle(signum, _frame) -> None:
         received.append(signum)
         stop.set()
 
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT,
+                                                     signal.SIGHUP)}
     try:
         yield received
     finally:

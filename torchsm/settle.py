@@ -12,15 +12,20 @@ supervisor, which only delays its next start.
 
 from __future__ import annotations
 
+import itertools
 import random
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from torchsm import accounts, agents, ledger, limits, novas, outcome, progress, store, workqueue
 from torchsm.config import Config, Home
-from torchsm.errors import NovaNotFound, TransitionRefused
+from torchsm.errors import DatabaseLocked, NovaNotFound, TransitionRefused
 from torchsm.machine import State
 from torchsm.outcome import Outcome, Verdict
+
+RECORD_RETRY_CAP_S = 1.0  # the longest pause between tries to record a session's end
+RECORD_NOTE_EVERY = 10  # one warning per this many tries
 
 # failures that say nothing about the work item: its attempt is not counted
 NOT_THE_ITEMS_FAULT = (Outcome.OVERLOADED, Outcome.ACCOUNT)
@@ -76,11 +81,24 @@ class Settler:
                 conn, self.name, since=taken.at, now=now, counted=counted,
                 error=verdict.error if verdict.failed else None)
 
-        with self._store() as db:
-            released = db.write(record)
-            if unstored:
+        released = self._until_recorded(taken, record)
+        if unstored:
+            with self._store() as db:
                 limits.enforce(db, self.home, self.config, self._account(db), now, True)
         return released
+
+    def _until_recorded(self, taken, record: Callable[[Any], Any]) -> Any:
+        """Write the end of a session, however long the database stays locked: a
+        supervisor never carries on (nor starts anything) with a result unrecorded."""
+        for attempt in itertools.count():
+            try:
+                with self._store() as db:
+                    return db.write(record)
+            except DatabaseLocked as exc:
+                if attempt % RECORD_NOTE_EVERY == 0:
+                    self.emit("warning", f"{exc.message}; the end of session "
+                                         f"{taken.session_id} is not recorded yet: trying again")
+                time.sleep(min(RECORD_RETRY_CAP_S, 0.05 * 2 ** min(attempt, 10)))
 
     def _hold_for_limit(self, taken, verdict: Verdict, now: float) -> None:
         """A usage limit or a 429: every Nova on the account holds until the reset the
