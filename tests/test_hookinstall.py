@@ -21,7 +21,7 @@ def test_install_writes_every_event_with_absolute_quoted_paths(cli, tmp_path):
         [group] = hooks[claude_event]
         [entry] = group["hooks"]
         command = entry["command"]
-        argv = shlex.split(command.split("exec ", 1)[-1])
+        argv = shlex.split(command.split("exec ", 1)[-1], comments=True)
         assert argv[0].startswith("/") and argv[-4:] == ["hook", event, "--nova", "torch"]
         assert argv[argv.index("--home") + 1] == str(cli.home)
     assert hooks["StopFailure"][0]["hooks"][0]["command"].startswith("trap '' TERM HUP; exec ")

@@ -21,18 +21,43 @@ def hooks() -> None:
 def scan(env: Env, paths: tuple[str, ...]) -> None:
     """Find dangerous patterns in hook scripts and settings: agents started from hooks,
     scripts re-executing themselves, endless loops without sleep, API keys in clear.
-    Exits 1 when it finds any."""
-    from torchsm.hookscan import scan_paths
+    Exits 1 when it finds any.
+
+    \b
+    Folders are scanned recursively (not .git, node_modules, __pycache__); a symlinked
+    folder is followed once, and a symlink loop is a note. Files of any size are read line
+    by line; a line over 4 MiB is scanned in pieces (with a note). Binary files (a NUL byte
+    in the first 8 KiB) are skipped with a note; bytes that are not UTF-8 are replaced and
+    the rest scanned, with a note. Notes go to stderr as `torchsm: note: ...`.
+
+    \b
+    A file that cannot be read (permission denied, a read error, a symlink to nothing
+    named on the command line) makes the scan incomplete: it never says "no dangerous
+    patterns found" then, and exits 1 with `torchsm: error: scan incomplete: ...`."""
+    from torchsm.hookscan import scan as scan_files
 
     try:
-        findings = scan_paths(list(paths))
+        report = scan_files(list(paths))
     except FileNotFoundError as exc:
         raise TorchsmError(f"no such file: {exc.args[0]}") from None
-    env.emit([f.as_dict() for f in findings],
-             "\n".join(map(str, findings)) if findings else "no dangerous patterns found")
+    for note in report.notes:
+        click.echo(f"torchsm: note: {note}", err=True)
+    findings, unread = report.findings, len(report.unscanned)
     if findings:
-        count = len(findings)
-        raise TorchsmError(f"{count} dangerous pattern{'s' if count > 1 else ''} found")
+        text = "\n".join(map(str, findings))
+    else:
+        text = None if unread else "no dangerous patterns found"
+    env.emit([f.as_dict() for f in findings], text)
+    count = len(findings)
+    found = f"{count} dangerous pattern{'s' if count > 1 else ''} found"
+    incomplete = (f"scan incomplete: {unread} file{'s' if unread > 1 else ''} could not be "
+                  "read (see the notes)")
+    if findings and unread:
+        raise TorchsmError(f"{found}; {incomplete}")
+    if findings:
+        raise TorchsmError(found)
+    if unread:
+        raise TorchsmError(f"{incomplete}; no dangerous patterns in the rest")
 
 
 @hooks.command()
@@ -43,14 +68,30 @@ def scan(env: Env, paths: tuple[str, ...]) -> None:
 @pass_env
 def install(env: Env, nova: str, project: str) -> None:
     """Merge torchsm's hook entries (every event) into PROJECT/.claude/settings.json.
-    Keeps your own hooks and settings, writes a backup, and is safe to run again."""
+    Keeps your own hooks and settings, writes a backup, and is safe to run again.
+
+    \b
+    Only entries torchsm wrote are replaced: they end in `# managed by torchsm hooks
+    install`. The file is replaced atomically, through a symlink (the link stays), keeping
+    its mode and owner; a new one is 0600; it is never left writable by group or others.
+    A read-only file is refused. Each change keeps a backup beside it
+    (settings.json.torchsm-backup-STAMP, the newest 5); a run that changes nothing writes
+    nothing."""
     from pathlib import Path
 
     from torchsm import hookinstall, novas
 
     novas.status(env.home, env.config, nova)  # the Nova must exist in this home
     done = hookinstall.install(Path(project).resolve(), nova, env.home.path)
-    text = (f"installed torchsm hooks for {nova} in {done['settings']}"
-            + (f" (backup: {done['backup']})" if done["backup"] else "")
-            if done["changed"] else f"hooks for {nova} already installed in {done['settings']}")
+    if done["changed"]:
+        text = f"installed torchsm hooks for {nova} in {done['settings']}"
+        if "target" in done:
+            text += f" (through the symlink: written to {done['target']})"
+        if done["backup"]:
+            text += f" (backup: {done['backup']})"
+        if "mode_was" in done:
+            text += (f"\nmode {done['mode_was']} -> {done['mode']}: a file that runs commands "
+                     "must not be writable by others")
+    else:
+        text = f"hooks for {nova} already installed in {done['settings']}"
     env.emit(done, text)
