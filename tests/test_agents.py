@@ -6,7 +6,10 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 from torchsm.agents import SessionOutput, build_argv, run_session
+from torchsm.errors import AgentCommandError
 
 PY = sys.executable
 
@@ -20,8 +23,9 @@ def script(tmp_path, body: str) -> list[str]:
 def test_prompt_placeholder_or_stdin():
     assert build_argv(["claude", "-p", "{prompt}", "--x"], "do it") == (
         ["claude", "-p", "do it", "--x"], False)
-    assert build_argv(["agent", "--prompt={prompt}"], "a b") == (["agent", "--prompt=a b"], False)
     assert build_argv(["agent"], "a b") == (["agent"], True)
+    with pytest.raises(AgentCommandError):  # only a whole argument (test_prompt_argument.py)
+        build_argv(["agent", "--prompt={prompt}"], "a b")
 
 
 def test_stream_json_is_understood():
@@ -115,6 +119,61 @@ def test_stop_request_sends_term_then_kill(tmp_path):
     run = run_session(argv, env=dict(os.environ), grace_s=0.5,
                       should_stop=lambda: time.monotonic() - started > 0.5)
     assert run.stopped and run.exit_status == -9 and run.output.text == "stubborn"
+
+
+def test_a_child_that_exits_on_its_own_as_the_stop_comes_is_a_normal_end(tmp_path):
+    """Issue 14, crash finding 4: the stop request (the supervisor's SIGTERM) comes just
+    after the agent exited 0 on its own: a clean end, not `stopped`, or the finished item
+    would run again."""
+    pid_file, go = tmp_path / "agent.pid", tmp_path / "go"
+    argv = script(tmp_path, f"""
+        import os, sys, time
+        open({str(pid_file)!r}, "w").write(str(os.getpid()))
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.005)
+        print("all done", flush=True)
+        sys.exit(0)
+    """)
+    asked = []
+
+    def stop_once_the_child_has_exited() -> bool:
+        # called while the child still runs; it exits (unreaped: a zombie) before we answer
+        while not pid_file.exists() or not pid_file.read_text():
+            time.sleep(0.005)
+        pid = int(pid_file.read_text())
+        go.touch()
+        deadline = time.monotonic() + 10
+        while _state(pid) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.005)
+        asked.append(_state(pid))
+        return True
+
+    run = run_session(argv, env=dict(os.environ), grace_s=1,
+                      should_stop=stop_once_the_child_has_exited)
+    assert asked == ["Z"]  # the stop was asked after the child had exited
+    assert (run.stopped, run.timed_out, run.exit_status) == (False, False, 0)
+    assert run.output.text == "all done"
+
+
+def test_a_child_still_running_when_the_stop_comes_is_stopped(tmp_path):
+    argv = script(tmp_path, """
+        import time
+        print("working", flush=True)
+        time.sleep(60)
+    """)
+    started = time.monotonic()
+    run = run_session(argv, env=dict(os.environ), grace_s=5,
+                      should_stop=lambda: time.monotonic() - started > 0.3)
+    assert run.stopped and not run.timed_out and run.exit_status == -15
+    assert time.monotonic() - started < 5
+
+
+def _state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
 
 
 def _alive(pid: int) -> bool:

@@ -20,17 +20,38 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from torchsm.errors import AgentCommandError
+
 PROMPT_PLACEHOLDER = "{prompt}"
 TAIL_LINES = 40
 READ_CHUNK = 1 << 16
 
 
+def check_template(template: list[str] | tuple[str, ...]) -> None:
+    """AgentCommandError unless every `{prompt}` in COMMAND is a whole argument.
+
+    Inside a larger argument (`sh -c 'echo {prompt}'`, `--prompt={prompt}`) the prompt's
+    text would become part of something else, a shell script at worst: a work item or a
+    wake message could then run commands. The prompt is only ever one argument of its own.
+    """
+    for arg in template:
+        if PROMPT_PLACEHOLDER in arg and arg != PROMPT_PLACEHOLDER:
+            raise AgentCommandError(
+                f"{PROMPT_PLACEHOLDER} must be a whole argument, not part of {arg!r} (the "
+                f"prompt's text could run as commands): pass {PROMPT_PLACEHOLDER} as an "
+                f"argument of its own (sh -c 'echo \"$1\"' sh {PROMPT_PLACEHOLDER}), use "
+                f"$TORCHSM_PROMPT, or leave it out to get the prompt on stdin")
+
+
 def build_argv(template: list[str], prompt: str) -> tuple[list[str], bool]:
-    """COMMAND with `{prompt}` arguments replaced; (argv, prompt_goes_on_stdin)."""
+    """COMMAND with each `{prompt}` argument replaced by the prompt, verbatim, as one
+    argument; (argv, prompt_goes_on_stdin). `{prompt}` inside a larger argument is
+    refused (check_template)."""
     if not template:
         raise ValueError("no agent command given")
-    uses_placeholder = any(PROMPT_PLACEHOLDER in arg for arg in template)
-    argv = [arg.replace(PROMPT_PLACEHOLDER, prompt) for arg in template]
+    check_template(template)
+    uses_placeholder = PROMPT_PLACEHOLDER in template
+    argv = [prompt if arg == PROMPT_PLACEHOLDER else arg for arg in template]
     return argv, not uses_placeholder
 
 
@@ -162,20 +183,28 @@ def run_session(argv: list[str], *, env: dict[str, str], cwd: str | None = None,
                 on_line: Callable[[str], None] | None = None,
                 on_text: Callable[[str], None] | None = None,
                 on_signal: Callable[[str, dict[str, Any]], None] | None = None,
+                on_start: Callable[[int], None] | None = None,
                 clock: Callable[[], float] = time.time) -> SessionRun:
     """Run one agent session to its end, its timeout, or until `should_stop()` says so.
 
     The child runs in its own process group so a timeout or shutdown reaches the whole
     tree it started: SIGTERM, then SIGKILL after `grace_s`. `on_line` sees every line of
     stdout; `on_text` sees the same output in blocks of complete lines (cheaper);
-    `on_signal` each rate_limit_event and api_retry as it is read (on the reader thread).
+    `on_signal` each rate_limit_event and api_retry as it is read (on the reader thread);
+    `on_start` the agent's pid once it runs. The agent is asked to die with this process
+    (orphans.die_with_parent).
     """
     output = SessionOutput(listener=on_signal)
     started = clock()
+    from torchsm.orphans import die_with_parent
+
     proc = subprocess.Popen(argv, env=env, cwd=cwd, start_new_session=True,
+                            preexec_fn=die_with_parent(),
                             stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
     stderr_tail: collections.deque = collections.deque(maxlen=TAIL_LINES)
+    if on_start is not None:
+        on_start(proc.pid)  # the group's leader: what a later supervisor looks for
 
     def handle_stdout(text: str) -> None:
         output.feed_block(text)
@@ -193,15 +222,17 @@ def run_session(argv: list[str], *, env: dict[str, str], cwd: str | None = None,
     deadline = time.monotonic() + timeout_s
     timed_out = stopped = False
     while proc.poll() is None:
-        if time.monotonic() >= deadline:
-            timed_out = True
-            break
-        if should_stop():
-            stopped = True
+        out_of_time = time.monotonic() >= deadline
+        if out_of_time or should_stop():
+            # Only a child still running when we signal it is ended by us. One that has
+            # exited on its own meanwhile (the stop came as it finished) ended normally,
+            # whatever should_stop says: recorded `stopped`, its finished work would run
+            # again (issue 14, crash finding 4).
+            if proc.poll() is None:
+                timed_out, stopped = out_of_time, not out_of_time
+                terminate_group(proc, grace_s)
             break
         _wait_a_little(proc, readers[0])
-    if proc.poll() is None:
-        terminate_group(proc, grace_s)
     for reader in readers:
         reader.join(timeout=5)
     return SessionRun(argv, started, clock(), proc.returncode, timed_out, stopped, output,

@@ -14,13 +14,11 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, NamedTuple, Sequence
 
-# Patterns as text: `re` caches what it compiles, and a process whose mirror is off never
-# compiles them. (Start-up time matters here; so the small types are NamedTuples, which
-# are cheaper to define than dataclasses.)
-_URL = (r"^(?P<scheme>rediss?|unix)://"
-        r"(?:(?P<user>[^:@/]*)(?::(?P<password>[^@]*))?@)?"
-        r"(?P<location>[^?]*)(?:\?(?P<query>.*))?$")
+# A pattern as text: `re` caches what it compiles, and a process whose mirror is off never
+# compiles it. (Start-up time matters here; so the small types are NamedTuples, which are
+# cheaper to define than dataclasses.)
 _HOST_PORT = r"^(?P<host>\[[^\]]+\]|[^:/]*)(?::(?P<port>\d+))?(?:/(?P<db>\d*))?$"
+_SCHEMES = ("redis", "rediss", "unix")
 
 
 class Unreachable(Exception):
@@ -49,23 +47,52 @@ class Endpoint(NamedTuple):
 
 def parse_url(url: str) -> Endpoint:
     """`redis://[[user]:password@]host[:port][/db]`, `rediss://...` (TLS), or
-    `unix://[[user]:password@]/path/to.sock[?db=N]`."""
-    match = re.match(_URL, url)
-    if not match:
+    `unix://[[user]:password@]/path/to.sock[?db=N]`. The scheme's case does not matter;
+    the password may hold `@`, `:` and `/` (split_url), or be %-quoted."""
+    prefix, userinfo, location = split_url(url)
+    scheme = prefix[:-3].lower()
+    if scheme not in _SCHEMES:
         raise BadUrl(f"not a redis URL: {mask_url(url)!r}")
-    user, password = _unquote(match["user"]) or None, _unquote(match["password"])
-    query = dict(p.split("=", 1) for p in (match["query"] or "").split("&") if "=" in p)
-    if match["scheme"] == "unix":
-        if not match["location"].startswith("/"):
+    user = password = None
+    if userinfo is not None:
+        name, colon, secret = userinfo.partition(":")
+        user, password = _unquote(name) or None, _unquote(secret) if colon else None
+    location, _, query_text = location.partition("?")
+    query = dict(p.split("=", 1) for p in query_text.split("&") if "=" in p)
+    if scheme == "unix":
+        if not location.startswith("/"):
             raise BadUrl(f"a unix:// URL needs an absolute socket path: {mask_url(url)!r}")
-        return Endpoint(unix_path=match["location"], db=_db(query.get("db", "0"), url),
+        return Endpoint(unix_path=location, db=_db(query.get("db", "0"), url),
                         username=user, password=password)
-    where = re.match(_HOST_PORT, match["location"])
+    where = re.match(_HOST_PORT, location)
     if not where or not where["host"]:
         raise BadUrl(f"not a redis URL (host:port/db expected): {mask_url(url)!r}")
     return Endpoint(host=where["host"].strip("[]"), port=int(where["port"] or 6379),
                     db=_db(where["db"] or query.get("db") or "0", url), username=user,
-                    password=password, tls=match["scheme"] == "rediss")
+                    password=password, tls=scheme == "rediss")
+
+
+def split_url(url: str) -> tuple[str, str | None, str]:
+    """`(prefix, userinfo, location)`: the scheme with its `://` as written (or "" when
+    there is none), the `user:password` part (None when there is none) and the rest.
+
+    The user info runs to the *last* `@`: a password may hold `@`, `:` and `/`, and a
+    host, port, database number or query never holds `@`. A unix:// socket path may hold
+    one, so there the user info ends at the last `@/`, and a path given at once (`///`)
+    has none. parse_url (to connect) and mask_url (to show) both split here, so what is
+    hidden is exactly what is sent as the password.
+    """
+    head, sep, rest = url.partition("://")
+    prefix = head + sep if sep else ""
+    if not sep:
+        rest = url
+    if prefix.lower() == "unix://" and (rest.startswith("/") or "@/" in rest):
+        if rest.startswith("/"):
+            return prefix, None, rest
+        userinfo, _, path = rest.rpartition("@/")
+        return prefix, userinfo, "/" + path
+    userinfo, at, location = rest.rpartition("@")
+    return (prefix, userinfo, location) if at else (prefix, None, rest)
 
 
 def _db(text: str, url: str) -> int:
@@ -83,8 +110,14 @@ def _unquote(text: str | None) -> str | None:
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by `****`, fit to print."""
-    return re.sub(r"^([a-z]+://[^:@/]*):[^@]*@", r"\1:****@", url)
+    """The URL with any password replaced by `****`, fit to print: whatever the scheme's
+    case, and a password holding `@` is hidden whole (split_url). The one function
+    that every place showing the mirror URL uses."""
+    prefix, userinfo, location = split_url(url)
+    if userinfo is None:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    return f"{prefix}{user}:****@{location}" if colon else url
 
 
 def encode(args: Sequence[Any]) -> bytes:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time
 
 import click
 
-from torchsm.cli.common import Env, common_options, pass_env
+from torchsm.cli.common import Env, common_options, json_line, pass_env, printable
 from torchsm.clock import format_time
 
 
@@ -30,9 +29,13 @@ def run(env: Env, name: str, command: tuple[str, ...], once: bool, max_sessions:
     """Supervise Nova NAME: start COMMAND for each session, within the budgets.
 
     Each session's prompt is a due wake signal, a restart request or the next work item.
-    `{prompt}` in COMMAND's arguments is replaced by it; without `{prompt}` the prompt goes
-    to COMMAND's stdin. COMMAND inherits this environment plus TORCHSM_NOVA, TORCHSM_HOME,
-    TORCHSM_PROMPT, TORCHSM_SESSION and, for a work item, TORCHSM_ITEM. For Claude Code:
+    An argument `{prompt}` of COMMAND is replaced by it, as one argument; without
+    `{prompt}` the prompt goes to COMMAND's stdin. {prompt} must be a whole argument:
+    inside a larger one (`sh -c 'echo {prompt}'`) the prompt's text could run as
+    commands, so such a COMMAND is refused (in a shell: `sh -c '... "$1"' sh {prompt}`,
+    or read $TORCHSM_PROMPT). COMMAND inherits this environment plus TORCHSM_NOVA,
+    TORCHSM_HOME, TORCHSM_PROMPT, TORCHSM_SESSION and, for a work item, TORCHSM_ITEM.
+    For Claude Code:
 
     \b
         torchsm run torch -- claude -c -p {prompt} --output-format stream-json --verbose
@@ -44,8 +47,9 @@ def run(env: Env, name: str, command: tuple[str, ...], once: bool, max_sessions:
     [supervisor] stop_grace_s, and its work item goes back to the queue. One supervisor
     per Nova. Prints one line per event (JSON lines with --json).
     """
-    from torchsm import runner, supervisor
+    from torchsm import agents, runner, supervisor
 
+    agents.check_template(command)  # before anything starts
     options = supervisor.RunOptions(tuple(command), cwd, once, max_sessions, until_idle)
     stop = threading.Event()
     with runner.stop_on_signals(stop) as received:
@@ -61,9 +65,12 @@ def run(env: Env, name: str, command: tuple[str, ...], once: bool, max_sessions:
 def _printer(env: Env):
     def show(event: dict) -> None:
         if env.json:
-            click.echo(json.dumps(event, ensure_ascii=False))
+            click.echo(json_line(event))
         else:
+            # an event's message quotes item texts, wake texts and the agent's output:
+            # one line each, its control characters made visible
             at = (event.get("at") or "")[11:]
-            click.echo(f"{at + ' ' if at else ''}{event['nova']}: {event['message']}")
+            click.echo(printable(f"{at + ' ' if at else ''}{event['nova']}: "
+                                 f"{event['message']}", multiline=False))
 
     return show

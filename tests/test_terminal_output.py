@@ -1,0 +1,123 @@
+"""Text output never hands a terminal raw control characters (issue 14, finding 12).
+
+Item texts, senders, wake texts, message texts and reasons come from anyone who can add
+work or send a message; printed raw, `\\x1b]0;...\\x07` retitles the terminal, `\\x1b[2J`
+clears it, and worse sequences exist. Text output shows them as visible escapes; JSON
+output escapes them already (and C1 controls, which JSON leaves alone, are escaped too).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from helpers import Cli, torchsm_executable, write_config
+from torchsm.cli.common import printable, table
+from torchsm.config import Home
+
+HOSTILE = "\x1b]0;pwned\x07\x1b[2J\x9b31m\rfake\x7f"
+# what may reach the terminal: printable text, newlines and tabs
+RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+FAST = """
+redis_url = "off"
+[personalities.torch]
+base_cycle_s = 0.2
+[supervisor]
+stop_grace_s = 1
+load_stretch_above = 0
+"""
+
+
+@pytest.fixture
+def torch(cli: Cli) -> Cli:
+    write_config(Home(cli.home), FAST)
+    cli("nova", "add", "torch")
+    return cli
+
+
+def assert_clean(out: str) -> None:
+    assert out, "no output"
+    assert not RAW_CONTROL.search(out), repr(out)
+
+
+def test_printable_escapes_controls_visibly():
+    assert printable("a\x1b[2Jb") == "a\\x1b[2Jb"
+    assert printable("bell\x07 cr\r nul\x00 del\x7f csi\x9b") == (
+        "bell\\x07 cr\\r nul\\x00 del\\x7f csi\\x9b")
+    assert printable("two\nlines\tand a tab") == "two\nlines\tand a tab"
+    assert printable("two\nlines\t", multiline=False) == "two\\nlines\\t"
+    assert printable("plain text, ünïcödé ✓") == "plain text, ünïcödé ✓"
+    assert table([["1", "x\x1b[2J\ny"]], ["ID", "TEXT"]) == "ID  TEXT\n1   x\\x1b[2J\\ny"
+
+
+def test_queue_texts(torch):
+    item_id = torch("queue", "add", HOSTILE).out.strip()
+    out = torch("queue", "list").out
+    assert_clean(out)
+    assert "\\x1b]0;pwned\\x07\\x1b[2J" in out
+    claimed = torch("queue", "claim", "--nova", "torch").out
+    assert_clean(claimed)
+    assert claimed.startswith(f"{item_id}\t\\x1b]0;pwned")
+    [item] = torch("queue", "list", "--json").json()
+    assert item["text"] == HOSTILE  # stored and shown as JSON unchanged
+
+
+def test_wake_texts_and_senders(torch):
+    sent = torch("wake", "torch", HOSTILE, "--sender", "ev\x1b[2Jil")
+    assert_clean(sent.out)
+    out = torch("wake", "list").out
+    assert_clean(out)
+    assert "ev\\x1b[2Jil" in out and "\\x1b]0;pwned" in out
+    assert_clean(torch("wake", "classify", HOSTILE, "--explain").out)
+    [signal] = torch("wake", "list", "--json").json()
+    assert signal["message"] == HOSTILE
+
+
+def test_message_texts(torch):
+    assert_clean(torch("message", "send", "torch", "torch", HOSTILE).out)
+    out = torch("message", "list", "torch").out
+    assert_clean(out)
+    assert "\\x1b]0;pwned" in out
+    raw = torch("message", "list", "torch", "--json").out
+    assert not RAW_CONTROL.search(raw)  # JSON: \u001b ..., and C1 as \u009b
+    assert json.loads(raw)[0]["text"] == HOSTILE
+
+
+def test_message_follow(torch):
+    torch("message", "send", "torch", "torch", HOSTILE)
+    follow = subprocess.Popen([*torchsm_executable(), "message", "list", "torch", "--follow"],
+                              env=torch.env(), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = follow.stdout.readline().decode()
+    finally:
+        follow.terminate()
+        follow.wait(10)
+    assert "\\x1b]0;pwned" in line
+    assert_clean(line.rstrip("\n"))
+
+
+def test_history_reasons(torch):
+    torch("transition", "torch", "cool", "--for", "5", "--reason", HOSTILE)
+    out = torch("history", "torch").out
+    assert_clean(out)
+    assert "\\x1b]0;pwned" in out
+
+
+def test_run_event_lines(torch):
+    torch("queue", "add", HOSTILE)
+    lines = torch("run", "torch", "--once", "--json", "--", "true").out
+    assert not RAW_CONTROL.search(lines)  # JSON: \u001b ..., and C1 as \u009b
+    events = [json.loads(line) for line in lines.splitlines()]
+    assert any("\x1b]0;pwned\x07" in e["message"] for e in events)
+    torch("queue", "add", HOSTILE)
+    # a failing agent: its output is quoted in the event lines too
+    out = torch("run", "torch", "--once", "--", "sh", "-c",
+                "printf 'agent says \\033[2J\\n' >&2; exit 3").out
+    assert "session 2 started" in out and "crashed" in out
+    assert_clean(out)
+    assert "\\x1b]0;pwned" in out and "agent says \\x1b[2J" in out
