@@ -80,8 +80,8 @@ def rows(cli: Cli, sql: str, *args) -> list[tuple]:
 HEAVY = ("sqlalchemy", "alembic", "redis")
 _PROBE = """
 import json, sys
-from torchsm.cli import run
-code = run(sys.argv[2:])
+from torchsm.cli import execute
+code = execute(sys.argv[2:])
 sys.stdout.flush()
 watched = set(sys.argv[1].split(","))
 loaded = sorted({m.split('.')[0] for m in sys.modules} & watched)

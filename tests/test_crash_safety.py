@@ -2,8 +2,10 @@
 session is recorded however long the database stays locked. Real `torchsm run`
 processes, real agents, a real SQLite file locked by this test."""
 
+import os
 import signal
 import sqlite3
+import sys
 import time
 
 from helpers import Cli, write_config
@@ -65,3 +67,79 @@ def test_the_end_of_a_session_is_recorded_however_long_the_database_is_locked(to
     assert query(torch, "SELECT outcome, exit_status FROM sessions") == [("ok", 0)]
     assert torch("queue", "list", "--json").json()[0]["status"] == "done"
     assert "is not recorded yet: trying again" in out
+
+
+def agent_logging_each_run(tmp_path, *, finish: bool = False, ignore_term: bool = False):
+    """An agent that logs each run of its item, may mark the item done itself, may ignore
+    SIGTERM, then works for a long time."""
+    log, pid_file = tmp_path / "runs.log", tmp_path / "agent.pid"
+    command = agent_script(tmp_path, f"""
+        import os, signal, subprocess, sys, time
+        if {ignore_term}:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        with open({str(log)!r}, "a") as f:
+            f.write(os.environ["TORCHSM_ITEM"] + "\\n")
+        if {finish}:
+            subprocess.run([{sys.executable!r}, "-m", "torchsm", "queue", "done",
+                            os.environ["TORCHSM_ITEM"]], check=True)
+        open({str(pid_file)!r}, "w").write(str(os.getpid()))
+        time.sleep(60)
+    """)
+    return command, log, pid_file
+
+
+def kill_supervisor_mid_session(torch, command, pid_file) -> int:
+    run = start(torch, "torch", "--", *command)
+    agent = int(wait_for(lambda: pid_file.exists() and pid_file.read_text()))
+    run.kill()  # -9: no handler runs
+    run.communicate(timeout=10)
+    return agent
+
+
+def test_an_agent_dies_with_its_supervisor(torch, tmp_path):
+    torch("queue", "add", "long work")
+    command, _, pid_file = agent_logging_each_run(tmp_path)
+    agent = kill_supervisor_mid_session(torch, command, pid_file)
+    wait_for(lambda: not alive(agent), timeout=5)
+
+
+def test_the_next_supervisor_stops_an_orphan_and_runs_its_item_once_more(torch, tmp_path):
+    torch("queue", "add", "long work")
+    command, log, pid_file = agent_logging_each_run(tmp_path, ignore_term=True)
+    orphan = kill_supervisor_mid_session(torch, command, pid_file)
+    assert alive(orphan)  # it ignored the death signal
+    pid_file.unlink()
+    run = start(torch, "torch", "--json", "--", *command)
+    second = int(wait_for(lambda: pid_file.exists() and pid_file.read_text()))
+    assert not alive(orphan) and second != orphan  # stopped before anything started
+    run.kill()
+    run.communicate(timeout=10)
+    os.kill(second, signal.SIGKILL)
+    # the item ran twice only because the first run was cut short: never side by side
+    assert log.read_text().split() == ["1", "1"]
+    sessions = query(torch, "SELECT outcome, error FROM sessions ORDER BY id")
+    assert sessions[0] == ("stopped", "the supervisor ended before the session did")
+
+
+def test_an_item_the_orphan_finished_is_not_run_again(torch, tmp_path):
+    torch("queue", "add", "quick work")
+    command, log, pid_file = agent_logging_each_run(tmp_path, finish=True, ignore_term=True)
+    orphan = kill_supervisor_mid_session(torch, command, pid_file)
+    run = start(torch, "torch", "--until-idle", "--json", "--", *command)
+    out, err = run.communicate(timeout=30)
+    assert run.returncode == 0, err
+    assert not alive(orphan)
+    assert "outlived its supervisor: stopping it" in out
+    assert log.read_text().split() == ["1"]
+    assert torch("queue", "list", "--json").json()[0]["status"] == "done"
+
+
+def test_until_idle_recovers_a_dead_supervisors_claim_at_once(torch, tmp_path):
+    torch("queue", "add", "work the dead one held")
+    command, log, pid_file = agent_logging_each_run(tmp_path)
+    kill_supervisor_mid_session(torch, command, pid_file)
+    quick = agent_script(tmp_path, "print('done')", name="quick.py")
+    out = torch("run", "torch", "--until-idle", "--", *quick).out
+    assert "idle: nothing to do" in out and "session 2 ok" in out  # not "idle" at once
+    [item] = torch("queue", "list", "--json").json()
+    assert (item["status"], item["attempts"]) == ("done", 1)

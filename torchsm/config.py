@@ -7,6 +7,7 @@ of the wrong type is an error that names the key, so a typo never silently means
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -130,6 +131,99 @@ class Config(NamedTuple):
 ACCOUNT_KEYS = {**get_type_hints(UsageConfig), "max_cost_usd_per_day": float}
 
 
+class NumberRange(NamedTuple):
+    """Where one config number may lie. Every number must also be finite: TOML allows
+    `inf` and `nan`, and a cooldown of `inf` committed to the database outlives the
+    config that caused it."""
+
+    low: float
+    high: float
+    above_low: bool = False  # the low end itself is refused
+    kind: str = "number"  # duration | count | fraction | number: how errors phrase it
+
+
+MAX_DURATION_S = 10 * 365 * 86400.0
+MAX_COUNT = 1_000_000
+
+
+def duration(positive: bool = False, low: float = 0) -> NumberRange:
+    return NumberRange(low, MAX_DURATION_S, positive, "duration")
+
+
+def count(low: int = 1, high: int = MAX_COUNT) -> NumberRange:
+    return NumberRange(low, high, False, "count")
+
+
+FRACTION = NumberRange(0, 1, False, "fraction")
+UTILIZATION = NumberRange(0, 1, True, "fraction")  # 0 would mean "always at the limit"
+LOAD_PER_CORE = NumberRange(0, 1000)  # 0: off
+MONEY_PER_DAY = NumberRange(0, 1_000_000)  # USD; 0: no budget
+
+# section.key -> its range; a test checks that every int/float field has one
+RANGES: dict[str, NumberRange] = {
+    "safety.hook_burst": count(1),
+    "safety.hook_window_s": duration(positive=True),
+    "safety.cooldown_base_s": duration(),
+    "safety.cooldown_cap_s": duration(),
+    "safety.cooldown_jitter": FRACTION,
+    "safety.clean_hour_s": duration(positive=True),
+    "safety.meditation_s": duration(),
+    "safety.bangs_to_meditate": count(0),
+    "safety.cooldowns_to_meditate": count(0),
+    "safety.no_progress_continuations": count(0),  # 0: off
+    "supervisor.max_sessions_per_hour": count(1),
+    "supervisor.max_continuations": count(0),
+    "supervisor.session_timeout_s": duration(positive=True),
+    "supervisor.max_cost_usd_per_day": MONEY_PER_DAY,
+    "supervisor.stop_grace_s": duration(),
+    "supervisor.crash_window_s": duration(),
+    "supervisor.load_stretch_above": LOAD_PER_CORE,
+    "supervisor.no_progress_sessions": count(0),  # 0: off
+    "usage.slow_utilization": UTILIZATION,
+    "usage.stop_utilization": UTILIZATION,
+    "usage.reset_margin_s": duration(),
+    "wake.load_defer_per_core": LOAD_PER_CORE,
+    "wake.repeat_window_s": duration(),
+    "queue.lease_s": duration(positive=True),
+    "queue.max_attempts": count(1),
+    "db.lock_timeout_s": duration(),
+    "mirror.maxlen": count(0, 10**9),  # 0: uncapped
+    "mirror.connect_timeout_s": duration(positive=True),
+    "mirror.outage_memory_s": duration(),
+    "mirror.dedup_ttl_s": duration(low=1),  # Redis EX takes whole seconds, at least 1
+}
+
+
+def check_number(key: str, value: int | float, allowed: NumberRange) -> None:
+    """Refuse a number that is not finite or not in `allowed`, naming the key."""
+    where = f"torchsm.toml: '{key}'"
+    if not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number, got {value}")
+    if value < 0 <= allowed.low:
+        raise ConfigError(f"{where} must not be negative, got {value}")
+    above = value > allowed.low if allowed.above_low else value >= allowed.low
+    if allowed.kind == "fraction" and not (above and value <= allowed.high):
+        bounds = "above 0 and at most 1" if allowed.above_low else "from 0 to 1"
+        raise ConfigError(f"{where} must be {bounds}, got {value}")
+    if allowed.above_low and value <= allowed.low:
+        what = "a positive number of seconds" if allowed.kind == "duration" \
+            else f"above {allowed.low:g}"
+        raise ConfigError(f"{where} must be {what}, got {value}")
+    if value < allowed.low:
+        unit = " second" if allowed.kind == "duration" else ""
+        raise ConfigError(f"{where} must be at least {allowed.low:g}{unit}, got {value}")
+    if value > allowed.high:
+        limit = _plain(allowed.high)
+        if allowed.kind == "duration":
+            limit = f"{allowed.high / (365 * 86400):g} years ({limit} seconds)"
+        raise ConfigError(f"{where} must be at most {limit}, got {value:g}")
+
+
+def _plain(number: float) -> str:
+    """1000000 rather than 1e+06."""
+    return f"{number:.0f}" if float(number).is_integer() else f"{number:g}"
+
+
 def usage_for(config: Config, account: str) -> UsageConfig:
     """The [usage] settings of one account: [usage], overridden by [accounts.NAME]."""
     overrides = config.accounts.get(account) or {}
@@ -170,12 +264,22 @@ def _read_toml(path: Path) -> dict[str, Any]:
     import tomllib
 
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")  # an editor's BOM is no reason to fail
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not valid UTF-8 (line {line}: byte "
+                          f"0x{data[exc.start]:02x}); save it as UTF-8") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") \
+            from None
 
 
 def parse_config(raw: dict[str, Any]) -> Config:
@@ -214,12 +318,6 @@ def _parse_section(name: str, raw: Any, cls: type) -> Any:
         raise ConfigError(
             "torchsm.toml: 'wake.quiet_hours' must look like \"22:00-07:00\" or be empty"
         )
-    if name == "queue":
-        _check_queue(values)
-    if name == "supervisor":
-        _check_supervisor(values)
-    if name == "usage":
-        _check_usage(name, values)
     return cls(**values)
 
 
@@ -238,37 +336,19 @@ def _account_tables(raw: Any) -> dict[str, dict[str, Any]]:
             if key not in ACCOUNT_KEYS:
                 raise ConfigError(f"torchsm.toml: unknown key 'accounts.{name}.{key}' (keys: "
                                   f"{', '.join(ACCOUNT_KEYS)})")
-            values[key] = _check_value(f"accounts.{name}.{key}", value, ACCOUNT_KEYS[key])
-        _check_usage(f"accounts.{name}", values)
+            # the same range as the [usage] or [supervisor] key it overrides
+            section = "usage" if key in UsageConfig._fields else "supervisor"
+            values[key] = _check_value(f"accounts.{name}.{key}", value, ACCOUNT_KEYS[key],
+                                       RANGES.get(f"{section}.{key}"))
         tables[name] = values
     return tables
 
 
-def _check_usage(section: str, values: dict[str, Any]) -> None:
-    for key in ("slow_utilization", "stop_utilization"):
-        if key in values and not 0 < values[key] <= 1:
-            raise ConfigError(f"torchsm.toml: '{section}.{key}' must be above 0 and at most 1")
-
-
-def _check_supervisor(values: dict[str, Any]) -> None:
-    if values.get("max_sessions_per_hour", 1) < 1:
-        raise ConfigError("torchsm.toml: 'supervisor.max_sessions_per_hour' must be at least 1")
-    if values.get("session_timeout_s", 1) <= 0:
-        raise ConfigError(
-            "torchsm.toml: 'supervisor.session_timeout_s' must be a positive number of seconds")
-
-
-def _check_queue(values: dict[str, Any]) -> None:
-    if values.get("max_attempts", 1) < 1:
-        raise ConfigError("torchsm.toml: 'queue.max_attempts' must be at least 1")
-    if values.get("lease_s", 1) <= 0:
-        raise ConfigError("torchsm.toml: 'queue.lease_s' must be a positive number of seconds")
-
-
-def _check_value(key: str, value: Any, kind: type) -> Any:
+def _check_value(key: str, value: Any, kind: type,
+                 allowed: NumberRange | None = None) -> Any:
     value = _check_type(key, value, kind)
-    if kind in (int, float) and value < 0:
-        raise ConfigError(f"torchsm.toml: '{key}' must not be negative, got {value}")
+    if kind in (int, float):
+        check_number(key, value, allowed or RANGES[key])
     return value
 
 

@@ -8,15 +8,16 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NoReturn
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DatabaseError as SQLAlchemyDatabaseError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from torchsm.config import Home
-from torchsm.errors import DatabaseError, DatabaseLocked, HomeNotInitialised
+from torchsm.errors import DatabaseError, DatabaseLocked, HomeNotInitialised, corrupt_database
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -70,16 +71,48 @@ def session_scope(home: Home, lock_timeout_s: float = 5.0) -> Iterator[Session]:
     try:
         with Session(engine) as session, session.begin():
             yield session
-    except OperationalError as exc:
-        raise _translate(exc) from None
+    except SQLAlchemyDatabaseError as exc:
+        _raise_translated(exc, home)
     finally:
         engine.dispose()
 
 
-def _translate(exc: OperationalError) -> Exception:
+def _raise_translated(exc: SQLAlchemyDatabaseError, home: Home) -> NoReturn:
+    """Lock, corruption and other operational errors as one clear TorchsmError; anything
+    else (an IntegrityError its caller expects) as it is."""
+    from torchsm.store import is_corrupt
+
     if "locked" in str(exc.orig) or "busy" in str(exc.orig):
-        return DatabaseLocked("database is locked by another process")
-    return DatabaseError(f"database error: {exc.orig}")
+        raise DatabaseLocked("database is locked by another process") from None
+    if is_corrupt(exc.orig):
+        raise corrupt_database(home.db_path, str(exc.orig)) from None
+    if isinstance(exc, OperationalError):
+        raise DatabaseError(f"database error: {exc.orig}") from None
+    raise exc
+
+
+def check_database(home: Home) -> str | None:
+    """The schema revision of the home's existing database (None: empty, a new one), or
+    DatabaseCorrupt when the file is not a SQLite database, is damaged, or holds tables
+    that are not torchsm's. Reads only: `init` and `db upgrade` check before they write."""
+    import sqlite3
+
+    from torchsm.store import FOREIGN_TABLES, holds_foreign_tables, is_corrupt, schema_revision
+
+    try:
+        conn = sqlite3.connect(f"file:{home.db_path}?mode=ro", uri=True)
+        try:
+            revision = schema_revision(conn)
+            foreign = revision is None and holds_foreign_tables(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        if is_corrupt(exc):
+            raise corrupt_database(home.db_path, str(exc)) from None
+        raise DatabaseError(f"cannot read {home.db_path}: {exc}") from None
+    if foreign:
+        raise corrupt_database(home.db_path, FOREIGN_TABLES)
+    return revision
 
 
 def _alembic_config(home: Home, connection=None):
@@ -102,6 +135,8 @@ def initialise(home: Home, lock_timeout_s: float = 5.0) -> bool:
     """Create the home (0700), its folders and the database (0600), migrate to head.
     Returns True when the database was created now. Safe to run again."""
     created = not home.db_path.exists()
+    if not created:
+        check_database(home)  # never migrate over a file that is not ours, or damaged
     for folder in (home.path, home.queue_dir, home.log_dir):
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(home.path, 0o700)
@@ -117,13 +152,14 @@ def upgrade(home: Home, lock_timeout_s: float = 5.0, revision: str = "head") -> 
         raise HomeNotInitialised(f"no torchsm home at {home.path}: run `torchsm init`")
     from alembic import command
 
+    check_database(home)
     engine = make_engine(home, lock_timeout_s, foreign_keys=False)
     try:
         with engine.connect() as connection:
             command.upgrade(_alembic_config(home, connection), revision)
             connection.commit()
-    except OperationalError as exc:
-        raise _translate(exc) from None
+    except SQLAlchemyDatabaseError as exc:
+        _raise_translated(exc, home)
     finally:
         engine.dispose()
     return current(home)
@@ -133,12 +169,4 @@ def current(home: Home) -> str | None:
     """The revision the database is at (None for an empty database)."""
     if not home.is_initialised():
         raise HomeNotInitialised(f"no torchsm home at {home.path}: run `torchsm init`")
-    import sqlite3
-
-    from torchsm.store import schema_revision
-
-    conn = sqlite3.connect(f"file:{home.db_path}?mode=ro", uri=True)
-    try:
-        return schema_revision(conn)
-    finally:
-        conn.close()
+    return check_database(home)

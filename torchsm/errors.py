@@ -35,6 +35,30 @@ class DatabaseError(TorchsmError):
     """The database could not be used."""
 
 
+class DatabaseCorrupt(DatabaseError):
+    """The database file is not a torchsm database, or is corrupt."""
+
+
+def corrupt_database(path, detail: str) -> DatabaseCorrupt:
+    """The one line for a torchsm.db that SQLite cannot read (random bytes, a file cut
+    short) or that holds someone else's tables: what SQLite said, which file, and what to
+    do about it."""
+    return DatabaseCorrupt(f"database error: {detail}: {path} is not a torchsm database, or "
+                           "is corrupt; restore it from a backup, or move it aside and run "
+                           "`torchsm init` to start a new one")
+
+
+def describe_unexpected(exc: BaseException) -> str | None:
+    """A clear line for an exception no torchsm code raised on purpose but whose cause is
+    plain (input nested too deeply for the parser, text that is not UTF-8), else None."""
+    if isinstance(exc, RecursionError):
+        return f"input nested too deeply to process ({exc})"
+    if isinstance(exc, UnicodeDecodeError):
+        return (f"input is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset "
+                f"{exc.start})")
+    return None
+
+
 class InvalidName(TorchsmError):
     """A Nova name must match [a-z0-9][a-z0-9_-]{0,31}."""
 

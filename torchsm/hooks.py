@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from typing import Any, Callable, Mapping, NamedTuple
 
@@ -18,7 +19,7 @@ from torchsm.clock import format_time
 from torchsm.config import Config, Home
 from torchsm.errors import NovaNotFound, TorchsmError
 from torchsm.names import check_name
-from torchsm.prompts import continuation_reason
+from torchsm.prompts import Part, continuation_reason, fit
 
 WORKING = "working"
 COMPACTING_TTL_S = 120
@@ -40,6 +41,7 @@ class HookResult(NamedTuple):
     item_id: int | None = None
     detail: str | None = None
     digest: str | None = None  # Stop: the digest of last_assistant_message
+    recorded: bool = False  # the handler recorded the run itself, with what it changed
 
 
 class HookContext(NamedTuple):
@@ -51,6 +53,11 @@ class HookContext(NamedTuple):
     payload: dict[str, Any]
     now: float
     env: Mapping[str, str]
+    started: float = 0.0  # time.monotonic() when the hook started
+
+    @property
+    def duration_ms(self) -> float:
+        return (time.monotonic() - self.started) * 1000
 
     @property
     def session_id(self) -> str | None:
@@ -58,9 +65,12 @@ class HookContext(NamedTuple):
         return value if isinstance(value, str) else None
 
 
-def run_hook(home: Home, config: Config, event: str, nova: str, raw: str, *,
+def run_hook(home: Home, config: Config, event: str, nova: str, raw: str | bytes, *,
              now: float | None = None, env: Mapping[str, str] | None = None) -> HookResult:
-    """Handle one hook call and record it (nova, event, session, duration, outcome)."""
+    """Handle one hook call and record it (nova, event, session, duration, outcome).
+
+    `raw` is stdin as read (bytes, best): text that is not UTF-8, or a lone surrogate
+    escape (`"\\ud800"`), becomes U+FFFD, so nothing odd reaches SQLite or the output."""
     started = time.monotonic()
     handler = HANDLERS.get(event)
     if handler is None:
@@ -72,31 +82,74 @@ def run_hook(home: Home, config: Config, event: str, nova: str, raw: str, *,
         if row is None:
             raise NovaNotFound(f"no Nova named '{nova}'")
         ctx = HookContext(home, config, db, row, event, payload,
-                          time.time() if now is None else now, os.environ if env is None else env)
+                          time.time() if now is None else now,
+                          os.environ if env is None else env, started)
         result = HookResult("error", detail=problem) if problem else handler(ctx)
-        _record(ctx, result, (time.monotonic() - started) * 1000)
+        if not result.recorded:
+            _record(ctx, result)
     if problem:
         raise HookInputError(f"{problem}; the agent may stop")
     return result
 
 
-def _parse_payload(raw: str) -> tuple[dict[str, Any], str | None]:
+# a lone surrogate: from a `\ud800` escape, or a byte that was not UTF-8 (surrogateescape)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def clean_text(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD: safe to store and print."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def _parse_payload(raw: str | bytes) -> tuple[dict[str, Any], str | None]:
+    raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else clean_text(raw)
+    raw = raw.removeprefix("\ufeff")
     if not raw.strip():
         return {}, "no JSON on stdin"
     try:
         payload = json.loads(raw)
     except ValueError:
         return {}, "stdin is not valid JSON"
+    except RecursionError:
+        return {}, "stdin is JSON nested too deeply"
     if not isinstance(payload, dict):
         return {}, "stdin is not a JSON object"
+    if _SURROGATE_ESCAPE.search(raw):  # a `\\udXXX` escape may have left a lone one
+        payload = _clean_strings(payload)
     return payload, None
 
 
-def _record(ctx: HookContext, result: HookResult, duration_ms: float) -> None:
-    ctx.db.write(lambda conn: store.record_hook_run(
+def _clean_strings(value: Any) -> Any:
+    """Every string in a parsed JSON value (keys too) through clean_text; a loop, not a
+    recursion: json.loads nests deeper than a recursion of ours may."""
+    root = [value]
+    todo: list[tuple[Any, Any]] = [(root, 0)]
+    while todo:
+        holder, key = todo.pop()
+        item = holder[key]
+        if isinstance(item, str):
+            holder[key] = clean_text(item)
+        elif isinstance(item, list):
+            todo.extend((item, i) for i in range(len(item)))
+        elif isinstance(item, dict):
+            if any(_SURROGATE.search(k) for k in item):
+                cleaned = {clean_text(k): v for k, v in item.items()}
+                item.clear()
+                item.update(cleaned)
+            todo.extend((item, k) for k in item)
+    return root[0]
+
+
+def _record(ctx: HookContext, result: HookResult) -> None:
+    ctx.db.write(lambda conn: _record_in(conn, ctx, result))
+
+
+def _record_in(conn, ctx: HookContext, result: HookResult) -> None:
+    store.record_hook_run(
         conn, nova_id=ctx.nova.id, event=ctx.event, session_id=ctx.session_id, at=ctx.now,
-        duration_ms=duration_ms, outcome=result.outcome, item_id=result.item_id,
-        detail=result.detail, message_digest=result.digest))
+        duration_ms=ctx.duration_ms, outcome=result.outcome, item_id=result.item_id,
+        detail=result.detail, message_digest=result.digest)
 
 
 def _record_only(ctx: HookContext) -> HookResult:
@@ -118,24 +171,34 @@ def _on_stop(ctx: HookContext) -> HookResult:
     """Continue the session with the next work item, or let the agent stop."""
     from torchsm.safety import is_bang
 
+    digest = _digest(ctx.payload.get("last_assistant_message"))
     facts = ctx.db.read(lambda conn: _stop_facts(conn, ctx))
     previous = _previous_item(ctx, facts)
     if is_bang(facts.stop_runs, ctx.config.safety):
         _settle(ctx, previous, continuing=False, why=None)
         return _bang(ctx, facts.stop_runs)
     why = _why_not_continue(ctx, facts)
-    item, requested, usage = _settle(ctx, previous, continuing=why is None, why=why)
+    cap = ctx.config.supervisor.max_continuations
+
+    def hand_over(conn, item) -> HookResult:
+        """Inside the claim's transaction: word the task and record the run, so a failure
+        in either leaves nothing claimed, and a claim is never left unrecorded."""
+        result = HookResult("continued", stdout=json.dumps({
+            "decision": "block", "reason": continuation_reason(item)}),
+            item_id=item.id, detail=f"continuation {facts.continued + 1} of {cap}",
+            digest=digest, recorded=True)
+        _record_in(conn, ctx, result)
+        return result
+
+    continued, requested, usage = _settle(ctx, previous, continuing=why is None, why=why,
+                                          hand_over=hand_over)
     if usage is not None and usage.kind != "ok":
         why = _usage_says_wait(ctx, usage)
     if why is not None:
         return HookResult("allowed", detail=why + ("; restart requested" if requested else ""))
-    if item is None:
+    if continued is None:
         return HookResult("allowed", detail="no work item to continue with")
-    cap = ctx.config.supervisor.max_continuations
-    return HookResult("continued", stdout=json.dumps({"decision": "block",
-                                                      "reason": continuation_reason(item)}),
-                      item_id=item.id, detail=f"continuation {facts.continued + 1} of {cap}",
-                      digest=_digest(ctx.payload.get("last_assistant_message")))
+    return continued
 
 
 def _stop_facts(conn, ctx: HookContext) -> StopFacts:
@@ -162,11 +225,13 @@ def _why_not_continue(ctx: HookContext, facts: StopFacts) -> str | None:
     return _no_progress(ctx, facts)
 
 
-def _settle(ctx: HookContext, previous: int | None, *, continuing: bool, why: str | None):
+def _settle(ctx: HookContext, previous: int | None, *, continuing: bool, why: str | None,
+            hand_over: Callable[[Any, workqueue.WorkItem], HookResult] | None = None):
     """One write: the previous item done (unless the agent finished it itself), then,
-    when the account's usage allows one more request now, the next item claimed and that
-    request granted; else a restart requested when the agent stops with work left.
-    Returns (item, restart requested, the usage verdict when it was asked)."""
+    when the account's usage allows one more request now, the next item claimed, that
+    request granted and `hand_over(conn, item)` called; else a restart requested when the
+    agent stops with work left. Returns (what hand_over returned, restart requested, the
+    usage verdict when it was asked)."""
     from torchsm import accounts, limits
 
     def write(conn):
@@ -178,9 +243,10 @@ def _settle(ctx: HookContext, previous: int | None, *, continuing: bool, why: st
             if usage.kind == "ok":
                 item = workqueue.claim_next_in(conn, ctx.nova.name, ctx.config.queue.lease_s,
                                                ctx.now)
-                if item is not None:
-                    accounts.grant(conn, ctx.nova.account, ctx.nova.id, ctx.now)
-                return item, False, usage
+                if item is None:
+                    return None, False, usage
+                accounts.grant(conn, ctx.nova.account, ctx.nova.id, ctx.now)
+                return hand_over(conn, item) if hand_over else None, False, usage
         reason = why or (usage.why if usage else None)
         if reason is None or not workqueue.has_claimable(conn, ctx.nova.name, ctx.now):
             return None, False, usage
@@ -196,7 +262,7 @@ def _digest(message: Any) -> str | None:
     import zlib
 
     normalised = " ".join(message.split())
-    return f"{zlib.crc32(normalised.encode()):08x}{len(normalised) % 65536:04x}"
+    return f"{zlib.crc32(normalised.encode('utf-8', 'replace')):08x}{len(normalised) % 65536:04x}"
 
 
 def _no_progress(ctx: HookContext, facts: StopFacts) -> str | None:
@@ -319,25 +385,31 @@ def _on_stop_failure(ctx: HookContext) -> HookResult:
 
 def _on_pre_compact(ctx: HookContext) -> HookResult:
     """Transition to compacting, save the work state, tell the other Novas."""
-    from torchsm import mirror, novas
+    from torchsm import mirror, novas, outbox
     from torchsm.errors import TransitionRefused
 
     trigger = str(ctx.payload.get("trigger") or "auto")
+    # the snapshot first: if it cannot be made, the Nova is not left compacting without one
+    content = json.dumps(_snapshot(ctx, trigger))
+    ctx.db.write(lambda conn: store.save_snapshot(
+        conn, nova_id=ctx.nova.id, at=ctx.now, session_id=ctx.session_id, trigger=trigger,
+        content=content))
     try:
         novas.transition(ctx.home, ctx.config, ctx.nova.name, "compact",
                          reason=f"context compaction ({trigger})", now=ctx.now)
         note = None
     except TransitionRefused as exc:
         note = exc.message  # a cooling Nova still keeps its work state
-    snapshot = _snapshot(ctx, trigger)
-    ctx.db.write(lambda conn: store.save_snapshot(
-        conn, nova_id=ctx.nova.id, at=ctx.now, session_id=ctx.session_id, trigger=trigger,
-        content=json.dumps(snapshot)))
     data = {"trigger": trigger, "session_id": ctx.session_id, "status": "COMPACTING",
             "status_ttl_s": COMPACTING_TTL_S}
-    with mirror.open_mirror(ctx.home, ctx.config) as out, out.ordered():
+    # after the transition's own entry, whose status carries no TTL
+    def broadcast(conn) -> None:
         for stream in (mirror.MESSAGES_STREAM, mirror.OPS_STREAM):
-            out.publish(stream, mirror.Entry.new("compacting", ctx.nova.name, data, ctx.now))
+            outbox.put(conn, ctx.config, stream,
+                       mirror.Entry.new("compacting", ctx.nova.name, data, ctx.now))
+
+    ctx.db.write(broadcast)
+    outbox.deliver(ctx.home, ctx.config)
     return HookResult("recorded", detail=note or f"snapshot saved ({trigger})")
 
 
@@ -370,12 +442,21 @@ def _on_session_start(ctx: HookContext) -> HookResult:
                 store.load_inbox(conn, ctx.nova.name, CONTEXT_MESSAGES))
 
     item, inbox = ctx.db.read(read)
-    lines = [f"torchsm: you are Nova {ctx.nova.name} ({ctx.nova.personality}), "
-             f"state {ctx.nova.state}."]
+    parts = [Part(f"torchsm: you are Nova {ctx.nova.name} ({ctx.nova.personality}), "
+                  f"state {ctx.nova.state}.")]
     if item:
-        lines.append(f"Current task (work item {item.id}): {item.text}")
-    lines += [f"Message from {m.sender} ({format_time(m.at)}): {m.text}" for m in inbox]
-    return _context("\n".join(lines))
+        parts.append(_task_part(f"Current task (work item {item.id}): ", item.id, item.text))
+    parts += [_message_part(ctx.nova.name, m.sender, format_time(m.at), m.text) for m in inbox]
+    return _context(fit(parts))
+
+
+def _task_part(prefix: str, item_id: int, text: str) -> Part:
+    return Part(prefix, text, "task", f"torchsm queue show {item_id}", weight=3)
+
+
+def _message_part(nova: str, sender: str, at: str | None, text: str) -> Part:
+    return Part(f"Message from {sender} ({at}): ", text, "message",
+                f"torchsm message list {nova}")
 
 
 def _after_compaction(ctx: HookContext) -> HookResult:
@@ -396,18 +477,23 @@ def _after_compaction(ctx: HookContext) -> HookResult:
 
 
 def render_snapshot(snapshot: dict[str, Any]) -> str:
-    lines = [f"torchsm: work state of Nova {snapshot['nova']} saved before the context "
-             f"compaction at {snapshot['at']}."]
+    """The saved work state as context, within what Claude Code reads of a hook's output
+    (a long task, message or reason is cut, with the command that prints it)."""
+    nova = snapshot["nova"]
+    parts = [Part(f"torchsm: work state of Nova {nova} saved before the context "
+                  f"compaction at {snapshot['at']}.")]
     item = snapshot.get("current_item")
     if item:
-        lines.append(f"Current task (work item {item['id']}, {item['priority']}): {item['text']}")
+        parts.append(_task_part(f"Current task (work item {item['id']}, {item['priority']}): ",
+                                item["id"], item["text"]))
     if snapshot.get("recent_transitions"):
-        lines.append("Recent transitions: " + "; ".join(
+        parts.append(Part("Recent transitions: ", "; ".join(
             f"{t['at']} {t['from']}->{t['to']}" + (f" ({t['reason']})" if t["reason"] else "")
-            for t in snapshot["recent_transitions"]))
-    lines += [f"Message from {m['from']} ({m['at']}): {m['text']}"
+            for t in snapshot["recent_transitions"]), "list of transitions",
+            f"torchsm history {nova}"))
+    parts += [_message_part(nova, m["from"], m["at"], m["text"])
               for m in snapshot.get("messages", [])]
-    return "\n".join(lines)
+    return fit(parts)
 
 
 def _context(text: str) -> HookResult:

@@ -128,6 +128,22 @@ def last_end(conn: sqlite3.Connection, nova_id: int) -> float | None:
     return row[0] if row else None
 
 
+def record_agent(conn: sqlite3.Connection, session_id: int, pid: int,
+                 start_ticks: int | None) -> None:
+    """The session's agent process (it leads its own group), for a later supervisor."""
+    conn.execute("UPDATE sessions SET agent_pid = ?, agent_start_ticks = ? WHERE id = ?",
+                 (pid, start_ticks, session_id))
+
+
+def abandoned(conn: sqlite3.Connection, nova_id: int) -> list[tuple[int, float, int | None,
+                                                                    int | None]]:
+    """(id, started at, agent pid, agent start ticks) of the rows still `running`: a
+    supervisor that holds the Nova's lock finds only rows a dead one left."""
+    return conn.execute("SELECT id, started_at, agent_pid, agent_start_ticks FROM sessions"
+                        " WHERE nova_id = ? AND outcome = ? ORDER BY id",
+                        (nova_id, RUNNING)).fetchall()
+
+
 def close_abandoned(conn: sqlite3.Connection, nova_id: int, at: float) -> int:
     """Close the rows a supervisor left `running` when it died; how many."""
     return conn.execute(

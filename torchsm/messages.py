@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any, Iterator
 
-from torchsm import mirror, store
+from torchsm import mirror, outbox, store
 from torchsm.config import Config, Home
 from torchsm.errors import NovaNotFound, TorchsmError
 from torchsm.names import check_name
@@ -32,11 +32,15 @@ def send(home: Home, config: Config, sender: str, recipient: str, text: str,
         raise TorchsmError("a message needs some text")
     now = time.time() if now is None else now
     event_id = mirror.new_event_id(now)
-    with store.open_store(home, config.db.lock_timeout_s) as db, \
-            mirror.open_mirror(home, config) as out, out.ordered():
-        row = db.write(lambda conn: _save(conn, event_id, sender, recipient, text, now))
-        where = out.publish(mirror.MESSAGES_STREAM, _entry(row))
-    return {**_row_json(row), "mirror": where}
+    def write(conn) -> store.MessageRow:
+        row = _save(conn, event_id, sender, recipient, text, now)
+        outbox.put(conn, config, mirror.MESSAGES_STREAM, _entry(row))
+        return row
+
+    with store.open_store(home, config.db.lock_timeout_s) as db:
+        row = db.write(write)
+    delivered = outbox.deliver(home, config)
+    return {**_row_json(row), "mirror": outbox.where(config, delivered, event_id)}
 
 
 def _save(conn, event_id: str, sender: str, recipient: str, text: str, now: float):

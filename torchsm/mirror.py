@@ -494,6 +494,7 @@ def open_mirror(home: Home, config: Config, *, now: float | None = None,
 def mirror_status(home: Home, config: Config, now: float | None = None) -> dict[str, Any]:
     """The mirror as `mirror status` shows it: URL (password masked), whether the server
     answers now, the last success and outage, and what waits in the file queues."""
+    _check_home(home)
     now = time.time() if now is None else now
     queue = FileQueueMirror(home.queue_dir)
     status: dict[str, Any] = {
@@ -525,7 +526,13 @@ def mirror_status(home: Home, config: Config, now: float | None = None) -> dict[
 
 
 def flush(home: Home, config: Config, now: float | None = None) -> FlushReport:
-    """Replay the file queues to the server now, whatever outage is remembered."""
+    """Deliver what waits in the outbox (torchsm.outbox: entries whose writer died before
+    delivering them), then replay the file queues to the server now, whatever outage is
+    remembered."""
+    from torchsm import outbox
+
+    _check_home(home)
+    outbox.deliver(home, config, now)
     with open_mirror(home, config, use_outage_memory=False) as out:
         try:
             return out.flush(now)
@@ -533,3 +540,11 @@ def flush(home: Home, config: Config, now: float | None = None) -> FlushReport:
             waiting = sum(out.queued().values())
             raise type(exc)(f"{exc.message}; {waiting} "
                             f"entr{'y stays' if waiting == 1 else 'ies stay'} queued") from None
+
+
+def _check_home(home: Home) -> None:
+    """The mirror commands read a home; they never make one."""
+    if not home.is_initialised():
+        from torchsm.errors import HomeNotInitialised
+
+        raise HomeNotInitialised(f"no torchsm home at {home.path}: run `torchsm init`")

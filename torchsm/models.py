@@ -178,6 +178,10 @@ class AgentSession(Base):
     api_error_status: Mapped[int | None] = mapped_column(Integer)
     limit_events: Mapped[str | None] = mapped_column(Text)  # JSON list
     last_assistant_message: Mapped[str | None] = mapped_column(Text)
+    # the agent process (it leads its own group) and its start time in clock ticks after
+    # boot (/proc/PID/stat), so that a later supervisor finds it and never a reused pid
+    agent_pid: Mapped[int | None] = mapped_column(Integer)
+    agent_start_ticks: Mapped[int | None] = mapped_column(Integer)
 
 
 class Snapshot(Base):
@@ -242,3 +246,19 @@ class UsageGrant(Base):
     account: Mapped[str] = mapped_column(String(32))
     nova_id: Mapped[int] = mapped_column(ForeignKey("novas.id", ondelete="CASCADE"))
     granted_at: Mapped[float] = mapped_column(Float)
+
+
+class OutboxEntry(Base):
+    """A stream entry committed with the change it reports, waiting to be delivered
+    (torchsm.outbox): ids never reused, so their order is the commit order."""
+
+    __tablename__ = "outbox"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    stream: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(32))
+    type: Mapped[str] = mapped_column(String(32))
+    nova: Mapped[str] = mapped_column(String(32))
+    at: Mapped[str] = mapped_column(String(32))
+    data: Mapped[str] = mapped_column(Text)  # JSON

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from torchsm import machine, mirror, safety, store
-from torchsm.config import Config, Home
+from torchsm import machine, mirror, outbox, safety, store
+from torchsm.config import MAX_DURATION_S, Config, Home
 from torchsm.errors import NovaExists, NovaNotFound, TorchsmError
 from torchsm.machine import Event, State, format_time
 from torchsm.accounts import DEFAULT_ACCOUNT
@@ -77,8 +77,9 @@ def transition(home: Home, config: Config, name: str, event: str | Event, *,
     check_name(name)
     if for_s is not None and event not in (Event.COOL, Event.MEDITATE):
         raise TorchsmError("--for applies only to cool and meditate")
-    if for_s is not None and for_s <= 0:
-        raise TorchsmError("--for must be a positive number of seconds")
+    if for_s is not None and not 0 < for_s <= MAX_DURATION_S:  # nan fails both
+        raise TorchsmError(f"--for must be a positive number of seconds, at most "
+                           f"{MAX_DURATION_S:.0f} (ten years)")
     request = _Request(name, event, reason, for_s, None, force, escalate=False)
     return _fire(home, config, request, now, rng)
 
@@ -153,14 +154,16 @@ def _fire(home: Home, config: Config, request: _Request, now: float | None,
           rng: random.Random | None) -> TransitionResult:
     now = time.time() if now is None else now
     event_id = mirror.new_event_id(now)
-    with store.open_store(home, config.db.lock_timeout_s) as db, \
-            mirror.open_mirror(home, config) as out, out.ordered():
-        # Under the mirror's lock from before the commit until after publishing, so the
-        # stream receives one Nova's transitions in the order they were committed.
-        result = db.write(lambda conn: _transition_in(conn, config, request, now, rng,
-                                                      event_id))
-        if result.recorded:
-            out.publish(mirror.OPS_STREAM, result.mirror_entry())
+    def write(conn) -> TransitionResult:
+        result = _transition_in(conn, config, request, now, rng, event_id)
+        if result.recorded:  # committed with the change, delivered after it (outbox.py)
+            outbox.put(conn, config, mirror.OPS_STREAM, result.mirror_entry())
+        return result
+
+    with store.open_store(home, config.db.lock_timeout_s) as db:
+        result = db.write(write)
+    if result.recorded:
+        outbox.deliver(home, config)
     return result
 
 
@@ -271,7 +274,7 @@ def add(home: Home, config: Config, name: str, personality: str | None = None,
     from sqlalchemy.exc import IntegrityError
 
     from torchsm import db, personalities
-    from torchsm.models import Nova
+    from torchsm.models import Nova, OutboxEntry
 
     check_name(name)
     chosen = personality or personalities.default_for(name, config.personalities)
@@ -279,16 +282,17 @@ def add(home: Home, config: Config, name: str, personality: str | None = None,
     account = check_account(DEFAULT_ACCOUNT if account is None else account)
     now = time.time() if now is None else now
     state = machine.INITIAL_STATE.value
-    with mirror.open_mirror(home, config) as out, out.ordered():
-        try:
-            with db.session_scope(home, config.db.lock_timeout_s) as session:
-                session.add(Nova(name=name, personality=chosen, state=state, since=now,
-                                 created_at=now, cool_streak=0, account=account))
-        except IntegrityError:
-            raise NovaExists(f"a Nova named '{name}' already exists") from None
-        out.publish(mirror.OPS_STREAM, mirror.Entry.new(
-            "nova.added", name, {"personality": chosen, "account": account, "state": state,
-                                 "status": state.upper()}, now))
+    added = mirror.Entry.new("nova.added", name, {"personality": chosen, "account": account,
+                                                  "state": state, "status": state.upper()}, now)
+    try:
+        with db.session_scope(home, config.db.lock_timeout_s) as session:
+            session.add(Nova(name=name, personality=chosen, state=state, since=now,
+                             created_at=now, cool_streak=0, account=account))
+            if outbox.enabled(config):
+                session.add(OutboxEntry(**outbox.row(mirror.OPS_STREAM, added)))
+    except IntegrityError:
+        raise NovaExists(f"a Nova named '{name}' already exists") from None
+    outbox.deliver(home, config)
     return show(home, config, name)
 
 
@@ -297,19 +301,20 @@ def remove(home: Home, config: Config, name: str) -> None:
     from sqlalchemy import delete, select
 
     from torchsm import db
-    from torchsm.models import HistoryRow, Nova
+    from torchsm.models import HistoryRow, Nova, OutboxEntry
 
     check_name(name)
-    with mirror.open_mirror(home, config) as out, out.ordered():
-        with db.session_scope(home, config.db.lock_timeout_s) as session:
-            nova_id = session.scalar(select(Nova.id).where(Nova.name == name))
-            if nova_id is None:
-                raise NovaNotFound(f"no Nova named '{name}'")
-            session.execute(delete(HistoryRow).where(HistoryRow.nova_id == nova_id))
-            session.execute(delete(Nova).where(Nova.id == nova_id))
-        # status '' removes nova.status.NAME
-        out.publish(mirror.OPS_STREAM, mirror.Entry.new("nova.removed", name, {"status": ""},
-                                                        time.time()))
+    # status '' removes nova.status.NAME
+    removed = mirror.Entry.new("nova.removed", name, {"status": ""}, time.time())
+    with db.session_scope(home, config.db.lock_timeout_s) as session:
+        nova_id = session.scalar(select(Nova.id).where(Nova.name == name))
+        if nova_id is None:
+            raise NovaNotFound(f"no Nova named '{name}'")
+        session.execute(delete(HistoryRow).where(HistoryRow.nova_id == nova_id))
+        session.execute(delete(Nova).where(Nova.id == nova_id))
+        if outbox.enabled(config):
+            session.add(OutboxEntry(**outbox.row(mirror.OPS_STREAM, removed)))
+    outbox.deliver(home, config)
 
 
 def show(home: Home, config: Config, name: str) -> dict[str, Any]:
@@ -351,14 +356,14 @@ def set_account(home: Home, config: Config, name: str, account: str,
             conn.execute("UPDATE novas SET account = ? WHERE id = ?", (account, nova.id))
             conn.execute("DELETE FROM usage_grants WHERE nova_id = ?", (nova.id,))
             release_limit_hold(conn, nova, now, forget=True)
+            outbox.put(conn, config, mirror.OPS_STREAM, mirror.Entry.new(
+                "nova.account", name, {"from": nova.account, "to": account}, now))
         return nova
 
     with store.open_store(home, config.db.lock_timeout_s) as db:
         before = db.write(move)
     if before.account != account:
-        with mirror.open_mirror(home, config) as out:
-            out.publish(mirror.OPS_STREAM, mirror.Entry.new(
-                "nova.account", name, {"from": before.account, "to": account}, now))
+        outbox.deliver(home, config)
     return show(home, config, name)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from torchsm.config import FRACTION, check_number, count, duration
 from torchsm.errors import ConfigError, UnknownPersonality
 
 ENERGY_PATTERNS = ("sustained", "burst", "measured", "constant", "adaptive")
@@ -40,6 +41,10 @@ _FIELD_TYPES = {"role": str, "base_cycle_s": float, "energy": str,
                 "reflection_every": int, "dream_probability": float, "style": str}
 
 
+_RANGES = {"base_cycle_s": duration(positive=True), "reflection_every": count(1),
+           "dream_probability": FRACTION}
+
+
 def validate_table(name: str, table: dict[str, Any]) -> None:
     """Check one `[personalities.NAME]` table; a custom one must give base_cycle_s."""
     where = f"personalities.{name}"
@@ -54,10 +59,9 @@ def validate_table(name: str, table: dict[str, Any]) -> None:
         raise ConfigError(
             f"torchsm.toml: '{where}.energy' must be one of {', '.join(ENERGY_PATTERNS)}"
         )
-    if not 0 <= table.get("dream_probability", 0) <= 1:
-        raise ConfigError(f"torchsm.toml: '{where}.dream_probability' must be within 0..1")
-    if table.get("base_cycle_s", 1) <= 0 or table.get("reflection_every", 1) < 1:
-        raise ConfigError(f"torchsm.toml: '{where}' needs base_cycle_s > 0, reflection_every >= 1")
+    for key, allowed in _RANGES.items():
+        if key in table:
+            check_number(f"{where}.{key}", table[key], allowed)
     if name not in BUILT_IN and "base_cycle_s" not in table:
         raise ConfigError(f"torchsm.toml: '{where}.base_cycle_s' is required for a new personality")
 

@@ -17,6 +17,7 @@ from torchsm.errors import ImportFailed
 from torchsm.tiers import Tier
 
 LEGACY_DONE_PREFIX = "WORK_PROCESSED:"
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass
@@ -51,10 +52,14 @@ def read_import_file(path: Path) -> list[bytes]:
         raise ImportFailed(f"cannot import {path}: it is a directory") from None
     except OSError as exc:
         raise ImportFailed(f"cannot read {path}: {exc.strerror}") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ImportFailed(f"{path} is UTF-16 text: torchsm imports UTF-8 (convert it, e.g. "
+                           f"`iconv -f UTF-16 -t UTF-8`)")
     if b"\0" in data:
         line = data[:data.index(b"\0")].count(b"\n") + 1
         raise ImportFailed(f"{path} is not a text file (NUL byte on line {line})")
-    return data.splitlines()
+    # a UTF-8 byte order mark (Windows editors write one) is not part of the first line
+    return data.removeprefix(UTF8_BOM).splitlines()
 
 
 def parse_import_lines(lines: list[bytes], source: str, known_novas: set[str],
@@ -99,6 +104,8 @@ def _parse_json_line(content: str, known_novas: set[str], key: str) -> _ParsedLi
         record = json.loads(content)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise ValueError("not valid JSON: arrays or objects nested too deeply") from None
     if not isinstance(record, dict):
         raise ValueError("a JSON line must be an object")
     text = record.get("text")

@@ -15,13 +15,15 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
+from pathlib import Path
 from typing import Callable, NamedTuple, TypeVar
 
 from torchsm.config import Home
-from torchsm.errors import DatabaseError, DatabaseLocked, HomeNotInitialised, SchemaOutOfDate
+from torchsm.errors import (DatabaseError, DatabaseLocked, HomeNotInitialised, SchemaOutOfDate,
+                            corrupt_database)
 
 # The Alembic head this code expects; a test checks it against migrations/.
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 
 T = TypeVar("T")
 
@@ -50,10 +52,24 @@ def _is_lock_error(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+
+def is_corrupt(exc: sqlite3.Error) -> bool:
+    """SQLite says the file is not a database, or that its pages are damaged."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return True
+    text = str(exc)
+    return "malformed" in text or "not a database" in text
+
+
 class Store:
-    def __init__(self, conn: sqlite3.Connection, lock_timeout_s: float):
+    def __init__(self, conn: sqlite3.Connection, lock_timeout_s: float,
+                 path: Path | None = None):
         self.conn = conn
         self.lock_timeout_s = lock_timeout_s
+        self.path = path  # the database file, named when it turns out corrupt
 
     def close(self) -> None:
         self.conn.close()
@@ -90,7 +106,7 @@ class Store:
                 return attempt()
             except sqlite3.OperationalError as exc:
                 if not _is_lock_error(exc):
-                    raise DatabaseError(f"database error: {exc}") from None
+                    raise self._database_error(exc) from None
                 if time.monotonic() >= deadline:
                     raise DatabaseLocked(
                         f"database is locked by another process "
@@ -98,7 +114,12 @@ class Store:
                     ) from None
                 time.sleep(random.uniform(0.0002, 0.001))
             except sqlite3.DatabaseError as exc:
-                raise DatabaseError(f"database error: {exc}") from None
+                raise self._database_error(exc) from None
+
+    def _database_error(self, exc: sqlite3.DatabaseError) -> DatabaseError:
+        if self.path is not None and is_corrupt(exc):
+            return corrupt_database(self.path, str(exc))
+        return DatabaseError(f"database error: {exc}")
 
 
 def open_store(home: Home, lock_timeout_s: float = 5.0) -> Store:
@@ -110,10 +131,12 @@ def open_store(home: Home, lock_timeout_s: float = 5.0) -> Store:
                                isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
         raise DatabaseError(f"cannot open {home.db_path}: {exc}") from None
-    store = Store(conn, lock_timeout_s)
+    store = Store(conn, lock_timeout_s, home.db_path)
     try:
         store.retrying(lambda: _configure(conn))
         revision = store.read(schema_revision)
+        if revision is None and store.read(holds_foreign_tables):
+            raise corrupt_database(home.db_path, FOREIGN_TABLES)
     except BaseException:
         conn.close()
         raise
@@ -131,6 +154,17 @@ def _configure(conn: sqlite3.Connection) -> None:
     # process's last connection checkpointing the WAL as it closes): the caller retries.
     conn.execute("PRAGMA synchronous=NORMAL")  # Debian defaults to FULL even in WAL
     conn.execute("PRAGMA foreign_keys=ON")
+
+
+FOREIGN_TABLES = "tables but no torchsm schema version"
+
+
+def holds_foreign_tables(conn: sqlite3.Connection) -> bool:
+    """Whether the database holds tables but no `alembic_version`: someone else's. (An
+    empty one is a new torchsm.db; a migrated-down one keeps an empty alembic_version.)"""
+    names = {row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return bool(names) and "alembic_version" not in names
 
 
 def schema_revision(conn: sqlite3.Connection) -> str | None:

@@ -30,9 +30,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from torchsm import (accounts, agents, budget, ledger, limits, mirror, novas, outcome, pacing,
-                     personalities, prompts, rhythm, runfiles, safety, settle, store, wake,
-                     workqueue)
+from torchsm import (accounts, agents, budget, ledger, limits, mirror, novas, orphans, outbox,
+                     outcome, pacing, personalities, prompts, rhythm, runfiles, safety, settle,
+                     store, wake, workqueue)
 from torchsm.clock import format_time
 from torchsm.config import Config, Home, cost_limit_for, usage_for
 from torchsm.session_reader import SessionReader
@@ -147,7 +147,7 @@ class Supervisor:
     def run(self) -> RunSummary:
         """Step and wait until an option, a signal or idleness ends the run."""
         self.watch = ChangeWatch(self.home)
-        self._close_abandoned()
+        self._recover_abandoned()
         sessions, why = 0, "stopped"
         try:
             while not self.stop.is_set():
@@ -371,7 +371,7 @@ class Supervisor:
                 item = queue.try_claim(self.name, lease_s=self._lease_s(), now=now)
             if item is None and work.kind == "item":
                 return None
-        prompt = _prompt(work, item)
+        prompt = _prompt(work, item, self.name)
 
         def record(conn) -> int | None:
             # The budget and the gap once more, in the transaction that records the start:
@@ -438,7 +438,8 @@ class Supervisor:
                     stdin_text=taken.prompt if prompt_on_stdin else None,
                     timeout_s=cfg.session_timeout_s, grace_s=cfg.stop_grace_s,
                     should_stop=self.stop.is_set, on_text=reader.text,
-                    on_signal=reader.signal, clock=self.clock.now)
+                    on_signal=reader.signal,
+                    on_start=lambda pid: self._record_agent(taken, pid), clock=self.clock.now)
             except OSError as exc:  # the command vanished or is not executable any more
                 run = agents.SessionRun(argv, started, self.clock.now(), None, False, False,
                                         agents.SessionOutput(), f"cannot start: {exc}")
@@ -547,13 +548,38 @@ class Supervisor:
     def _personality(self, nova: store.NovaRow) -> personalities.Personality:
         return personalities.get_personality(nova.personality, self.config.personalities)
 
-    def _close_abandoned(self) -> None:
-        now = self.clock.now()
+    def _recover_abandoned(self) -> None:
+        """Before anything starts: the sessions a dead supervisor left `running`. An agent
+        of theirs that still runs is stopped, its whole group (orphans.py); then each is
+        closed, and what it still held goes back to the queue at once, not after the
+        lease, without counting the attempt (the item is not to blame for the crash). An
+        item its agent finished (the Stop hook or the agent itself marked it) stays done."""
+        with self._store() as db:  # a write: a database it cannot write is an error now
+            left = db.write(lambda conn: ledger.abandoned(conn, self._nova_id(conn)))
+        if not left:
+            return
+        for session_id, _, pid, ticks in left:
+            if orphans.alive_as_recorded(pid, ticks):
+                self._emit("warning", f"the agent of session {session_id} (pid {pid}) "
+                                      "outlived its supervisor: stopping it")
+                orphans.stop_group(pid, self.config.supervisor.stop_grace_s)
+        now, since = self.clock.now(), min(started for _, started, _, _ in left)
+
+        def close(conn):
+            closed = ledger.close_abandoned(conn, self._nova_id(conn), now)
+            return closed, workqueue.release_claims_in(conn, self.name, since=since, now=now,
+                                                       counted=False)
+
         with self._store() as db:
-            closed = db.write(lambda conn: ledger.close_abandoned(conn, self._nova_id(conn), now))
-        if closed:
-            self._emit("warning", f"closed {closed} session(s) a previous supervisor left "
-                                  "running")
+            closed, released = db.write(close)
+        back = "".join(f"; item {item_id} back to {status}" for item_id, status in released)
+        self._emit("warning", f"closed {closed} session(s) a previous supervisor left "
+                              f"running{back}")
+
+    def _record_agent(self, taken: Taken, pid: int) -> None:
+        ticks = orphans.start_ticks(pid)
+        with self._store() as db:
+            db.write(lambda conn: ledger.record_agent(conn, taken.session_id, pid, ticks))
 
     def _plan(self, state: str, next_start: float | None, why: str, **extra: Any) -> None:
         runfiles.write_plan(self.home, self.name, {
@@ -563,8 +589,10 @@ class Supervisor:
             "command": list(self.options.command), "usage": self._usage_note, **extra})
 
     def _publish(self, kind: str, data: dict[str, Any], at: float) -> None:
-        with mirror.open_mirror(self.home, self.config, now=at) as out:
-            out.publish(mirror.OPS_STREAM, mirror.Entry.new(kind, self.name, data, at))
+        entry = mirror.Entry.new(kind, self.name, data, at)
+        with self._store() as db:
+            db.write(lambda conn: outbox.put(conn, self.config, mirror.OPS_STREAM, entry))
+        outbox.deliver(self.home, self.config, at)
 
     def _emit(self, event: str, message: str, **data: Any) -> None:
         self._report({"event": event, "nova": self.name,
@@ -619,10 +647,10 @@ def _waiting_why(state: str, until: float | None, reason: str | None) -> str:
     return f"{state} until {format_time(until)}" + (f" ({reason})" if reason else "")
 
 
-def _prompt(work: Work, item: workqueue.WorkItem | None) -> str:
+def _prompt(work: Work, item: workqueue.WorkItem | None, nova: str) -> str:
     if work.signal is not None:
         return prompts.wake_prompt(work.signal.tier.value, work.signal.sender,
-                                   work.signal.message)
+                                   work.signal.message, nova)
     if work.kind == "restart":
         return prompts.restart_prompt(work.restart[1] if work.restart else None, item)
     return prompts.item_prompt(item)

@@ -28,7 +28,7 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any, Iterable
 
-from torchsm import mirror, novas, store
+from torchsm import mirror, novas, outbox, store
 from torchsm.config import Config, Home, WakeConfig
 from torchsm.errors import NovaNotFound, TorchsmError
 from torchsm.clock import format_time
@@ -331,14 +331,17 @@ def send(home: Home, config: Config, nova: str, message: str, *, sender: str | N
     message = _check_message(message)
     novas.check_name(nova)
     now = time.time() if now is None else now
-    with store.open_store(home, config.db.lock_timeout_s) as db, \
-            mirror.open_mirror(home, config) as out, out.ordered():
-        signal, result, state = db.write(
-            lambda conn: _classify_and_store(conn, config.wake, nova, message, sender, now,
-                                             load, tz))
-        out.publish(mirror.MESSAGES_STREAM, mirror.Entry.new("wake", nova, {
+    def write(conn):
+        stored = _classify_and_store(conn, config.wake, nova, message, sender, now, load, tz)
+        signal = stored[0]
+        outbox.put(conn, config, mirror.MESSAGES_STREAM, mirror.Entry.new("wake", nova, {
             "signal": signal.id, "message": message, "sender": sender,
             "tier": signal.tier.value, "due": format_time(signal.due_at)}, now))
+        return stored
+
+    with store.open_store(home, config.db.lock_timeout_s) as db:
+        signal, result, state = db.write(write)
+    outbox.deliver(home, config)
     woke = None
     state, held = state
     # A Nova held for a usage limit stays put: the API would refuse the session anyway.

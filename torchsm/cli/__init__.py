@@ -14,10 +14,12 @@ import sys
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
-    sys.exit(run(argv))
+    sys.exit(execute(argv))
 
 
-def run(argv: list[str] | None = None) -> int:
+# Not `run`: importing the `torchsm run` command's module, torchsm.cli.run, would replace
+# a package attribute of that name.
+def execute(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     from torchsm.cli.fast import command_word, parse_plain_call, run_plain_call
 

@@ -15,7 +15,7 @@ import click
 
 from torchsm import __version__
 from torchsm.cli.common import Env, common_options
-from torchsm.errors import TorchsmError
+from torchsm.errors import TorchsmError, describe_unexpected
 
 # name -> "module:attribute" under torchsm.cli
 COMMANDS = {
@@ -33,6 +33,7 @@ COMMANDS = {
     "message": "messages:message",
     "run": "run:run",
     "usage": "usage:usage",
+    "service": "service:service",
 }
 
 
@@ -84,6 +85,9 @@ def run_click(argv: list[str] | None = None, usage_exit: int = 2) -> int:
     except Exception as exc:  # the one place internal errors are turned into a line
         if os.environ.get("TORCHSM_DEBUG"):
             raise
+        plain = describe_unexpected(exc)  # e.g. JSON nested 100,000 deep: RecursionError
+        if plain is not None:
+            return fail(plain)
         return fail(f"internal error: {type(exc).__name__}: {exc} (TORCHSM_DEBUG=1 shows more)")
     return result if isinstance(result, int) else 0
 

@@ -76,10 +76,26 @@ def _numbers_ok(options: dict[str, str | bool]) -> bool:
         return False
 
 
+class Interrupted(BaseException):
+    """A signal that ends a hook (SIGTERM, SIGHUP), raised where the hook is, like Ctrl-C's
+    KeyboardInterrupt: open transactions roll back and the hook ends with one line.
+    A BaseException, so no `except Exception` on the way can swallow it."""
+
+
 def run_plain_call(call: PlainCall) -> int:
-    runner = _run_hook if call.command == "hook" else _run_transition
+    hook = call.command == "hook"
+    prefix = f"hook {call.words[0]}: " if hook else ""
     try:
-        return runner(call)
+        if hook:
+            _signals_end_the_hook()
+        return (_run_hook if hook else _run_transition)(call)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        # a hook never exits 2 nor prints a traceback; the agent may stop
+        _ignore_signals()
+        why = "SIGINT" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        print(f"torchsm: error: {prefix}interrupted ({why})"
+              + ("; the agent may stop" if hook else ""), file=sys.stderr)
+        return 1 if hook else 130
     except Exception as exc:  # noqa: BLE001 - one line on stderr, never a traceback
         from torchsm.errors import TorchsmError
 
@@ -89,9 +105,37 @@ def run_plain_call(call: PlainCall) -> int:
             raise
         else:
             message = f"internal error: {type(exc).__name__}: {exc}"
-        prefix = f"hook {call.words[0]}: " if call.command == "hook" else ""
         print(f"torchsm: error: {prefix}{message}", file=sys.stderr)
         return 1
+
+
+_ENDING = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+def _signals_end_the_hook() -> None:
+    """SIGINT, SIGTERM and SIGHUP raise (Interrupted, or KeyboardInterrupt for SIGINT)
+    instead of killing the hook; a signal already ignored (`trap '' TERM HUP`, which
+    `hooks install` writes for stop-failure) stays ignored."""
+    import signal
+
+    def ending(signum, _frame):
+        _ignore_signals()  # a second signal must not interrupt the rollback or the message
+        name = signal.Signals(signum).name
+        raise KeyboardInterrupt if name == "SIGINT" else Interrupted(name)
+
+    for name in _ENDING:
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, ending)
+
+
+def _ignore_signals() -> None:
+    import signal
+
+    for name in _ENDING:
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def _run_hook(call: PlainCall) -> int:
@@ -103,7 +147,10 @@ def _run_hook(call: PlainCall) -> int:
     from torchsm.config import load_config, resolve_home
     from torchsm.hooks import run_hook
 
-    raw = sys.stdin.read() if sys.stdin is not None and not sys.stdin.isatty() else ""
+    # bytes: text that is not UTF-8 is decoded with replacement by the handler
+    stdin = sys.stdin
+    raw = (getattr(stdin, "buffer", stdin).read()
+           if stdin is not None and not stdin.isatty() else b"")
     home = resolve_home(call.options.get("home"))
     result = run_hook(home, load_config(home), call.words[0], str(call.options["nova"]), raw)
     if result.stdout:

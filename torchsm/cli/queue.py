@@ -64,6 +64,31 @@ def _shorten(text: str, width: int = 60) -> str:
     return line if len(line) <= width else line[:width - 3] + "..."
 
 
+@queue.command("show")
+@click.argument("item_id", metavar="ID")
+@common_options
+@pass_env
+def queue_show(env: Env, item_id: str) -> None:
+    """Show work item ID: its fields, then its whole text (hooks and prompts cut a long
+    text and point here)."""
+    with workqueue.open_queue(env.home, env.config) as q:
+        item = q.get(parse_item_id(item_id))
+    env.emit(item.as_json(), lambda: _item_details(item))
+
+
+def _item_details(item: workqueue.WorkItem) -> str:
+    fields = [("id", item.id), ("status", item.status.value), ("priority", item.priority.value),
+              ("nova", item.nova), ("claimed_by", item.claimed_by),
+              ("attempts", f"{item.attempts}/{item.max_attempts}"),
+              ("lease_until", format_time(item.lease_until)),
+              ("created", format_time(item.created_at)),
+              ("updated", format_time(item.updated_at)),
+              ("finished", format_time(item.finished_at)),
+              ("result", item.result), ("error", item.error)]
+    lines = [f"{name + ':':<13}{'-' if value is None else value}" for name, value in fields]
+    return "\n".join(lines) + "\n\n" + item.text
+
+
 @queue.command("claim")
 @click.option("--nova", metavar="NAME", required=True, help="The Nova that takes the item.")
 @click.option("--lease", "lease_s", type=float, metavar="SECONDS",
