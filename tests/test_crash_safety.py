@@ -143,3 +143,38 @@ def test_until_idle_recovers_a_dead_supervisors_claim_at_once(torch, tmp_path):
     assert "idle: nothing to do" in out and "session 2 ok" in out  # not "idle" at once
     [item] = torch("queue", "list", "--json").json()
     assert (item["status"], item["attempts"]) == ("done", 1)
+
+
+def test_a_shared_item_a_dead_supervisor_held_is_free_for_another_nova_at_once(torch,
+                                                                               tmp_path):
+    torch("nova", "add", "echo")
+    torch("queue", "add", "shared work")  # no Nova named: either may take it
+    command, log, pid_file = agent_logging_each_run(tmp_path)
+    run = start(torch, "echo", "--", *command)
+    agent = int(wait_for(lambda: pid_file.exists() and pid_file.read_text()))
+    run.kill()
+    run.communicate(timeout=10)
+    wait_for(lambda: not alive(agent), timeout=5)
+    quick = agent_script(tmp_path, "print('done')", name="quick.py")
+    out = torch("run", "torch", "--until-idle", "--", *quick).out
+    assert "closed 1 session(s) of echo a supervisor left running; item 1 back to pending" in out
+    assert torch("queue", "list", "--json").json()[0]["status"] == "done"
+    assert query(torch, "SELECT n.name, s.outcome FROM sessions s JOIN novas n"
+                        " ON n.id = s.nova_id ORDER BY s.id") == [("echo", "stopped"),
+                                                                 ("torch", "ok")]
+
+
+def test_a_live_supervisors_claim_is_left_alone(torch, tmp_path):
+    torch("nova", "add", "echo")
+    torch("queue", "add", "shared work")
+    command, log, pid_file = agent_logging_each_run(tmp_path)
+    run = start(torch, "echo", "--", *command)
+    wait_for(lambda: pid_file.exists() and pid_file.read_text())
+    try:
+        quick = agent_script(tmp_path, "print('done')", name="quick.py")
+        out = torch("run", "torch", "--until-idle", "--", *quick).out
+        assert "idle: nothing to do" in out and "closed" not in out
+        assert torch("queue", "list", "--json").json()[0]["status"] == "claimed"
+    finally:
+        run.send_signal(signal.SIGTERM)
+        run.communicate(timeout=10)

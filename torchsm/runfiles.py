@@ -54,6 +54,22 @@ def lock_supervisor(home: Home, name: str) -> SupervisorLock:
     return SupervisorLock(fd, path)
 
 
+def lock_if_free(home: Home, name: str) -> SupervisorLock | None:
+    """Nova `name`'s supervisor lock when nobody holds it (its supervisor is gone), for
+    cleaning up after it; None while a supervisor holds it. The file is left as it is."""
+    path = run_dir(home) / f"{name}.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None  # never supervised here: nothing of its to clean up
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return SupervisorLock(fd, path)
+
+
 def _plan_path(home: Home, name: str) -> Path:
     return run_dir(home) / f"{name}.json"
 

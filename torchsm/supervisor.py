@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from torchsm import (accounts, agents, budget, ledger, limits, mirror, novas, orphans, outbox,
-                     outcome, pacing, personalities, prompts, rhythm, runfiles, safety, settle,
-                     store, wake, workqueue)
+                     outcome, pacing, personalities, prompts, recovery, rhythm, runfiles, safety,
+                     settle, store, wake, workqueue)
 from torchsm.clock import format_time
 from torchsm.config import Config, Home, cost_limit_for, usage_for
 from torchsm.session_reader import SessionReader
@@ -46,6 +46,7 @@ POLL_S = 0.25  # how often a wait looks for a critical wake (one PRAGMA when not
 LEASE_MARGIN_S = 60  # a claim outlives the longest session, so nobody else gets the item
 LOCKED_RETRIES = 5  # consecutive passes that found the database locked before giving up
 HELD_RECHECK_S = 3600
+RECOVER_OTHERS_EVERY_S = 10.0
 
 Report = Callable[[dict[str, Any]], None]
 
@@ -139,6 +140,7 @@ class Supervisor:
         self._overload_streak = 0  # consecutive 529s: each backs off longer
         self._not_before = 0.0  # an overload's short backoff: no start before this
         self._usage_note: dict[str, Any] | None = None  # what the usage windows say, for plans
+        self._next_recovery = 0.0  # when to look again for other Novas' dead supervisors
         self.settler = settle.Settler(home, config, name, rng=self.rng, emit=self._emit,
                                       on_cooled=self._emit_cooled)
 
@@ -202,6 +204,7 @@ class Supervisor:
             return self._held(nova, now)
         if nova.state != State.WORKING.value:
             self._resume(nova, now)
+        self._recover_others(now)
         work = self._next_work(now)
         if work is None:
             return self._idle(nova, now)
@@ -549,32 +552,16 @@ class Supervisor:
         return personalities.get_personality(nova.personality, self.config.personalities)
 
     def _recover_abandoned(self) -> None:
-        """Before anything starts: the sessions a dead supervisor left `running`. An agent
-        of theirs that still runs is stopped, its whole group (orphans.py); then each is
-        closed, and what it still held goes back to the queue at once, not after the
-        lease, without counting the attempt (the item is not to blame for the crash). An
-        item its agent finished (the Stop hook or the agent itself marked it) stays done."""
-        with self._store() as db:  # a write: a database it cannot write is an error now
-            left = db.write(lambda conn: ledger.abandoned(conn, self._nova_id(conn)))
-        if not left:
+        """Before anything starts: what a dead predecessor left (recovery.py)."""
+        recovery.recover(self.home, self.config, self.name, self.clock.now(), self._emit)
+
+    def _recover_others(self, now: float) -> None:
+        """Now and then: what other Novas' dead supervisors hold (a shared item is free
+        at once, not after its lease)."""
+        if now < self._next_recovery:
             return
-        for session_id, _, pid, ticks in left:
-            if orphans.alive_as_recorded(pid, ticks):
-                self._emit("warning", f"the agent of session {session_id} (pid {pid}) "
-                                      "outlived its supervisor: stopping it")
-                orphans.stop_group(pid, self.config.supervisor.stop_grace_s)
-        now, since = self.clock.now(), min(started for _, started, _, _ in left)
-
-        def close(conn):
-            closed = ledger.close_abandoned(conn, self._nova_id(conn), now)
-            return closed, workqueue.release_claims_in(conn, self.name, since=since, now=now,
-                                                       counted=False)
-
-        with self._store() as db:
-            closed, released = db.write(close)
-        back = "".join(f"; item {item_id} back to {status}" for item_id, status in released)
-        self._emit("warning", f"closed {closed} session(s) a previous supervisor left "
-                              f"running{back}")
+        self._next_recovery = now + RECOVER_OTHERS_EVERY_S
+        recovery.recover_others(self.home, self.config, self.name, now, self._emit)
 
     def _record_agent(self, taken: Taken, pid: int) -> None:
         ticks = orphans.start_ticks(pid)

@@ -1,0 +1,73 @@
+"""What a dead supervisor left behind: its agent, its session, its claims.
+
+A supervisor killed outright (kill -9, OOM, a crashed host) leaves its session `running` in
+the ledger and its work items claimed. Whether the claimant is alive is decided by its
+lock (HOME/run/NAME.lock), not by the lease: a Nova's supervisor cleans up after its
+predecessor before it starts anything, and any supervisor cleans up after another Nova's
+dead one (holding that Nova's lock meanwhile), so a shared item it held is free at once.
+Cleaning up: an agent of the session that still runs is stopped, its whole group
+(torchsm.orphans); then the session is closed and the items it still holds go back to the
+queue, uncounted (the item is not to blame for the crash); an item the agent finished
+stays done.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torchsm import ledger, orphans, runfiles, store, workqueue
+from torchsm.config import Config, Home
+from torchsm.errors import NovaNotFound
+
+Emit = Callable[..., None]  # emit(event, message, **data)
+
+
+def recover(home: Home, config: Config, name: str, now: float, emit: Emit) -> list:
+    """Clean up after Nova `name`'s dead supervisor; the caller holds `name`'s lock.
+    Returns the (item id, status) of the items that went back."""
+    with store.open_store(home, config.db.lock_timeout_s) as db:  # a write: a database
+        left = db.write(lambda conn: ledger.abandoned(conn, _nova_id(conn, name)))  # it
+    if not left:  # cannot write is an error at once
+        return []
+    for session_id, _, pid, ticks in left:
+        if orphans.alive_as_recorded(pid, ticks):
+            emit("warning", f"the agent of session {session_id} of {name} (pid {pid}) "
+                            "outlived its supervisor: stopping it")
+            orphans.stop_group(pid, config.supervisor.stop_grace_s)
+    since = min(started for _, started, _, _ in left)
+
+    def close(conn):
+        closed = ledger.close_abandoned(conn, _nova_id(conn, name), now)
+        return closed, workqueue.release_claims_in(conn, name, since=since, now=now,
+                                                   counted=False)
+
+    with store.open_store(home, config.db.lock_timeout_s) as db:
+        closed, released = db.write(close)
+    back = "".join(f"; item {item_id} back to {status}" for item_id, status in released)
+    emit("warning", f"closed {closed} session(s) of {name} a supervisor left running{back}")
+    return released
+
+
+def recover_others(home: Home, config: Config, me: str, now: float, emit: Emit) -> list:
+    """Clean up after every other Nova whose supervisor died with a session running."""
+    with store.open_store(home, config.db.lock_timeout_s) as db:
+        names = db.read(lambda conn: [row[0] for row in conn.execute(
+            "SELECT DISTINCT n.name FROM sessions s JOIN novas n ON n.id = s.nova_id"
+            " WHERE s.outcome = ? AND n.name != ?", (ledger.RUNNING, me))])
+    released = []
+    for name in names:
+        lock = runfiles.lock_if_free(home, name)
+        if lock is None:
+            continue  # its supervisor lives
+        try:
+            released += recover(home, config, name, now, emit)
+        finally:
+            lock.release()
+    return released
+
+
+def _nova_id(conn, name: str) -> int:
+    nova = store.load_nova(conn, name)
+    if nova is None:
+        raise NovaNotFound(f"no Nova named '{name}'")
+    return nova.id
