@@ -178,3 +178,33 @@ def test_a_live_supervisors_claim_is_left_alone(torch, tmp_path):
     finally:
         run.send_signal(signal.SIGTERM)
         run.communicate(timeout=10)
+
+
+def test_an_agent_that_finished_just_before_its_supervisor_died_is_not_run_again(torch,
+                                                                                  tmp_path):
+    # the supervisor is frozen (SIGSTOP) so the agent ends while it cannot settle, then
+    # killed: only the agent's keeper knows the agent finished
+    torch("queue", "add", "quick work")
+    log, go = tmp_path / "runs.log", tmp_path / "go"
+    command = agent_script(tmp_path, f"""
+        import os, time
+        with open({str(log)!r}, "a") as f:
+            f.write("start\\n")
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.01)
+        with open({str(log)!r}, "a") as f:
+            f.write("end\\n")
+    """)
+    run = start(torch, "torch", "--", *command)
+    wait_for(lambda: log.exists() and "start" in log.read_text())
+    run.send_signal(signal.SIGSTOP)
+    go.touch()
+    wait_for(lambda: list((torch.home / "run").glob("session-*.exit")))
+    run.kill()
+    run.communicate(timeout=10)
+    out = torch("run", "torch", "--until-idle", "--", *command).out
+    assert "idle: nothing to do" in out
+    assert log.read_text().split() == ["start", "end"]  # once, not again
+    assert torch("queue", "list", "--json").json()[0]["status"] == "done"
+    assert query(torch, "SELECT outcome, exit_status FROM sessions") == [("ok", 0)]
+    assert not list((torch.home / "run").glob("session-*.exit"))

@@ -135,13 +135,23 @@ def record_agent(conn: sqlite3.Connection, session_id: int, pid: int,
                  (pid, start_ticks, session_id))
 
 
-def abandoned(conn: sqlite3.Connection, nova_id: int) -> list[tuple[int, float, int | None,
-                                                                    int | None]]:
-    """(id, started at, agent pid, agent start ticks) of the rows still `running`: a
-    supervisor that holds the Nova's lock finds only rows a dead one left."""
-    return conn.execute("SELECT id, started_at, agent_pid, agent_start_ticks FROM sessions"
-                        " WHERE nova_id = ? AND outcome = ? ORDER BY id",
+def abandoned(conn: sqlite3.Connection, nova_id: int) -> list[tuple]:
+    """(id, started at, agent pid, agent start ticks, item id) of the rows still
+    `running`: a supervisor that holds the Nova's lock finds only rows a dead one left."""
+    return conn.execute("SELECT id, started_at, agent_pid, agent_start_ticks, item_id"
+                        " FROM sessions WHERE nova_id = ? AND outcome = ? ORDER BY id",
                         (nova_id, RUNNING)).fetchall()
+
+
+FINISHED_ALONE = "the agent finished; its supervisor ended before it settled the session"
+
+
+def close_finished(conn: sqlite3.Connection, session_id: int, at: float) -> None:
+    """Close as `ok` a row a dead supervisor left whose agent exited 0 (its keeper said
+    so). Any other end may be the agent stopped with its supervisor: `close_abandoned`."""
+    conn.execute("UPDATE sessions SET outcome = 'ok', exit_status = 0, error = ?,"
+                 " ended_at = ? WHERE id = ? AND outcome = ?",
+                 (FINISHED_ALONE, at, session_id, RUNNING))
 
 
 def close_abandoned(conn: sqlite3.Connection, nova_id: int, at: float) -> int:

@@ -7,15 +7,16 @@ predecessor before it starts anything, and any supervisor cleans up after anothe
 dead one (holding that Nova's lock meanwhile), so a shared item it held is free at once.
 Cleaning up: an agent of the session that still runs is stopped, its whole group
 (torchsm.orphans); then the session is closed and the items it still holds go back to the
-queue, uncounted (the item is not to blame for the crash); an item the agent finished
-stays done.
+queue, uncounted (the item is not to blame for the crash). An item the agent finished
+stays done, and so does the session's own item when its keeper (torchsm.shim) recorded a
+clean exit: the agent finished it even though nobody settled the session.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-from torchsm import ledger, orphans, runfiles, store, workqueue
+from torchsm import ledger, orphans, runfiles, shim, store, workqueue
 from torchsm.config import Config, Home
 from torchsm.errors import NovaNotFound
 
@@ -29,20 +30,29 @@ def recover(home: Home, config: Config, name: str, now: float, emit: Emit) -> li
         left = db.write(lambda conn: ledger.abandoned(conn, _nova_id(conn, name)))  # it
     if not left:  # cannot write is an error at once
         return []
-    for session_id, _, pid, ticks in left:
+    for session_id, _, pid, ticks, _ in left:
         if orphans.alive_as_recorded(pid, ticks):
             emit("warning", f"the agent of session {session_id} of {name} (pid {pid}) "
                             "outlived its supervisor: stopping it")
             orphans.stop_group(pid, config.supervisor.stop_grace_s)
-    since = min(started for _, started, _, _ in left)
+    since = min(row[1] for row in left)
+    # how each agent ended, as its keeper recorded it (None: no record)
+    ended = {row[0]: shim.read_exit(str(runfiles.exit_path(home, row[0]))) for row in left}
 
     def close(conn):
-        closed = ledger.close_abandoned(conn, _nova_id(conn, name), now)
+        finished = [row for row in left if ended[row[0]] == 0]
+        for session_id, _, _, _, item_id in finished:
+            ledger.close_finished(conn, session_id, now)
+            if item_id is not None:
+                workqueue.finish_claimed_by(conn, item_id, name, now)  # done, not rerun
+        closed = ledger.close_abandoned(conn, _nova_id(conn, name), now) + len(finished)
         return closed, workqueue.release_claims_in(conn, name, since=since, now=now,
                                                    counted=False)
 
     with store.open_store(home, config.db.lock_timeout_s) as db:
         closed, released = db.write(close)
+    for session_id in ended:
+        runfiles.remove_exit(home, session_id)
     back = "".join(f"; item {item_id} back to {status}" for item_id, status in released)
     emit("warning", f"closed {closed} session(s) of {name} a supervisor left running{back}")
     return released

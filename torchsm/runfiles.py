@@ -70,6 +70,22 @@ def lock_if_free(home: Home, name: str) -> SupervisorLock | None:
     return SupervisorLock(fd, path)
 
 
+def exit_path(home: Home, session_id: int) -> Path:
+    """Where the agent's keeper (torchsm.shim) writes how session `session_id`'s agent
+    ended, until the session is settled."""
+    folder = run_dir(home)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder / f"session-{session_id}.exit"
+
+
+def remove_exit(home: Home, session_id: int) -> None:
+    for suffix in ("", ".tmp"):
+        try:
+            os.unlink(run_dir(home) / f"session-{session_id}.exit{suffix}")
+        except FileNotFoundError:
+            pass
+
+
 def _plan_path(home: Home, name: str) -> Path:
     return run_dir(home) / f"{name}.json"
 

@@ -424,6 +424,7 @@ class Supervisor:
         verdict = outcome.judge(run, crash_window_s=self.config.supervisor.crash_window_s,
                                 now=self.clock.now())
         self._settle(taken, run, verdict, unstored)
+        runfiles.remove_exit(self.home, taken.session_id)  # settled: the record served
         return Ran(taken.session_id, verdict)
 
     def _start_agent(self, taken: Taken) -> tuple[agents.SessionRun, list[dict[str, Any]]]:
@@ -442,7 +443,9 @@ class Supervisor:
                     timeout_s=cfg.session_timeout_s, grace_s=cfg.stop_grace_s,
                     should_stop=self.stop.is_set, on_text=reader.text,
                     on_signal=reader.signal,
-                    on_start=lambda pid: self._record_agent(taken, pid), clock=self.clock.now)
+                    on_start=lambda pid: self._record_agent(taken, pid),
+                    exit_file=str(runfiles.exit_path(self.home, taken.session_id)),
+                    clock=self.clock.now)
             except OSError as exc:  # the command vanished or is not executable any more
                 run = agents.SessionRun(argv, started, self.clock.now(), None, False, False,
                                         agents.SessionOutput(), f"cannot start: {exc}")
