@@ -208,3 +208,14 @@ def test_an_agent_that_finished_just_before_its_supervisor_died_is_not_run_again
     assert torch("queue", "list", "--json").json()[0]["status"] == "done"
     assert query(torch, "SELECT outcome, exit_status FROM sessions") == [("ok", 0)]
     assert not list((torch.home / "run").glob("session-*.exit"))
+
+
+def test_a_claim_left_without_a_session_goes_back_when_the_supervisor_starts(torch,
+                                                                            tmp_path):
+    # as a supervisor killed between claiming an item and recording the session leaves it
+    torch("queue", "add", "claimed, then the supervisor died")
+    torch("queue", "claim", "--nova", "torch")
+    quick = agent_script(tmp_path, "print('done')", name="quick.py")
+    out = torch("run", "torch", "--until-idle", "--", *quick).out
+    assert "claims a supervisor left without a session; item 1 back to pending" in out
+    assert torch("queue", "list", "--json").json()[0]["status"] == "done"

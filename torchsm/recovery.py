@@ -23,12 +23,24 @@ from torchsm.errors import NovaNotFound
 Emit = Callable[..., None]  # emit(event, message, **data)
 
 
-def recover(home: Home, config: Config, name: str, now: float, emit: Emit) -> list:
+def recover(home: Home, config: Config, name: str, now: float, emit: Emit,
+            own: bool = False) -> list:
     """Clean up after Nova `name`'s dead supervisor; the caller holds `name`'s lock.
-    Returns the (item id, status) of the items that went back."""
+    `own`: the caller is `name`'s new supervisor, before it starts anything: then a claim
+    of `name`'s made before any session row (a supervisor killed between claiming and
+    recording the start) goes back too. Returns the (item id, status) of the items that
+    went back."""
     with store.open_store(home, config.db.lock_timeout_s) as db:  # a write: a database
         left = db.write(lambda conn: ledger.abandoned(conn, _nova_id(conn, name)))  # it
-    if not left:  # cannot write is an error at once
+        if not left and own:  # cannot write is an error at once
+            released = db.write(lambda conn: workqueue.release_claims_in(
+                conn, name, since=0, now=now, counted=False))
+            if released:
+                emit("warning", "".join([f"{name}: claims a supervisor left without a "
+                                         "session"] + [f"; item {i} back to {status}"
+                                                       for i, status in released]))
+            return released
+    if not left:
         return []
     for session_id, _, pid, ticks, _ in left:
         if orphans.alive_as_recorded(pid, ticks):
@@ -46,8 +58,8 @@ def recover(home: Home, config: Config, name: str, now: float, emit: Emit) -> li
             if item_id is not None:
                 workqueue.finish_claimed_by(conn, item_id, name, now)  # done, not rerun
         closed = ledger.close_abandoned(conn, _nova_id(conn, name), now) + len(finished)
-        return closed, workqueue.release_claims_in(conn, name, since=since, now=now,
-                                                   counted=False)
+        return closed, workqueue.release_claims_in(conn, name, since=0 if own else since,
+                                                   now=now, counted=False)
 
     with store.open_store(home, config.db.lock_timeout_s) as db:
         closed, released = db.write(close)

@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from torchsm import accounts, agents, ledger, limits, novas, outcome, progress, store, workqueue
+from torchsm import (accounts, agents, ledger, limits, mirror, novas, outbox, outcome, progress,
+                     store, workqueue)
 from torchsm.config import Config, Home
 from torchsm.errors import DatabaseLocked, NovaNotFound, TransitionRefused
 from torchsm.machine import State
@@ -68,6 +69,11 @@ class Settler:
 
         def record(conn) -> list[tuple[int, str]]:
             ledger.finish(conn, taken.session_id, end)
+            outbox.put(conn, self.config, mirror.OPS_STREAM, mirror.Entry.new(
+                "session.ended", self.name, {"session": taken.session_id,
+                                             "outcome": verdict.outcome.value,
+                                             "exit_status": run.exit_status,
+                                             "error": verdict.error}, now))
             nova = self._nova(conn)
             accounts.answered(conn, nova.id)
             for info in unstored:  # what the live reading could not store

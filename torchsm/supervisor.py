@@ -389,9 +389,13 @@ class Supervisor:
                 return None
             if work.restart is not None:
                 store.clear_restart_request(conn, nova.id, work.restart[0])
-            return ledger.start(conn, nova_id=nova.id, kind=work.kind, prompt=prompt,
-                                item_id=item.id if item else None,
-                                signal_id=work.signal.id if work.signal else None, at=now)
+            session_id = ledger.start(conn, nova_id=nova.id, kind=work.kind, prompt=prompt,
+                                      item_id=item.id if item else None,
+                                      signal_id=work.signal.id if work.signal else None, at=now)
+            outbox.put(conn, self.config, mirror.OPS_STREAM, mirror.Entry.new(
+                "session.started", self.name, {"session": session_id, "kind": work.kind,
+                                               "item": item.id if item else None}, now))
+            return session_id
 
         with self._store() as db:
             session_id = db.write(record)
@@ -417,9 +421,7 @@ class Supervisor:
         self._emit("session.started", f"session {taken.session_id} started: {_what(taken)}",
                    session=taken.session_id, kind=taken.kind,
                    item=taken.item.id if taken.item else None)
-        self._publish("session.started", {"session": taken.session_id, "kind": taken.kind,
-                                          "item": taken.item.id if taken.item else None},
-                      taken.at)
+        outbox.deliver(self.home, self.config, taken.at)  # session.started, committed with it
         run, unstored = self._start_agent(taken)
         verdict = outcome.judge(run, crash_window_s=self.config.supervisor.crash_window_s,
                                 now=self.clock.now())
@@ -470,10 +472,7 @@ class Supervisor:
                    session=taken.session_id, outcome=verdict.outcome.value,
                    exit_status=run.exit_status, duration_s=round(run.duration_s, 3),
                    error=verdict.error, released=[list(r) for r in settled.released])
-        self._publish("session.ended", {"session": taken.session_id,
-                                        "outcome": verdict.outcome.value,
-                                        "exit_status": run.exit_status,
-                                        "error": verdict.error}, now)
+        outbox.deliver(self.home, self.config, now)  # session.ended, committed with the end
         self._overload_streak = (self._overload_streak + 1
                                  if verdict.outcome is Outcome.OVERLOADED else 0)
         if verdict.outcome is Outcome.OVERLOADED:
@@ -556,7 +555,8 @@ class Supervisor:
 
     def _recover_abandoned(self) -> None:
         """Before anything starts: what a dead predecessor left (recovery.py)."""
-        recovery.recover(self.home, self.config, self.name, self.clock.now(), self._emit)
+        recovery.recover(self.home, self.config, self.name, self.clock.now(), self._emit,
+                         own=True)
 
     def _recover_others(self, now: float) -> None:
         """Now and then: what other Novas' dead supervisors hold (a shared item is free
@@ -577,12 +577,6 @@ class Supervisor:
             "next_start": format_time(next_start), "why": why,
             "updated_at": format_time(self.clock.now()),
             "command": list(self.options.command), "usage": self._usage_note, **extra})
-
-    def _publish(self, kind: str, data: dict[str, Any], at: float) -> None:
-        entry = mirror.Entry.new(kind, self.name, data, at)
-        with self._store() as db:
-            db.write(lambda conn: outbox.put(conn, self.config, mirror.OPS_STREAM, entry))
-        outbox.deliver(self.home, self.config, at)
 
     def _emit(self, event: str, message: str, **data: Any) -> None:
         self._report({"event": event, "nova": self.name,

@@ -3,7 +3,8 @@ hooks installed, each Nova under its own `torchsm run`, against stand-ins that e
 one account: a window of W seconds allowing N requests from every client together, the
 unified rate-limit headers with utilization = used / N, a 429 `rejected` past N.
 
-Each run takes about the time it plays (48 s for the long ones)."""
+Each run takes about the time it plays (34 s for the long ones: two whole windows; the
+benchmark, bench/bench_usage_accounts.py, plays longer)."""
 
 from account_runs import Plan, Played, play
 
@@ -24,7 +25,7 @@ def every_whole_window_used_and_none_refused(played: Played, account: str) -> li
 
 def test_one_nova_uses_every_window_to_the_full_and_never_into_an_exhausted_one(
         claude_bin, tmp_path):
-    played = play(Plan({"torch": "default"}, window_s=15, allowance={"default": 6}),
+    played = play(Plan({"torch": "default"}, window_s=15, allowance={"default": 6}, run_s=34),
                   tmp_path / "home", claude_bin, tmp_path)
     whole = every_whole_window_used_and_none_refused(played, "default")
     assert played.done["torch"] >= 6 * len(whole) - 1
@@ -32,7 +33,7 @@ def test_one_nova_uses_every_window_to_the_full_and_never_into_an_exhausted_one(
 
 def test_three_novas_on_one_account_share_each_window_instead_of_racing(claude_bin, tmp_path):
     novas = {"n1": "default", "n2": "default", "n3": "default"}
-    played = play(Plan(novas, window_s=15, allowance={"default": 9}),
+    played = play(Plan(novas, window_s=15, allowance={"default": 9}, run_s=34),
                   tmp_path / "home", claude_bin, tmp_path)
     every_whole_window_used_and_none_refused(played, "default")
     assert all(played.done[n] > 0 for n in novas), played.done

@@ -1,0 +1,65 @@
+"""The chaos test of issue 14 (point 6): over a run of at least 50 work items, supervisors
+killed with -9 (and started again at once, as a service manager would), hook and
+transition processes killed with -9, and redis-server killed for a few seconds; a
+stand-in agent logs each run of its item. Target: no item run to the end twice, none
+lost, no orphan, and every committed transition in the ops stream exactly once, in each
+Nova's commit order. The harness is tests/chaos_run.py; bench/bench_chaos.py runs it
+bigger and several times (BENCHMARKS.md, Reliability)."""
+
+from __future__ import annotations
+
+import pytest
+
+import chaos_run
+
+ITEMS = 50
+
+# Two targets the code does not meet yet (measured: BENCHMARKS.md, Reliability). Each is
+# an xfail only when it happens and only in the way named; everything else stays strict.
+FINISHED_AS_ITS_SUPERVISOR_DIES = (
+    "issue 14 race (run twice): a supervisor killed with -9 after its agent finished the "
+    "item (logged its end) but before the agent exited: the keeper (torchsm.shim) passes "
+    "the death signal on as SIGTERM and the agent dies of it (or, ignoring it, exits 120 "
+    "on writing to the dead supervisor's pipe), so the keeper records a non-zero exit, the "
+    "next supervisor's recovery closes the session as stopped and puts the item back, and "
+    "it runs to the end a second time")
+CLAIMED_BEFORE_ITS_SESSION = (
+    "issue 14 race (lost for the lease): a supervisor killed with -9 between the claim of "
+    "an item (workqueue.try_claim commits) and the session's row (ledger.start, a second "
+    "transaction in Supervisor._take): no `running` session points at the claim, so "
+    "recovery finds nothing to clean up, the next supervisor says idle, and the item stays "
+    "claimed until its lease ends (session_timeout_s + stop_grace_s + 60 s)")
+
+
+def test_kill_anything_lose_nothing_run_nothing_twice(start_redis, tmp_path):
+    server = start_redis(persistent=True)  # acknowledged writes survive its kill -9
+    result = chaos_run.run(tmp_path / "chaos", server,
+                           chaos_run.ChaosOptions(items=ITEMS, time_limit_s=45))
+    print(result.summary())
+    summary = f"\n{result.summary()}\nfiles: {tmp_path / 'chaos'}"
+
+    # the chaos happened as planned
+    assert result.items >= 50
+    assert result.kills["supervisor"] >= 5, summary
+    assert result.process_kills >= 5, summary
+    assert len(result.outages) == 1, summary
+    assert not result.unexpected_exits, summary  # each restarted supervisor ran
+    assert not result.not_stopped_by_sigterm, summary
+
+    # the targets
+    stuck = result.claimed_without_session
+    assert not {item: why for item, why in result.lost.items() if item not in stuck}, summary
+    assert not result.orphans, summary
+    assert not result.overlaps, summary  # never a second agent beside an orphan
+    assert result.left_running == 0, summary
+    stream = result.stream
+    assert stream.missing == 0 and stream.duplicated == 0 and stream.extra == 0, summary
+    assert not stream.out_of_order, summary
+    assert stream.outbox_waiting == 0 and stream.queued == 0, summary
+    assert stream.committed > ITEMS / 4, summary  # the agents' transitions committed
+    known = [f"{FINISHED_AS_ITS_SUPERVISOR_DIES}: {result.run_twice}"] if result.run_twice else []
+    if stuck:
+        known.append(f"{CLAIMED_BEFORE_ITS_SESSION}: {stuck}")
+    if known:
+        pytest.xfail(" | ".join(known))
+    assert result.finished and not result.lost and not result.run_twice, summary
