@@ -82,24 +82,8 @@ def row(n: int, r: chaos_run.ChaosResult) -> list[str]:
             f"{s.missing} / {s.duplicated} / {len(s.out_of_order)}"]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description="The chaos run of issue 14, several times; "
-                                     "Markdown for BENCHMARKS.md on stdout.")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--items", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=None, help="the first run's seed")
-    parser.add_argument("--time-limit-s", type=float, default=300)
-    parser.add_argument("--keep", action="store_true", help="keep each run's files")
-    parser.add_argument("--at", metavar="REV", default=None,
-                        help="run torchsm as committed at REV (default: the checkout as it is)")
-    parser.add_argument("--aim-at-claims", type=float, default=0.0, metavar="SHARE",
-                        help="share of supervisor kills aimed between an item's claim and "
-                             "its session's row (default 0)")
-    args = parser.parse_args()
-
-    torchsm, env, code = None, None, code_state()
-    if args.at:
-        torchsm, env, code = snapshot(args.at, Path(tempfile.mkdtemp(prefix="torchsm-at-")))
+def runs(args: argparse.Namespace, torchsm: list[str] | None,
+         env: dict[str, str] | None) -> list[chaos_run.ChaosResult]:
     results = []
     for n in range(1, args.runs + 1):
         root = Path(tempfile.mkdtemp(prefix="torchsm-bench-chaos-"))
@@ -118,6 +102,34 @@ def main() -> int:
             print(f"files: {root}", file=sys.stderr)
         else:
             shutil.rmtree(root, ignore_errors=True)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="The chaos run of issue 14, several times; "
+                                     "Markdown for BENCHMARKS.md on stdout.")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--items", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=None, help="the first run's seed")
+    parser.add_argument("--time-limit-s", type=float, default=300)
+    parser.add_argument("--keep", action="store_true", help="keep each run's files")
+    parser.add_argument("--at", metavar="REV", default=None,
+                        help="run torchsm as committed at REV (default: the checkout as it is)")
+    parser.add_argument("--aim-at-claims", type=float, default=0.0, metavar="SHARE",
+                        help="share of supervisor kills aimed between an item's claim and "
+                             "its session's row (default 0)")
+    args = parser.parse_args()
+
+    torchsm, env, code = None, None, code_state()
+    source = None
+    if args.at:
+        source = Path(tempfile.mkdtemp(prefix="torchsm-at-"))
+        torchsm, env, code = snapshot(args.at, source)
+    try:
+        results = runs(args, torchsm, env)
+    finally:
+        if source is not None:
+            shutil.rmtree(source, ignore_errors=True)
 
     command = (f".venv/bin/python bench/bench_chaos.py --runs {args.runs} --items {args.items}"
                + (f" --seed {args.seed}" if args.seed is not None else "")

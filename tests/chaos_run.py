@@ -23,7 +23,8 @@ The pieces:
   so the other chaos goes on meanwhile);
 - a monitor thread sampling /proc for agents: two agents of one Nova alive at once is an
   overlap (a second agent beside an orphan).
-When every item is done (or at the time limit): the chaos stops, the supervisors get
+When every item is done (or at the time limit, or when only claims no session points at
+are left for `stuck_s`: only their lease would free them): the chaos stops, the supervisors get
 SIGTERM (a clean stop), `torchsm mirror flush`, and the measures (ChaosResult).
 """
 
