@@ -149,7 +149,7 @@ def main() -> int:
         print(f"\nItems run to the end twice, and how long after the first of those ends the "
               f"supervisor of that Nova was killed: {twice}.")
     if args.aim_at_claims:
-        print(f"\nSupervisor kills aimed between a claim and its session's row: "
+        print("\nSupervisor kills aimed between a claim and its session's row: "
               + ", ".join(f"run {n}: {r.kills['supervisor at a claim']}"
                           for n, r in enumerate(results, 1)) + ".")
     total_kills = sum(r.kills["supervisor"] for r in results)
