@@ -23,26 +23,6 @@ def torch(cli: Cli) -> Cli:
     return cli
 
 
-def test_sighup_is_a_clean_stop(torch, tmp_path):
-    torch("queue", "add", "a long task")
-    pid_file = tmp_path / "agent.pid"
-    command = agent_script(tmp_path, f"""
-        import os, time
-        open({str(pid_file)!r}, "w").write(str(os.getpid()))
-        time.sleep(60)
-    """)
-    run = start(torch, "torch", "--", *command)
-    agent = int(wait_for(lambda: pid_file.exists() and pid_file.read_text()))
-    run.send_signal(signal.SIGHUP)
-    out, err = run.communicate(timeout=10)
-    assert run.returncode == 0, err
-    assert out.splitlines()[-1].endswith("stopped by SIGHUP")
-    assert not alive(agent)
-    assert query(torch, "SELECT outcome FROM sessions") == [("stopped",)]
-    [item] = torch("queue", "list", "--json").json()
-    assert (item["status"], item["attempts"], item["owner"]) == ("pending", 0, None)
-
-
 def test_the_end_of_a_session_is_recorded_however_long_the_database_is_locked(torch,
                                                                                tmp_path):
     torch("queue", "add", "finish me")

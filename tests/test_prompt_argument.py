@@ -6,27 +6,12 @@ shell script, so an item could run commands; such a COMMAND is refused at startu
 
 import pytest
 
-from helpers import Cli, rows, write_config
+from test_run_cli import torch  # noqa: F401 (the fixture)
+from helpers import Cli, rows
 from torchsm.agents import build_argv, check_template
-from torchsm.config import Home
 from torchsm.errors import AgentCommandError
 
-FAST = """
-redis_url = "off"
-[personalities.torch]
-base_cycle_s = 0.2
-[supervisor]
-stop_grace_s = 1
-load_stretch_above = 0
-"""
 HOSTILE = "; touch PWNED"
-
-
-@pytest.fixture
-def torch(cli: Cli) -> Cli:
-    write_config(Home(cli.home), FAST)
-    cli("nova", "add", "torch")
-    return cli
 
 
 @pytest.mark.parametrize("template", [

@@ -146,7 +146,9 @@ def test_a_second_supervisor_for_the_same_nova_is_refused(torch):
     assert "session 1 ok" in torch("run", "torch", "--once", "--", "true").out
 
 
-def test_sigterm_mid_session_stops_the_agent_and_puts_the_item_back(torch, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])  # SIGHUP: a closed terminal
+def test_a_stop_signal_mid_session_stops_the_agent_and_puts_the_item_back(torch, tmp_path,
+                                                                         sig):
     torch("queue", "add", "a long task")
     pid_file = tmp_path / "agent.pid"
     command = agent_script(tmp_path, f"""
@@ -157,10 +159,10 @@ def test_sigterm_mid_session_stops_the_agent_and_puts_the_item_back(torch, tmp_p
     run = start(torch, "torch", "--", *command)
     agent = int(wait_for(lambda: pid_file.exists() and pid_file.read_text()))
     assert wait_for(lambda: (plan(torch) or {}).get("state") == "running")
-    run.send_signal(signal.SIGTERM)
+    run.send_signal(sig)
     out, err = run.communicate(timeout=10)
     assert run.returncode == 0, err
-    assert out.splitlines()[-1].endswith("supervisor ends after 1 session: stopped by SIGTERM")
+    assert out.splitlines()[-1].endswith(f"supervisor ends after 1 session: stopped by {sig.name}")
     assert not alive(agent)
     [(outcome, exit_status)] = query(torch, "SELECT outcome, exit_status FROM sessions")
     assert (outcome, exit_status) == ("stopped", -signal.SIGTERM)

@@ -12,31 +12,14 @@ import json
 import re
 import subprocess
 
-import pytest
-
-from helpers import Cli, torchsm_executable, write_config
+from test_run_cli import torch  # noqa: F401 (the fixture)
+from helpers import torchsm_executable
 from torchsm.cli.common import printable, table
-from torchsm.config import Home
 
 HOSTILE = "\x1b]0;pwned\x07\x1b[2J\x9b31m\rfake\x7f"
 # what may reach the terminal: printable text, newlines and tabs
 RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
-FAST = """
-redis_url = "off"
-[personalities.torch]
-base_cycle_s = 0.2
-[supervisor]
-stop_grace_s = 1
-load_stretch_above = 0
-"""
-
-
-@pytest.fixture
-def torch(cli: Cli) -> Cli:
-    write_config(Home(cli.home), FAST)
-    cli("nova", "add", "torch")
-    return cli
 
 
 def assert_clean(out: str) -> None:

@@ -324,19 +324,16 @@ def _on_pre_tool_use(ctx: HookContext) -> HookResult:
     denied and Claude Code told not to continue, which sends nothing more (FIELD-NOTES),
     and every Nova on the account holds until the reset. Otherwise record only.
 
-    The hottest path (every tool call): one read, and an account without windows (an
-    API-key user) costs one indexed lookup and no verdict."""
-    from torchsm import accounts
+    The hottest path (every tool call): one query of the account's windows; a stop does
+    not depend on requests in flight, so the pure verdict over them is all it takes."""
+    from torchsm import accounts, pacing
+    from torchsm.config import usage_for
 
-    def read(conn):
-        if not accounts.load_windows(conn, ctx.nova.account):
-            return None
-        from torchsm import limits
-
-        return limits.verdict(conn, ctx.config, ctx.nova.account, ctx.now, ctx.nova.id)
-
-    usage = ctx.db.read(read)
-    if usage is None or usage.kind != "stop":
+    windows = ctx.db.read(lambda conn: accounts.load_windows(conn, ctx.nova.account))
+    if not windows:  # an API-key user
+        return HookResult("recorded")
+    usage = pacing.verdict(windows, usage_for(ctx.config, ctx.nova.account), ctx.now)
+    if usage.kind != "stop":
         return HookResult("recorded")
     why = _usage_says_wait(ctx, usage)
     reason = (f"torchsm: {why}; the turn ends before this tool call, and {ctx.nova.name} "

@@ -17,10 +17,19 @@ from torchsm.config import Config, Home, usage_for
 
 
 def learn(db: store.Store, home: Home, config: Config, account: str,
-          rows: Iterable[accounts.WindowRow], now: float) -> pacing.Verdict:
-    """Store what was heard of the account's windows and enforce what they now say."""
+          rows: Iterable[accounts.WindowRow], now: float,
+          answered_by: int | None = None) -> pacing.Verdict:
+    """Store what was heard of the account's windows and enforce what they now say.
+    `answered_by`: the Nova whose request this answer was (its grant ends in the same
+    transaction)."""
     rows = list(rows)
-    db.write(lambda conn: accounts.learn(conn, account, rows, now))
+
+    def write(conn) -> None:
+        if answered_by is not None:
+            accounts.answered(conn, answered_by)
+        accounts.learn(conn, account, rows, now)
+
+    db.write(write)
     structured = any(row.structured for row in rows)
     return enforce(db, home, config, account, now, after_structured=structured)
 

@@ -43,10 +43,12 @@ class SessionReader:
         """Called on the reader thread for each rate_limit_event info and api_retry."""
         now = self.clock()
         try:
-            rows = self._rows(kind, obj, now)
-            if rows:
-                limits.learn(self._store(), self.home, self.config, self.nova.account, rows,
-                             now)
+            if kind == "rate_limit_event":
+                limits.learn(self._store(), self.home, self.config, self.nova.account,
+                             self._rows(obj, now), now, answered_by=self.nova.id)
+            elif kind == "api_retry" and obj.get("error_status") == 429:
+                limits.refused(self._store(), self.home, self.config, self.nova,
+                               str(obj.get("error") or ""), now, source="retry")
         except TorchsmError as exc:
             if kind == "rate_limit_event":
                 self.unstored.append(obj)
@@ -55,17 +57,11 @@ class SessionReader:
         except Exception as exc:  # the reader thread must go on reading whatever happens
             self.emit("warning", f"{kind} not stored: {type(exc).__name__}: {exc}")
 
-    def _rows(self, kind: str, obj: dict[str, Any], now: float) -> list[accounts.WindowRow]:
-        if kind == "rate_limit_event":
-            rows, warnings = accounts.windows_from_event(obj, now, self.nova.name)
-            for warning in warnings:
-                self.emit("warning", f"rate_limit_event: {warning}")
-            self._store().write(lambda conn: accounts.answered(conn, self.nova.id))
-            return rows
-        if kind == "api_retry" and obj.get("error_status") == 429:
-            limits.refused(self._store(), self.home, self.config, self.nova,
-                           str(obj.get("error") or ""), now, source="retry")
-        return []
+    def _rows(self, obj: dict[str, Any], now: float) -> list[accounts.WindowRow]:
+        rows, warnings = accounts.windows_from_event(obj, now, self.nova.name)
+        for warning in warnings:
+            self.emit("warning", f"rate_limit_event: {warning}")
+        return rows
 
     def _store(self) -> store.Store:
         if self._db is None:
