@@ -39,6 +39,7 @@ COLUMNS = ["run", "seed", "items", "wall (s)",
            "transition kills: agents' / own", "Redis outage (s)",
            "run to the end twice (after a kill aimed at that end)", "started twice",
            "lost (claimed without a session)",
+           "agents that outlived a supervisor: waited for / stopped",
            "orphans", "second agent at once", "transitions committed",
            "stream: missing / duplicated / out of order"]
 
@@ -78,6 +79,7 @@ def row(n: int, r: chaos_run.ChaosResult) -> list[str]:
             f"{len(r.run_twice)} ({len(r.run_twice_after_end_kill)})",
             str(len(r.started_twice)),
             f"{len(r.lost)} ({len(r.claimed_without_session)})",
+            f"{r.orphans_waited_for} / {r.orphans_stopped}",
             str(len(r.orphans)), str(len(r.overlaps)), str(s.committed),
             f"{s.missing} / {s.duplicated} / {len(s.out_of_order)}"]
 

@@ -183,7 +183,8 @@ class ChaosResult:
     max_agents_per_nova: int = 0
     outcomes: Counter = field(default_factory=Counter)  # sessions by outcome
     left_running: int = 0  # sessions still `running` in the ledger at the end
-    orphans_stopped: int = 0  # "outlived its supervisor: stopping it"
+    orphans_waited_for: int = 0  # "outlived its supervisor: waiting for it"
+    orphans_stopped: int = 0  # a successor (or its stop) had to stop one
     recoveries: int = 0  # "closed N session(s) ... a supervisor left running"
     stream: StreamCheck = field(default_factory=StreamCheck)
 
@@ -250,7 +251,8 @@ class ChaosResult:
             f"overlaps: {self.overlaps[:5] or 'none'} (max agents of one Nova at once: "
             f"{self.max_agents_per_nova})",
             f"sessions: {dict(self.outcomes)}, left running {self.left_running}; "
-            f"recoveries {self.recoveries}, orphans stopped {self.orphans_stopped}",
+            f"recoveries {self.recoveries}, agents outliving their supervisor waited for "
+            f"{self.orphans_waited_for}, stopped {self.orphans_stopped}",
             f"stream: {s.committed} committed transitions, {s.landed} landed, missing "
             f"{s.missing}, duplicated {s.duplicated}, extra {s.extra}, out of order "
             f"{s.out_of_order or 'none'}, outbox {s.outbox_waiting}, queued {s.queued}; "
@@ -704,7 +706,8 @@ class ChaosRun:
         for name in SUPERVISED:
             for line in (self.root / f"supervisor-{name}.log").read_text(
                     errors="replace").splitlines():
-                r.orphans_stopped += "outlived its supervisor: stopping it" in line
+                r.orphans_waited_for += "outlived its supervisor: waiting for it" in line
+                r.orphans_stopped += "): stopping it" in line or "out of time: stopping" in line
                 r.recoveries += "a supervisor left running" in line
         self._check_stream()
 

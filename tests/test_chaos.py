@@ -8,22 +8,9 @@ bigger and several times (BENCHMARKS.md, Reliability)."""
 
 from __future__ import annotations
 
-import pytest
-
 import chaos_run
 
 ITEMS = 50
-
-# The one target the code does not meet yet (measured: BENCHMARKS.md, Reliability): an
-# xfail only when it happens, and only that; everything else stays strict.
-FINISHED_AS_ITS_SUPERVISOR_DIES = (
-    "issue 14 race (run twice): a supervisor killed with -9 after its agent finished the "
-    "item (logged its end) but before the agent exited: the keeper (torchsm.shim) passes "
-    "the death signal on as SIGTERM and the agent dies of it (or, ignoring it, exits 120 "
-    "on writing to the dead supervisor's pipe), so the keeper records a non-zero exit, the "
-    "next supervisor's recovery closes the session as stopped and puts the item back, and "
-    "it runs to the end a second time")
-
 
 def test_kill_anything_lose_nothing_run_nothing_twice(start_redis, tmp_path):
     server = start_redis(persistent=True)  # acknowledged writes survive its kill -9
@@ -51,5 +38,4 @@ def test_kill_anything_lose_nothing_run_nothing_twice(start_redis, tmp_path):
     assert stream.outbox_waiting == 0 and stream.queued == 0, summary
     assert stream.committed > ITEMS / 4, summary  # the agents' transitions committed
     assert not stream.without_started and not stream.without_ended, summary
-    if result.run_twice:
-        pytest.xfail(f"{FINISHED_AS_ITS_SUPERVISOR_DIES}: {result.run_twice}")
+    assert not result.run_twice, summary

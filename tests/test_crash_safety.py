@@ -2,10 +2,10 @@
 session is recorded however long the database stays locked. Real `torchsm run`
 processes, real agents, a real SQLite file locked by this test."""
 
-import os
 import signal
 import sqlite3
 import sys
+import textwrap
 import time
 
 from helpers import Cli, write_config
@@ -18,7 +18,10 @@ import pytest
 
 @pytest.fixture
 def torch(cli: Cli) -> Cli:
-    write_config(Home(cli.home), FAST + "[db]\nlock_timeout_s = 0.2\n")
+    # an orphan's session lasts at most session_timeout_s: its successor waits that long
+    write_config(Home(cli.home), FAST.replace("[supervisor]\n", "[supervisor]\n"
+                                              "session_timeout_s = 3\n")
+                 + "[db]\nlock_timeout_s = 0.2\n")
     cli("nova", "add", "torch")
     return cli
 
@@ -49,21 +52,24 @@ def test_the_end_of_a_session_is_recorded_however_long_the_database_is_locked(to
     assert "is not recorded yet: trying again" in out
 
 
-def agent_logging_each_run(tmp_path, *, finish: bool = False, ignore_term: bool = False):
+def agent_logging_each_run(tmp_path, *, finish: bool = False, ignore_term: bool = False,
+                           quick_second: bool = False):
     """An agent that logs each run of its item, may mark the item done itself, may ignore
-    SIGTERM, then works for a long time."""
+    SIGTERM, then works for a long time (with `quick_second`, only its first run)."""
     log, pid_file = tmp_path / "runs.log", tmp_path / "agent.pid"
     command = agent_script(tmp_path, f"""
         import os, signal, subprocess, sys, time
         if {ignore_term}:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        second = os.path.exists({str(log)!r})
         with open({str(log)!r}, "a") as f:
             f.write(os.environ["TORCHSM_ITEM"] + "\\n")
         if {finish}:
             subprocess.run([{sys.executable!r}, "-m", "torchsm", "queue", "done",
                             os.environ["TORCHSM_ITEM"]], check=True)
         open({str(pid_file)!r}, "w").write(str(os.getpid()))
-        time.sleep(60)
+        if not ({quick_second} and second):
+            time.sleep(60)
     """)
     return command, log, pid_file
 
@@ -76,29 +82,115 @@ def kill_supervisor_mid_session(torch, command, pid_file) -> int:
     return agent
 
 
-def test_an_agent_dies_with_its_supervisor(torch, tmp_path):
-    torch("queue", "add", "long work")
-    command, _, pid_file = agent_logging_each_run(tmp_path)
-    agent = kill_supervisor_mid_session(torch, command, pid_file)
-    wait_for(lambda: not alive(agent), timeout=5)
+def agent_finishing_on_go(tmp_path, *, then: str = ""):
+    """An agent that logs its start, waits for the file `go`, runs `then`, writes a lot to
+    its stdout and a result line with its cost, logs its end and exits 0."""
+    log, go = tmp_path / "runs.log", tmp_path / "go"
+    command = agent_script(tmp_path, f"""
+        import json, os, subprocess, sys, time
+        with open({str(log)!r}, "a") as f:
+            f.write("start " + os.environ["TORCHSM_ITEM"] + "\\n")
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.01)
+        {then}
+        for _ in range(2000):  # 200 KB: far more than a pipe holds
+            print("x" * 100)
+        print(json.dumps({{"type": "result", "subtype": "success", "is_error": False,
+                          "result": "done", "total_cost_usd": 0.25, "num_turns": 3}}))
+        with open({str(log)!r}, "a") as f:
+            f.write("end " + os.environ["TORCHSM_ITEM"] + "\\n")
+    """)
+    return command, log, go
 
 
-def test_the_next_supervisor_stops_an_orphan_and_runs_its_item_once_more(torch, tmp_path):
+def read_until(run, text: str) -> str:
+    """The supervisor's output up to the line holding `text`."""
+    seen = []
+    for line in run.stdout:
+        seen.append(line)
+        if text in line:
+            return "".join(seen)
+    raise AssertionError(f"{text!r} never came: {''.join(seen)}")
+
+
+def test_an_agent_finishes_the_session_its_supervisor_died_in_and_runs_once(torch,
+                                                                             tmp_path):
+    # the race of the chaos runs: the agent ends its work just as its supervisor dies;
+    # it must neither die of the death nor of writing to the dead supervisor's pipe
+    torch("queue", "add", "finish me once")
+    command, log, go = agent_finishing_on_go(tmp_path)
+    first = start(torch, "torch", "--", *command)
+    wait_for(lambda: log.exists() and "start" in log.read_text())
+    first.kill()
+    first.communicate(timeout=10)
+    successor = start(torch, "torch", "--until-idle", "--", *command)
+    read_until(successor, "outlived its supervisor: waiting for it to end its session")
+    assert log.read_text().split() == ["start", "1"]  # nothing started beside it
+    go.touch()
+    out, err = successor.communicate(timeout=30)
+    assert successor.returncode == 0, err
+    assert log.read_text().split() == ["start", "1", "end", "1"]  # once, not again
+    assert torch("queue", "list", "--json").json()[0]["status"] == "done"
+    assert query(torch, "SELECT outcome, exit_status, cost_usd, num_turns FROM sessions") == [
+        ("ok", 0, 0.25, 3)]  # the result line the keeper kept for it
+    assert not list((torch.home / "run").glob("session-*"))
+
+
+def test_an_agent_whose_supervisor_died_takes_no_new_work(torch, tmp_path):
+    torch("queue", "add", "the first")
+    torch("queue", "add", "the second")
+    answer = tmp_path / "stop-hook.out"
+    stop_hook = f"""
+        stop = json.dumps({{"session_id": "s1", "hook_event_name": "Stop",
+                           "stop_hook_active": False, "last_assistant_message": "done"}})
+        hook = subprocess.run([{sys.executable!r}, "-m", "torchsm", "hook", "stop"],
+                              input=stop, capture_output=True, text=True)
+        open({str(answer)!r}, "w").write(hook.stdout + hook.stderr)
+    """
+    command, log, go = agent_finishing_on_go(tmp_path, then=textwrap.indent(
+        textwrap.dedent(stop_hook), " " * 8).strip())
+    first = start(torch, "torch", "--", *command)
+    wait_for(lambda: log.exists() and "start" in log.read_text())
+    first.kill()
+    first.communicate(timeout=10)
+    go.touch()
+    wait_for(lambda: "end" in log.read_text())
+    assert "block" not in answer.read_text()  # not continued with the second item
+    assert [i["status"] for i in torch("queue", "list", "--json").json()] == ["claimed",
+                                                                              "pending"]
+    torch("run", "torch", "--until-idle", "--", *command)
+    assert log.read_text().split() == ["start", "1", "end", "1", "start", "2", "end", "2"]
+    assert [i["status"] for i in torch("queue", "list", "--json").json()] == ["done", "done"]
+
+
+def test_the_keeper_stops_an_orphan_at_the_session_timeout(torch, tmp_path):
     torch("queue", "add", "long work")
-    command, log, pid_file = agent_logging_each_run(tmp_path, ignore_term=True)
+    command, log, pid_file = agent_logging_each_run(tmp_path, ignore_term=True,
+                                                    quick_second=True)
     orphan = kill_supervisor_mid_session(torch, command, pid_file)
-    assert alive(orphan)  # it ignored the death signal
-    pid_file.unlink()
-    run = start(torch, "torch", "--json", "--", *command)
-    second = int(wait_for(lambda: pid_file.exists() and pid_file.read_text()))
-    assert not alive(orphan) and second != orphan  # stopped before anything started
-    run.kill()
-    run.communicate(timeout=10)
-    os.kill(second, signal.SIGKILL)
-    # the item ran twice only because the first run was cut short: never side by side
-    assert log.read_text().split() == ["1", "1"]
-    sessions = query(torch, "SELECT outcome, error FROM sessions ORDER BY id")
-    assert sessions[0] == ("stopped", "the supervisor ended before the session did")
+    assert alive(orphan)  # it goes on with its session
+    out = torch("run", "torch", "--until-idle", "--", *command).out
+    assert not alive(orphan)
+    assert "waiting for it to end its session" in out
+    assert log.read_text().split() == ["1", "1"]  # cut short by its timeout, run again
+    sessions = query(torch, "SELECT outcome, started_at, ended_at FROM sessions ORDER BY id")
+    assert [row[0] for row in sessions] == ["stopped", "ok"]
+    assert sessions[0][2] <= sessions[1][1]  # never side by side
+
+
+def test_a_stop_while_waiting_for_an_orphan_stops_it(torch, tmp_path):
+    torch("queue", "add", "long work")
+    command, log, pid_file = agent_logging_each_run(tmp_path)
+    orphan = kill_supervisor_mid_session(torch, command, pid_file)
+    successor = start(torch, "torch", "--", *command)
+    read_until(successor, "waiting for it to end its session")
+    successor.send_signal(signal.SIGTERM)
+    out, err = successor.communicate(timeout=20)
+    assert successor.returncode == 0, err
+    assert not alive(orphan)
+    assert log.read_text().split() == ["1"]
+    assert query(torch, "SELECT outcome FROM sessions") == [("stopped",)]
+    assert torch("queue", "list", "--json").json()[0]["status"] == "pending"
 
 
 def test_an_item_the_orphan_finished_is_not_run_again(torch, tmp_path):
@@ -109,7 +201,6 @@ def test_an_item_the_orphan_finished_is_not_run_again(torch, tmp_path):
     out, err = run.communicate(timeout=30)
     assert run.returncode == 0, err
     assert not alive(orphan)
-    assert "outlived its supervisor: stopping it" in out
     assert log.read_text().split() == ["1"]
     assert torch("queue", "list", "--json").json()[0]["status"] == "done"
 

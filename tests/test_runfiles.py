@@ -40,6 +40,30 @@ def test_the_lock_is_exclusive_within_a_process_too(home):
         lock.release()
 
 
+def test_a_supervisor_starting_waits_while_another_cleans_up_after_a_dead_one(home):
+    # the lock file names a supervisor that died; another Nova's supervisor holds the
+    # lock for a moment to clean up after it (recovery.recover_others)
+    dead = subprocess.run([sys.executable, "-c", "import sys\nfrom torchsm import runfiles\n"
+                           "from torchsm.config import Home\nfrom pathlib import Path\n"
+                           "runfiles.lock_supervisor(Home(Path(sys.argv[1])), 'torch')",
+                           str(home.path)], check=True)
+    assert dead.returncode == 0
+    cleaner = runfiles.lock_if_free(home, "torch")
+    assert cleaner is not None
+    starting = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom torchsm import runfiles\n"
+         "from torchsm.config import Home\nfrom pathlib import Path\n"
+         "runfiles.lock_supervisor(Home(Path(sys.argv[1])), 'torch')\nprint('locked')",
+         str(home.path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            starting.wait(0.5)  # neither fails nor takes the lock while it is held
+    finally:
+        cleaner.release()
+    out, err = starting.communicate(timeout=10)
+    assert (starting.returncode, out.strip()) == (0, "locked"), err
+
+
 def test_a_plan_left_by_a_dead_supervisor_is_ignored(home):
     runfiles.write_plan(home, "torch", {"pid": 2 ** 22 + 12345, "next_start": "x"})
     assert runfiles.read_plan(home, "torch") is None

@@ -184,7 +184,7 @@ def run_session(argv: list[str], *, env: dict[str, str], cwd: str | None = None,
                 on_text: Callable[[str], None] | None = None,
                 on_signal: Callable[[str, dict[str, Any]], None] | None = None,
                 on_start: Callable[[int], None] | None = None,
-                exit_file: str | None = None,
+                session_files: str | None = None,
                 clock: Callable[[], float] = time.time) -> SessionRun:
     """Run one agent session to its end, its timeout, or until `should_stop()` says so.
 
@@ -193,15 +193,17 @@ def run_session(argv: list[str], *, env: dict[str, str], cwd: str | None = None,
     stdout; `on_text` sees the same output in blocks of complete lines (cheaper);
     `on_signal` each rate_limit_event and api_retry as it is read (on the reader thread);
     `on_start` the agent's pid once it runs. The agent is asked to die with this process
-    (orphans.die_with_parent). With `exit_file` the agent runs under its keeper
-    (torchsm.shim), which writes how it ended there the moment it does.
+    (orphans.die_with_parent). With `session_files` the agent runs under its keeper
+    (torchsm.shim), which writes there how it ended the moment it does and, should this
+    process die, lets the agent finish its session (within `timeout_s`) and keeps what
+    it writes meanwhile.
     """
     output = SessionOutput(listener=on_signal)
     started = clock()
     from torchsm.orphans import die_with_parent
 
-    if exit_file is not None:
-        argv = kept(argv, exit_file, env, cwd)
+    if session_files is not None:
+        argv = kept(argv, session_files, env, cwd, timeout_s=timeout_s, grace_s=grace_s)
     proc = subprocess.Popen(argv, env=env, cwd=cwd, start_new_session=True,
                             preexec_fn=die_with_parent(),
                             stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
@@ -243,7 +245,8 @@ def run_session(argv: list[str], *, env: dict[str, str], cwd: str | None = None,
                       "\n".join(stderr_tail))
 
 
-def kept(argv: list[str], exit_file: str, env: dict[str, str], cwd: str | None) -> list[str]:
+def kept(argv: list[str], session_files: str, env: dict[str, str], cwd: str | None, *,
+         timeout_s: float = 3600, grace_s: float = 10) -> list[str]:
     """`argv` run by its keeper. A program that cannot be found fails here, as it would
     without the keeper (FileNotFoundError), not later as the keeper's exit status."""
     import shutil
@@ -256,7 +259,8 @@ def kept(argv: list[str], exit_file: str, env: dict[str, str], cwd: str | None) 
         found = shutil.which(program, path=env.get("PATH", os.defpath)) is not None
     if not found:
         raise FileNotFoundError(2, "No such file or directory", program)
-    return [sys.executable, "-m", "torchsm.shim", exit_file, "--", *argv]
+    return [sys.executable, "-m", "torchsm.shim", session_files,
+            "--timeout", repr(float(timeout_s)), "--grace", repr(float(grace_s)), "--", *argv]
 
 
 def _wait_a_little(proc: subprocess.Popen, stdout_reader: threading.Thread) -> None:

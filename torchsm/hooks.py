@@ -201,6 +201,17 @@ def _on_stop(ctx: HookContext) -> HookResult:
     return continued
 
 
+def _supervisor_gone() -> int | None:
+    """The pid of this session's supervisor when it died (its agent outlives it only to
+    end its session: torchsm.shim); None while it lives or when nobody supervises."""
+    mark = os.environ.get("TORCHSM_SUPERVISOR")
+    if not mark:
+        return None
+    from torchsm.orphans import supervisor_gone
+
+    return supervisor_gone(mark)
+
+
 def _stop_facts(conn, ctx: HookContext) -> StopFacts:
     k = ctx.config.safety.no_progress_continuations
     window_start = ctx.now - ctx.config.safety.hook_window_s
@@ -219,6 +230,10 @@ def _why_not_continue(ctx: HookContext, facts: StopFacts) -> str | None:
     """Why the agent may stop now, or None when it continues with the next item."""
     if ctx.nova.state != WORKING:
         return f"{ctx.nova.name} is {ctx.nova.state}"
+    gone = _supervisor_gone()
+    if gone is not None:
+        return (f"the supervisor of this session (pid {gone}) is gone: the session ends "
+                "with its item and takes no new work until the next supervisor starts")
     cap = ctx.config.supervisor.max_continuations
     if facts.continued >= cap:
         return f"continuation cap reached ({facts.continued} of {cap} in this session)"

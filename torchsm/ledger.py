@@ -146,12 +146,25 @@ def abandoned(conn: sqlite3.Connection, nova_id: int) -> list[tuple]:
 FINISHED_ALONE = "the agent finished; its supervisor ended before it settled the session"
 
 
-def close_finished(conn: sqlite3.Connection, session_id: int, at: float) -> None:
+def close_finished(conn: sqlite3.Connection, session_id: int, at: float,
+                   result: dict[str, Any] | None = None) -> None:
     """Close as `ok` a row a dead supervisor left whose agent exited 0 (its keeper said
-    so). Any other end may be the agent stopped with its supervisor: `close_abandoned`."""
+    so), with what its `result` line reported when the keeper kept it. Any other end may
+    be the agent stopped with its supervisor: `close_abandoned`."""
+    result = result or {}
+    tokens = result.get("usage") if isinstance(result.get("usage"), dict) else {}
     conn.execute("UPDATE sessions SET outcome = 'ok', exit_status = 0, error = ?,"
-                 " ended_at = ? WHERE id = ? AND outcome = ?",
-                 (FINISHED_ALONE, at, session_id, RUNNING))
+                 " ended_at = ?, agent_session_id = ?, cost_usd = ?, num_turns = ?,"
+                 " input_tokens = ?, output_tokens = ? WHERE id = ? AND outcome = ?",
+                 (FINISHED_ALONE, at, typed(result.get("session_id"), str),
+                  typed(result.get("total_cost_usd"), (int, float)),
+                  typed(result.get("num_turns"), int), typed(tokens.get("input_tokens"), int),
+                  typed(tokens.get("output_tokens"), int), session_id, RUNNING))
+
+
+def typed(value: Any, kind) -> Any:
+    """`value` when it is of `kind` (a bool is never a number), else None."""
+    return value if isinstance(value, kind) and not isinstance(value, bool) else None
 
 
 def close_abandoned(conn: sqlite3.Connection, nova_id: int, at: float) -> int:

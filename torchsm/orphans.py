@@ -11,7 +11,6 @@ Linux only where it reads /proc; elsewhere nothing is found and nothing is signa
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import time
@@ -38,6 +37,24 @@ def start_ticks(pid: int) -> int | None:
 def alive_as_recorded(pid: int | None, ticks: int | None) -> bool:
     """Whether the process recorded as (pid, ticks) still runs."""
     return pid is not None and ticks is not None and start_ticks(pid) == ticks
+
+
+SUPERVISOR_ENV = "TORCHSM_SUPERVISOR"  # "PID:TICKS" of the supervisor of a session
+
+
+def supervisor_mark() -> str:
+    """This process as its agents' environment names it (SUPERVISOR_ENV)."""
+    pid = os.getpid()
+    return f"{pid}:{start_ticks(pid)}"
+
+
+def supervisor_gone(mark: str | None) -> int | None:
+    """The pid of the supervisor `mark` (SUPERVISOR_ENV) names when it is gone; None
+    while it lives, or when there is no mark (an agent nobody supervises)."""
+    pid, _, ticks = (mark or "").partition(":")
+    if not pid.isdigit() or not ticks.isdigit():
+        return None
+    return None if alive_as_recorded(int(pid), int(ticks)) else int(pid)
 
 
 def group_alive(pgid: int) -> bool:
@@ -68,6 +85,8 @@ def die_with_parent() -> Callable[[], None] | None:
     """A preexec function for the agent: SIGTERM when the supervisor dies (Linux). Made
     in the parent, so nothing is imported or loaded between fork and exec; None where
     there is no prctl (the next supervisor still finds the agent by its pid)."""
+    import ctypes
+
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):

@@ -16,7 +16,7 @@ from typing import Any
 
 from torchsm import resets
 from torchsm.agents import SessionRun
-from torchsm.ledger import SessionEnd
+from torchsm.ledger import SessionEnd, typed as _typed
 
 
 class Outcome(str, Enum):
@@ -138,7 +138,3 @@ def ledger_end(run: SessionRun, verdict: Verdict) -> SessionEnd:
         api_error_status=_typed(result.get("api_error_status"), int),
         limit_events=run.output.rate_limit_events or None,
         last_assistant_message=run.output.last_assistant_text)
-
-
-def _typed(value: Any, kind) -> Any:
-    return value if isinstance(value, kind) and not isinstance(value, bool) else None

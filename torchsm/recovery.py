@@ -14,22 +14,28 @@ clean exit: the agent finished it even though nobody settled the session.
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
-from torchsm import ledger, orphans, runfiles, shim, store, workqueue
+from torchsm import accounts, agents, ledger, orphans, runfiles, shim, store, workqueue
+from torchsm.clock import format_time
 from torchsm.config import Config, Home
 from torchsm.errors import NovaNotFound
 
 Emit = Callable[..., None]  # emit(event, message, **data)
+ORPHAN_POLL_S = 0.1
+ORPHAN_MARGIN_S = 30  # beyond the keeper's own deadline, before a wait gives up
 
 
 def recover(home: Home, config: Config, name: str, now: float, emit: Emit,
-            own: bool = False) -> list:
+            own: bool = False, should_stop: Callable[[], bool] = lambda: False) -> list:
     """Clean up after Nova `name`'s dead supervisor; the caller holds `name`'s lock.
-    `own`: the caller is `name`'s new supervisor, before it starts anything: then a claim
-    of `name`'s made before any session row (a supervisor killed between claiming and
-    recording the start) goes back too. Returns the (item id, status) of the items that
-    went back."""
+    `own`: the caller is `name`'s new supervisor, before it starts anything: then it waits
+    for an agent that outlived its supervisor to end its session (`should_stop` cuts the
+    wait short and stops the agent), and a claim of `name`'s made before any session row
+    (a supervisor killed between claiming and recording the start) goes back too. Anyone
+    else leaves alone a Nova whose agent still runs: its claims are alive. Returns the
+    (item id, status) of the items that went back."""
     with store.open_store(home, config.db.lock_timeout_s) as db:  # a write: a database
         left = db.write(lambda conn: ledger.abandoned(conn, _nova_id(conn, name)))  # it
         if not left and own:  # cannot write is an error at once
@@ -42,21 +48,32 @@ def recover(home: Home, config: Config, name: str, now: float, emit: Emit,
             return released
     if not left:
         return []
-    for session_id, _, pid, ticks, _ in left:
-        if orphans.alive_as_recorded(pid, ticks):
-            emit("warning", f"the agent of session {session_id} of {name} (pid {pid}) "
-                            "outlived its supervisor: stopping it")
+    left = [_with_keeper(home, row) for row in left]
+    running = [row for row in left if orphans.alive_as_recorded(row[2], row[3])]
+    if running and not own:
+        return []  # its agent works on: the next supervisor of `name` settles it
+    for session_id, started_at, pid, ticks, _ in running:
+        _wait_for_orphan(config, name, session_id, started_at, pid, ticks, emit, should_stop)
+    for session_id, _, pid, _, _ in left:
+        if pid is not None and orphans.group_alive(pid):  # what the agent left running
             orphans.stop_group(pid, config.supervisor.stop_grace_s)
+    now = max(now, time.time()) if running else now
     since = min(row[1] for row in left)
     # how each agent ended, as its keeper recorded it (None: no record)
     ended = {row[0]: shim.read_exit(str(runfiles.exit_path(home, row[0]))) for row in left}
+    said = {row[0]: _orphan_output(home, row[0]) for row in left}
 
     def close(conn):
         finished = [row for row in left if ended[row[0]] == 0]
         for session_id, _, _, _, item_id in finished:
-            ledger.close_finished(conn, session_id, now)
+            ledger.close_finished(conn, session_id, now, said[session_id].result)
             if item_id is not None:
                 workqueue.finish_claimed_by(conn, item_id, name, now)  # done, not rerun
+        account = store.load_nova(conn, name).account
+        for output in said.values():
+            for info in output.rate_limit_events:
+                rows, _ = accounts.windows_from_event(info, now, name)
+                accounts.learn(conn, account, rows, now)
         closed = ledger.close_abandoned(conn, _nova_id(conn, name), now) + len(finished)
         return closed, workqueue.release_claims_in(conn, name, since=0 if own else since,
                                                    now=now, counted=False)
@@ -64,10 +81,52 @@ def recover(home: Home, config: Config, name: str, now: float, emit: Emit,
     with store.open_store(home, config.db.lock_timeout_s) as db:
         closed, released = db.write(close)
     for session_id in ended:
-        runfiles.remove_exit(home, session_id)
+        runfiles.remove_session_files(home, session_id)
     back = "".join(f"; item {item_id} back to {status}" for item_id, status in released)
     emit("warning", f"closed {closed} session(s) of {name} a supervisor left running{back}")
     return released
+
+
+def _wait_for_orphan(config: Config, name: str, session_id: int, started_at: float,
+                     pid: int, ticks: int, emit: Emit, should_stop: Callable[[], bool]):
+    """Wait for the keeper of a session whose supervisor died to end: the agent finishes
+    its session, and its keeper stops it at the session timeout. Past that (a keeper that
+    cannot stop it), or on a stop of this supervisor, its group is stopped."""
+    cfg = config.supervisor
+    latest = started_at + cfg.session_timeout_s + 2 * cfg.stop_grace_s + ORPHAN_MARGIN_S
+    emit("warning", f"the agent of session {session_id} of {name} (pid {pid}) outlived its "
+                    f"supervisor: waiting for it to end its session (at the latest "
+                    f"{format_time(latest)}) before anything starts")
+    while orphans.alive_as_recorded(pid, ticks):
+        if should_stop() or time.time() >= latest:
+            why = "stopping" if should_stop() else "out of time: stopping"
+            emit("warning", f"the agent of session {session_id} of {name} (pid {pid}): {why} it")
+            orphans.stop_group(pid, cfg.stop_grace_s)
+            return
+        time.sleep(ORPHAN_POLL_S)
+
+
+def _with_keeper(home: Home, row: tuple) -> tuple:
+    """A left session's row with its keeper as its file names it when the ledger does
+    not (a supervisor killed before it recorded the agent)."""
+    session_id, started_at, pid, ticks, item_id = row
+    if pid is None:
+        pid, ticks = shim.read_keeper(str(runfiles.keeper_path(home, session_id))) or (None,
+                                                                                      None)
+    return session_id, started_at, pid, ticks, item_id
+
+
+def _orphan_output(home: Home, session_id: int) -> agents.SessionOutput:
+    """What an agent wrote after its supervisor died, as its keeper kept it."""
+    output = agents.SessionOutput()
+    try:
+        with open(runfiles.orphan_output_path(home, session_id), "rb") as f:
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return output
+    if text:
+        output.feed_block(text if text.endswith("\n") else text + "\n")
+    return output
 
 
 def recover_others(home: Home, config: Config, me: str, now: float, emit: Emit) -> list:

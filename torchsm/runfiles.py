@@ -11,11 +11,15 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from torchsm.config import Home
 from torchsm.errors import SupervisorRunning
+
+
+CLEANER_WAIT_S = 30  # the longest another supervisor may hold a dead one's lock to clean up
 
 
 def run_dir(home: Home) -> Path:
@@ -42,13 +46,21 @@ def lock_supervisor(home: Home, name: str) -> SupervisorLock:
     folder.mkdir(mode=0o700, exist_ok=True)
     path = folder / f"{name}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise SupervisorRunning(
-            f"a supervisor for {name} is already running (pid {holder})") from None
+    deadline = time.monotonic() + CLEANER_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            # The file names the supervisor that holds the lock. When that one is dead,
+            # another Nova's supervisor is cleaning up after it (lock_if_free): briefly.
+            if _alive(int(holder) if holder.isdigit() else None) or (
+                    time.monotonic() >= deadline):
+                os.close(fd)
+                raise SupervisorRunning(
+                    f"a supervisor for {name} is already running (pid {holder})") from None
+            time.sleep(0.05)
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return SupervisorLock(fd, path)
@@ -70,18 +82,32 @@ def lock_if_free(home: Home, name: str) -> SupervisorLock | None:
     return SupervisorLock(fd, path)
 
 
-def exit_path(home: Home, session_id: int) -> Path:
-    """Where the agent's keeper (torchsm.shim) writes how session `session_id`'s agent
-    ended, until the session is settled."""
+def session_files(home: Home, session_id: int) -> Path:
+    """The prefix of the files the agent's keeper (torchsm.shim) writes for session
+    `session_id` until it is settled: .keeper (who keeps the agent), .exit (how the agent
+    ended), .out (what it wrote after its supervisor died)."""
     folder = run_dir(home)
     folder.mkdir(mode=0o700, exist_ok=True)
-    return folder / f"session-{session_id}.exit"
+    return folder / f"session-{session_id}"
 
 
-def remove_exit(home: Home, session_id: int) -> None:
-    for suffix in ("", ".tmp"):
+def exit_path(home: Home, session_id: int) -> Path:
+    return run_dir(home) / f"session-{session_id}.exit"
+
+
+def keeper_path(home: Home, session_id: int) -> Path:
+    return run_dir(home) / f"session-{session_id}.keeper"
+
+
+def orphan_output_path(home: Home, session_id: int) -> Path:
+    return run_dir(home) / f"session-{session_id}.out"
+
+
+def remove_session_files(home: Home, session_id: int) -> None:
+    """Forget session `session_id`'s keeper files: the session is settled."""
+    for suffix in (".exit", ".exit.tmp", ".out", ".keeper", ".keeper.tmp"):
         try:
-            os.unlink(run_dir(home) / f"session-{session_id}.exit{suffix}")
+            os.unlink(run_dir(home) / f"session-{session_id}{suffix}")
         except FileNotFoundError:
             pass
 

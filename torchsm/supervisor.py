@@ -132,6 +132,7 @@ class Supervisor:
         self.clock, self.rng, self.load, self._report = clock, rng or random.Random(), load, report
         self.stop = stop or threading.Event()
         self.base_env = dict(os.environ if base_env is None else base_env)
+        self._mark = orphans.supervisor_mark()  # the hooks of its agents check it lives
         self.poll_s = poll_s
         self.watch: ChangeWatch | None = None
         self._dream_rolled = False  # one roll of the dice per idle stretch
@@ -426,7 +427,7 @@ class Supervisor:
         verdict = outcome.judge(run, crash_window_s=self.config.supervisor.crash_window_s,
                                 now=self.clock.now())
         self._settle(taken, run, verdict, unstored)
-        runfiles.remove_exit(self.home, taken.session_id)  # settled: the record served
+        runfiles.remove_session_files(self.home, taken.session_id)  # settled: the record served
         return Ran(taken.session_id, verdict)
 
     def _start_agent(self, taken: Taken) -> tuple[agents.SessionRun, list[dict[str, Any]]]:
@@ -446,7 +447,7 @@ class Supervisor:
                     should_stop=self.stop.is_set, on_text=reader.text,
                     on_signal=reader.signal,
                     on_start=lambda pid: self._record_agent(taken, pid),
-                    exit_file=str(runfiles.exit_path(self.home, taken.session_id)),
+                    session_files=str(runfiles.session_files(self.home, taken.session_id)),
                     clock=self.clock.now)
             except OSError as exc:  # the command vanished or is not executable any more
                 run = agents.SessionRun(argv, started, self.clock.now(), None, False, False,
@@ -457,6 +458,7 @@ class Supervisor:
         env = dict(self.base_env)
         env.update(TORCHSM_NOVA=self.name, TORCHSM_HOME=str(self.home.path),
                    TORCHSM_PROMPT=taken.prompt, TORCHSM_SESSION=str(taken.session_id))
+        env[orphans.SUPERVISOR_ENV] = self._mark
         env.pop("TORCHSM_ITEM", None)
         if taken.item is not None:
             env["TORCHSM_ITEM"] = str(taken.item.id)
@@ -556,7 +558,7 @@ class Supervisor:
     def _recover_abandoned(self) -> None:
         """Before anything starts: what a dead predecessor left (recovery.py)."""
         recovery.recover(self.home, self.config, self.name, self.clock.now(), self._emit,
-                         own=True)
+                         own=True, should_stop=self.stop.is_set)
 
     def _recover_others(self, now: float) -> None:
         """Now and then: what other Novas' dead supervisors hold (a shared item is free
