@@ -95,6 +95,8 @@ def agent_finishing_on_go(tmp_path, *, then: str = ""):
         {then}
         for _ in range(2000):  # 200 KB: far more than a pipe holds
             print("x" * 100)
+        print(json.dumps({{"type": "assistant", "message": {{"content": [
+            {{"type": "text", "text": "finished " + os.environ["TORCHSM_ITEM"]}}]}}}}))
         print(json.dumps({{"type": "result", "subtype": "success", "is_error": False,
                           "result": "done", "total_cost_usd": 0.25, "num_turns": 3}}))
         with open({str(log)!r}, "a") as f:
@@ -133,6 +135,9 @@ def test_an_agent_finishes_the_session_its_supervisor_died_in_and_runs_once(torc
     assert torch("queue", "list", "--json").json()[0]["status"] == "done"
     assert query(torch, "SELECT outcome, exit_status, cost_usd, num_turns FROM sessions") == [
         ("ok", 0, 0.25, 3)]  # the result line the keeper kept for it
+    # ... and its last message, for the item's episode
+    assert query(torch, "SELECT kind, source, text FROM memories") == [
+        ("episode", "item:1", "Finished work item 1: finish me once | Last message: finished 1")]
     assert not list((torch.home / "run").glob("session-*"))
 
 

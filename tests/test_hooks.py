@@ -58,6 +58,8 @@ def test_stop_works_through_the_queue_then_lets_the_agent_stop(torch):
         reasons.append(decision["reason"])
     for item_id, reason in zip(ids, reasons):
         assert f"work item {item_id}" in reason and f"torchsm queue done {item_id}" in reason
+        assert reason.endswith('To remember something for later sessions: '
+                               '`torchsm memory add torch "..."`.')
     done = hook(torch, "stop", payload("Stop.json", stop_hook_active=True))
     assert (done.code, done.out) == (0, "")
     assert [r["status"] for r in torch("queue", "list", "--json").json()] == ["done"] * 3

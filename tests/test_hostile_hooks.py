@@ -126,7 +126,7 @@ def test_a_stop_that_fails_after_deciding_leaves_nothing_claimed(torch, monkeypa
     torch("queue", "add", "a task")
     monkeypatch.setenv("TORCHSM_REDIS_URL", "off")
 
-    def broken(item):
+    def broken(item, **_):
         raise RuntimeError("could not word the task")
 
     monkeypatch.setattr(hooks, "continuation_reason", broken)
@@ -256,6 +256,8 @@ def test_the_supervisors_prompt_is_cut_for_the_argument_limit():
 
     short = prompts.item_prompt(item("short task"))
     assert short.startswith("short task\n\n[torchsm work item 7 (high).")
+    assert short.endswith(' To remember something for later sessions: '
+                          '`torchsm memory add "$TORCHSM_NOVA" "..."`.]')
     for text in ("x" * 300_000, "漢" * 300_000):
         for prompt in (prompts.item_prompt(item(text)),
                        prompts.restart_prompt("why", item(text))):

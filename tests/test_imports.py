@@ -49,6 +49,21 @@ def test_hook_path_stays_light(cli, event, allowed):
         assert json.loads(outcome["out"])["decision"] == "block"
 
 
+def test_a_stop_that_finishes_an_item_and_remembers_it_stays_light(cli):
+    cli("nova", "add", "torch")
+    for text in ("the first", "the next"):
+        cli("queue", "add", text)
+    stop = '{"session_id": "s1", "last_assistant_message": "first one done"}'
+    assert loaded_modules(cli, "hook", "stop", "--nova", "torch", watch=WATCHED,
+                          input=stop)["heavy"] == []
+    outcome = loaded_modules(cli, "hook", "stop", "--nova", "torch", watch=WATCHED,
+                             input=stop)  # finishes the first: its episode is written
+    assert (outcome["code"], outcome["heavy"]) == (0, [])
+    from helpers import rows
+
+    assert rows(cli, "SELECT kind, source FROM memories") == [("episode", "item:1")]
+
+
 def test_transition_skips_click(cli):
     cli("nova", "add", "torch")
     outcome = probe(cli, "transition", "torch", "cool", watch=WATCHED)

@@ -228,3 +228,22 @@ def test_transition_for_must_be_finite_and_in_range(cli: Cli, value):
     assert result.err == ("torchsm: error: --for must be a positive number of seconds, at "
                           "most 315360000 (ten years)\n")
     assert cli("status", "torch", "--json").json()[0]["state"] == "working"
+
+
+# --- an argument that is not UTF-8 ------------------------------------------------------
+
+@pytest.mark.parametrize("command", [["queue", "add", "fix the \udcff parser"],
+                                     ["message", "send", "torch", "torch", "caf\udce9"],
+                                     ["wake", "torch", "production \udcff is down"]],
+                         ids=["queue add", "message send", "wake"])
+def test_an_argument_that_is_not_utf8_is_one_clear_line_and_stores_nothing(cli: Cli, command):
+    cli("nova", "add", "torch")
+    failed = cli.fails(*command)  # the stray byte reaches torchsm as a lone surrogate
+    one_clear_line(failed.err)
+    assert "is not valid UTF-8 (byte 0x" in failed.err and "nothing was stored" in failed.err
+    conn = sqlite3.connect(Path(cli.home) / "torchsm.db")
+    try:
+        assert [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("work_items", "messages", "wake_signals")] == [0, 0, 0]
+    finally:
+        conn.close()

@@ -109,6 +109,7 @@ def test_session_records_what_ran_and_the_child_gets_its_environment(torch, tmp_
     assert seen["TORCHSM_ITEM"] == str(item) and seen["TORCHSM_SESSION"] == "1"
     assert seen["TORCHSM_PROMPT"].startswith("task 0\n") and seen["stdin"] == seen["TORCHSM_PROMPT"]
     assert f"torchsm queue done {item}" in seen["TORCHSM_PROMPT"] and seen["argv"] == []
+    assert 'torchsm memory add "$TORCHSM_NOVA" "..."' in seen["TORCHSM_PROMPT"]
     [(started, ended, kind, item_id, outcome, error)] = sessions(torch)
     assert (kind, item_id, outcome, error) == ("item", item, "ok", None)
     assert items(torch, config)[item].status.value == "done"
@@ -265,12 +266,17 @@ def test_a_session_past_its_timeout_is_ended_and_counted(torch, tmp_path):
 
 
 def test_idle_dreams_once_per_idle_stretch_then_waits_a_cycle(torch):
-    config = config_with(BASE + "[personalities.torch]\ndream_probability = 1.0\n")
+    config = config_with(BASE + "[dreams]\ninterval_s = 0\n[personalities.torch]\n"
+                                "dream_probability = 1.0\nreflection_every = 1\n")
+    with store.open_store(torch) as db:  # a session to reflect on
+        db.write(lambda conn: conn.execute(
+            "INSERT INTO sessions (nova_id, started_at, ended_at, kind, prompt, outcome)"
+            " VALUES (1, ?, ?, 'item', 'x', 'ok')", (T0 - 200, T0 - 100)))
     clock = FakeClock()
     sup = supervisor(torch, config, ["true"], clock)
-    first = sup.step(T0)
-    assert isinstance(first, Wait) and first.until == T0 + 25 and first.why.startswith("idle")
-    sup.step(T0 + 25)
+    first = sup.step(T0)  # the cycle: 25 s, and 25 more to reflect after a session
+    assert isinstance(first, Wait) and first.until == T0 + 50 and first.why.startswith("idle")
+    sup.step(T0 + 50)
     events = [h[0] for h in history(torch)]
     assert events == ["dream", "work"]  # once, not every cycle
 

@@ -113,6 +113,25 @@ class MirrorConfig(NamedTuple):
     dedup_ttl_s: float = 7 * 24 * 3600.0  # how long a replay recognises an entry as mirrored
 
 
+class DreamsConfig(NamedTuple):
+    interval_s: float = 3600.0  # at most one supervisor-started dream per Nova this often
+    span_max_s: float = 7 * 86400.0  # a dream reads no further back than this
+    rows_max: int = 5000  # nor more than this many rows of any one source
+    propose_work: bool = False  # a proposal may add a `low` work item
+    max_work_per_day: int = 3  # work items dreams may add per Nova per day
+
+
+class MemoryConfig(NamedTuple):
+    # SessionStart: the room for the latest dream's insights (up to a third) and the
+    # memories, out of the 9,000 characters a hook prints; the task or snapshot and the
+    # messages keep the rest
+    context_chars: int = 6000
+    max_text_chars: int = 2000  # a longer memory is cut, with a warning
+    max_per_nova: int = 200  # live memories per Nova (shared ones count apart); older and
+    # weaker ones are aged out beyond it
+    episode_ttl_s: float = 30 * 86400.0  # an episode no dream strengthened fades after this
+
+
 class Config(NamedTuple):
     redis_url: str = DEFAULT_REDIS_URL
     safety: SafetyConfig = SafetyConfig()
@@ -122,6 +141,8 @@ class Config(NamedTuple):
     queue: QueueConfig = QueueConfig()
     db: DatabaseConfig = DatabaseConfig()
     mirror: MirrorConfig = MirrorConfig()
+    dreams: DreamsConfig = DreamsConfig()
+    memory: MemoryConfig = MemoryConfig()
     # name -> raw table; validated and merged by torchsm.personalities
     personalities: dict[str, dict[str, Any]] = {}
     # account name -> overrides of [usage] keys and max_cost_usd_per_day
@@ -191,6 +212,14 @@ RANGES: dict[str, NumberRange] = {
     "mirror.connect_timeout_s": duration(positive=True),
     "mirror.outage_memory_s": duration(),
     "mirror.dedup_ttl_s": duration(low=1),  # Redis EX takes whole seconds, at least 1
+    "dreams.interval_s": duration(),
+    "dreams.span_max_s": duration(positive=True),
+    "dreams.rows_max": count(1),
+    "dreams.max_work_per_day": count(0),
+    "memory.context_chars": count(0, 6000),  # of 9,000: the task keeps at least 3,000
+    "memory.max_text_chars": count(1, 100_000),
+    "memory.max_per_nova": count(1),
+    "memory.episode_ttl_s": duration(positive=True),
 }
 
 
@@ -245,6 +274,8 @@ _SECTIONS = {
     "queue": QueueConfig,
     "db": DatabaseConfig,
     "mirror": MirrorConfig,
+    "dreams": DreamsConfig,
+    "memory": MemoryConfig,
 }
 _QUIET_HOURS = re.compile(r"^$|^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
 

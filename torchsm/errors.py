@@ -56,6 +56,11 @@ def describe_unexpected(exc: BaseException) -> str | None:
     if isinstance(exc, UnicodeDecodeError):
         return (f"input is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset "
                 f"{exc.start})")
+    if isinstance(exc, UnicodeEncodeError) and exc.reason == "surrogates not allowed":
+        # a byte of an argument that was not UTF-8 (Python keeps it as a lone surrogate)
+        char = ord(exc.object[exc.start])
+        byte = f"byte 0x{char - 0xDC00:02x}" if 0xDC80 <= char <= 0xDCFF else f"U+{char:04X}"
+        return f"text is not valid UTF-8 ({byte} at offset {exc.start}); nothing was stored"
     return None
 
 
@@ -129,3 +134,19 @@ class SupervisorRunning(TorchsmError):
 
 class AgentCommandError(TorchsmError):
     """The agent command cannot be run."""
+
+
+class MemoryNotFound(TorchsmError):
+    """No such memory."""
+
+
+class InvalidMemory(TorchsmError):
+    """The memory is not valid."""
+
+
+class DreamNotFound(TorchsmError):
+    """No such dream."""
+
+
+class DreamRunning(TorchsmError):
+    """A dream of this Nova is already running."""

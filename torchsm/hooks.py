@@ -19,7 +19,7 @@ from torchsm.clock import format_time
 from torchsm.config import Config, Home
 from torchsm.errors import NovaNotFound, TorchsmError
 from torchsm.names import check_name
-from torchsm.prompts import Part, continuation_reason, fit
+from torchsm.prompts import HOOK_TEXT_MAX, Part, continuation_reason, fit, json_size
 
 WORKING = "working"
 COMPACTING_TTL_S = 120
@@ -184,7 +184,7 @@ def _on_stop(ctx: HookContext) -> HookResult:
         """Inside the claim's transaction: word the task and record the run, so a failure
         in either leaves nothing claimed, and a claim is never left unrecorded."""
         result = HookResult("continued", stdout=json.dumps({
-            "decision": "block", "reason": continuation_reason(item)}),
+            "decision": "block", "reason": continuation_reason(item, nova=ctx.nova.name)}),
             item_id=item.id, detail=f"continuation {facts.continued + 1} of {cap}",
             digest=digest, recorded=True)
         _record_in(conn, ctx, result)
@@ -251,8 +251,9 @@ def _settle(ctx: HookContext, previous: int | None, *, continuing: bool, why: st
 
     def write(conn):
         usage = None
-        if previous is not None:
-            workqueue.finish_claimed_by(conn, previous, ctx.nova.name, ctx.now)
+        if previous is not None and workqueue.finish_claimed_by(conn, previous,
+                                                                ctx.nova.name, ctx.now):
+            _remember_episode(conn, ctx, previous)
         if continuing:
             usage = limits.verdict(conn, ctx.config, ctx.nova.account, ctx.now, ctx.nova.id)
             if usage.kind == "ok":
@@ -269,6 +270,15 @@ def _settle(ctx: HookContext, previous: int | None, *, continuing: bool, why: st
         return None, True, usage
 
     return ctx.db.write(write)
+
+
+def _remember_episode(conn, ctx: HookContext, item_id: int) -> None:
+    """The finished item's episode, with the message the turn ended on."""
+    from torchsm import memory
+
+    message = ctx.payload.get("last_assistant_message")
+    memory.remember_episode(conn, ctx.config, ctx.nova.name, workqueue.load_item(conn, item_id),
+                            message if isinstance(message, str) else None, ctx.now)
 
 
 def _digest(message: Any) -> str | None:
@@ -459,7 +469,26 @@ def _on_session_start(ctx: HookContext) -> HookResult:
     if item:
         parts.append(_task_part(f"Current task (work item {item.id}): ", item.id, item.text))
     parts += [_message_part(ctx.nova.name, m.sender, format_time(m.at), m.text) for m in inbox]
-    return _context(fit(parts))
+    return _context(_with_memory(ctx, parts))
+
+
+def _with_memory(ctx: HookContext, parts: list[Part]) -> str:
+    """`parts` (the task or the snapshot, messages) and what the Nova remembers: the
+    latest dream's insights (up to a third of `[memory] context_chars`) and its memories
+    (the rest of it), all within what Claude Code reads of a hook's output."""
+    from torchsm import memory
+
+    room = ctx.config.memory.context_chars
+
+    def read(conn) -> tuple[str, str]:
+        insights = memory.insights_context(conn, ctx.nova.name, room // 3)
+        left = room - json_size(insights) - (json_size("\n") if insights else 0)
+        return insights, memory.context_for(conn, ctx.config, ctx.nova.name, left)
+
+    insights, memories = ctx.db.read(read)
+    recalled = [text for text in (insights, memories) if text]
+    base_room = HOOK_TEXT_MAX - sum(json_size(t) + json_size("\n") for t in recalled)
+    return "\n".join([fit(parts, base_room), *recalled])
 
 
 def _task_part(prefix: str, item_id: int, text: str) -> Part:
@@ -483,14 +512,19 @@ def _after_compaction(ctx: HookContext) -> HookResult:
             pass
     saved = ctx.db.read(lambda conn: store.latest_snapshot(conn, ctx.nova.id))
     if saved is None:
-        return _context(f"torchsm: Nova {ctx.nova.name}: no work state was saved before "
-                        "this compaction.")
-    return _context(render_snapshot(json.loads(saved)))
+        return _context(_with_memory(ctx, [Part(
+            f"torchsm: Nova {ctx.nova.name}: no work state was saved before this "
+            "compaction.")]))
+    return _context(_with_memory(ctx, snapshot_parts(json.loads(saved))))
 
 
 def render_snapshot(snapshot: dict[str, Any]) -> str:
     """The saved work state as context, within what Claude Code reads of a hook's output
     (a long task, message or reason is cut, with the command that prints it)."""
+    return fit(snapshot_parts(snapshot))
+
+
+def snapshot_parts(snapshot: dict[str, Any]) -> list[Part]:
     nova = snapshot["nova"]
     parts = [Part(f"torchsm: work state of Nova {nova} saved before the context "
                   f"compaction at {snapshot['at']}.")]
@@ -505,7 +539,7 @@ def render_snapshot(snapshot: dict[str, Any]) -> str:
             f"torchsm history {nova}"))
     parts += [_message_part(nova, m["from"], m["at"], m["text"])
               for m in snapshot.get("messages", [])]
-    return fit(parts)
+    return parts
 
 
 def _context(text: str) -> HookResult:

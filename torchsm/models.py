@@ -43,7 +43,8 @@ class HistoryRow(Base):
 
     __tablename__ = "history"
     __table_args__ = (Index("ix_history_nova_id", "nova_id", "id"),
-                      Index("ix_history_event_id", "event_id", unique=True))
+                      Index("ix_history_event_id", "event_id", unique=True),
+                      Index("ix_history_nova_at", "nova_id", "at"))  # a dream's span (0008)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     nova_id: Mapped[int] = mapped_column(ForeignKey("novas.id", ondelete="CASCADE"))
@@ -71,6 +72,12 @@ class WorkItem(Base):
         # page and finishing removes one entry: half the pages of a (status, ...) index.
         Index("ix_work_items_open", "priority_rank", "created_at", "id",
               sqlite_where=text("status IN ('pending', 'claimed')")),
+        # a dream reads the items finished in its span (0008)
+        Index("ix_work_items_finished", "finished_at",
+              sqlite_where=text("finished_at IS NOT NULL")),
+        # the item a Nova holds (SessionStart, PreCompact), without a scan (0008)
+        Index("ix_work_items_claimed", "claimed_by", "updated_at",
+              sqlite_where=text("status = 'claimed'")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -262,3 +269,74 @@ class OutboxEntry(Base):
     nova: Mapped[str] = mapped_column(String(32))
     at: Mapped[str] = mapped_column(String(32))
     data: Mapped[str] = mapped_column(Text)  # JSON
+
+
+class Dream(Base):
+    """One dream of a Nova: deterministic analysis of its stored history (torchsm.dreams).
+    `status` is `running` until the dream is written whole, in one transaction: a dream
+    killed half way stays `running` (shown as interrupted), never as done."""
+
+    __tablename__ = "dreams"
+    __table_args__ = (Index("ix_dreams_nova_started", "nova_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nova_id: Mapped[int] = mapped_column(ForeignKey("novas.id", ondelete="CASCADE"))
+    started_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))  # running | done | interrupted
+    trigger: Mapped[str] = mapped_column(String(16))  # command | supervisor
+    # the span of history it read: [span_from, span_to)
+    span_from: Mapped[float] = mapped_column(Float)
+    span_to: Mapped[float] = mapped_column(Float)
+    summary: Mapped[str | None] = mapped_column(Text)
+    # what it read, per source, as JSON (counts): evidence of how much it looked at
+    read_counts: Mapped[str | None] = mapped_column(Text)
+    event_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class Insight(Base):
+    """What a dream found (phase 0 patterns, 1 reflection) or proposes (phase 2); each
+    cites its evidence: ids, counts, time ranges, error text (JSON)."""
+
+    __tablename__ = "insights"
+    __table_args__ = (Index("ix_insights_dream", "dream_id", "rank"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dream_id: Mapped[int] = mapped_column(ForeignKey("dreams.id", ondelete="CASCADE"))
+    phase: Mapped[int] = mapped_column(Integer)  # 0 patterns | 1 reflection | 2 proposal
+    kind: Mapped[str] = mapped_column(String(32))
+    # identifies the same finding across dreams (consolidation strengthens it)
+    key: Mapped[str] = mapped_column(String(128))
+    rank: Mapped[int] = mapped_column(Integer)  # order of importance within the dream
+    text: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[str] = mapped_column(Text)  # JSON
+    # phase 2: the proposed action as JSON, and the work item it added (propose_work)
+    action: Mapped[str | None] = mapped_column(Text)
+    work_item_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class Memory(Base):
+    """What a Nova remembers: a note (`memory add`, the agent's own), an episode (a
+    finished item), or an insight a dream consolidated. Shared memories (nova_id NULL)
+    reach every Nova of the home. Forgotten ones stay, marked, for the history."""
+
+    __tablename__ = "memories"
+    __table_args__ = (Index("ix_memories_nova_live", "nova_id", "updated_at",
+                            sqlite_where=text("forgotten_at IS NULL")),
+                      Index("ix_memories_key", "nova_id", "key"),
+                      Index("ix_memories_event_id", "event_id", unique=True))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nova_id: Mapped[int | None] = mapped_column(ForeignKey("novas.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # note | episode | insight
+    text: Mapped[str] = mapped_column(Text)
+    # the same memory again strengthens it instead of adding a row: a digest of its
+    # normalised text (notes, episodes) or the insight's key
+    key: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str | None] = mapped_column(String(64))  # agent | item:ID | dream:ID | ...
+    strength: Mapped[int] = mapped_column(Integer, server_default="1")
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    forgotten_at: Mapped[float | None] = mapped_column(Float)
+    forgotten_why: Mapped[str | None] = mapped_column(Text)
+    event_id: Mapped[str | None] = mapped_column(String(32))

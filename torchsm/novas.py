@@ -150,15 +150,29 @@ def held_for_a_person(limit_hold: str | None) -> bool:
     return bool(limit_hold) and limit_hold.startswith(ACCOUNT_HOLD)
 
 
+def transition_in(conn, config: Config, name: str, event: Event, *, reason: str | None,
+                  now: float) -> TransitionResult:
+    """`transition` (no --for, no --force) inside the caller's write transaction: the
+    change, its history row and its outbox entry commit with whatever else the caller
+    writes; the caller delivers the outbox after the commit."""
+    request = _Request(check_name(name), event, reason, None, None, False, escalate=False)
+    return _recorded_in(conn, config, request, now, None, mirror.new_event_id(now))
+
+
+def _recorded_in(conn, config: Config, request: _Request, now: float, rng,
+                 event_id: str) -> TransitionResult:
+    result = _transition_in(conn, config, request, now, rng, event_id)
+    if result.recorded:  # committed with the change, delivered after it (outbox.py)
+        outbox.put(conn, config, mirror.OPS_STREAM, result.mirror_entry())
+    return result
+
+
 def _fire(home: Home, config: Config, request: _Request, now: float | None,
           rng: random.Random | None) -> TransitionResult:
     now = time.time() if now is None else now
     event_id = mirror.new_event_id(now)
     def write(conn) -> TransitionResult:
-        result = _transition_in(conn, config, request, now, rng, event_id)
-        if result.recorded:  # committed with the change, delivered after it (outbox.py)
-            outbox.put(conn, config, mirror.OPS_STREAM, result.mirror_entry())
-        return result
+        return _recorded_in(conn, config, request, now, rng, event_id)
 
     with store.open_store(home, config.db.lock_timeout_s) as db:
         result = db.write(write)

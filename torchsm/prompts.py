@@ -92,6 +92,13 @@ def _how_to_finish(item: Any, then: str = "") -> str:
             f"`torchsm queue fail {item.id} --error WHY`.")
 
 
+def _how_to_remember(nova: str | None = None) -> str:
+    # the supervisor sets $TORCHSM_NOVA; a Stop hook knows the name (and a session that
+    # no supervisor started has no such variable)
+    who = nova if nova is not None else '"$TORCHSM_NOVA"'
+    return f'To remember something for later sessions: `torchsm memory add {who} "..."`.'
+
+
 def _item_text(item: Any, limit: int, size: Callable[[str], int]) -> str:
     return cut(item.text, limit, "task", f"torchsm queue show {item.id}", size=size)
 
@@ -99,15 +106,17 @@ def _item_text(item: Any, limit: int, size: Callable[[str], int]) -> str:
 def item_prompt(item: Any, limit: int = PROMPT_MAX) -> str:
     """A work item as a session's prompt: its text, then how to finish it; at most
     `limit` UTF-8 bytes (a long text is cut, with the command that prints it whole)."""
-    foot = f"\n\n[torchsm work item {item.id} ({item.priority.value}). {_how_to_finish(item)}]"
+    foot = (f"\n\n[torchsm work item {item.id} ({item.priority.value}). {_how_to_finish(item)}"
+            f" {_how_to_remember()}]")
     return _item_text(item, limit - utf8_size(foot), utf8_size) + foot
 
 
-def continuation_reason(item: Any, limit: int = HOOK_TEXT_MAX) -> str:
+def continuation_reason(item: Any, limit: int = HOOK_TEXT_MAX, nova: str | None = None) -> str:
     """The Stop hook's `reason`: the next task, in the same session; at most `limit`
-    characters once JSON-escaped."""
+    characters once JSON-escaped. `nova` names the Nova in the memory hint."""
     head = f"torchsm: next task (work item {item.id}, {item.priority.value}):\n\n"
-    foot = f"\n\n{_how_to_finish(item, ' and hands you the next one')}"
+    foot = (f"\n\n{_how_to_finish(item, ' and hands you the next one')} "
+            f"{_how_to_remember(nova)}")
     return head + _item_text(item, limit - json_size(head + foot), json_size) + foot
 
 

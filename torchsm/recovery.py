@@ -17,7 +17,8 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from torchsm import accounts, agents, ledger, orphans, runfiles, shim, store, workqueue
+from torchsm import (accounts, agents, ledger, memory, orphans, runfiles, shim, store,
+                     workqueue)
 from torchsm.clock import format_time
 from torchsm.config import Config, Home
 from torchsm.errors import NovaNotFound
@@ -67,8 +68,10 @@ def recover(home: Home, config: Config, name: str, now: float, emit: Emit,
         finished = [row for row in left if ended[row[0]] == 0]
         for session_id, _, _, _, item_id in finished:
             ledger.close_finished(conn, session_id, now, said[session_id].result)
-            if item_id is not None:
-                workqueue.finish_claimed_by(conn, item_id, name, now)  # done, not rerun
+            if item_id is not None and workqueue.finish_claimed_by(conn, item_id, name, now):
+                # done, not rerun; its episode has what the agent said last
+                memory.remember_episode(conn, config, name, workqueue.load_item(conn, item_id),
+                                        said[session_id].last_assistant_text, now)
         account = store.load_nova(conn, name).account
         for output in said.values():
             for info in output.rate_limit_events:

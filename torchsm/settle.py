@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from torchsm import (accounts, agents, ledger, limits, mirror, novas, outbox, outcome, progress,
-                     store, workqueue)
+from torchsm import (accounts, agents, ledger, limits, memory, mirror, novas, outbox, outcome,
+                     progress, store, workqueue)
 from torchsm.config import Config, Home
 from torchsm.errors import DatabaseLocked, NovaNotFound, TransitionRefused
 from torchsm.machine import State
@@ -80,8 +80,7 @@ class Settler:
                 rows, _ = accounts.windows_from_event(info, now, self.name)
                 accounts.learn(conn, nova.account, rows, now)
             if verdict.outcome is Outcome.OK and taken.item is not None:
-                # unless the agent (or a Stop hook) already finished or failed it
-                workqueue.finish_claimed_by(conn, taken.item.id, self.name, now)
+                self._finish_item(conn, taken, run, now)
             # whatever the session still holds goes back: nothing stays claimed
             return workqueue.release_claims_in(
                 conn, self.name, since=taken.at, now=now, counted=counted,
@@ -92,6 +91,19 @@ class Settler:
             with self._store() as db:
                 limits.enforce(db, self.home, self.config, self._account(db), now, True)
         return released
+
+    def _finish_item(self, conn, taken, run: agents.SessionRun, now: float) -> None:
+        """The session's item done, unless the agent (or a Stop hook) already finished or
+        failed it; an item done in this session leaves its episode (once: a Stop hook may
+        have left it already)."""
+        item = taken.item
+        if not workqueue.finish_claimed_by(conn, item.id, self.name, now):
+            item = workqueue.load_item(conn, item.id)
+            if not (item and item.status.value == "done" and item.claimed_by == self.name
+                    and (item.finished_at or 0) >= taken.at):
+                return
+        memory.remember_episode(conn, self.config, self.name, item,
+                                run.output.last_assistant_text, now)
 
     def _until_recorded(self, taken, record: Callable[[Any], Any]) -> Any:
         """Write the end of a session, however long the database stays locked: a

@@ -23,7 +23,7 @@ from torchsm.errors import (DatabaseError, DatabaseLocked, HomeNotInitialised, S
                             corrupt_database)
 
 # The Alembic head this code expects; a test checks it against migrations/.
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 
 T = TypeVar("T")
 
@@ -242,8 +242,14 @@ def save_message(conn: sqlite3.Connection, *, event_id: str, sender: str, recipi
 
 def load_inbox(conn: sqlite3.Connection, name: str, limit: int) -> list[MessageRow]:
     """The latest `limit` messages for Nova `name`, oldest first."""
-    rows = conn.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {_INBOX}"
-                        " ORDER BY id DESC LIMIT :limit", {"name": name, "limit": limit})
+    # each branch walks ix_messages_recipient backwards and stops at `limit`: an OR would
+    # gather and sort every message the Nova ever had
+    rows = conn.execute(
+        f"SELECT * FROM (SELECT {_MESSAGE_COLUMNS} FROM messages WHERE recipient = :name"
+        " ORDER BY id DESC LIMIT :limit) UNION ALL SELECT * FROM ("
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE recipient = 'all' AND sender != :name"
+        " ORDER BY id DESC LIMIT :limit) ORDER BY 1 DESC LIMIT :limit",
+        {"name": name, "limit": limit})
     return [MessageRow(*row) for row in reversed(rows.fetchall())]
 
 

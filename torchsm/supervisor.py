@@ -4,7 +4,9 @@ One loop per Nova, one pass of it per `step(now)`:
 1. while the Nova is cooling or meditating, wait (a critical wake, which forces the Nova
    back to work, cuts the wait short);
 2. pick the prompt: a due wake signal, else a restart request or the next work item, else
-   idle (dream per the personality, then wait one rhythm cycle);
+   idle: dream (torchsm.dreams) at most once per [dreams] interval_s, after the
+   personality's `reflection_every` sessions, with its `dream_probability` once per idle
+   stretch; then wait one rhythm cycle;
 3. start the agent only within the limits: its account's usage windows (pacing.py: at
    `stop_utilization` or a rejected window every Nova on the account holds until the
    reset; from `slow_utilization` the rest of the window is spread over the time to the
@@ -30,13 +32,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from torchsm import (accounts, agents, budget, ledger, limits, mirror, novas, orphans, outbox,
-                     outcome, pacing, personalities, prompts, recovery, rhythm, runfiles, safety,
-                     settle, store, wake, workqueue)
+from torchsm import (accounts, agents, budget, dreams, ledger, limits, mirror, novas, orphans,
+                     outbox, outcome, pacing, personalities, prompts, recovery, rhythm, runfiles,
+                     safety, settle, store, wake, workqueue)
 from torchsm.clock import format_time
 from torchsm.config import Config, Home, cost_limit_for, usage_for
 from torchsm.session_reader import SessionReader
-from torchsm.errors import DatabaseLocked, NovaNotFound, TransitionRefused
+from torchsm.errors import DatabaseLocked, DreamRunning, NovaNotFound, TransitionRefused
 from torchsm.machine import WAITING_STATES, Event, State
 from torchsm.outcome import Outcome, Verdict
 from torchsm.tiers import Tier
@@ -47,6 +49,7 @@ LEASE_MARGIN_S = 60  # a claim outlives the longest session, so nobody else gets
 LOCKED_RETRIES = 5  # consecutive passes that found the database locked before giving up
 HELD_RECHECK_S = 3600
 RECOVER_OTHERS_EVERY_S = 10.0
+DREAM_LOOK_S = 1.0  # how soon to look again while someone else's dream runs
 
 Report = Callable[[dict[str, Any]], None]
 
@@ -203,6 +206,9 @@ class Supervisor:
                         critical_cuts=False)
         if _held_for_a_person(nova, self.config):
             return self._held(nova, now)
+        if nova.state == State.DREAMING.value and dreams.running(self.home, self.name):
+            # a person's `torchsm dream` (a second or so): it sends the Nova back itself
+            return Wait(now + DREAM_LOOK_S, "dreaming", planned=False)
         if nova.state != State.WORKING.value:
             self._resume(nova, now)
         self._recover_others(now)
@@ -267,25 +273,40 @@ class Supervisor:
         if self.options.until_idle or self.options.once:
             return Finished("idle: nothing to do")
         profile = self._personality(nova)
-        if not self._dream_rolled:
-            self._dream_rolled = True
-            if self.rng.random() < profile.dream_probability:
-                self._dream(now)
+        if (not self._dream_rolled and profile.dream_probability > 0
+                and self._may_dream(nova, profile, now)):
+            self._dream_rolled = True  # one roll of the dice per idle stretch
+            if self.rng.random() < profile.dream_probability and self._dream(now):
+                return Wait(self.clock.now(), "a dream ended early: work arrived")
         with self._store() as db:
             done = db.read(lambda conn: ledger.count(conn, nova.id))
         cycle = self._gap(profile, done).rest_s
         return Wait(now + cycle, f"idle: no work; looking again in {seconds(cycle)}")
 
-    def _dream(self, now: float) -> None:
-        # A dream's real analysis is a later issue; the state shows the idle time for now.
+    def _may_dream(self, nova: store.NovaRow, profile: personalities.Personality,
+                   now: float) -> bool:
+        """Whether a dream is due (dreams.due: the interval, the reflection rule); read
+        from the database, so a restarted supervisor does not dream again at once."""
+        with self._store() as db:
+            return db.read(lambda conn: dreams.due(conn, self.config, nova.id,
+                                                   profile.reflection_every, now)) is None
+
+    def _dream(self, now: float) -> bool:
+        """Dream while idle; True when work arrived (a wake, an item, a restart request,
+        a stop) and ended the dream early: the next pass takes it at once."""
+        def undisturbed() -> bool:
+            return not self.stop.is_set() and self._next_work(self.clock.now()) is None
+
         try:
-            novas.transition(self.home, self.config, self.name, Event.DREAM,
-                             reason="idle: dreaming", now=now)
-            novas.transition(self.home, self.config, self.name, Event.WORK,
-                             reason="dream over", now=now)
-        except TransitionRefused:
-            return
-        self._emit("dream", "idle: dreamt")
+            result = dreams.dream(self.home, self.config, self.name, now, trigger="supervisor",
+                                  should_continue=undisturbed, clock=self.clock.now)
+        except (TransitionRefused, DreamRunning) as exc:
+            self._emit("dream", f"no dream: {exc.message}")
+            return False
+        self._emit("dream", f"dream {result.id} {result.status}: {result.summary} "
+                            f"(`torchsm dream show {result.id}`)",
+                   dream=result.id, status=result.status, insights=result.insight_count)
+        return result.status == dreams.INTERRUPTED
 
     def _blocked(self, nova: store.NovaRow, work: Work, now: float) -> Wait | None:
         """Why the session cannot start yet: the account's usage windows (a limit holds

@@ -335,6 +335,13 @@ def load_item(conn: sqlite3.Connection, item_id: int) -> WorkItem | None:
     return _load(conn, item_id)
 
 
+def add_in(conn: sqlite3.Connection, text: str, *, nova: str | None, priority: Tier,
+           max_attempts: int, now: float, source_key: str | None = None) -> WorkItem | None:
+    """Add a pending item inside the caller's write transaction; None when `source_key`
+    (a tag that makes adding the same item twice add nothing) is taken already."""
+    return _insert(conn, _check_text(text), nova, priority, max_attempts, now, source_key)
+
+
 def _requeue_expired(conn: sqlite3.Connection, now: float) -> int:
     return conn.execute(_REQUEUE_EXPIRED, (now, now, now)).rowcount
 

@@ -122,3 +122,42 @@ def test_compact_in_a_continued_session_snapshots_and_restores(wired, claude):
     sent = json.dumps(claude.standin.bodies[before])
     assert "work state of Nova torch saved before the context compaction" in sent
     assert "migrate the billing tables" in sent
+
+
+def test_memory_reaches_the_model_after_a_restart_and_after_a_compaction(wired, claude):
+    # a first session, then a memory: the next session (a restart) starts with it
+    first = run_claude(claude, wired, "-p", "start", "--output-format", "json")
+    assert first.returncode == 0, first.stderr
+    wired("memory", "add", "torch", "the staging database password rotates on Mondays")
+    before = claude.standin.message_requests
+    restarted = run_claude(claude, wired, "-p", "carry on", "--output-format", "json")
+    assert restarted.returncode == 0, restarted.stderr
+    sent = json.dumps(claude.standin.bodies[before])
+    assert "the staging database password rotates on Mondays" in sent
+    assert "What Nova torch remembers from earlier sessions" in sent
+    # a memory added in the session, before a /compact: the request after it carries it
+    wired("memory", "add", "torch", "billing migrations must run before the reports job")
+    compact = run_claude(claude, wired, "-c", "-p", "/compact")
+    assert compact.returncode == 0, compact.stderr
+    before = claude.standin.message_requests
+    after = run_claude(claude, wired, "-c", "-p", "carry on", "--output-format", "json")
+    assert after.returncode == 0, after.stderr
+    sent = json.dumps(claude.standin.bodies[before])
+    assert "work state of Nova torch saved before the context compaction" in sent
+    assert "billing migrations must run before the reports job" in sent
+    assert "the staging database password rotates on Mondays" in sent
+
+
+def test_the_latest_dreams_insights_reach_the_model(wired, claude):
+    for n in range(3):  # the same error on three items: a recurring failure
+        item = wired("queue", "add", f"task {n}").out.strip()
+        wired("queue", "claim", "--nova", "torch")
+        wired("queue", "fail", item, "--error", "ModuleNotFoundError: No module named 'yaml'")
+    dreamt = wired("dream", "torch", "--json").json()
+    assert dreamt["status"] == "done" and dreamt["insight_count"] >= 1
+    before = claude.standin.message_requests
+    run = run_claude(claude, wired, "-p", "start", "--output-format", "json")
+    assert run.returncode == 0, run.stderr
+    sent = json.dumps(claude.standin.bodies[before])
+    assert f"latest dream (dream {dreamt['id']}" in sent
+    assert "No module named 'yaml'" in sent

@@ -34,6 +34,8 @@ COMMANDS = {
     "run": "run:run",
     "usage": "usage:usage",
     "service": "service:service",
+    "dream": "dream:dream",
+    "memory": "memory:memory",
 }
 
 

@@ -1,0 +1,125 @@
+"""`torchsm dream NAME | run NAME | list [NAME] | show ID`: real processes, text and --json,
+the refusals, and the dream on nova.coordination.messages (a real redis-server)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from dream_support import History
+from mirror_support import stream_entries
+from torchsm.mirror import MESSAGES_STREAM, OPS_STREAM
+
+MISSING = "ModuleNotFoundError: No module named 'foo'"
+
+
+@pytest.fixture
+def torch(cli, home):
+    """Nova torch, whose last three items died of the same error ten minutes ago."""
+    cli("nova", "add", "torch")
+    h = History(home)
+    now = time.time()
+    for n in range(3):
+        h.item(now - 3600, text=f"task {n}", status="dead", attempts=3,
+               finished=now - 600 + n, error=MISSING)
+    h.close()
+    return cli
+
+
+def test_dream_name_prints_its_insights(torch):
+    out = torch("dream", "torch").out.splitlines()
+    assert out[0].startswith("dream 1 of torch: done; read items 3; ")
+    assert out[2].startswith(f' 1. [reflection] The same failure "{MISSING}" hit 3 items '
+                             "(1, 2 and 3) from ")
+    assert any(line.startswith(" 2. [plan] Find the cause of") for line in out)
+    assert out[-1] == "(`torchsm dream show 1` shows the evidence)"
+    assert torch("status", "torch", "--json").json()[0]["state"] == "working"
+
+
+def test_json_gives_the_whole_dream(torch):
+    first = torch("dream", "torch", "--json").json()
+    assert set(first) == {"id", "nova", "status", "trigger", "started_at", "ended_at", "span",
+                          "summary", "read", "event_id", "insight_count", "insights"}
+    assert (first["id"], first["nova"], first["status"], first["trigger"]) == (
+        1, "torch", "done", "command")
+    assert first["insight_count"] == len(first["insights"]) >= 4
+    failure = first["insights"][0]
+    assert (failure["rank"], failure["phase"], failure["kind"]) == (1, 1, "recurring-failure")
+    assert (failure["evidence"]["items"], failure["evidence"]["error"]) == ([1, 2, 3], MISSING)
+    second = torch("dream", "run", "torch", "--json").json()  # nothing new since
+    assert (second["id"], second["insights"], second["span"]["from"]) == (
+        2, [], first["span"]["to"])
+
+
+def test_list_and_show(torch):
+    torch("dream", "torch")
+    torch("dream", "torch")
+    listed = torch("dream", "list", "--json").json()
+    assert [(d["id"], d["status"], d["insight_count"] > 0) for d in listed] == [
+        (1, "done", True), (2, "done", False)]
+    assert "insights" not in listed[0]
+    assert torch("dream", "list", "torch", "--limit", "1", "--json").json() == listed[1:]
+    table = torch("dream", "list").out.splitlines()
+    assert table[0].split() == ["ID", "NOVA", "STATUS", "TRIGGER", "STARTED", "SPAN_FROM",
+                                "INSIGHTS", "SUMMARY"]
+    assert table[1].split()[:4] == ["1", "torch", "done", "command"]
+    shown = torch("dream", "show", "1", "--json").json()
+    assert shown == {**listed[0], "insights": shown["insights"]}
+    text = torch("dream", "show", "1").out
+    assert text.startswith("dream 1 of torch: done (command)\nstarted  ")
+    assert 'recurring-failure failure:' in text and '"items": [1, 2, 3]' in text
+    assert '    action {"do": "investigate", ' in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["dream", "ghost"], "no Nova named 'ghost'"),
+    (["dream", "run", "ghost"], "no Nova named 'ghost'"),
+    (["dream", "list", "ghost"], "no Nova named 'ghost'"),
+    (["dream", "show", "99"], "no dream 99"),
+    (["dream", "show", "first"], "invalid dream id 'first': ids are positive integers"),
+    (["dream", "Bad"], "invalid Nova name 'Bad': use [a-z0-9][a-z0-9_-]{0,31}"),
+])
+def test_refusals_are_one_line_and_exit_1(torch, args, message):
+    result = torch.fails(*args)
+    assert (result.out, result.err) == ("", f"torchsm: error: {message}\n")
+
+
+def test_a_cooling_nova_does_not_dream_until_its_rest_is_over(torch):
+    until = torch("transition", "torch", "cool", "--for", "600", "--json").json()["until"]
+    result = torch.fails("dream", "torch")
+    assert result.err == f"torchsm: error: cannot dream torch: cooling until {until}; dream after that\n"
+    assert torch("dream", "list", "--json").json() == []
+
+
+def test_usage_errors_exit_2(torch):
+    assert torch.fails("dream", code=2).err
+    assert torch.fails("dream", "list", "--limit", "0", code=2).err
+
+
+def test_a_nova_named_like_a_subcommand_dreams_through_run(torch):
+    torch("nova", "add", "list")
+    assert torch("dream", "list", "--json").json() == []  # the subcommand wins
+    assert torch("dream", "run", "list", "--json").json()["nova"] == "list"
+    assert [d["nova"] for d in torch("dream", "list", "--json").json()] == ["list"]
+
+
+@pytest.mark.parametrize("command", [["dream"], ["dream", "run"], ["dream", "list"],
+                                     ["dream", "show"]], ids=" ".join)
+def test_every_dream_command_has_help(bare_cli, command):
+    out = bare_cli(*command, "--help").out
+    assert out.startswith("Usage: torchsm " + " ".join(command))
+    assert "--home" in out and "--json" in out
+
+
+def test_a_dream_and_its_insights_are_mirrored(torch, redis_db):
+    shown = torch("dream", "torch", "--json", TORCHSM_REDIS_URL=redis_db.url).json()
+    [entry] = [e for e in stream_entries(redis_db, MESSAGES_STREAM) if e.type == "dream"]
+    assert (entry.event_id, entry.nova) == (shown["event_id"], "torch")
+    assert entry.data["dream"] == 1 and entry.data["outcome"] == "done"
+    assert entry.data["insights"] == shown["insights"]
+    transitions = [(e.data["from"], e.data["to"]) for e in stream_entries(redis_db, OPS_STREAM)
+                   if e.type == "transition"]
+    assert transitions == [("working", "dreaming"), ("dreaming", "working")]
+    # the dream's outcome is not the Nova's status
+    assert redis_db.client().get("nova.status.torch") == b"WORKING"

@@ -1,0 +1,383 @@
+"""torchsm.memory on a real SQLite file: dedupe and strength, forgetting, the ranking and
+the budget, consolidation and the cap, and the episodes finished items leave (from a
+supervised session, a Stop-hook continuation and the agent finishing its item itself)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+import pytest
+
+from helpers import Cli
+from supervisor_support import T0, FakeClock, agent_script, config_with, supervisor
+from test_hooks import hook, payload
+from torchsm import memory, novas, store, workqueue
+from torchsm.config import Config, Home, MemoryConfig
+from torchsm.errors import InvalidMemory, InvalidName, MemoryNotFound, NovaNotFound
+from torchsm.prompts import json_size
+
+OFF = Config(redis_url="off")
+DAY = 86400.0
+
+
+@pytest.fixture
+def crew(home):
+    for name in ("torch", "echo"):
+        novas.add(home, OFF, name, now=T0 - 7200)
+    return home
+
+
+def write(home, work):
+    with store.open_store(home) as db:
+        return db.write(work)
+
+
+def read(home, work):
+    with store.open_store(home) as db:
+        return db.read(work)
+
+
+def add(home, text, *, nova="torch", config=OFF, now=T0, **kw) -> memory.Added:
+    return write(home, lambda conn: memory.add(conn, config, nova=nova, kind=kw.pop("kind", "note"),
+                                               text=text, now=now, **kw))
+
+
+def live_texts(home, nova="torch", **kw) -> list[str]:
+    return [m.text for m in read(home, lambda conn: memory.live(conn, nova, **kw))]
+
+
+def sql(home, query, *args):
+    conn = sqlite3.connect(home.db_path)
+    try:
+        with conn:
+            return conn.execute(query, args).fetchall()
+    finally:
+        conn.close()
+
+
+# --- add: dedupe, strength, cut, refusals -------------------------------------------------
+
+def test_the_same_text_again_strengthens_the_memory_instead_of_adding_one(crew):
+    first = add(crew, "Run the tests with pytest -q", now=T0)
+    again = add(crew, "  run THE tests\twith   pytest -q \n", now=T0 + 60)
+    assert (first.created, again.created) == (True, False)
+    assert again.memory.id == first.memory.id
+    assert (again.memory.strength, again.memory.updated_at) == (2, T0 + 60)
+    assert again.memory.created_at == T0 and again.memory.text == "Run the tests with pytest -q"
+    # another text, another Nova, or shared: a memory of its own
+    assert add(crew, "Run the tests with pytest -x").created
+    assert add(crew, "Run the tests with pytest -q", nova="echo").created
+    assert add(crew, "Run the tests with pytest -q", nova=None).created
+    assert len(sql(crew, "SELECT id FROM memories")) == 4
+    # an explicit key says which memory it is, whatever the text
+    keyed = add(crew, "flaky: test_x", key="flaky:test_x")
+    assert add(crew, "flaky: test_x (again)", key="flaky:test_x").memory.id == keyed.memory.id
+
+
+def test_a_long_text_is_cut_and_empty_or_odd_text_is_refused(crew):
+    config = OFF._replace(memory=MemoryConfig(max_text_chars=100))
+    long = add(crew, "x" * 99 + "y" * 400, config=config)
+    assert long.cut and long.memory.text == "x" * 99 + "\u2026"
+    assert not add(crew, "z" * 100, config=config).cut
+    with pytest.raises(InvalidMemory, match="^memory text is empty$"):
+        add(crew, " \n\t ")
+    with pytest.raises(InvalidMemory,
+                       match=r"^memory text is not valid UTF-8 \(byte 0xff at offset 5\)$"):
+        add(crew, "caf\u00e9\udcffx")  # é is two bytes: 0xff is the sixth
+    with pytest.raises(InvalidMemory, match=r"a lone surrogate U\+D800 at offset 0"):
+        add(crew, "\ud800")
+    with pytest.raises(NovaNotFound, match="^no Nova named 'ghost'$"):
+        add(crew, "hello", nova="ghost")
+    with pytest.raises(InvalidName):
+        add(crew, "hello", nova="Not A Name")
+    with pytest.raises(InvalidMemory, match="unknown memory kind 'dream'"):
+        add(crew, "hello", kind="dream")
+    assert len(sql(crew, "SELECT id FROM memories")) == 2  # nothing of the refused ones
+
+
+def test_forgetting_marks_a_memory_and_keeps_it(crew):
+    kept = add(crew, "keep me").memory
+    gone = add(crew, "forget me").memory
+    row = write(crew, lambda conn: memory.forget(conn, gone.id, T0 + 5, "wrong"))
+    assert (row.forgotten_at, row.forgotten_why) == (T0 + 5, "wrong")
+    assert live_texts(crew) == ["keep me"]
+    listed = read(crew, lambda conn: memory.listing(conn, "torch", include_forgotten=True))
+    assert [m.id for m in listed] == [kept.id, gone.id]  # live first, then forgotten
+    with pytest.raises(InvalidMemory, match=f"^memory {gone.id} is already forgotten"):
+        write(crew, lambda conn: memory.forget(conn, gone.id, T0 + 6, "again"))
+    with pytest.raises(MemoryNotFound, match="^no memory 999$"):
+        write(crew, lambda conn: memory.forget(conn, 999, T0, "x"))
+    # the same text again is a new memory: a forgotten one is not brought back
+    assert add(crew, "forget me").created
+
+
+# --- ranking and the budget ---------------------------------------------------------------
+
+def test_ranking_is_strength_then_kind_then_recency(crew):
+    add(crew, "old note", now=T0)
+    add(crew, "an episode", kind="episode", now=T0 + 10)
+    add(crew, "an insight", kind="insight", now=T0 + 1)
+    add(crew, "new note", now=T0 + 20)
+    add(crew, "shared note", nova=None, now=T0 + 15)
+    add(crew, "strong episode", kind="episode", now=T0)
+    add(crew, "strong episode", kind="episode", now=T0 + 2)  # strength 2
+    add(crew, "echo's own", nova="echo", now=T0 + 30)
+    assert live_texts(crew) == ["strong episode", "an insight", "new note", "shared note",
+                                "old note", "an episode"]
+    assert live_texts(crew, include_shared=False, limit=3) == [
+        "strong episode", "an insight", "new note"]
+    context = read(crew, lambda conn: memory.context_for(conn, OFF, "torch", 6000))
+    assert context.splitlines() == [
+        "What Nova torch remembers from earlier sessions (strongest first):",
+        "- [episode 2027-01-15, strength 2] strong episode",
+        "- [insight] an insight",
+        "- [note] new note",
+        "- [note, shared] shared note",
+        "- [note] old note",
+        "- [episode 2027-01-15] an episode"]
+
+
+def test_no_memories_no_context(crew):
+    assert read(crew, lambda conn: memory.context_for(conn, OFF, "torch", 6000)) == ""
+    add(crew, "echo's own", nova="echo")
+    assert read(crew, lambda conn: memory.context_for(conn, OFF, "torch", 6000)) == ""
+    add(crew, "mine")
+    assert read(crew, lambda conn: memory.context_for(conn, OFF, "torch", 0)) == ""
+    with pytest.raises(NovaNotFound):
+        read(crew, lambda conn: memory.context_for(conn, OFF, "ghost", 6000))
+
+
+def test_the_context_keeps_whole_lines_while_they_fit_then_counts_the_rest(crew):
+    for n in range(30):  # each line: "- [note] memory NN: " + 60 characters
+        add(crew, f"memory {n:02d}: " + "m" * 60, now=T0 + n)
+    context = read(crew, lambda conn: memory.context_for(conn, OFF, "torch", 600))
+    lines = context.splitlines()
+    assert json_size(context) <= 600
+    shown = lines[1:-1]
+    assert shown and all(line.endswith("m" * 60) for line in shown)  # whole lines only
+    # newest first (all strength 1, all notes), and the rest counted
+    assert [line[len("- [note] memory "):][:2] for line in shown] == [
+        f"{n:02d}" for n in range(29, 29 - len(shown), -1)]
+    assert lines[-1] == f"({30 - len(shown)} more: `torchsm memory list torch`)"
+
+
+def test_a_memory_too_long_for_the_room_left_is_cut_with_a_pointer(crew):
+    add(crew, "short one", now=T0 + 1)
+    long = add(crew, "word " * 380, now=T0).memory  # 1,900 characters
+    context = read(crew, lambda conn: memory.context_for(conn, OFF, "torch", 1000))
+    assert json_size(context) <= 1000
+    assert "- [note] short one" in context
+    assert f"`torchsm memory show {long.id}` prints it]" in context
+    assert "more:" not in context  # both are there, one of them cut
+
+
+@pytest.mark.parametrize("budget", [1, 40, 100, 241, 500, 1000, 3000, 6000, 9000])
+def test_the_context_never_exceeds_its_budget_as_a_hook_prints_it(crew, budget):
+    """Too small a budget for the heading and a line gives nothing rather than too much."""
+    # escapes and non-ASCII cost more inside JSON than their length
+    texts = ["\x1b[2J" * 50, "漢字" * 300, "\"quoted\" \\ back" * 40, "😀" * 200, "plain"]
+    for n, text in enumerate(texts * 4):
+        add(crew, f"{n} {text}", now=T0 + n, kind=("note", "insight", "episode")[n % 3])
+    context = read(crew, lambda conn: memory.context_for(conn, OFF, "torch", budget))
+    assert json_size(context) <= budget
+    assert (context != "") == (budget >= 241)
+
+
+# --- consolidation and the cap ------------------------------------------------------------
+
+def insert(home, nova, kind, text, key, strength, updated_at):
+    nova_id = None if nova is None else sql(home, "SELECT id FROM novas WHERE name = ?",
+                                            nova)[0][0]
+    return sql(home, "INSERT INTO memories (nova_id, kind, text, key, source, strength,"
+               " created_at, updated_at) VALUES (?, ?, ?, ?, 'test', ?, ?, ?) RETURNING id",
+               nova_id, kind, text, key, strength, updated_at, updated_at)[0][0]
+
+
+def states(home) -> dict[str, tuple]:
+    return {text: (strength, why) for text, strength, why in sql(
+        home, "SELECT text, strength, forgotten_why FROM memories")}
+
+
+def test_consolidate_merges_ages_out_and_caps(crew):
+    now = T0 + 60 * DAY
+    old = now - 31 * DAY
+    keeper = insert(crew, "torch", "note", "dup a1", "a", 1, now - 50)
+    insert(crew, "torch", "note", "dup a2", "a", 2, now - 10)
+    insert(crew, "torch", "note", "dup a3", "a", 1, now - 30)
+    other = insert(crew, "torch", "insight", "dup b1", "b", 1, now - 40)
+    insert(crew, "torch", "insight", "dup b2", "b", 1, now - 20)
+    insert(crew, "torch", "episode", "old episode", "e1", 1, old)
+    insert(crew, "torch", "episode", "old strong episode", "e2", 2, old)
+    insert(crew, "torch", "episode", "fresh episode", "e3", 1, now - 5)
+    insert(crew, "torch", "note", "old weak note", "n1", 1, old - DAY)
+    insert(crew, "torch", "note", "old strong note", "n2", 3, old - DAY)
+    insert(crew, "torch", "note", "newer weak note", "n3", 1, now - 100)
+    insert(crew, "echo", "note", "echo dup 1", "a", 1, now - 50)  # another Nova's: untouched
+    insert(crew, "echo", "note", "echo dup 2", "a", 1, now - 50)
+    insert(crew, None, "note", "shared 1", "s", 1, old)  # shared: untouched
+    insert(crew, None, "note", "shared 2", "s", 1, old)
+    config = OFF._replace(memory=MemoryConfig(max_per_nova=5, episode_ttl_s=30 * DAY))
+    done = write(crew, lambda conn: memory.consolidate(conn, config, "torch", now))
+    assert done == memory.Consolidated(merged=3, strengthened=2, aged_out=1, capped=2)
+    after = states(crew)
+    assert after["dup a1"] == (4, None)  # the oldest keeps the key with the summed strength
+    assert after["dup a2"] == (2, f"merged into memory {keeper}")
+    assert after["dup a3"] == (1, f"merged into memory {keeper}")
+    assert after["dup b1"] == (2, None) and after["dup b2"][1] == f"merged into memory {other}"
+    assert after["old episode"][1] == ("an episode nothing strengthened in 30 days "
+                                       "([memory] episode_ttl_s)")
+    assert after["old strong episode"] == (2, None) and after["fresh episode"] == (1, None)
+    # seven were left live: the cap of 5 forgets the weakest, the least recent first
+    for text in ("old weak note", "newer weak note"):
+        assert after[text][1].startswith("more than 5 live memories ([memory] max_per_nova)")
+    assert after["old strong note"] == (3, None)
+    assert live_texts(crew, include_shared=False) == [
+        "dup a1", "old strong note", "dup b1", "old strong episode", "fresh episode"]
+    assert {after[t][1] for t in ("echo dup 1", "echo dup 2", "shared 1", "shared 2")} == {None}
+    again = write(crew, lambda conn: memory.consolidate(conn, config, "torch", now))
+    assert again == memory.Consolidated(0, 0, 0, 0)
+
+
+def test_the_cap_holds_as_memories_are_added(crew):
+    config = OFF._replace(memory=MemoryConfig(max_per_nova=3))
+    for n in range(5):
+        add(crew, f"note {n}", config=config, now=T0 + n)
+    assert live_texts(crew) == ["note 4", "note 3", "note 2"]
+    add(crew, "note 4", config=config, now=T0 + 11)  # strength 2: the strongest stays
+    add(crew, "note 5", config=config, now=T0 + 12)
+    add(crew, "note 6", config=config, now=T0 + 13)
+    assert live_texts(crew) == ["note 4", "note 6", "note 5"]
+    why = sql(crew, "SELECT forgotten_why FROM memories WHERE text = 'note 1'")[0][0]
+    assert why.startswith("more than 3 live memories ([memory] max_per_nova)")
+    for n in range(5):  # shared memories have a cap of their own
+        add(crew, f"shared {n}", nova=None, config=config, now=T0 + n)
+    assert len(live_texts(crew, include_shared=False)) == 3
+    assert len(sql(crew, "SELECT id FROM memories WHERE nova_id IS NULL"
+                         " AND forgotten_at IS NULL")) == 3
+
+
+# --- shared memories and the outbox -------------------------------------------------------
+
+def test_a_shared_memory_puts_its_entry_in_the_outbox_in_the_same_transaction(crew):
+    mirrored = Config(redis_url="redis://127.0.0.1:9/0")
+    add(crew, "a Nova's own", config=mirrored)
+    assert sql(crew, "SELECT count(*) FROM outbox") == [(0,)]
+    shared = add(crew, "the build needs node 20", nova=None, author="torch", config=mirrored)
+    again = add(crew, "The build needs Node 20", nova=None, author="echo", config=mirrored)
+    rows = sql(crew, "SELECT stream, event_id, type, nova, data FROM outbox ORDER BY id")
+    assert [(r[0], r[2], r[3]) for r in rows] == [
+        ("nova.coordination.messages", "memory", "torch"),
+        ("nova.coordination.messages", "memory", "echo")]
+    assert [r[1] for r in rows] == [shared.event_id, again.event_id]
+    first, second = (json.loads(r[4]) for r in rows)
+    assert first == {"memory": shared.memory.id, "kind": "note",
+                     "text": "the build needs node 20", "key": shared.memory.key,
+                     "source": None, "strength": 1, "created": True}
+    assert (second["created"], second["strength"]) == (False, 2)
+    assert sql(crew, "SELECT event_id FROM memories") == [(None,), (shared.event_id,)]
+    with pytest.raises(NovaNotFound):  # nothing half written
+        add(crew, "by nobody", nova=None, author="ghost", config=mirrored)
+    assert sql(crew, "SELECT count(*) FROM outbox") == [(2,)]
+    add(crew, "mirror off", nova=None, author="torch", config=OFF)
+    assert sql(crew, "SELECT count(*) FROM outbox") == [(2,)]
+
+
+# --- episodes -----------------------------------------------------------------------------
+
+def assistant_line(text: str) -> str:
+    return json.dumps({"type": "assistant", "message": {
+        "role": "assistant", "content": [{"type": "text", "text": text}]}})
+
+
+def episodes(home) -> list[tuple[str, str, str]]:
+    return sql(home, "SELECT n.name, m.source, m.text FROM memories m JOIN novas n"
+                     " ON n.id = m.nova_id WHERE m.kind = 'episode' ORDER BY m.id")
+
+
+def test_a_supervised_session_leaves_an_episode_of_its_item(crew, tmp_path):
+    config = config_with('redis_url = "off"')
+    with workqueue.open_queue(crew, config) as q:
+        item = q.add("Fix the flaky login test\n\nIt fails one run in ten.", now=T0 - 60).id
+    lines = [assistant_line("Looking at it."),
+             assistant_line("Fixed:   the test waited\non a real clock."),
+             json.dumps({"type": "result", "subtype": "success", "is_error": False})]
+    command = agent_script(tmp_path, f"print({chr(10).join(lines)!r})")
+    supervisor(crew, config, command, FakeClock(), once=True).run()
+    assert episodes(crew) == [("torch", f"item:{item}",
+                               f"Finished work item {item}: Fix the flaky login test It fails "
+                               "one run in ten. | Last message: Fixed: the test waited on a "
+                               "real clock.")]
+
+
+def test_a_failed_session_leaves_no_episode(crew, tmp_path):
+    config = config_with('redis_url = "off"')
+    with workqueue.open_queue(crew, config) as q:
+        q.add("doomed", now=T0 - 60)
+    said = assistant_line("I could not.")
+    command = agent_script(tmp_path, f"import sys; print({said!r}); sys.exit(3)")
+    supervisor(crew, config, command, FakeClock(), once=True).run()
+    assert episodes(crew) == []
+
+
+def test_an_item_the_agent_finished_itself_leaves_its_episode_too(crew, tmp_path):
+    # a real clock: the agent's `torchsm queue done` stamps the time it really is
+    config = config_with('redis_url = "off"')
+    with workqueue.open_queue(crew, config) as q:
+        item = q.add("write the changelog").id
+    said = assistant_line("Changelog written.")
+    command = agent_script(tmp_path, f"""
+        import os, subprocess, sys
+        subprocess.run([sys.executable, "-m", "torchsm", "queue", "done",
+                        os.environ["TORCHSM_ITEM"]], check=True, stdout=subprocess.DEVNULL)
+        print({said!r})
+    """)
+    supervisor(crew, config, command, FakeClock(time.time() - 1), once=True).run()
+    assert episodes(crew) == [("torch", f"item:{item}", f"Finished work item {item}: write "
+                               "the changelog | Last message: Changelog written.")]
+
+
+def test_an_episode_is_left_once_per_item_and_odd_text_is_cleaned(crew):
+    config = config_with('redis_url = "off"')
+    with workqueue.open_queue(crew, config) as q:
+        item = q.add("a task " + "t" * 1000, now=T0)
+    for message in ("bad \ud800 escape" + " m" * 1000, "another ending"):
+        write(crew, lambda conn: memory.remember_episode(conn, config, "torch", item, message,
+                                                         T0 + 1))
+    [(_, source, text)] = episodes(crew)
+    assert source == f"item:{item.id}" and "\ufffd" in text
+    task, said = text.split(" | Last message: ")
+    assert len(task) == len(f"Finished work item {item.id}: ") + memory.EPISODE_TASK_CHARS
+    assert memory.EPISODE_MESSAGE_CHARS - 2 <= len(said) <= memory.EPISODE_MESSAGE_CHARS
+    assert said.endswith("m\u2026")
+
+
+@pytest.fixture
+def hooked(cli: Cli) -> Cli:
+    cli("nova", "add", "torch")
+    return cli
+
+
+def test_a_stop_hook_continuation_leaves_the_episode_of_the_item_before(hooked):
+    first = hooked("queue", "add", "task one", "--json").json()["id"]
+    second = hooked("queue", "add", "task two", "--json").json()["id"]
+    third = hooked("queue", "add", "task three", "--json").json()["id"]
+    opened = json.loads(hook(hooked, "stop", payload("Stop.json")).out)
+    assert f"work item {first}" in opened["reason"]
+    assert 'To remember something for later sessions: `torchsm memory add torch "..."`.' \
+        in opened["reason"]
+    assert episodes(Home(hooked.home)) == []  # no item before the first
+    hook(hooked, "stop", payload("Stop.json", stop_hook_active=True,
+                                 last_assistant_message="Task one is done:\nall green."))
+    assert episodes(Home(hooked.home)) == [
+        ("torch", f"item:{first}", f"Finished work item {first}: task one | Last message: "
+                                   "Task one is done: all green.")]
+    hooked("queue", "fail", str(second), "--error", "gave up")  # the agent failed it itself
+    hook(hooked, "stop", payload("Stop.json", stop_hook_active=True))
+    assert [e[1] for e in episodes(Home(hooked.home))] == [f"item:{first}"]
+    hook(hooked, "stop", payload("Stop.json", stop_hook_active=True,
+                                 last_assistant_message=["not", "a string"]))
+    assert episodes(Home(hooked.home))[-1] == (
+        "torch", f"item:{third}", f"Finished work item {third}: task three")
+

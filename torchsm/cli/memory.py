@@ -1,0 +1,147 @@
+"""`torchsm memory add|list|show|forget`: what Novas remember (torchsm.memory)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, TypeVar
+
+import click
+
+from torchsm import memory as memory_lib, store
+from torchsm.cli.common import Env, common_options, pass_env, printable, table
+from torchsm.clock import format_time
+from torchsm.errors import InvalidMemory
+from torchsm.prompts import json_size
+
+T = TypeVar("T")
+
+
+@click.group()
+@common_options
+def memory() -> None:
+    """What Novas remember from one session to the next.
+
+    Notes (`memory add`, also by the agent itself from inside a session), an episode per
+    finished work item, and insights from dreams. A session is given its Nova's memories
+    and the shared ones, strongest first, within [memory] context_chars: `memory show
+    NAME` prints exactly that."""
+
+
+@memory.command("add")
+@click.argument("name")
+@click.argument("text")
+@click.option("--shared", is_flag=True,
+              help="For every Nova of the home (NAME shares it); mirrored for other hosts.")
+@click.option("--kind", type=click.Choice(memory_lib.KINDS), default="note", show_default=True,
+              help="What kind of memory.")
+@common_options
+@pass_env
+def memory_add(env: Env, name: str, text: str, shared: bool, kind: str) -> None:
+    """Remember TEXT for Nova NAME. The same text again (case and spacing aside)
+    strengthens the memory instead of adding one; a text longer than [memory]
+    max_text_chars is cut, with a warning."""
+    added, where = memory_lib.remember(env.home, env.config, name, text, kind=kind,
+                                       shared=shared, source=_source(name))
+    if added.cut:
+        limit = env.config.memory.max_text_chars
+        click.echo(f"torchsm: warning: the memory text is {len(text):,} characters: cut to "
+                   f"{limit:,} ([memory] max_text_chars)", err=True)
+    row = added.memory
+    env.emit({**row.as_json(), "created": added.created, "cut": added.cut, "mirror": where},
+             _added_text(row, added.created, name))
+
+
+def _source(name: str) -> str:
+    """`agent` from inside a session of Nova `name` (the supervisor sets TORCHSM_NOVA),
+    else `cli`."""
+    return "agent" if os.environ.get("TORCHSM_NOVA") == name else "cli"
+
+
+def _added_text(row: memory_lib.MemoryRow, created: bool, name: str) -> str:
+    whose = f"every Nova (shared by {name})" if row.nova is None else name
+    if created:
+        return f"remembered {row.id} for {whose}"
+    return f"strengthened {row.id} for {whose} (strength {row.strength})"
+
+
+@memory.command("list")
+@click.argument("name", required=False)
+@click.option("--all", "include_forgotten", is_flag=True, help="Forgotten memories too.")
+@click.option("--limit", "-n", type=click.IntRange(min=1), metavar="N",
+              help="At most N memory_lib.")
+@common_options
+@pass_env
+def memory_list(env: Env, name: str | None, include_forgotten: bool,
+                limit: int | None) -> None:
+    """List Nova NAME's memories and the shared ones, in the order a session gets them
+    (strength, then insight, note, episode, then the latest first); without NAME, every
+    memory of the home."""
+    rows = _read(env, lambda conn: memory_lib.listing(
+        conn, name, include_forgotten=include_forgotten, limit=limit))
+    env.emit([r.as_json() for r in rows],
+             lambda: _table(rows, include_forgotten) if rows else
+             f"{name + ': ' if name else ''}no memories")
+
+
+def _table(rows: list[memory_lib.MemoryRow], include_forgotten: bool) -> str:
+    header = ["ID", "NOVA", "KIND", "STRENGTH", "UPDATED", "SOURCE", "TEXT"]
+    cells = [[r.id, r.nova or "(shared)", r.kind, r.strength, format_time(r.updated_at),
+              r.source, memory_lib.shorten(r.text, 60)] for r in rows]
+    if include_forgotten:
+        header.insert(5, "FORGOTTEN")
+        for cell, r in zip(cells, rows):
+            cell.insert(5, format_time(r.forgotten_at))
+    return table(cells, header)
+
+
+@memory.command("show")
+@click.argument("target", metavar="NAME|ID")
+@common_options
+@pass_env
+def memory_show(env: Env, target: str) -> None:
+    """Show memory ID whole, or, for Nova NAME, its memory exactly as its next session
+    gets it (within [memory] context_chars). A number is a memory's id."""
+    if target.isascii() and target.isdigit():
+        row = _read(env, lambda conn: memory_lib.get(conn, parse_memory_id(target)))
+        env.emit(row.as_json(), lambda: _details(row))
+        return
+    budget = env.config.memory.context_chars
+    context = _read(env, lambda conn: memory_lib.context_for(conn, env.config, target, budget))
+    env.emit({"nova": target, "budget": budget, "size": json_size(context),
+              "context": context}, context or f"{target}: no memories")
+
+
+def _details(row: memory_lib.MemoryRow) -> str:
+    fields = [("id", row.id), ("nova", row.nova or "(shared)"), ("kind", row.kind),
+              ("strength", row.strength), ("source", row.source), ("key", row.key),
+              ("created", format_time(row.created_at)),
+              ("updated", format_time(row.updated_at)),
+              ("forgotten", format_time(row.forgotten_at)),
+              ("why", row.forgotten_why)]
+    lines = [f"{name + ':':<11}{'-' if value is None else printable(str(value), multiline=False)}"
+             for name, value in fields]
+    return "\n".join(lines) + "\n\n" + row.text
+
+
+@memory.command("forget")
+@click.argument("memory_id", metavar="ID")
+@click.option("--why", metavar="TEXT", default="forgotten by hand", show_default=True,
+              help="Why; kept with the memory.")
+@common_options
+@pass_env
+def memory_forget(env: Env, memory_id: str, why: str) -> None:
+    """Forget memory ID: no session gets it any more. It stays, marked, for the record
+    (`memory list --all`)."""
+    row, where = memory_lib.forget_one(env.home, env.config, parse_memory_id(memory_id), why)
+    env.emit({**row.as_json(), "mirror": where}, f"forgot {row.id}")
+
+
+def parse_memory_id(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise InvalidMemory(f"invalid memory id {text!r}: ids are positive integers")
+    return int(text)
+
+
+def _read(env: Env, work: Callable[[Any], T]) -> T:
+    with store.open_store(env.home, env.config.db.lock_timeout_s) as db:
+        return db.read(work)
