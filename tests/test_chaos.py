@@ -8,9 +8,16 @@ bigger and several times (BENCHMARKS.md, Reliability)."""
 
 from __future__ import annotations
 
+import pytest
+
 import chaos_run
 
+# Run apart from the parallel tests (scripts/test): its kills are aimed at moments
+# milliseconds wide.
+pytestmark = pytest.mark.serial
+
 ITEMS = 50
+
 
 def test_kill_anything_lose_nothing_run_nothing_twice(start_redis, tmp_path):
     server = start_redis(persistent=True)  # acknowledged writes survive its kill -9

@@ -9,6 +9,7 @@ import pwd
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -148,7 +149,7 @@ def test_install_writes_the_unit_and_a_private_env_file(cli: Cli, nova, units, t
                          'SECRET_TOKEN="sk-very-secret"']
 
 
-def test_the_unit_passes_systemd_analyze_verify(cli: Cli, nova, tmp_path):
+def test_the_unit_passes_systemd_analyze_verify(cli: Cli, nova, tmp_path, request):
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
@@ -156,9 +157,11 @@ def test_the_unit_passes_systemd_analyze_verify(cli: Cli, nova, tmp_path):
         units = tmp_path / ("user" if user else "system")
         install(cli, units, *(["--user"] if user else []), "--cwd", str(tmp_path),
                 command=("sh", "-c", 'echo "$1"', "sh", TRICKY, "{prompt}", ";"))
-        # the user manager wants a runtime directory; nothing else is read from the host
-        runtime = tmp_path / f"runtime-{user}"
-        runtime.mkdir(mode=0o700)
+        # the user manager wants a runtime directory; nothing else is read from the host.
+        # A short path: socket addresses under it must fit 108 bytes, and tmp_path under
+        # pytest-xdist is too long for that
+        runtime = Path(tempfile.mkdtemp(prefix="torchsm-rt-"))
+        request.addfinalizer(lambda path=runtime: shutil.rmtree(path, ignore_errors=True))
         proc = subprocess.run([analyze, *(["--user"] if user else []), "verify",
                                str(units / "torchsm-torch.service")],
                               capture_output=True, text=True, timeout=60,

@@ -6,7 +6,13 @@ unified rate-limit headers with utilization = used / N, a 429 `rejected` past N.
 Each run takes about the time it plays (34 s for the long ones: two whole windows; the
 benchmark, bench/bench_usage_accounts.py, plays longer)."""
 
+import pytest
+
 from account_runs import Plan, Played, play
+
+# Run apart from the parallel tests (scripts/test): it counts requests per window of a
+# few seconds.
+pytestmark = pytest.mark.serial
 
 
 def every_whole_window_used_and_none_refused(played: Played, account: str) -> list[dict]:
