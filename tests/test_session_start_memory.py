@@ -45,6 +45,10 @@ def test_a_session_starts_with_the_task_the_memories_and_the_insights(torch):
     assert f"(dream {dream['id']}" in lines[insights] and insights < memories
     assert "cannot import name 'v2'" in "\n".join(lines[insights:memories])
     assert "the deploy key lives in the vault" in "\n".join(lines[memories:])
+    # the dream remembered its findings as insight memories: said once, not twice
+    remembered = torch("memory", "list", "torch", "--json").json()
+    assert any(m["kind"] == "insight" and "v2" in m["text"] for m in remembered)
+    assert "v2" not in "\n".join(lines[memories:])
     assert "[note, shared] reports run after billing" in context
 
 

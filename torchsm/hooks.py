@@ -481,9 +481,10 @@ def _with_memory(ctx: HookContext, parts: list[Part]) -> str:
     room = ctx.config.memory.context_chars
 
     def read(conn) -> tuple[str, str]:
-        insights = memory.insights_context(conn, ctx.nova.name, room // 3)
+        insights, keys = memory.insights_context(conn, ctx.nova.name, room // 3)
         left = room - json_size(insights) - (json_size("\n") if insights else 0)
-        return insights, memory.context_for(conn, ctx.config, ctx.nova.name, left)
+        # an insight remembered (kind `insight`, the finding's key) is said once
+        return insights, memory.context_for(conn, ctx.config, ctx.nova.name, left, keys)
 
     insights, memories = ctx.db.read(read)
     recalled = [text for text in (insights, memories) if text]

@@ -26,6 +26,7 @@ Stop hook records episodes.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import time
@@ -293,13 +294,16 @@ def get(conn: sqlite3.Connection, memory_id: int) -> MemoryRow:
 
 
 def live(conn: sqlite3.Connection, nova: str, *, limit: int | None = None,
-         include_shared: bool = True) -> list[MemoryRow]:
-    """Nova `nova`'s live memories (and the shared ones), in ranking order."""
+         include_shared: bool = True, except_keys: tuple[str, ...] = ()) -> list[MemoryRow]:
+    """Nova `nova`'s live memories (and the shared ones), in ranking order, but for those
+    keyed by one of `except_keys`."""
     nova_id = _nova_id(conn, nova)
     whose = "(m.nova_id = :nova OR m.nova_id IS NULL)" if include_shared else "m.nova_id = :nova"
     rows = conn.execute(f"SELECT {_COLUMNS} {_FROM} WHERE {_LIVE} AND {whose}"
+                        f" AND m.key NOT IN (SELECT value FROM json_each(:keys))"
                         f" ORDER BY {RANKING} LIMIT :limit",
-                        {"nova": nova_id, "limit": -1 if limit is None else limit})
+                        {"nova": nova_id, "limit": -1 if limit is None else limit,
+                         "keys": json.dumps(list(except_keys))})
     return [MemoryRow(*row) for row in rows]
 
 
@@ -321,24 +325,28 @@ def listing(conn: sqlite3.Connection, nova: str | None = None, *,
     return [MemoryRow(*row) for row in rows]
 
 
-def count_live(conn: sqlite3.Connection, nova: str, include_shared: bool = True) -> int:
+def count_live(conn: sqlite3.Connection, nova: str, include_shared: bool = True,
+               except_keys: tuple[str, ...] = ()) -> int:
     nova_id = _nova_id(conn, nova)
     whose = "(nova_id = ? OR nova_id IS NULL)" if include_shared else "nova_id = ?"
     return conn.execute(f"SELECT count(*) FROM memories WHERE forgotten_at IS NULL"
-                        f" AND {whose}", (nova_id,)).fetchone()[0]
+                        f" AND {whose} AND key NOT IN (SELECT value FROM json_each(?))",
+                        (nova_id, json.dumps(list(except_keys)))).fetchone()[0]
 
 
-def context_for(conn: sqlite3.Connection, config: Config, nova: str, budget: int) -> str:
+def context_for(conn: sqlite3.Connection, config: Config, nova: str, budget: int,
+                except_keys: tuple[str, ...] = ()) -> str:
     """What a session of Nova `nova` is given: its live memories and the shared ones in
     ranking order (module docstring), a line each, at most `budget` characters as
-    prompts.json_size measures them (what a hook prints); "" when there are none."""
+    prompts.json_size measures them (what a hook prints); "" when there are none. Those
+    keyed by `except_keys` are left out (the insights the session is given already)."""
     if budget <= 0:
         return ""
     # a line costs at least 12: the newline (2, JSON-escaped), "- [note] " and a character
-    rows = live(conn, nova, limit=budget // 12 + 1)
+    rows = live(conn, nova, limit=budget // 12 + 1, except_keys=except_keys)
     if not rows:
         return ""
-    return render_context(nova, rows, count_live(conn, nova), budget)
+    return render_context(nova, rows, count_live(conn, nova, except_keys=except_keys), budget)
 
 
 def render_context(nova: str, rows: list[MemoryRow], total: int, budget: int) -> str:
@@ -376,24 +384,28 @@ def render_context(nova: str, rows: list[MemoryRow], total: int, budget: int) ->
 INSIGHTS_SHOWN = 8  # the most of the latest dream's insights a session is given
 
 
-def insights_context(conn: sqlite3.Connection, nova: str, budget: int) -> str:
+def insights_context(conn: sqlite3.Connection, nova: str,
+                     budget: int) -> tuple[str, tuple[str, ...]]:
     """The latest finished dream's insights, most important first, at most `budget`
-    characters (prompts.json_size); "" when the Nova never finished a dream."""
+    characters (prompts.json_size), and their keys; "" when the Nova never finished a
+    dream."""
     rows = conn.execute(
-        "SELECT d.id, d.ended_at, i.text FROM dreams d JOIN novas n ON n.id = d.nova_id"
+        "SELECT d.id, d.ended_at, i.text, i.key FROM dreams d JOIN novas n ON n.id = d.nova_id"
         " JOIN insights i ON i.dream_id = d.id WHERE n.name = ? AND d.id = ("
         "  SELECT d2.id FROM dreams d2 WHERE d2.nova_id = n.id AND d2.status = 'done'"
         "  ORDER BY d2.started_at DESC, d2.id DESC LIMIT 1)"
         " ORDER BY i.rank LIMIT ?", (nova, INSIGHTS_SHOWN)).fetchall()
     if not rows or budget <= 0:
-        return ""
+        return "", ()
     dream_id, ended = rows[0][0], format_time(rows[0][1])
     parts = [prompts.Part(f"What Nova {nova}'s latest dream (dream {dream_id}, {ended}) "
                           "found in its history:")]
     parts += [prompts.Part("- ", " ".join(text.split()), "insight",
-                           f"torchsm dream show {dream_id}") for _, _, text in rows]
+                           f"torchsm dream show {dream_id}") for _, _, text, _ in rows]
     context = prompts.fit(parts, budget)
-    return context if prompts.json_size(context) <= budget else ""
+    if prompts.json_size(context) > budget:
+        return "", ()
+    return context, tuple(key for *_, key in rows)
 
 
 def _line_prefix(row: MemoryRow) -> str:
