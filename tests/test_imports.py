@@ -68,3 +68,24 @@ def test_transition_skips_click(cli):
     cli("nova", "add", "torch")
     outcome = probe(cli, "transition", "torch", "cool", watch=WATCHED)
     assert outcome == {"code": 0, "heavy": ["transitions"]}  # the state machine, nothing else
+
+
+@pytest.mark.parametrize("args, stdin", [
+    (["transition", "torch", "cool", "--for", "5"], None),
+    (["status", "torch"], None),
+    (["hook", "stop", "--nova", "torch"], '{"session_id": "s1"}'),
+    (["hook", "pre-tool-use", "--nova", "torch"], '{"session_id": "s1"}'),
+    (["metrics", "torch"], None),  # the text and JSON formats need no prometheus_client
+])
+def test_prometheus_client_stays_off_the_hook_and_transition_path(cli, args, stdin):
+    cli("nova", "add", "torch")
+    outcome = loaded_modules(cli, *args, watch=("prometheus_client",), input=stdin)
+    assert (outcome["code"], outcome["heavy"]) == (0, [])
+
+
+def test_the_prometheus_format_does_load_it(cli):
+    # the probe above can fail: it sees prometheus_client when a command loads it
+    cli("nova", "add", "torch")
+    outcome = loaded_modules(cli, "metrics", "--format", "prometheus",
+                             watch=("prometheus_client",))
+    assert (outcome["code"], outcome["heavy"]) == (0, ["prometheus_client"])

@@ -132,6 +132,22 @@ class MemoryConfig(NamedTuple):
     episode_ttl_s: float = 30 * 86400.0  # an episode no dream strengthened fades after this
 
 
+class AlertsConfig(NamedTuple):
+    """When torchsm.alerts raises an alert, and how it reaches a person. A count of 0
+    turns its condition off."""
+
+    bangs_per_hour: int = 3  # bangs of one Nova within an hour
+    meditations_per_day: int = 2  # meditations of one Nova within 24 hours
+    dead_items: int = 1  # dead work items in the queue
+    refused_requests: int = 1  # requests the API refused (429, billing, auth) within an hour
+    limit_hold_s: float = 0  # a Nova held by a usage limit this long (0: at once)
+    heartbeat_s: float = 300  # a supervisor silent this long has stopped (0: off)
+    evaluate_every_s: float = 60  # how often each supervisor evaluates the conditions
+    command: str = ""  # run by /bin/sh with the alert as JSON on stdin ("": none)
+    command_timeout_s: float = 10
+    command_attempts: int = 5  # tries per alert, one per evaluation, before giving up
+
+
 class Config(NamedTuple):
     redis_url: str = DEFAULT_REDIS_URL
     safety: SafetyConfig = SafetyConfig()
@@ -143,6 +159,7 @@ class Config(NamedTuple):
     mirror: MirrorConfig = MirrorConfig()
     dreams: DreamsConfig = DreamsConfig()
     memory: MemoryConfig = MemoryConfig()
+    alerts: AlertsConfig = AlertsConfig()
     # name -> raw table; validated and merged by torchsm.personalities
     personalities: dict[str, dict[str, Any]] = {}
     # account name -> overrides of [usage] keys and max_cost_usd_per_day
@@ -220,6 +237,15 @@ RANGES: dict[str, NumberRange] = {
     "memory.max_text_chars": count(1, 100_000),
     "memory.max_per_nova": count(1),
     "memory.episode_ttl_s": duration(positive=True),
+    "alerts.bangs_per_hour": count(0),
+    "alerts.meditations_per_day": count(0),
+    "alerts.dead_items": count(0),
+    "alerts.refused_requests": count(0),
+    "alerts.limit_hold_s": duration(),
+    "alerts.heartbeat_s": duration(),
+    "alerts.evaluate_every_s": duration(positive=True),
+    "alerts.command_timeout_s": duration(positive=True),
+    "alerts.command_attempts": count(1, 100),
 }
 
 
@@ -276,6 +302,7 @@ _SECTIONS = {
     "mirror": MirrorConfig,
     "dreams": DreamsConfig,
     "memory": MemoryConfig,
+    "alerts": AlertsConfig,
 }
 _QUIET_HOURS = re.compile(r"^$|^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
 

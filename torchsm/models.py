@@ -206,10 +206,17 @@ class Snapshot(Base):
 
 
 class Alert(Base):
-    """Something a person should look at (billing errors, authentication failures, ...)."""
+    """Something a person should look at (torchsm.alerts): raised once per condition
+    (`key`), open until the condition clears, then resolved; billing and authentication
+    failures too."""
 
     __tablename__ = "alerts"
-    __table_args__ = (Index("ix_alerts_at", "at"),)
+    __table_args__ = (Index("ix_alerts_at", "at"),
+                      # one open alert per condition (0009)
+                      Index("ix_alerts_open_key", "key", unique=True,
+                            sqlite_where=text("resolved_at IS NULL")),
+                      Index("ix_alerts_delivery", "delivery",
+                            sqlite_where=text("delivery IN ('pending', 'sending')")))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     nova: Mapped[str | None] = mapped_column(String(32))
@@ -217,6 +224,14 @@ class Alert(Base):
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text)
     resolved_at: Mapped[float | None] = mapped_column(Float)
+    key: Mapped[str | None] = mapped_column(String(128))  # the condition, e.g. bangs:echo
+    details: Mapped[str | None] = mapped_column(Text)  # JSON: the value and its threshold
+    event_id: Mapped[str | None] = mapped_column(String(32))  # its coordination stream entry
+    # [alerts] command: pending | sending | sent | failed (gave up) | none (no command)
+    delivery: Mapped[str] = mapped_column(String(16), server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    delivery_at: Mapped[float | None] = mapped_column(Float)  # the latest attempt
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class AccountWindow(Base):

@@ -127,6 +127,14 @@ def write_plan(home: Home, name: str, plan: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def touch_plan(home: Home, name: str, now: float) -> None:
+    """Mark Nova `name`'s plan as current at `now` (its supervisor is alive and looping)."""
+    try:
+        os.utime(_plan_path(home, name), (now, now))
+    except FileNotFoundError:
+        pass
+
+
 def remove_plan(home: Home, name: str) -> None:
     """Forget Nova `name`'s plan (its supervisor is ending)."""
     try:

@@ -23,7 +23,7 @@ from torchsm.errors import (DatabaseError, DatabaseLocked, HomeNotInitialised, S
                             corrupt_database)
 
 # The Alembic head this code expects; a test checks it against migrations/.
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0009"
 
 T = TypeVar("T")
 
@@ -187,6 +187,19 @@ def load_novas(conn: sqlite3.Connection) -> list[NovaRow]:
     return [NovaRow(*row) for row in rows]
 
 
+def load_novas_or_one(conn: sqlite3.Connection, name: str | None) -> list[NovaRow]:
+    """Every Nova (`name` None), or the one named `name` (NovaNotFound if none is)."""
+    if name is None:
+        return load_novas(conn)
+    from torchsm.errors import NovaNotFound
+    from torchsm.names import check_name
+
+    row = load_nova(conn, check_name(name))
+    if row is None:
+        raise NovaNotFound(f"no Nova named '{name}'")
+    return [row]
+
+
 def save_transition(conn: sqlite3.Connection, nova: NovaRow, *, to_state: str, event: str,
                     reason: str | None, at: float, until: float | None, forced: bool,
                     cool_streak: int, last_cool_until: float | None,
@@ -344,8 +357,11 @@ def latest_snapshot(conn: sqlite3.Connection, nova_id: int) -> str | None:
 
 def save_alert(conn: sqlite3.Connection, *, nova: str | None, at: float, kind: str,
                message: str) -> None:
-    conn.execute("INSERT INTO alerts (nova, at, kind, message) VALUES (?, ?, ?, ?)",
-                 (nova, at, kind, message))
+    """Raise an account alert (billing, authentication) for a Nova: one open alert per
+    Nova, however many hooks and sessions report the same failure. torchsm.alerts
+    announces it and resolves it once the Nova has left its meditation."""
+    conn.execute("INSERT OR IGNORE INTO alerts (nova, at, kind, message, key)"
+                 " VALUES (?, ?, ?, ?, ?)", (nova, at, kind, message, f"account:{nova}"))
 
 
 def recent_history(conn: sqlite3.Connection, nova_id: int, limit: int) -> list[tuple]:

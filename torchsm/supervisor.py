@@ -32,7 +32,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from torchsm import (accounts, agents, budget, dreams, ledger, limits, mirror, novas, orphans,
+from torchsm import (accounts, agents, alerts, budget, dreams, ledger, limits, mirror, novas, orphans,
                      outbox, outcome, pacing, personalities, prompts, recovery, rhythm, runfiles,
                      safety, settle, store, wake, workqueue)
 from torchsm.clock import format_time
@@ -145,6 +145,8 @@ class Supervisor:
         self._not_before = 0.0  # an overload's short backoff: no start before this
         self._usage_note: dict[str, Any] | None = None  # what the usage windows say, for plans
         self._next_recovery = 0.0  # when to look again for other Novas' dead supervisors
+        self._next_beat = 0.0  # when to touch the plan again (the heartbeat alerts read)
+        self._next_alerts = 0.0  # when to evaluate the alert conditions again
         self.settler = settle.Settler(home, config, name, rng=self.rng, emit=self._emit,
                                       on_cooled=self._emit_cooled)
 
@@ -534,7 +536,30 @@ class Supervisor:
                 return
             if self.watch.changed() and self._cut_short(wait, marker, now):
                 return
+            self._tick(now)
             self.clock.sleep(min(self.poll_s, wait.until - now))
+
+    def _tick(self, now: float) -> None:
+        """While waiting: touch the plan now and then (a supervisor silent for `[alerts]
+        heartbeat_s` has stopped), and evaluate the alert conditions."""
+        if now >= self._next_beat:
+            self._next_beat = now + alerts.HEARTBEAT_EVERY_S
+            runfiles.touch_plan(self.home, self.name, now)
+        if now >= self._next_alerts:
+            self._next_alerts = now + self.config.alerts.evaluate_every_s
+            self._evaluate_alerts(now)
+
+    def _evaluate_alerts(self, now: float) -> None:
+        # Alerts serve a person; a failure here must never stop supervision.
+        try:
+            evaluation = alerts.evaluate(self.home, self.config, now)
+        except Exception as exc:  # noqa: BLE001 - reported, and tried again later
+            self._emit("warning", f"alerts not evaluated: {type(exc).__name__}: {exc}")
+            return
+        for alert in evaluation.raised:
+            self._emit("alert", f"alert {alert.id} raised: {alert.message}", key=alert.key)
+        for line in evaluation.failures:
+            self._emit("warning", line)
 
     def _marker(self) -> tuple | None:
         """What ends any wait when it changes: the Nova's state and `until`, a restart

@@ -12,8 +12,7 @@ from typing import Any
 from torchsm import accounts, ledger, limits, store
 from torchsm.clock import format_time
 from torchsm.config import Config, Home, cost_limit_for, usage_for
-from torchsm.errors import NovaNotFound, TorchsmError
-from torchsm.names import check_name
+from torchsm.errors import TorchsmError
 from torchsm.novas import held_for_limit
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.I)
@@ -41,7 +40,7 @@ def usage_report(home: Home, config: Config, name: str | None, since_s: float,
     bucket_s = HOUR_S if since_s <= HOURLY_UP_TO_S else DAY_S
 
     def read(conn) -> tuple[list, list]:  # one snapshot: the Novas agree with their accounts
-        novas = _novas(conn, name)
+        novas = store.load_novas_or_one(conn, name)
         only = [n.account for n in novas] if name is not None else None
         return (_accounts(conn, config, only, now),
                 [_nova_usage(conn, n, since, now, bucket_s) for n in novas])
@@ -51,15 +50,6 @@ def usage_report(home: Home, config: Config, name: str | None, since_s: float,
     return {"since": format_time(since), "until": format_time(now),
             "bucket": "hour" if bucket_s == HOUR_S else "day", "accounts": per_account,
             "novas": per_nova}
-
-
-def _novas(conn, name: str | None) -> list[store.NovaRow]:
-    if name is None:
-        return store.load_novas(conn)
-    row = store.load_nova(conn, check_name(name))
-    if row is None:
-        raise NovaNotFound(f"no Nova named '{name}'")
-    return [row]
 
 
 def _nova_usage(conn, nova: store.NovaRow, since: float, now: float,

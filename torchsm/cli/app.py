@@ -36,6 +36,9 @@ COMMANDS = {
     "service": "service:service",
     "dream": "dream:dream",
     "memory": "memory:memory",
+    "metrics": "metrics:metrics",
+    "alerts": "alerts:alerts",
+    "doctor": "doctor:doctor",
 }
 
 

@@ -92,16 +92,61 @@ def nova_remove(env: Env, name: str) -> None:
 
 @click.command()
 @click.argument("name", required=False)
+@click.option("--watch", "-w", is_flag=True,
+              help="Redraw the status every --interval seconds until Ctrl-C.")
+@click.option("--interval", type=click.FloatRange(min=0.05, max=86400), default=2.0,
+              show_default=True, metavar="S", help="With --watch: seconds between redraws.")
 @common_options
 @pass_env
-def status(env: Env, name: str | None) -> None:
+def status(env: Env, name: str | None, watch: bool, interval: float) -> None:
     """Show the state of every Nova, or of one, and when its supervisor (`torchsm run`)
-    plans to start the next session, and why."""
+    plans to start the next session, and why.
+
+    \b
+    With --watch the table is redrawn until Ctrl-C (exit 0): on a terminal the screen is
+    cleared before each frame; otherwise frames follow each other, a blank line between
+    (with --json, one line of JSON per frame)."""
+    if watch:
+        _watch(env, name, interval)
+        return
+    _emit_status(env, name)
+
+
+def _emit_status(env: Env, name: str | None) -> None:
     from torchsm.runfiles import with_plans
 
     rows = with_plans(env.home, novas.status(env.home, env.config, name))
     env.emit(rows, lambda: _status_text(rows)
              if rows else "no Novas (add one with `torchsm nova add NAME`)")
+
+
+CLEAR_SCREEN = "\x1b[H\x1b[2J"
+
+
+def _watch(env: Env, name: str | None, interval: float) -> None:
+    """Redraw until Ctrl-C, which ends it quietly."""
+    import sys
+    import time
+
+    from torchsm.clock import format_time
+
+    on_terminal = sys.stdout.isatty()
+    try:
+        first = True
+        while True:
+            if on_terminal:
+                click.echo(CLEAR_SCREEN, nl=False)
+            elif not first and not env.json:
+                click.echo()
+            if not env.json:
+                click.echo(f"every {interval:g} s, Ctrl-C to stop; {format_time(time.time())}")
+            _emit_status(env, name)
+            sys.stdout.flush()
+            first = False
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        if on_terminal:
+            click.echo()
 
 
 def _status_text(rows: list[dict]) -> str:
