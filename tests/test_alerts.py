@@ -266,3 +266,31 @@ def test_bad_alert_config_is_refused_naming_the_key(home, cli, text, message):
     write_config(home, text)
     result = cli.fails("alerts")
     assert message in result.err
+
+
+def test_a_waiting_supervisor_raises_and_delivers_alerts_itself(cli, tmp_path):
+    # nobody runs `torchsm alerts`: the supervisor's own loop evaluates the conditions and
+    # runs the command, and touches its plan (its heartbeat) while it waits
+    import signal
+
+    from test_run_cli import FAST, start, wait_for
+
+    got, script = tmp_path / "delivered.json", tmp_path / "deliver.py"
+    script.write_text(f"import sys\nopen({str(got)!r}, 'w').write(sys.stdin.read())\n")
+    command = f"{sys.executable} {script}"
+    write_config(Home(cli.home), FAST + "[alerts]\nevaluate_every_s = 0.2\n"
+                 f"command = {json.dumps(command)}\n")
+    cli("nova", "add", "torch")
+    supervisor = start(cli, "torch", "--", "true")
+    try:
+        plan = Home(cli.home).path / "run" / "torch.json"
+        wait_for(plan.exists)
+        dead_item(Home(cli.home), time.time())
+        delivered = json.loads(wait_for(lambda: got.exists() and got.read_text()))
+        assert delivered["key"] == "dead_items"
+        first = plan.stat().st_mtime
+        wait_for(lambda: plan.stat().st_mtime > first, timeout=20)  # the heartbeat
+    finally:
+        supervisor.send_signal(signal.SIGINT)
+        supervisor.communicate(timeout=20)
+    assert supervisor.returncode == 0
