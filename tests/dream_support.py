@@ -153,3 +153,36 @@ def comparable(view) -> list[tuple]:
     """A dream's insights without the ids of the rows that hold them."""
     return [(i.rank, i.phase, i.kind, i.key, i.text, i.evidence, i.action, i.work_item)
             for i in view.insights]
+
+
+def add_older_history(home: Home, rows: int) -> None:
+    """`rows` transitions, sessions and hook runs from a year before the filled 90 days."""
+    conn = sqlite3.connect(home.db_path)
+    start, step = T0 - 450 * DAY, 300 * DAY / max(rows, 1)
+    for sql in ("INSERT INTO history (nova_id, from_state, to_state, event, reason, at, forced,"
+                " limit_hold) SELECT 1 + i % 2, 'working', 'cooling', 'cool', 'old ' || i,"
+                " :start + i * :step, 0, 0 FROM s",
+                "INSERT INTO sessions (nova_id, started_at, ended_at, kind, prompt, outcome,"
+                " error) SELECT 1 + i % 2, :start + i * :step, :start + i * :step + 30, 'item',"
+                " 'p', 'failed', 'old error ' || i % 7 FROM s",
+                "INSERT INTO hook_runs (nova_id, event, session_id, at, outcome) SELECT"
+                " 1 + i % 2, 'stop', 's', :start + i * :step, 'bang' FROM s"):
+        conn.execute(f"WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s"
+                     f" WHERE i < {rows // 3}) {sql}", {"start": start, "step": step * 3})
+    conn.commit()
+    conn.execute("ANALYZE")
+    conn.close()
+
+
+def sqlite_steps(monkeypatch) -> list[int]:
+    """Counts the SQLite virtual machine's steps (in thousands) of every connection
+    torchsm opens from now on: the work its queries do, machine noise aside."""
+    steps, connect = [0], sqlite3.connect
+
+    def counted(*args, **kwargs):
+        conn = connect(*args, **kwargs)
+        conn.set_progress_handler(lambda: steps.__setitem__(0, steps[0] + 1) or 0, 1000)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", counted)
+    return steps

@@ -4,7 +4,6 @@ refusals, and the cost over a home of a million rows."""
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -12,7 +11,8 @@ import time
 
 import pytest
 
-from dream_support import T0, History, comparable, fill, of_kind, one
+from dream_support import (T0, History, add_older_history, comparable, fill, of_kind, one,
+                           sqlite_steps)
 from helpers import Cli
 from torchsm import db, dreams, novas, store
 from torchsm.clock import format_time as fmt
@@ -551,20 +551,6 @@ def test_one_dream_of_a_nova_at_a_time(torch, h):
 
 # --- bounded cost ----------------------------------------------------------------------------------
 
-def sqlite_steps(monkeypatch) -> list[int]:
-    """Counts the SQLite virtual machine's steps (in thousands) of every connection
-    torchsm opens from now on: the work its queries do, machine noise aside."""
-    steps, connect = [0], sqlite3.connect
-
-    def counted(*args, **kwargs):
-        conn = connect(*args, **kwargs)
-        conn.set_progress_handler(lambda: steps.__setitem__(0, steps[0] + 1) or 0, 1000)
-        return conn
-
-    monkeypatch.setattr(sqlite3, "connect", counted)
-    return steps
-
-
 def test_a_dreams_work_is_bounded_by_its_span_not_by_the_size_of_the_home(tmp_path,
                                                                           monkeypatch):
     # Two homes with the same 90 days of history (100,000 rows), the second with 900,000
@@ -584,22 +570,3 @@ def test_a_dreams_work_is_bounded_by_its_span_not_by_the_size_of_the_home(tmp_pa
         assert view.status == "done" and view.insight_count > 5
         work[older] = steps[0]
     assert work[900_000] < 1.2 * work[0], work
-
-
-def add_older_history(home: Home, rows: int) -> None:
-    """`rows` transitions, sessions and hook runs from a year before the filled 90 days."""
-    conn = sqlite3.connect(home.db_path)
-    start, step = T0 - 450 * DAY, 300 * DAY / max(rows, 1)
-    for sql in ("INSERT INTO history (nova_id, from_state, to_state, event, reason, at, forced,"
-                " limit_hold) SELECT 1 + i % 2, 'working', 'cooling', 'cool', 'old ' || i,"
-                " :start + i * :step, 0, 0 FROM s",
-                "INSERT INTO sessions (nova_id, started_at, ended_at, kind, prompt, outcome,"
-                " error) SELECT 1 + i % 2, :start + i * :step, :start + i * :step + 30, 'item',"
-                " 'p', 'failed', 'old error ' || i % 7 FROM s",
-                "INSERT INTO hook_runs (nova_id, event, session_id, at, outcome) SELECT"
-                " 1 + i % 2, 'stop', 's', :start + i * :step, 'bang' FROM s"):
-        conn.execute(f"WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s"
-                     f" WHERE i < {rows // 3}) {sql}", {"start": start, "step": step * 3})
-    conn.commit()
-    conn.execute("ANALYZE")
-    conn.close()

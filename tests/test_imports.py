@@ -89,3 +89,48 @@ def test_the_prometheus_format_does_load_it(cli):
     outcome = loaded_modules(cli, "metrics", "--format", "prometheus",
                              watch=("prometheus_client",))
     assert (outcome["code"], outcome["heavy"]) == (0, ["prometheus_client"])
+
+
+# The dashboard and its server (issue 16) load only on `dashboard` and `serve`. Watched by
+# full module name: `torchsm.dashboard` is part of the `torchsm` package the hook needs.
+DASHBOARD_MODULES = ("torchsm.dashboard", "torchsm.charts", "torchsm.server", "http.server",
+                     "prometheus_client")
+_FULL_PROBE = """
+import json, sys
+from torchsm.cli import execute
+code = execute(sys.argv[2:])
+sys.stdout.flush()
+watched = sys.argv[1].split(",")
+loaded = sorted(w for w in watched if w in sys.modules)
+print(json.dumps({"code": code, "loaded": loaded}), file=sys.stderr)
+"""
+
+
+def modules_loaded_by(cli, *args, stdin: str | None = None) -> dict:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _FULL_PROBE, ",".join(DASHBOARD_MODULES),
+                           *args], input=stdin, capture_output=True, text=True,
+                          env=cli.env(), timeout=60)
+    return json.loads(proc.stderr.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("args, stdin", [
+    (["transition", "torch", "cool", "--for", "5"], None),
+    (["status", "torch"], None),
+    (["hook", "stop", "--nova", "torch"], '{"session_id": "s1"}'),
+    (["hook", "pre-tool-use", "--nova", "torch"], '{"session_id": "s1"}'),
+    (["hook", "session-start", "--nova", "torch"], '{"session_id": "s1", "source": "startup"}'),
+])
+def test_the_dashboard_stays_off_the_hook_and_transition_path(cli, args, stdin):
+    cli("nova", "add", "torch")
+    cli("queue", "add", "something to continue with")
+    assert modules_loaded_by(cli, *args, stdin=stdin) == {"code": 0, "loaded": []}
+
+
+def test_the_dashboard_does_load_them(cli, tmp_path):
+    # the probe above can fail: it sees these modules when a command loads them
+    cli("nova", "add", "torch")
+    found = modules_loaded_by(cli, "dashboard", "--out", str(tmp_path / "page.html"))
+    assert found == {"code": 0, "loaded": ["torchsm.charts", "torchsm.dashboard"]}

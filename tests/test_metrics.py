@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 
-from dream_support import DAY, T0, History
-from torchsm import metrics, novas
-from torchsm.config import Config
+from dream_support import DAY, T0, History, add_older_history, fill, sqlite_steps
+from torchsm import db, metrics, novas
+from torchsm.config import Config, Home
 from torchsm.health import measure
 
 CONFIG = Config(redis_url="off")
@@ -230,3 +231,33 @@ def test_text_names_the_recommendation_and_hides_control_characters(crafted, cli
 def test_measure_matches_the_command(crafted):
     found = measure(crafted, CONFIG, "torch", DAY, T0).as_json()
     assert json.loads(json.dumps(found))["novas"][0]["hooks"]["bangs"] == 1
+
+
+def test_metrics_work_is_bounded_by_the_window_not_by_the_size_of_the_home(tmp_path,
+                                                                         monkeypatch):
+    # Two homes with the same 90 days (100,000 rows), the second with 900,000 more
+    # transitions, sessions, hook runs (and 100,000 messages) from the year before: the
+    # metrics of the last 24 hours and their trend (the 24 hours before) must do the same
+    # work in both (covering indexes, aggregates in SQL, no scan; migration 0010). The time
+    # over a million rows: bench/bench_metrics.py (BENCHMARKS.md).
+    work = {}
+    for older in (0, 900_000):
+        home = Home(tmp_path / str(older))
+        db.initialise(home)
+        novas.add(home, CONFIG, "torch", now=T0 - 400 * DAY)
+        fill(home, 100_000)
+        add_older_history(home, older)
+        conn = sqlite3.connect(home.db_path)
+        conn.execute("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s"
+                     " WHERE i < ?) INSERT INTO messages (event_id, sender, recipient, text,"
+                     " at) SELECT 'old' || i, 'echo', 'torch', 'old', ? + i FROM s",
+                     (older // 9, T0 - 400 * DAY))
+        conn.commit()
+        conn.close()
+        steps = sqlite_steps(monkeypatch)
+        found = measure(home, CONFIG, None, DAY, T0)
+        monkeypatch.undo()
+        torch = found.novas[0].as_json()
+        assert torch["uptime"]["sessions"] > 100 and torch["recovery"]["cooldowns"] > 50
+        work[older] = steps[0]
+    assert work[900_000] < 1.2 * work[0], work

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from torchsm import store
 from torchsm.config import Config, Home
-from torchsm.metrics import Metrics, Span, read_metrics
+from torchsm.metrics import Metrics, Span, read_metrics, read_score_inputs
 
 HOUR_S = 3600.0
 
@@ -141,12 +141,12 @@ def assess(now_metrics: Metrics, before: Metrics) -> dict[str, Any]:
 def measure(home: Home, config: Config, name: str | None, since_s: float,
             now: float) -> Metrics:
     """The metrics of [now - since_s, now) with their health, and the trend against the
-    window before, read in one snapshot."""
+    window before (of which only what the score reads), read in one snapshot."""
     span = Span(now - since_s, now)
 
     def read(conn) -> Metrics:
         current = read_metrics(conn, config, name, span, now)
-        assess(current, read_metrics(conn, config, name, span.previous(), span.start))
+        assess(current, read_score_inputs(conn, config, name, span.previous(), span.start))
         return current
 
     with store.open_store(home, config.db.lock_timeout_s) as db:

@@ -44,7 +44,9 @@ class HistoryRow(Base):
     __tablename__ = "history"
     __table_args__ = (Index("ix_history_nova_id", "nova_id", "id"),
                       Index("ix_history_event_id", "event_id", unique=True),
-                      Index("ix_history_nova_at", "nova_id", "at"))  # a dream's span (0008)
+                      # a dream's span (0008); covering for `torchsm metrics` (0010)
+                      Index("ix_history_nova_at", "nova_id", "at", "id", "event",
+                            "limit_hold", "reason"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     nova_id: Mapped[int] = mapped_column(ForeignKey("novas.id", ondelete="CASCADE"))
@@ -128,7 +130,8 @@ class Message(Base):
 
     __tablename__ = "messages"
     __table_args__ = (Index("ix_messages_event_id", "event_id", unique=True),
-                      Index("ix_messages_recipient", "recipient", "id"))
+                      Index("ix_messages_recipient", "recipient", "id"),
+                      Index("ix_messages_at", "at", "sender", "recipient"))  # metrics (0010)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[str] = mapped_column(String(32))
@@ -142,7 +145,9 @@ class HookRun(Base):
     """One run of a Claude Code hook handler (the hook health monitor counts these)."""
 
     __tablename__ = "hook_runs"
-    __table_args__ = (Index("ix_hook_runs_nova_event_at", "nova_id", "event", "at"),
+    # covering for `torchsm metrics` (0010)
+    __table_args__ = (Index("ix_hook_runs_nova_event_at", "nova_id", "event", "at", "outcome",
+                            "duration_ms"),
                       Index("ix_hook_runs_session", "session_id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -163,7 +168,10 @@ class AgentSession(Base):
     """The ledger: one agent session started by the supervisor."""
 
     __tablename__ = "sessions"
-    __table_args__ = (Index("ix_sessions_nova_started", "nova_id", "started_at"),)
+    # covering for `torchsm metrics` (0010)
+    __table_args__ = (Index("ix_sessions_nova_started", "nova_id", "started_at", "id",
+                            "ended_at", "kind", "outcome", "cost_usd", "api_error_status",
+                            "signal_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     nova_id: Mapped[int] = mapped_column(ForeignKey("novas.id", ondelete="CASCADE"))

@@ -38,6 +38,8 @@ COMMANDS = {
     "memory": "memory:memory",
     "metrics": "metrics:metrics",
     "alerts": "alerts:alerts",
+    "dashboard": "dashboard:dashboard",
+    "serve": "serve:serve",
     "doctor": "doctor:doctor",
 }
 

@@ -1,0 +1,35 @@
+"""`torchsm serve [--port 8787] [--since DURATION]`."""
+
+from __future__ import annotations
+
+import click
+
+from torchsm.cli.common import Env, common_options, pass_env
+
+REFRESH_S = 30
+
+
+@click.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True,
+              help="The port on 127.0.0.1 (0: any free one).")
+@click.option("--since", "since", default="24h", show_default=True, metavar="DURATION",
+              help="The dashboard's window: 30m, 6h, 2d, ...")
+@common_options
+@pass_env
+def serve(env: Env, port: int, since: str) -> None:
+    """Serve the dashboard on http://127.0.0.1:PORT/ (only this machine can reach it),
+    refreshed every 30 s, and the metrics in the Prometheus text format on /metrics
+    (as `torchsm metrics --format prometheus`, over the same window). Prints the address;
+    runs until Ctrl-C (exit 0). A port in use is one error line, exit 1."""
+    from torchsm.server import open_server
+    from torchsm.usage_report import parse_duration
+
+    server = open_server(env.home, env.config, port, parse_duration(since), REFRESH_S)
+    click.echo(f"serving http://127.0.0.1:{server.server_address[1]}/ and /metrics"
+               " (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how it is meant to stop
+    finally:
+        server.server_close()
