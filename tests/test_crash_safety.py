@@ -128,6 +128,8 @@ def test_an_agent_finishes_the_session_its_supervisor_died_in_and_runs_once(torc
     successor = start(torch, "torch", "--until-idle", "--", *command)
     read_until(successor, "outlived its supervisor: waiting for it to end its session")
     assert log.read_text().split() == ["start", "1"]  # nothing started beside it
+    [row] = torch("status", "torch", "--json").json()  # and a person can see why
+    assert "waiting for it to end its session" in row["plan"]["why"]
     go.touch()
     out, err = successor.communicate(timeout=30)
     assert successor.returncode == 0, err

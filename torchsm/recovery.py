@@ -29,13 +29,15 @@ ORPHAN_MARGIN_S = 30  # beyond the keeper's own deadline, before a wait gives up
 
 
 def recover(home: Home, config: Config, name: str, now: float, emit: Emit,
-            own: bool = False, should_stop: Callable[[], bool] = lambda: False) -> list:
+            own: bool = False, should_stop: Callable[[], bool] = lambda: False,
+            on_wait: Callable[[str], None] = lambda why: None) -> list:
     """Clean up after Nova `name`'s dead supervisor; the caller holds `name`'s lock.
     `own`: the caller is `name`'s new supervisor, before it starts anything: then it waits
     for an agent that outlived its supervisor to end its session (`should_stop` cuts the
     wait short and stops the agent), and a claim of `name`'s made before any session row
     (a supervisor killed between claiming and recording the start) goes back too. Anyone
-    else leaves alone a Nova whose agent still runs: its claims are alive. Returns the
+    else leaves alone a Nova whose agent still runs: its claims are alive. `on_wait(why)`
+    is told what the wait is for (the supervisor's plan shows it). Returns the
     (item id, status) of the items that went back."""
     with store.open_store(home, config.db.lock_timeout_s) as db:  # a write: a database
         left = db.write(lambda conn: ledger.abandoned(conn, _nova_id(conn, name)))  # it
@@ -54,7 +56,8 @@ def recover(home: Home, config: Config, name: str, now: float, emit: Emit,
     if running and not own:
         return []  # its agent works on: the next supervisor of `name` settles it
     for session_id, started_at, pid, ticks, _ in running:
-        _wait_for_orphan(config, name, session_id, started_at, pid, ticks, emit, should_stop)
+        _wait_for_orphan(config, name, session_id, started_at, pid, ticks, emit, should_stop,
+                         on_wait)
     for session_id, _, pid, _, _ in left:
         if pid is not None and orphans.group_alive(pid):  # what the agent left running
             orphans.stop_group(pid, config.supervisor.stop_grace_s)
@@ -91,15 +94,18 @@ def recover(home: Home, config: Config, name: str, now: float, emit: Emit,
 
 
 def _wait_for_orphan(config: Config, name: str, session_id: int, started_at: float,
-                     pid: int, ticks: int, emit: Emit, should_stop: Callable[[], bool]):
+                     pid: int, ticks: int, emit: Emit, should_stop: Callable[[], bool],
+                     on_wait: Callable[[str], None]):
     """Wait for the keeper of a session whose supervisor died to end: the agent finishes
     its session, and its keeper stops it at the session timeout. Past that (a keeper that
     cannot stop it), or on a stop of this supervisor, its group is stopped."""
     cfg = config.supervisor
     latest = started_at + cfg.session_timeout_s + 2 * cfg.stop_grace_s + ORPHAN_MARGIN_S
-    emit("warning", f"the agent of session {session_id} of {name} (pid {pid}) outlived its "
-                    f"supervisor: waiting for it to end its session (at the latest "
-                    f"{format_time(latest)}) before anything starts")
+    why = (f"the agent of session {session_id} of {name} (pid {pid}) outlived its "
+           f"supervisor: waiting for it to end its session (at the latest "
+           f"{format_time(latest)}) before anything starts")
+    on_wait(why)
+    emit("warning", why)
     while orphans.alive_as_recorded(pid, ticks):
         if should_stop() or time.time() >= latest:
             why = "stopping" if should_stop() else "out of time: stopping"

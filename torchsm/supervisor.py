@@ -604,7 +604,8 @@ class Supervisor:
     def _recover_abandoned(self) -> None:
         """Before anything starts: what a dead predecessor left (recovery.py)."""
         recovery.recover(self.home, self.config, self.name, self.clock.now(), self._emit,
-                         own=True, should_stop=self.stop.is_set)
+                         own=True, should_stop=self.stop.is_set,
+                         on_wait=lambda why: self._plan("waiting", None, why))
 
     def _recover_others(self, now: float) -> None:
         """Now and then: what other Novas' dead supervisors hold (a shared item is free
