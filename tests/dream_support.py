@@ -156,7 +156,8 @@ def comparable(view) -> list[tuple]:
 
 
 def add_older_history(home: Home, rows: int) -> None:
-    """`rows` transitions, sessions and hook runs from a year before the filled 90 days."""
+    """`rows` transitions, sessions and hook runs (and a ninth as many messages) from a
+    year before the filled 90 days."""
     conn = sqlite3.connect(home.db_path)
     start, step = T0 - 450 * DAY, 300 * DAY / max(rows, 1)
     for sql in ("INSERT INTO history (nova_id, from_state, to_state, event, reason, at, forced,"
@@ -169,6 +170,10 @@ def add_older_history(home: Home, rows: int) -> None:
                 " 1 + i % 2, 'stop', 's', :start + i * :step, 'bang' FROM s"):
         conn.execute(f"WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s"
                      f" WHERE i < {rows // 3}) {sql}", {"start": start, "step": step * 3})
+    conn.execute("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s"
+                 " WHERE i < ?) INSERT INTO messages (event_id, sender, recipient, text,"
+                 " at) SELECT 'old' || i, 'echo', 'torch', 'old', ? + i FROM s",
+                 (rows // 9, start))
     conn.commit()
     conn.execute("ANALYZE")
     conn.close()
@@ -186,3 +191,23 @@ def sqlite_steps(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(sqlite3, "connect", counted)
     return steps
+
+
+def work_beside_older_history(tmp_path, monkeypatch, config, run, older: int = 900_000):
+    """SQLite's steps (sqlite_steps) of `run(home)` in two homes with the same 90 days of
+    history (100,000 rows), the second with `older` more rows from the year before:
+    {0: steps, older: steps}. Work bounded by its window does the same in both."""
+    from torchsm import db, novas
+
+    work = {}
+    for rows in (0, older):
+        home = Home(tmp_path / f"older-{rows}")
+        db.initialise(home)
+        novas.add(home, config, "torch", now=T0 - 400 * DAY)
+        fill(home, 100_000)
+        add_older_history(home, rows)
+        steps = sqlite_steps(monkeypatch)
+        run(home)
+        monkeypatch.undo()
+        work[rows] = steps[0]
+    return work

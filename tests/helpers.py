@@ -13,6 +13,14 @@ from torchsm.config import Home
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PAYLOADS = FIXTURES / "claude-code-hooks"  # captured from the real Claude Code CLI
+
+
+def payload(name: str, **changes) -> str:
+    """A captured hook payload as JSON text, with `changes` to its fields."""
+    data = json.loads((PAYLOADS / name).read_text())
+    data.update(changes)
+    return json.dumps(data)
 
 
 def torchsm_executable() -> list[str]:

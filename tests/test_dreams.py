@@ -11,12 +11,11 @@ import time
 
 import pytest
 
-from dream_support import (T0, History, add_older_history, comparable, fill, of_kind, one,
-                           sqlite_steps)
+from dream_support import T0, History, comparable, of_kind, one, work_beside_older_history
 from helpers import Cli
-from torchsm import db, dreams, novas, store
+from torchsm import dreams, novas, store
 from torchsm.clock import format_time as fmt
-from torchsm.config import Config, DreamsConfig, Home, SupervisorConfig, WakeConfig
+from torchsm.config import Config, DreamsConfig, SupervisorConfig, WakeConfig
 from torchsm.errors import DreamRunning, NovaNotFound, TransitionRefused
 
 CONFIG = Config(redis_url="off")
@@ -557,16 +556,9 @@ def test_a_dreams_work_is_bounded_by_its_span_not_by_the_size_of_the_home(tmp_pa
     # more rows from the year before: the dream reads the same week in both, and its
     # queries must do the same work (indexes, caps, aggregates in SQL; no Python loop over
     # the history). The time over a million rows: bench/bench_dreams.py (BENCHMARKS.md).
-    work = {}
-    for older in (0, 900_000):
-        home = Home(tmp_path / str(older))
-        db.initialise(home)
-        novas.add(home, CONFIG, "torch", now=T0 - 400 * DAY)
-        fill(home, 100_000)
-        add_older_history(home, older)
-        steps = sqlite_steps(monkeypatch)
+    def one_dream(home):
         view = dream(home)
-        monkeypatch.undo()
         assert view.status == "done" and view.insight_count > 5
-        work[older] = steps[0]
+
+    work = work_beside_older_history(tmp_path, monkeypatch, CONFIG, one_dream)
     assert work[900_000] < 1.2 * work[0], work

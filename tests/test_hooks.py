@@ -6,22 +6,15 @@ import time
 
 import pytest
 
-from helpers import FIXTURES, Cli, Result, write_config, rows
+from helpers import PAYLOADS, Cli, Result, payload, rows, write_config
 from torchsm.clock import format_time
 from torchsm.config import Home
 
-PAYLOADS = FIXTURES / "claude-code-hooks"
 EVENT_FILES = {
     "session-start": "SessionStart-startup.json", "user-prompt-submit": "UserPromptSubmit.json",
     "pre-tool-use": "PreToolUse.json", "post-tool-use": "PostToolUse.json",
     "stop": "Stop.json", "pre-compact": "PreCompact-manual.json", "session-end": "SessionEnd.json",
 }
-
-
-def payload(name: str, **changes) -> str:
-    data = json.loads((PAYLOADS / name).read_text())
-    data.update(changes)
-    return json.dumps(data)
 
 
 def hook(cli: Cli, event: str, stdin: str, nova: str = "torch", **env) -> Result:

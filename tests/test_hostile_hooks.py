@@ -9,18 +9,11 @@ import time
 
 import pytest
 
-from helpers import FIXTURES, Cli, Result, rows, torchsm_executable
+from helpers import Cli, Result, payload, rows, torchsm_executable
 from torchsm.config import Home, load_config
 
-PAYLOADS = FIXTURES / "claude-code-hooks"
 CLAUDE_CODE_CAP = 10_000  # characters of a hook's stdout that Claude Code reads (FIELD-NOTES)
 BIG = 100_000
-
-
-def payload(name: str, **changes) -> str:
-    data = json.loads((PAYLOADS / name).read_text())
-    data.update(changes)
-    return json.dumps(data)
 
 
 def hook_bytes(cli: Cli, event: str, data: bytes, nova: str = "torch") -> Result:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
-from dream_support import DAY, T0, History, add_older_history, fill, sqlite_steps
-from torchsm import db, metrics, novas
-from torchsm.config import Config, Home
+from dream_support import DAY, T0, History, work_beside_older_history
+from torchsm import metrics, novas
+from torchsm.config import Config
 from torchsm.health import measure
 
 CONFIG = Config(redis_url="off")
@@ -240,24 +239,9 @@ def test_metrics_work_is_bounded_by_the_window_not_by_the_size_of_the_home(tmp_p
     # metrics of the last 24 hours and their trend (the 24 hours before) must do the same
     # work in both (covering indexes, aggregates in SQL, no scan; migration 0010). The time
     # over a million rows: bench/bench_metrics.py (BENCHMARKS.md).
-    work = {}
-    for older in (0, 900_000):
-        home = Home(tmp_path / str(older))
-        db.initialise(home)
-        novas.add(home, CONFIG, "torch", now=T0 - 400 * DAY)
-        fill(home, 100_000)
-        add_older_history(home, older)
-        conn = sqlite3.connect(home.db_path)
-        conn.execute("WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s"
-                     " WHERE i < ?) INSERT INTO messages (event_id, sender, recipient, text,"
-                     " at) SELECT 'old' || i, 'echo', 'torch', 'old', ? + i FROM s",
-                     (older // 9, T0 - 400 * DAY))
-        conn.commit()
-        conn.close()
-        steps = sqlite_steps(monkeypatch)
-        found = measure(home, CONFIG, None, DAY, T0)
-        monkeypatch.undo()
-        torch = found.novas[0].as_json()
+    def the_last_day(home):
+        torch = measure(home, CONFIG, None, DAY, T0).novas[0].as_json()
         assert torch["uptime"]["sessions"] > 100 and torch["recovery"]["cooldowns"] > 50
-        work[older] = steps[0]
+
+    work = work_beside_older_history(tmp_path, monkeypatch, CONFIG, the_last_day)
     assert work[900_000] < 1.2 * work[0], work

@@ -65,14 +65,17 @@ def start(conn: sqlite3.Connection, *, nova_id: int, kind: str, prompt: str,
         (nova_id, at, kind, prompt, item_id, signal_id, RUNNING)).fetchone()[0]
 
 
-def finish(conn: sqlite3.Connection, session_id: int, end: SessionEnd) -> None:
-    """Complete a session's row with how it ended."""
+def finish(conn: sqlite3.Connection, session_id: int, end: SessionEnd,
+           only_running: bool = False) -> None:
+    """Complete a session's row with how it ended (with `only_running`, only while it is
+    still `running`)."""
     limit_events = json.dumps(end.limit_events) if end.limit_events else None
     conn.execute(
         "UPDATE sessions SET ended_at = ?, exit_status = ?, outcome = ?, error = ?,"
         " agent_session_id = ?, cost_usd = ?, num_turns = ?, input_tokens = ?,"
         " output_tokens = ?, api_error_status = ?, limit_events = ?,"
-        " last_assistant_message = ? WHERE id = ?",
+        " last_assistant_message = ? WHERE id = ?" + (f" AND outcome = '{RUNNING}'"
+                                                      if only_running else ""),
         (end.ended_at, end.exit_status, end.outcome, end.error, end.agent_session_id,
          end.cost_usd, end.num_turns, end.input_tokens, end.output_tokens,
          end.api_error_status, limit_events, end.last_assistant_message, session_id))
@@ -151,15 +154,21 @@ def close_finished(conn: sqlite3.Connection, session_id: int, at: float,
     """Close as `ok` a row a dead supervisor left whose agent exited 0 (its keeper said
     so), with what its `result` line reported when the keeper kept it. Any other end may
     be the agent stopped with its supervisor: `close_abandoned`."""
-    result = result or {}
+    finish(conn, session_id, SessionEnd(ended_at=at, exit_status=0, outcome="ok",
+                                        error=FINISHED_ALONE, **reported(result or {})),
+           only_running=True)
+
+
+def reported(result: dict[str, Any]) -> dict[str, Any]:
+    """The SessionEnd fields Claude Code's `result` line reports (absent or mistyped:
+    None)."""
     tokens = result.get("usage") if isinstance(result.get("usage"), dict) else {}
-    conn.execute("UPDATE sessions SET outcome = 'ok', exit_status = 0, error = ?,"
-                 " ended_at = ?, agent_session_id = ?, cost_usd = ?, num_turns = ?,"
-                 " input_tokens = ?, output_tokens = ? WHERE id = ? AND outcome = ?",
-                 (FINISHED_ALONE, at, typed(result.get("session_id"), str),
-                  typed(result.get("total_cost_usd"), (int, float)),
-                  typed(result.get("num_turns"), int), typed(tokens.get("input_tokens"), int),
-                  typed(tokens.get("output_tokens"), int), session_id, RUNNING))
+    return {"agent_session_id": typed(result.get("session_id"), str),
+            "cost_usd": typed(result.get("total_cost_usd"), (int, float)),
+            "num_turns": typed(result.get("num_turns"), int),
+            "input_tokens": typed(tokens.get("input_tokens"), int),
+            "output_tokens": typed(tokens.get("output_tokens"), int),
+            "api_error_status": typed(result.get("api_error_status"), int)}
 
 
 def typed(value: Any, kind) -> Any:

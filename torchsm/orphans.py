@@ -81,19 +81,26 @@ def stop_group(pgid: int, grace_s: float) -> None:
             time.sleep(POLL_S)
 
 
+def prctl() -> Callable[..., int] | None:
+    """libc's prctl (Linux), or None where there is none."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
 def die_with_parent() -> Callable[[], None] | None:
     """A preexec function for the agent: SIGTERM when the supervisor dies (Linux). Made
     in the parent, so nothing is imported or loaded between fork and exec; None where
     there is no prctl (the next supervisor still finds the agent by its pid)."""
-    import ctypes
-
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
+    call = prctl()
+    if call is None:
         return None
     sigterm = int(signal.SIGTERM)
 
     def set_death_signal() -> None:
-        prctl(PR_SET_PDEATHSIG, sigterm, 0, 0, 0)
+        call(PR_SET_PDEATHSIG, sigterm, 0, 0, 0)
 
     return set_death_signal

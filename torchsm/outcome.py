@@ -16,7 +16,7 @@ from typing import Any
 
 from torchsm import resets
 from torchsm.agents import SessionRun
-from torchsm.ledger import SessionEnd, typed as _typed
+from torchsm.ledger import SessionEnd, reported
 
 
 class Outcome(str, Enum):
@@ -126,15 +126,8 @@ def _short(text: str, width: int = 200) -> str:
 
 def ledger_end(run: SessionRun, verdict: Verdict) -> SessionEnd:
     """The ledger's record of a finished session: outcome plus what Claude Code reported."""
-    result = run.output.result or {}
-    tokens = result.get("usage") if isinstance(result.get("usage"), dict) else {}
     return SessionEnd(
         ended_at=run.ended_at, exit_status=run.exit_status, outcome=verdict.outcome.value,
-        error=verdict.error, agent_session_id=_typed(result.get("session_id"), str),
-        cost_usd=_typed(result.get("total_cost_usd"), (int, float)),
-        num_turns=_typed(result.get("num_turns"), int),
-        input_tokens=_typed(tokens.get("input_tokens"), int),
-        output_tokens=_typed(tokens.get("output_tokens"), int),
-        api_error_status=_typed(result.get("api_error_status"), int),
+        error=verdict.error, **reported(run.output.result or {}),
         limit_events=run.output.rate_limit_events or None,
         last_assistant_message=run.output.last_assistant_text)

@@ -21,12 +21,11 @@ the keeper by its recorded pid, waits for it and settles the session from FILES.
 
 Signals that stop it (SIGTERM, SIGINT, SIGHUP) are passed on to the agent and the keeper
 goes on waiting, so the record is written whatever stops the agent. The agent dies with
-its keeper. Stdlib only: it starts before every session.
+its keeper. Stdlib and torchsm.orphans only: it starts before every session.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import select
@@ -34,9 +33,10 @@ import signal
 import sys
 import time
 
+from torchsm.orphans import PR_SET_PDEATHSIG, prctl as find_prctl, start_ticks
+
 PASSED_ON = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 SUPERVISOR_GONE = signal.SIGUSR1  # the keeper's parent-death signal
-PR_SET_PDEATHSIG = 1
 READ_CHUNK = 65536
 ORPHAN_OUTPUT_MAX = 16 * 1024 * 1024  # what is kept of an orphaned agent's output
 POLL_S = 0.2
@@ -80,7 +80,7 @@ def main(argv: list[str]) -> int:
     supervisor = os.getppid()
     # Until here the parent-death signal is the SIGTERM the supervisor set: a supervisor
     # that dies now takes the keeper with it, before any agent runs.
-    prctl = _prctl()
+    prctl = find_prctl()
     if prctl is not None:
         prctl(PR_SET_PDEATHSIG, int(SUPERVISOR_GONE), 0, 0, 0)
     keeper = Keeper(options)
@@ -89,7 +89,7 @@ def main(argv: list[str]) -> int:
         signal.signal(sig, lambda signum, _frame: keeper.pass_on(signum))
     if os.getppid() != supervisor:
         return 1  # the supervisor died before the agent started: nothing ran
-    _write_atomically(options.keeper_file, f"{os.getpid()} {_start_ticks()}\n", sync=False)
+    _write_atomically(options.keeper_file, f"{os.getpid()} {start_ticks(os.getpid())}\n", sync=False)
     status = keeper.run(prctl)
     _record(options.exit_file, status)
     return _end_like(status)
@@ -200,13 +200,6 @@ class Keeper:
             self.kept_bytes = ORPHAN_OUTPUT_MAX  # nowhere to keep it: stop trying
 
 
-def _prctl():
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
 def _become_agent(command: list[str], prctl, out_w: int, err_w: int, close: tuple) -> None:
     try:
         for fd in close:
@@ -257,12 +250,6 @@ def _write_atomically(path: str, text: str, sync: bool) -> None:
         os.replace(temp, path)
     except OSError:
         pass  # nowhere to write: the supervisor's own record is what there is
-
-
-def _start_ticks() -> int:
-    with open("/proc/self/stat", "rb") as f:
-        stat = f.read()
-    return int(stat[stat.rfind(b")") + 2:].split()[19])
 
 
 def read_keeper(keeper_file: str) -> tuple[int, int] | None:
