@@ -139,13 +139,42 @@ def refused_url() -> str:
     return f"redis://{LOOPBACK}:{free_port()}/0"
 
 
+class SilentServer:
+    """Accepts connections (the kernel does) and never answers a byte; counts them, so a
+    test can tell how often a client tried without timing it."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind((LOOPBACK, 0))
+        self.listener.listen(64)
+        self.listener.setblocking(False)
+        self.url = f"redis://{LOOPBACK}:{self.listener.getsockname()[1]}/0"
+        self.accepted: list[socket.socket] = []
+
+    def connections(self) -> int:
+        """Connections made so far (each completed its handshake in the kernel's queue)."""
+        while True:
+            try:
+                self.accepted.append(self.listener.accept()[0])
+            except BlockingIOError:
+                return len(self.accepted)
+
+    def close(self) -> None:
+        for sock in self.accepted + [self.listener]:
+            sock.close()
+
+
 @pytest.fixture
-def silent_url():
+def silent_server():
+    server = SilentServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def silent_url(silent_server) -> str:
     """Accepts connections (the kernel does) and never answers a byte."""
-    with socket.socket() as listener:
-        listener.bind((LOOPBACK, 0))
-        listener.listen(64)
-        yield f"redis://{LOOPBACK}:{listener.getsockname()[1]}/0"
+    return silent_server.url
 
 
 @pytest.fixture

@@ -142,7 +142,7 @@ class MirrorContract:
         start = time.monotonic()
         for i in range(20):
             subject.mirror.publish(OPS_STREAM, entry(i), NOW)
-        assert time.monotonic() - start < 1.0
+        assert time.monotonic() - start < 5.0  # no timeout paid per publish
 
 
 class TestRedisMirror(MirrorContract):

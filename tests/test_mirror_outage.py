@@ -55,9 +55,16 @@ def test_replaying_on_the_hot_path_stays_light_too(cli, home, redis_db, refused_
     assert len(stream_entries(redis_db, MESSAGES_STREAM)) == 1
 
 
+# Timing here allows for a loaded machine: a timeout is checked from below (load can only
+# lengthen a wait), "it did not try again" by counting the silent server's connections or
+# by a bound of half the timeout, and "promptly" only against the seconds that a client's
+# default retries would cost.
+TIMEOUT_S = 1.0
+
+
 @pytest.mark.parametrize("blackhole", ["refused_url", "silent_url", "dropping_url"])
 def test_transition_succeeds_promptly_whatever_the_server_does(cli, home, blackhole,
-                                                               request):
+                                                               request, silent_server):
     url = request.getfixturevalue(blackhole)
     cli("nova", "add", "torch")
     timings = []
@@ -67,23 +74,29 @@ def test_transition_succeeds_promptly_whatever_the_server_does(cli, home, blackh
         timings.append(time.monotonic() - start)
         assert outcome == {"code": 0, "heavy": []}
     assert queued(home)[OPS_STREAM] == 3
-    # the first call pays at most the connect/reply timeout (0.25 s); the next ones
-    # remember the outage and do not try again
-    assert timings[0] < 2.0 and max(timings[1:]) < timings[0] + 0.1, timings
+    # the first call pays at most the connect/reply timeout (0.25 s), not a retrying
+    # client's seconds; the next ones remember the outage and do not try again
+    assert timings[0] < 3.0, timings
     assert MirrorMemory(home.queue_dir, url).last_outage() is not None
+    if blackhole == "silent_url":
+        assert silent_server.connections() == 1
 
 
 @pytest.mark.parametrize("blackhole", ["silent_url", "dropping_url"])
-def test_a_black_hole_costs_one_timeout_then_nothing(home, torch, blackhole, request):
+def test_a_black_hole_costs_one_timeout_then_nothing(home, torch, blackhole, request,
+                                                     silent_server):
     url = request.getfixturevalue(blackhole)
-    cfg = Config(redis_url=url)
+    write_mirror_config(home, url, connect_timeout_s=TIMEOUT_S)
+    cfg = load_config(home)
     start = time.monotonic()
     novas.transition(home, cfg, "torch", "cool", for_s=5)
     first = time.monotonic() - start
     start = time.monotonic()
     novas.transition(home, cfg, "torch", "work", force=True)
     second = time.monotonic() - start
-    assert 0.2 <= first < 0.6 and second < 0.05, (first, second)
+    assert first >= TIMEOUT_S * 0.9 and second < TIMEOUT_S / 2, (first, second)
+    if blackhole == "silent_url":
+        assert silent_server.connections() == 1
 
 
 def test_the_outage_is_forgotten_after_its_memory_and_the_queue_replays_first(
@@ -113,11 +126,14 @@ def test_an_outage_of_the_same_url_is_remembered_then_retried(home, torch, redis
     assert MirrorMemory(home.queue_dir, redis_db.url).last_outage() is None
 
 
-def test_a_silent_server_costs_one_short_timeout_even_with_a_queue(home, torch, silent_url):
+def test_a_silent_server_costs_one_short_timeout_even_with_a_queue(home, torch,
+                                                                   silent_server):
     FileQueueMirror(home.queue_dir).publish(OPS_STREAM, entry(0))
-    write_mirror_config(home, silent_url, outage_memory_s=0.0, connect_timeout_s=0.25)
+    write_mirror_config(home, silent_server.url, outage_memory_s=0.0,
+                        connect_timeout_s=TIMEOUT_S)
     cfg = load_config(home)
     start = time.monotonic()
     novas.transition(home, cfg, "torch", "cool", for_s=5)  # tries to replay first
-    assert time.monotonic() - start < 0.6
+    assert time.monotonic() - start < 2 * TIMEOUT_S  # one timeout, not the replay's and
+    assert silent_server.connections() == 1          # the publish's each
     assert queued(home)[OPS_STREAM] == 2
