@@ -8,7 +8,7 @@ from typing import Any, Callable, TypeVar
 import click
 
 from torchsm import memory as memory_lib, store
-from torchsm.cli.common import Env, common_options, pass_env, printable, table
+from torchsm.cli.common import Env, common_options, pass_env, printable, table, warn
 from torchsm.clock import format_time
 from torchsm.errors import InvalidMemory
 from torchsm.prompts import json_size
@@ -44,8 +44,8 @@ def memory_add(env: Env, name: str, text: str, shared: bool, kind: str) -> None:
                                        shared=shared, source=_source(name))
     if added.cut:
         limit = env.config.memory.max_text_chars
-        click.echo(f"torchsm: warning: the memory text is {len(text):,} characters: cut to "
-                   f"{limit:,} ([memory] max_text_chars)", err=True)
+        warn(f"the memory text is {len(text):,} characters: cut to {limit:,} "
+             "([memory] max_text_chars)")
     row = added.memory
     env.emit({**row.as_json(), "created": added.created, "cut": added.cut, "mirror": where},
              _added_text(row, added.created, name))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from torchsm import messages
-from torchsm.cli.common import Env, common_options, pass_env
+from torchsm.cli.common import Env, common_options, pass_env, warn
 from torchsm.clock import format_time
 from torchsm.mirror import MESSAGES_STREAM, epoch
 
@@ -51,8 +51,7 @@ def _warn_malformed(count: int) -> None:
     """Anything that reaches the server may write to the stream: what is not a message
     torchsm can read is skipped, said once per read, and the rest is listed."""
     entries = "entry" if count == 1 else "entries"
-    click.echo(f"torchsm: warning: skipped {count} malformed {entries} on {MESSAGES_STREAM}",
-               err=True)
+    warn(f"skipped {count} malformed {entries} on {MESSAGES_STREAM}")
 
 
 def _line(item: dict) -> str:
