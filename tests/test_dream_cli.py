@@ -123,3 +123,48 @@ def test_a_dream_and_its_insights_are_mirrored(torch, redis_db):
     assert transitions == [("working", "dreaming"), ("dreaming", "working")]
     # the dream's outcome is not the Nova's status
     assert redis_db.client().get("nova.status.torch") == b"WORKING"
+
+
+# --- never beside a live session (issue 20, finding 11) -----------------------------------
+
+def test_a_dream_is_refused_while_a_supervised_session_runs(torch):
+    import signal
+    import subprocess
+
+    from helpers import rows, torchsm_executable, write_config
+    from torchsm.config import Home
+
+    write_config(Home(torch.home), 'redis_url = "off"\n[supervisor]\nstop_grace_s = 1\n')
+    torch("queue", "add", "a long task")
+    supervisor = subprocess.Popen([*torchsm_executable(), "run", "torch", "--once", "--",
+                                   "sleep", "60"], env=torch.env(), stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not rows(torch, "SELECT agent_pid FROM sessions WHERE agent_pid IS NOT NULL"):
+            assert time.monotonic() < deadline, "the session never started"
+            time.sleep(0.05)
+        [(session, pid)] = rows(torch, "SELECT id, agent_pid FROM sessions")
+        refused = torch.fails("dream", "torch")
+        assert refused.err == (f"torchsm: error: cannot dream torch: session {session} is "
+                               f"running (agent pid {pid}); dream when it has ended\n")
+        assert rows(torch, "SELECT count(*) FROM dreams") == [(0,)]
+        assert torch("status", "torch", "--json").json()[0]["state"] == "working"
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        supervisor.wait(30)
+    assert torch("dream", "torch", "--json").json()["status"] == "done"
+
+
+def test_a_dream_is_refused_while_claude_code_runs_a_session_of_the_nova(torch):
+    from helpers import payload
+
+    torch("hook", "pre-tool-use", "--nova", "torch",
+          input=payload("PreToolUse.json", session_id="cc-live"))
+    refused = torch.fails("dream", "torch")
+    assert refused.err.startswith("torchsm: error: cannot dream torch: Claude Code session "
+                                  "cc-live ran its pre-tool-use hook ")
+    assert refused.err.endswith(" ago and has not ended; dream when it has ended\n")
+    torch("hook", "session-end", "--nova", "torch",
+          input=payload("SessionEnd.json", session_id="cc-live"))
+    assert torch("dream", "torch", "--json").json()["status"] == "done"

@@ -13,7 +13,7 @@ import pytest
 from helpers import Cli
 from supervisor_support import T0, FakeClock, agent_script, config_with, supervisor
 from test_hooks import hook, payload
-from torchsm import memory, novas, store, workqueue
+from torchsm import memory, novas, recall, store, workqueue
 from torchsm.config import Config, Home, MemoryConfig
 from torchsm.errors import InvalidMemory, InvalidName, MemoryNotFound, NovaNotFound
 from torchsm.prompts import json_size
@@ -40,8 +40,10 @@ def read(home, work):
 
 
 def add(home, text, *, nova="torch", config=OFF, now=T0, **kw) -> memory.Added:
+    """`memory.add`, written by `writer` (default: the Nova itself; torch for a shared one)."""
+    writer = kw.pop("writer", nova or "torch")
     return write(home, lambda conn: memory.add(conn, config, nova=nova, kind=kw.pop("kind", "note"),
-                                               text=text, now=now, **kw))
+                                               text=text, now=now, writer=writer, **kw))
 
 
 def live_texts(home, nova="torch", **kw) -> list[str]:
@@ -61,11 +63,16 @@ def sql(home, query, *args):
 
 def test_the_same_text_again_strengthens_the_memory_instead_of_adding_one(crew):
     first = add(crew, "Run the tests with pytest -q", now=T0)
-    again = add(crew, "  run THE tests\twith   pytest -q \n", now=T0 + 60)
-    assert (first.created, again.created) == (True, False)
+    same = add(crew, "run the tests with pytest -q", now=T0 + 30)  # the same writer
+    assert (same.created, same.strengthened, same.memory.strength) == (False, False, 1)
+    assert same.memory.updated_at == T0  # nothing changed: a writer counts once
+    again = add(crew, "  run THE tests\twith   pytest -q \n", now=T0 + 60, writer="echo")
+    assert (first.created, again.created, again.strengthened) == (True, False, True)
     assert again.memory.id == first.memory.id
     assert (again.memory.strength, again.memory.updated_at) == (2, T0 + 60)
     assert again.memory.created_at == T0 and again.memory.text == "Run the tests with pytest -q"
+    assert again.memory.writer == "torch"  # who wrote it first
+    assert add(crew, "run the tests with pytest -q", writer="echo").memory.strength == 2
     # another text, another Nova, or shared: a memory of its own
     assert add(crew, "Run the tests with pytest -x").created
     assert add(crew, "Run the tests with pytest -q", nova="echo").created
@@ -73,7 +80,8 @@ def test_the_same_text_again_strengthens_the_memory_instead_of_adding_one(crew):
     assert len(sql(crew, "SELECT id FROM memories")) == 4
     # an explicit key says which memory it is, whatever the text
     keyed = add(crew, "flaky: test_x", key="flaky:test_x")
-    assert add(crew, "flaky: test_x (again)", key="flaky:test_x").memory.id == keyed.memory.id
+    assert add(crew, "flaky: test_x (again)", key="flaky:test_x",
+               writer="dream:1").memory.id == keyed.memory.id
 
 
 def test_a_long_text_is_cut_and_empty_or_odd_text_is_refused(crew):
@@ -118,47 +126,52 @@ def test_forgetting_marks_a_memory_and_keeps_it(crew):
 def test_ranking_is_strength_then_kind_then_recency(crew):
     add(crew, "old note", now=T0)
     add(crew, "an episode", kind="episode", now=T0 + 10)
-    add(crew, "an insight", kind="insight", now=T0 + 1)
+    add(crew, "an insight", kind="insight", now=T0 + 1, writer="dream:1")
     add(crew, "new note", now=T0 + 20)
     add(crew, "shared note", nova=None, now=T0 + 15)
     add(crew, "strong episode", kind="episode", now=T0)
-    add(crew, "strong episode", kind="episode", now=T0 + 2)  # strength 2
+    add(crew, "strong episode", kind="episode", now=T0 + 2, writer="dream:2")  # strength 2
     add(crew, "echo's own", nova="echo", now=T0 + 30)
+    add(crew, "echo told torch", now=T0 + 3, writer="echo")
     assert live_texts(crew) == ["strong episode", "an insight", "new note", "shared note",
-                                "old note", "an episode"]
+                                "echo told torch", "old note", "an episode"]
     assert live_texts(crew, include_shared=False, limit=3) == [
         "strong episode", "an insight", "new note"]
-    context = read(crew, lambda conn: memory.context_for(conn, OFF, "torch", 6000))
+    context = read(crew, lambda conn: recall.context_for(conn, OFF, "torch", 6000))
+    # its own, then what others wrote (shared, or for it): each line says who wrote it
     assert context.splitlines() == [
         "What Nova torch remembers from earlier sessions (strongest first):",
-        "- [episode 2027-01-15, strength 2] strong episode",
-        "- [insight] an insight",
-        "- [note] new note",
-        "- [note, shared] shared note",
-        "- [note] old note",
-        "- [episode 2027-01-15] an episode"]
+        "- [episode 2027-01-15, by torch, strength 2] strong episode",
+        "- [insight, by dream 1] an insight",
+        "- [note, by torch] new note",
+        "- [note, by torch] old note",
+        "- [episode 2027-01-15, by torch] an episode",
+        "Shared with every Nova, or written for torch by others (each writer's strongest "
+        "first, at most 3 of each):",
+        "- [note, shared, by torch] shared note",
+        "- [note, by echo] echo told torch"]
 
 
 def test_no_memories_no_context(crew):
-    assert read(crew, lambda conn: memory.context_for(conn, OFF, "torch", 6000)) == ""
+    assert read(crew, lambda conn: recall.context_for(conn, OFF, "torch", 6000)) == ""
     add(crew, "echo's own", nova="echo")
-    assert read(crew, lambda conn: memory.context_for(conn, OFF, "torch", 6000)) == ""
+    assert read(crew, lambda conn: recall.context_for(conn, OFF, "torch", 6000)) == ""
     add(crew, "mine")
-    assert read(crew, lambda conn: memory.context_for(conn, OFF, "torch", 0)) == ""
+    assert read(crew, lambda conn: recall.context_for(conn, OFF, "torch", 0)) == ""
     with pytest.raises(NovaNotFound):
-        read(crew, lambda conn: memory.context_for(conn, OFF, "ghost", 6000))
+        read(crew, lambda conn: recall.context_for(conn, OFF, "ghost", 6000))
 
 
 def test_the_context_keeps_whole_lines_while_they_fit_then_counts_the_rest(crew):
-    for n in range(30):  # each line: "- [note] memory NN: " + 60 characters
+    for n in range(30):  # each line: "- [note, by torch] memory NN: " + 60 characters
         add(crew, f"memory {n:02d}: " + "m" * 60, now=T0 + n)
-    context = read(crew, lambda conn: memory.context_for(conn, OFF, "torch", 600))
+    context = read(crew, lambda conn: recall.context_for(conn, OFF, "torch", 600))
     lines = context.splitlines()
     assert json_size(context) <= 600
     shown = lines[1:-1]
     assert shown and all(line.endswith("m" * 60) for line in shown)  # whole lines only
     # newest first (all strength 1, all notes), and the rest counted
-    assert [line[len("- [note] memory "):][:2] for line in shown] == [
+    assert [line[len("- [note, by torch] memory "):][:2] for line in shown] == [
         f"{n:02d}" for n in range(29, 29 - len(shown), -1)]
     assert lines[-1] == f"({30 - len(shown)} more: `torchsm memory list torch`)"
 
@@ -166,23 +179,28 @@ def test_the_context_keeps_whole_lines_while_they_fit_then_counts_the_rest(crew)
 def test_a_memory_too_long_for_the_room_left_is_cut_with_a_pointer(crew):
     add(crew, "short one", now=T0 + 1)
     long = add(crew, "word " * 380, now=T0).memory  # 1,900 characters
-    context = read(crew, lambda conn: memory.context_for(conn, OFF, "torch", 1000))
+    context = read(crew, lambda conn: recall.context_for(conn, OFF, "torch", 1000))
     assert json_size(context) <= 1000
-    assert "- [note] short one" in context
+    assert "- [note, by torch] short one" in context
     assert f"`torchsm memory show {long.id}` prints it]" in context
     assert "more:" not in context  # both are there, one of them cut
 
 
-@pytest.mark.parametrize("budget", [1, 40, 100, 241, 500, 1000, 3000, 6000, 9000])
+# the heading, "(19 more: ...)" and the first line "- [insight, by torch] 19 plain" whole
+THRESHOLD = 138
+
+
+@pytest.mark.parametrize("budget", [1, 40, 100, THRESHOLD - 1, THRESHOLD, 500, 1000, 3000, 6000,
+                                    9000])
 def test_the_context_never_exceeds_its_budget_as_a_hook_prints_it(crew, budget):
     """Too small a budget for the heading and a line gives nothing rather than too much."""
     # escapes and non-ASCII cost more inside JSON than their length
     texts = ["\x1b[2J" * 50, "漢字" * 300, "\"quoted\" \\ back" * 40, "😀" * 200, "plain"]
     for n, text in enumerate(texts * 4):
         add(crew, f"{n} {text}", now=T0 + n, kind=("note", "insight", "episode")[n % 3])
-    context = read(crew, lambda conn: memory.context_for(conn, OFF, "torch", budget))
+    context = read(crew, lambda conn: recall.context_for(conn, OFF, "torch", budget))
     assert json_size(context) <= budget
-    assert (context != "") == (budget >= 241)
+    assert (context != "") == (budget >= THRESHOLD)
 
 
 # --- consolidation and the cap ------------------------------------------------------------
@@ -231,7 +249,8 @@ def test_consolidate_merges_ages_out_and_caps(crew):
     assert after["old strong episode"] == (2, None) and after["fresh episode"] == (1, None)
     # seven were left live: the cap of 5 forgets the weakest, the least recent first
     for text in ("old weak note", "newer weak note"):
-        assert after[text][1].startswith("more than 5 live memories ([memory] max_per_nova)")
+        assert after[text][1].startswith("more than 5 live memories of one writer ([memory] "
+                                         "max_per_nova)")
     assert after["old strong note"] == (3, None)
     assert live_texts(crew, include_shared=False) == [
         "dup a1", "old strong note", "dup b1", "old strong episode", "fresh episode"]
@@ -245,17 +264,25 @@ def test_the_cap_holds_as_memories_are_added(crew):
     for n in range(5):
         add(crew, f"note {n}", config=config, now=T0 + n)
     assert live_texts(crew) == ["note 4", "note 3", "note 2"]
-    add(crew, "note 4", config=config, now=T0 + 11)  # strength 2: the strongest stays
+    add(crew, "note 4", config=config, now=T0 + 11, writer="echo")  # strength 2: it stays
     add(crew, "note 5", config=config, now=T0 + 12)
     add(crew, "note 6", config=config, now=T0 + 13)
     assert live_texts(crew) == ["note 4", "note 6", "note 5"]
     why = sql(crew, "SELECT forgotten_why FROM memories WHERE text = 'note 1'")[0][0]
-    assert why.startswith("more than 3 live memories ([memory] max_per_nova)")
+    assert why.startswith("more than 3 live memories of one writer ([memory] max_per_nova)")
     for n in range(5):  # shared memories have a cap of their own
         add(crew, f"shared {n}", nova=None, config=config, now=T0 + n)
     assert len(live_texts(crew, include_shared=False)) == 3
     assert len(sql(crew, "SELECT id FROM memories WHERE nova_id IS NULL"
                          " AND forgotten_at IS NULL")) == 3
+    # each writer's own: one writer's flood forgets only what it wrote
+    for n in range(5):
+        add(crew, f"echo's shared {n}", nova=None, config=config, now=T0 + 20 + n,
+            writer="echo")
+        add(crew, f"echo for torch {n}", config=config, now=T0 + 20 + n, writer="echo")
+    assert sql(crew, "SELECT writer, nova_id IS NULL, count(*) FROM memories WHERE"
+                     " forgotten_at IS NULL GROUP BY 1, 2 ORDER BY 1, 2") == [
+        ("echo", 0, 3), ("echo", 1, 3), ("torch", 0, 3), ("torch", 1, 3)]
 
 
 # --- shared memories and the outbox -------------------------------------------------------
@@ -265,7 +292,10 @@ def test_a_shared_memory_puts_its_entry_in_the_outbox_in_the_same_transaction(cr
     add(crew, "a Nova's own", config=mirrored)
     assert sql(crew, "SELECT count(*) FROM outbox") == [(0,)]
     shared = add(crew, "the build needs node 20", nova=None, author="torch", config=mirrored)
-    again = add(crew, "The build needs Node 20", nova=None, author="echo", config=mirrored)
+    again = add(crew, "The build needs Node 20", nova=None, author="echo", config=mirrored,
+                writer="echo")
+    add(crew, "the build needs NODE 20", nova=None, author="echo", config=mirrored,
+        writer="echo")  # nothing changed: nothing to mirror
     rows = sql(crew, "SELECT stream, event_id, type, nova, data FROM outbox ORDER BY id")
     assert [(r[0], r[2], r[3]) for r in rows] == [
         ("nova.coordination.messages", "memory", "torch"),
@@ -274,7 +304,7 @@ def test_a_shared_memory_puts_its_entry_in_the_outbox_in_the_same_transaction(cr
     first, second = (json.loads(r[4]) for r in rows)
     assert first == {"memory": shared.memory.id, "kind": "note",
                      "text": "the build needs node 20", "key": shared.memory.key,
-                     "source": None, "strength": 1, "created": True}
+                     "source": None, "writer": "torch", "strength": 1, "created": True}
     assert (second["created"], second["strength"]) == (False, 2)
     assert sql(crew, "SELECT event_id FROM memories") == [(None,), (shared.event_id,)]
     with pytest.raises(NovaNotFound):  # nothing half written

@@ -4,14 +4,18 @@ shared memories across Novas, and on the stream with the server up, down and bac
 from __future__ import annotations
 
 import json
+import os
+import pwd
 
 import pytest
 
 from helpers import Cli, loaded_modules, rows, write_config
 from mirror_support import stream_entries
-from torchsm import memory, store
+from torchsm import recall, store
 from torchsm.config import Home, load_config
 from torchsm.mirror import MESSAGES_STREAM, FileQueueMirror
+
+USER = pwd.getpwuid(os.getuid()).pw_name  # a person at the command line writes as user:NAME
 
 
 @pytest.fixture
@@ -30,25 +34,29 @@ def test_every_memory_command_has_help(bare_cli: Cli, command):
 
 
 def test_add_list_show_forget(crew):
-    assert crew("memory", "add", "torch", "Run the tests with pytest -q").out == \
-        "remembered 1 for torch\n"
+    assert crew("memory", "add", "torch", "Run the tests with pytest -q",
+                TORCHSM_NOVA="torch").out == "remembered 1 for torch\n"
     assert crew("memory", "add", "torch", "run the tests with  PYTEST -q").out == \
-        "strengthened 1 for torch (strength 2)\n"
+        f"strengthened 1 for torch (by user {USER}; strength 2)\n"
+    assert crew("memory", "add", "torch", "run the tests with pytest -q").out == \
+        f"already remembered 1 for torch (by user {USER}; strength 2)\n"
     assert crew("memory", "add", "torch", "The API is flaky on Mondays",
-                "--kind", "insight").out == "remembered 2 for torch\n"
+                TORCHSM_NOVA="torch").out == "remembered 2 for torch\n"
     assert crew("memory", "add", "echo", "echo's own").out == "remembered 3 for echo\n"
     listed = crew("memory", "list", "torch").out.splitlines()
-    assert listed[0].split() == ["ID", "NOVA", "KIND", "STRENGTH", "UPDATED", "SOURCE", "TEXT"]
-    assert [line.split()[:4] for line in listed[1:]] == [
-        ["1", "torch", "note", "2"], ["2", "torch", "insight", "1"]]
+    assert listed[0].split() == ["ID", "NOVA", "KIND", "STRENGTH", "UPDATED", "WRITER",
+                                 "SOURCE", "TEXT"]
+    assert [line.split()[:6] for line in listed[1:]] == [
+        ["1", "torch", "note", "2", listed[1].split()[4], "torch"],
+        ["2", "torch", "note", "1", listed[2].split()[4], "torch"]]
     assert len(crew("memory", "list").out.splitlines()) == 4  # every Nova's
     shown = crew("memory", "show", "1").out
     assert shown.startswith("id:        1\nnova:      torch\nkind:      note\nstrength:  2\n")
     assert shown.endswith("\n\nRun the tests with pytest -q\n")
     assert crew("memory", "show", "torch").out == (
         "What Nova torch remembers from earlier sessions (strongest first):\n"
-        "- [note, strength 2] Run the tests with pytest -q\n"
-        "- [insight] The API is flaky on Mondays\n")
+        "- [note, by torch, strength 2] Run the tests with pytest -q\n"
+        "- [note, by torch] The API is flaky on Mondays\n")
     assert crew("memory", "forget", "2", "--why", "fixed upstream").out == "forgot 2\n"
     assert "flaky" not in crew("memory", "show", "torch").out
     assert "flaky" not in crew("memory", "list", "torch").out
@@ -62,21 +70,23 @@ def test_add_list_show_forget(crew):
 
 def test_json_output(crew):
     added = crew("memory", "add", "torch", "a note", "--json").json()
-    assert set(added) == {"id", "nova", "kind", "text", "key", "source", "strength",
+    assert set(added) == {"id", "nova", "kind", "text", "key", "source", "writer", "strength",
                           "created_at", "updated_at", "forgotten_at", "forgotten_why",
-                          "created", "cut", "mirror"}
+                          "created", "strengthened", "cut", "mirror"}
     assert (added["nova"], added["kind"], added["strength"], added["created"], added["cut"],
             added["mirror"], added["forgotten_at"]) == ("torch", "note", 1, True, False,
                                                          None, None)
     assert added["created_at"].endswith("Z") and added["source"] == "cli"
-    again = crew("memory", "add", "torch", "A NOTE", "--json").json()
-    assert (again["id"], again["strength"], again["created"]) == (added["id"], 2, False)
+    assert added["writer"] == f"user:{USER}"
+    again = crew("memory", "add", "torch", "A NOTE", "--json", TORCHSM_NOVA="echo").json()
+    assert (again["id"], again["strength"], again["created"], again["strengthened"]) == (
+        added["id"], 2, False, True)
     [listed] = crew("memory", "list", "torch", "--json").json()
     assert listed == {k: again[k] for k in listed}
     assert crew("memory", "show", str(added["id"]), "--json").json() == listed
     context = crew("memory", "show", "torch", "--json").json()
-    text = ("What Nova torch remembers from earlier sessions (strongest first):\n"
-            "- [note, strength 2] a note")
+    text = ("Shared with every Nova, or written for torch by others (each writer's strongest "
+            f"first, at most 3 of each):\n- [note, by user {USER}, strength 2] a note")
     assert context == {"nova": "torch", "budget": 6000, "size": len(json.dumps(text)) - 2,
                        "context": text}
     forgot = crew("memory", "forget", str(added["id"]), "--json").json()
@@ -94,7 +104,7 @@ def test_show_gives_exactly_what_the_next_session_gets(crew):
     home = Home(crew.home)
     config = load_config(home)
     with store.open_store(home) as db:
-        expected = db.read(lambda conn: memory.context_for(conn, config, "torch", 700))
+        expected = db.read(lambda conn: recall.context_for(conn, config, "torch", 700))
     shown = crew("memory", "show", "torch", "--json").json()
     assert shown["context"] == expected and shown["budget"] == 700 and 0 < shown["size"] <= 700
     assert crew("memory", "show", "torch").out == expected + "\n"
@@ -116,7 +126,8 @@ def test_a_huge_text_is_cut_with_a_warning(crew):
     added = result.json()
     assert added["cut"] and len(added["text"]) == 2000 and added["text"].endswith("\u2026")
     # the same huge text again is the same memory
-    assert crew("memory", "add", "torch", huge, "--json").json()["strength"] == 2
+    again = crew("memory", "add", "torch", huge, "--json", TORCHSM_NOVA="torch").json()
+    assert (again["id"], again["strength"]) == (added["id"], 2)
 
 
 @pytest.mark.parametrize("args, error", [
@@ -176,16 +187,19 @@ def test_a_shared_memory_reaches_every_nova(crew):
     crew("nova", "add", "helix")
     crew("memory", "add", "torch", "only for torch")
     shared = crew("memory", "add", "torch", "The staging DB is read-only", "--shared")
-    assert shared.out == "remembered 2 for every Nova (shared by torch)\n"
+    assert shared.out == f"remembered 2 for every Nova (by user {USER})\n"
     for nova in ("echo", "helix"):
         context = crew("memory", "show", nova).out
-        assert "- [note, shared] The staging DB is read-only" in context
+        assert f"- [note, shared, by user {USER}] The staging DB is read-only" in context
         assert "only for torch" not in context
         assert crew("memory", "list", nova, "--json").json()[0]["nova"] is None
-    again = crew("memory", "add", "echo", "the staging db is READ-ONLY", "--shared", "--json")
+    again = crew("memory", "add", "echo", "the staging db is READ-ONLY", "--shared", "--json",
+                 TORCHSM_NOVA="echo")
     assert again.json()["strength"] == 2 and "strengthened 2 for every Nova" in crew(
-        "memory", "add", "helix", "The staging DB is read-only", "--shared").out
-    assert "- [note, shared, strength 3]" in crew("memory", "show", "torch").out
+        "memory", "add", "helix", "The staging DB is read-only", "--shared",
+        TORCHSM_NOVA="helix").out
+    assert f"- [note, shared, by user {USER}, strength 3]" in crew("memory", "show",
+                                                                    "torch").out
 
 
 def test_memory_add_stays_light(crew, redis_db):
@@ -211,7 +225,8 @@ def test_a_shared_memory_lands_on_the_stream(crew, redis_db):
     assert (entry.type, entry.nova) == ("memory", "torch")
     assert entry.data == {"memory": added["id"], "kind": "note",
                           "text": "Deploys freeze on Fridays", "key": added["key"],
-                          "source": "cli", "strength": 1, "created": True}
+                          "source": "cli", "writer": f"user:{USER}", "strength": 1,
+                          "created": True}
     [(event_id,)] = rows(crew, "SELECT event_id FROM memories WHERE nova_id IS NULL")
     assert entry.event_id == event_id
     forgot = crew("memory", "forget", str(added["id"]), "--json",

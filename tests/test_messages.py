@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 
@@ -110,3 +111,71 @@ def test_follow_prints_new_messages_as_they_come(crew, redis_db, refused_url, se
     finally:
         follower.terminate()
         follower.wait(10)
+
+
+# --- hostile entries on the stream (issue 20, finding 9) ----------------------------------
+
+# Anything that can reach the server can XADD to nova.coordination.messages; none of these
+# is a message torchsm wrote.
+GARBAGE = [
+    {"junk": "no fields at all"},
+    {"event_id": "g1", "type": "message", "nova": "echo", "at": "2026-01-01T00:00:00Z",
+     "data": "{not json"},
+    {"event_id": "g2", "type": "message", "nova": "echo", "at": "2026-01-01T00:00:00Z",
+     "data": "[1, 2]"},
+    {"event_id": "g3", "type": "message", "nova": "echo", "at": "2026-01-01T00:00:00Z",
+     "data": json.dumps({"from": "echo", "to": "torch", "text": {"not": "a string"}})},
+    {"event_id": "g4", "type": "message", "nova": "echo", "at": "yesterday",
+     "data": json.dumps({"from": "echo", "to": "torch", "text": "a bad time"})},
+    {"event_id": "g5", "type": "message", "nova": "echo", "at": "2026-01-01T00:00:00Z",
+     "data": json.dumps({"from": ["echo"], "to": "torch", "text": "a bad sender"})},
+    {b"event_id": b"g6", b"type": b"message", b"nova": b"\xff\xfe", b"at": b"2026",
+     b"data": b"\xc3("},
+]
+
+
+def xadd_garbage(server) -> None:
+    client = server.client()
+    for fields in GARBAGE:
+        client.xadd(MESSAGES_STREAM, fields)
+
+
+def test_malformed_entries_are_skipped_with_a_warning(crew, redis_db):
+    crew("message", "send", "echo", "torch", "before", TORCHSM_REDIS_URL=redis_db.url)
+    xadd_garbage(redis_db)
+    crew("message", "send", "helix", "all", "after", TORCHSM_REDIS_URL=redis_db.url)
+    for extra in ((), ("--json",)):
+        listed = crew("message", "list", "torch", *extra, TORCHSM_REDIS_URL=redis_db.url)
+        assert listed.code == 0, listed.err
+        assert listed.err == (f"torchsm: warning: skipped {len(GARBAGE)} malformed entries "
+                              f"on {MESSAGES_STREAM}\n")
+        if extra:
+            assert [m["text"] for m in json.loads(listed.out)] == ["before", "after"]
+        else:
+            assert listed.out.endswith("  echo -> torch: before\n"
+                                       + listed.out.splitlines()[-1] + "\n")
+            assert "helix -> all: after" in listed.out and len(listed.out.splitlines()) == 2
+
+
+def test_follow_skips_malformed_entries_as_they_come(crew, redis_db):
+    crew("message", "send", "echo", "torch", "already there", TORCHSM_REDIS_URL=redis_db.url)
+    follower = subprocess.Popen(
+        [*torchsm_command(), "message", "list", "torch", "--follow", "--json"],
+        env=crew.env(TORCHSM_REDIS_URL=redis_db.url), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        assert json.loads(follower.stdout.readline())["text"] == "already there"
+        time.sleep(0.3)
+        xadd_garbage(redis_db)
+        crew("message", "send", "echo", "torch", "still here", TORCHSM_REDIS_URL=redis_db.url)
+        assert json.loads(follower.stdout.readline())["text"] == "still here"
+        assert follower.poll() is None
+    finally:
+        follower.terminate()
+        follower.wait(10)
+    warnings = follower.stderr.read().splitlines()
+    # one line per read: XREAD may hand the garbage over in more than one batch
+    found = [re.fullmatch(rf"torchsm: warning: skipped (\d+) malformed entr(y|ies) on "
+                          rf"{MESSAGES_STREAM}", line) for line in warnings]
+    assert all(found), warnings
+    assert sum(int(m.group(1)) for m in found) == len(GARBAGE)

@@ -12,13 +12,17 @@ from torchsm.store import SCHEMA_REVISION
 T0 = 1_790_000_000.0
 
 
-def at_0005(home: Home) -> Home:
-    """A fresh home whose database Alembic built up to revision 0005."""
+def at_revision(home: Home, revision: str) -> Home:
+    """A fresh home whose database Alembic built up to `revision`."""
     for folder in (home.path, home.queue_dir, home.log_dir):
         folder.mkdir(parents=True, exist_ok=True)
     home.db_path.touch()
-    assert db.upgrade(home, revision="0005") == "0005"
+    assert db.upgrade(home, revision=revision) == revision
     return home
+
+
+def at_0005(home: Home) -> Home:
+    return at_revision(home, "0005")
 
 
 def downgrade(home: Home, revision: str) -> None:

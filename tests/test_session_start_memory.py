@@ -5,12 +5,15 @@ Code reads of a hook's output. Real `torchsm hook session-start` processes."""
 from __future__ import annotations
 
 import json
+import os
+import pwd
 
 import pytest
 
 from helpers import Cli
 
 CAP = 10_000  # what Claude Code reads of a hook's stdout (FIELD-NOTES)
+USER = pwd.getpwuid(os.getuid()).pw_name
 
 
 @pytest.fixture
@@ -27,7 +30,8 @@ def session_start(cli: Cli, source: str = "startup") -> tuple[str, str]:
 
 
 def test_a_session_starts_with_the_task_the_memories_and_the_insights(torch):
-    torch("memory", "add", "torch", "the deploy key lives in the vault, not in .env")
+    torch("memory", "add", "torch", "the deploy key lives in the vault, not in .env",
+          TORCHSM_NOVA="torch")  # from its own session
     torch("memory", "add", "torch", "reports run after billing", "--shared")
     for n in range(3):
         item = torch("queue", "add", f"task {n}").out.strip()
@@ -49,7 +53,7 @@ def test_a_session_starts_with_the_task_the_memories_and_the_insights(torch):
     remembered = torch("memory", "list", "torch", "--json").json()
     assert any(m["kind"] == "insight" and "v2" in m["text"] for m in remembered)
     assert "v2" not in "\n".join(lines[memories:])
-    assert "[note, shared] reports run after billing" in context
+    assert f"[note, shared, by user {USER}] reports run after billing" in context
 
 
 def test_long_memories_and_a_long_task_stay_under_claude_codes_cap(torch):

@@ -11,10 +11,14 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
+import unicodedata
+
+import pytest
 
 from test_run_cli import torch  # noqa: F401 (the fixture)
 from helpers import torchsm_executable
-from torchsm.cli.common import printable, table
+from torchsm.cli.common import json_line, printable, table
 
 HOSTILE = "\x1b]0;pwned\x07\x1b[2J\x9b31m\rfake\x7f"
 # what may reach the terminal: printable text, newlines and tabs
@@ -104,3 +108,74 @@ def test_run_event_lines(torch):
     assert "session 2 started" in out and "crashed" in out
     assert_clean(out)
     assert "\\x1b]0;pwned" in out and "agent says \\x1b[2J" in out
+
+
+# --- bidi overrides and invisible format characters; error lines; the log (issue 20, 11) ---
+
+# Right-to-left override, isolates, marks and the Arabic letter mark reorder or hide what a
+# terminal shows ("Trojan Source"): `ok\u202e lla` reads as `ok all` backwards.
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+SNEAKY = "\x1b]0;pwned\x07 ok\u202egnp.exe\u2069 zero\u200bwidth tag\U000e0041"
+
+
+def invisible(text: str) -> list[str]:
+    """The format characters (Unicode category Cf) and line/paragraph separators in text."""
+    return [c for c in text if unicodedata.category(c) in ("Cf", "Zl", "Zp")]
+
+
+def assert_visible(out: str) -> None:
+    assert_clean(out)
+    assert not invisible(out), repr(out)
+
+
+def test_printable_shows_bidi_and_other_invisible_characters():
+    assert printable("a\u202eb\u2066c\u200fd\u061ce") == "a\\u202eb\\u2066c\\u200fd\\u061ce"
+    assert printable("tag\U000e0041") == "tag\\U000e0041"
+    assert printable("line\u2028sep") == "line\\u2028sep"
+    every = "".join(chr(c) for c in range(sys.maxunicode + 1)
+                    if unicodedata.category(chr(c)) in ("Cf", "Zl", "Zp"))
+    assert not invisible(printable(every)) and not invisible(printable(every, multiline=False))
+    assert printable("plain text, ünïcödé ✓ עברית") == "plain text, ünïcödé ✓ עברית"
+    line = json_line({"text": BIDI + "\U000e0041"})
+    assert not invisible(line) and json.loads(line) == {"text": BIDI + "\U000e0041"}
+
+
+def test_bidi_in_texts_is_shown_as_escapes(torch):
+    torch("queue", "add", SNEAKY)
+    out = torch("queue", "list").out
+    assert_visible(out)
+    assert "ok\\u202egnp.exe\\u2069" in out
+    raw = torch("queue", "list", "--json").out
+    assert not invisible(raw) and json.loads(raw)[0]["text"] == SNEAKY
+    torch("message", "send", "torch", "torch", SNEAKY)
+    assert_visible(torch("message", "list", "torch").out)
+
+
+@pytest.mark.parametrize("args", [
+    ["--home", "/tmp/no\x1b]0;pwned\x07where" + BIDI, "status"],  # the click application
+    ["transition", "torch", "work\x1b]0;pwned\x07" + BIDI],  # the fast path
+    ["hook", "stop", "--nova", "torch", "--home", "/tmp/no\x1b]0;pwned\x07" + BIDI],
+], ids=["click", "transition", "hook"])
+def test_error_lines_show_escapes(torch, args):
+    result = torch.fails(*args, input="{}")
+    assert result.err.startswith("torchsm: error: ") and result.err.count("\n") == 1
+    assert_visible(result.err)
+    assert "\\x1b]0;pwned\\x07" in result.err and "\\u202e" in result.err
+
+
+def test_warning_lines_show_escapes(torch, tmp_path):
+    path = tmp_path / ("items\x1b]0;pwned\x07\u202e.txt")
+    path.write_text("first\n{\"text\": \n")
+    result = torch("queue", "import", str(path))
+    assert result.err.startswith("torchsm: warning: ")
+    assert_visible(result.err)
+    assert "\\x1b]0;pwned\\x07\\u202e" in result.err
+
+
+def test_the_logs_session_header_is_one_visible_line(torch):
+    torch("queue", "add", "first line " + SNEAKY + "\nsecond line")
+    torch("run", "torch", "--once", "--", "true")
+    log = (torch.home / "log" / "torch.log").read_text()
+    [header] = [line for line in log.splitlines() if line.startswith("=== ")]
+    assert_visible(header)
+    assert "\\x1b]0;pwned\\x07 ok\\u202egnp.exe\\u2069" in header

@@ -179,8 +179,8 @@ def apply(conn: sqlite3.Connection, config: Config, dream_id: int, exp: Experien
     from torchsm import memory
 
     remembered = [(i.key, memory.add(conn, config, nova=exp.nova, kind="insight",
-                                     text=i.text, now=now, source=f"dream:{dream_id}",
-                                     key=i.key))
+                                     text=i.text, now=now, writer=f"dream:{dream_id}",
+                                     source=f"dream:{dream_id}", key=i.key))
                   for i in found if i.kind in REMEMBERED]
     consolidated = memory.consolidate(conn, config, exp.nova, now)
     found = add_work(conn, config, dream_id, exp.nova, found, now)

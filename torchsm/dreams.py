@@ -102,11 +102,12 @@ def dream(home: Home, config: Config, name: str, now: float, *, trigger: str = "
           should_continue: Callable[[], bool] = lambda: True,
           clock: Callable[[], float] = time.time) -> DreamView:
     """Dream for Nova `name` at `now`: the whole dream, written at once (module docstring).
-    NovaNotFound, TransitionRefused (its state does not allow a dream now), DreamRunning."""
+    NovaNotFound, TransitionRefused (its state does not allow a dream now, or a session of
+    it is live), DreamRunning."""
     check_name(name)
     with _dream_lock(home, name):
         with store.open_store(home, config.db.lock_timeout_s) as db:
-            begun = db.write(lambda conn: _begin(conn, config, name, now, trigger))
+            begun = db.write(lambda conn: _begin(conn, home, config, name, now, trigger))
         outbox.deliver(home, config)  # the `dream` transition
         try:
             exp, found, complete = _phases(home, config, begun, now, should_continue)
@@ -121,7 +122,7 @@ def dream(home: Home, config: Config, name: str, now: float, *, trigger: str = "
     return view
 
 
-def _begin(conn: sqlite3.Connection, config: Config, name: str, now: float,
+def _begin(conn: sqlite3.Connection, home: Home, config: Config, name: str, now: float,
            trigger: str) -> _Begun:
     from torchsm import novas
     from torchsm.dream_experience import Span
@@ -131,6 +132,7 @@ def _begin(conn: sqlite3.Connection, config: Config, name: str, now: float,
     if nova is None:
         raise NovaNotFound(f"no Nova named '{name}'")
     _check_may_dream(nova, now)
+    _check_no_live_session(conn, home, nova, now)
     # we hold the dream lock: a `running` row of this Nova is one whose process died
     conn.execute("UPDATE dreams SET status = ?, summary = ? WHERE nova_id = ? AND status = ?",
                  (INTERRUPTED, DIED, nova.id, RUNNING))
@@ -152,6 +154,17 @@ def _check_may_dream(nova: store.NovaRow, now: float) -> None:
     if nova.state in _WAITING and nova.until is not None and nova.until > now:
         raise TransitionRefused(f"cannot dream {nova.name}: {nova.state} until "
                                 f"{format_time(nova.until)}; dream after that")
+
+
+def _check_no_live_session(conn: sqlite3.Connection, home: Home, nova: store.NovaRow,
+                           now: float) -> None:
+    """A dream moves the Nova to `dreaming` and rewrites its memory: never beside a
+    session of it that is running (torchsm.live says what counts)."""
+    from torchsm.live import live_session
+
+    why = live_session(conn, home, nova.id, nova.name, now)
+    if why is not None:
+        raise TransitionRefused(f"cannot dream {nova.name}: {why}; dream when it has ended")
 
 
 def span_start(conn: sqlite3.Connection, config: Config, nova_id: int, now: float) -> float:

@@ -476,15 +476,15 @@ def _with_memory(ctx: HookContext, parts: list[Part]) -> str:
     """`parts` (the task or the snapshot, messages) and what the Nova remembers: the
     latest dream's insights (up to a third of `[memory] context_chars`) and its memories
     (the rest of it), all within what Claude Code reads of a hook's output."""
-    from torchsm import memory
+    from torchsm import recall
 
     room = ctx.config.memory.context_chars
 
     def read(conn) -> tuple[str, str]:
-        insights, keys = memory.insights_context(conn, ctx.nova.name, room // 3)
+        insights, keys = recall.insights_context(conn, ctx.nova.name, room // 3)
         left = room - json_size(insights) - (json_size("\n") if insights else 0)
         # an insight remembered (kind `insight`, the finding's key) is said once
-        return insights, memory.context_for(conn, ctx.config, ctx.nova.name, left, keys)
+        return insights, recall.context_for(conn, ctx.config, ctx.nova.name, left, keys)
 
     insights, memories = ctx.db.read(read)
     recalled = [text for text in (insights, memories) if text]

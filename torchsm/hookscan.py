@@ -652,10 +652,9 @@ def _clean(text: str) -> str:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
-
-
 def _printable(text: str) -> str:
-    """Terminal control characters (escape sequences from a hostile file) made visible."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """Terminal control and bidi characters (from a hostile file) made visible."""
+    from torchsm.terminal import printable
+
+    return printable(text, multiline=False)
 

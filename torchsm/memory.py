@@ -2,24 +2,25 @@
 
 A memory is one row of `memories`: a note (`torchsm memory add`, most often the agent's
 own, from inside a session), an episode (a finished work item leaves one, keyed `item:ID`:
-the item and the session's last message, shortened) or an insight (a dream's). The same memory again
-(the same key: by default a digest of the text, case and whitespace aside) strengthens
-the one there instead of adding a row. A shared memory (no Nova) reaches every Nova of
+the item and the session's last message, shortened) or an insight (a dream's: only dreams
+write them). Each records its writer: the Nova whose session wrote it, `dream:ID`, or
+`user:NAME` (the Unix user at the command line). The same memory again (the same key: by
+default a digest of the text, case and whitespace aside) from a writer it has not had
+yet strengthens it (strength + 1: strength counts distinct writers, `memory_writers`); from
+one it has had, it changes nothing, so no writer outranks others by repeating itself.
+Any process of the host's user can claim to be any Nova (TORCHSM_NOVA) or run as that
+user: writers are told apart, not authenticated, and are at most the home's Novas, its
+dreams and the host's users. A shared memory (no Nova) reaches every Nova of
 the home through SQLite, and its outbox entry (type `memory` on
 `nova.coordination.messages`, written in the same transaction) takes it to other hosts,
 or to the file queue while the server is away. Nothing is deleted: forgetting marks the
 row, with why.
 
-What a session is given (`context_for`): the Nova's live memories and the shared ones,
-ranked by
-  1. strength, highest first (remembered again, or merged by a dream, counts more);
-  2. kind: insight, then note, then episode (what was distilled before what happened);
-  3. recency: the latest updated first, then the newest row;
-one line each, whole as long as they fit the budget; the first that does not fit is cut
-when a useful part of it fits, and a last line says how many more there are.
+What a session is given of them: torchsm.recall.
 
 Bounded: a session's context reads at most the live rows of one Nova, which the cap keeps
-at `[memory] max_per_nova` (and as many shared ones), with a LIMIT from the budget;
+at `[memory] max_per_nova` per writer (its own counted as one writer; and as many shared
+ones per writer: a writer flooding the home forgets only its own), with a LIMIT;
 consolidation is a few SQL statements, never a Python loop over rows. Stdlib and light torchsm modules only: the
 Stop hook records episodes.
 """
@@ -32,27 +33,38 @@ import sqlite3
 import time
 from typing import Any, NamedTuple
 
-from torchsm import prompts, store
+from torchsm import store
 from torchsm.clock import format_time
 from torchsm.config import Config, Home
-from torchsm.errors import InvalidMemory, MemoryNotFound, NovaNotFound
+from torchsm.errors import InvalidMemory, InvalidName, MemoryNotFound, NovaNotFound
 from torchsm.names import check_name
 
 KINDS = ("note", "episode", "insight")
+# what writes the kinds no one may add by hand (`memory add` writes notes)
+ORIGINS = {"insight": "dreams", "episode": "finished work items"}
 MEMORY_TYPE = "memory"  # the mirror entry of a shared memory added or strengthened
 FORGOTTEN_TYPE = "memory.forgotten"  # ... and of one forgotten
 EPISODE_TASK_CHARS = 300  # an episode keeps this much of its item's text
 EPISODE_MESSAGE_CHARS = 600  # ... and of the session's last message
-CUT_WORTH_CHARS = 240  # the room a memory cut to fit needs (its cut note takes ~100)
 ELLIPSIS = "\u2026"
 
-# the ranking rule (module docstring), as SQL over `memories m`
-RANKING = ("m.strength DESC, CASE m.kind WHEN 'insight' THEN 0 WHEN 'note' THEN 1 ELSE 2 END,"
-           " m.updated_at DESC, m.id DESC")
-_LIVE = "m.forgotten_at IS NULL"
-_COLUMNS = ("m.id, n.name, m.kind, m.text, m.key, m.source, m.strength, m.created_at,"
-            " m.updated_at, m.forgotten_at, m.forgotten_why")
-_FROM = "FROM memories m LEFT JOIN novas n ON n.id = m.nova_id"
+
+def ranking(alias: str = "m.", *, strength: str = "strength", kind: str = "kind",
+            updated: str = "updated_at") -> str:
+    """The ranking rule (module docstring), as SQL over `memories` named `alias` (or a
+    query of it whose columns are named `strength`, `kind`, `updated`)."""
+    return (f"{alias}{strength} DESC, CASE {alias}{kind} WHEN 'insight' THEN 0 WHEN 'note'"
+            f" THEN 1 ELSE 2 END, {alias}{updated} DESC, {alias}id DESC")
+
+
+RANKING = ranking()
+LIVE = "m.forgotten_at IS NULL"
+# A Nova's own memories: written by it, by its dreams, or before writers were recorded.
+# (A Nova's name never holds a colon: `dream:ID` and `user:NAME` are no Nova's.)
+OWN = "(m.writer IS NULL OR m.writer = :name OR m.writer LIKE 'dream:%')"
+COLUMNS = ("m.id, n.name, m.kind, m.text, m.key, m.source, m.strength, m.created_at,"
+            " m.updated_at, m.forgotten_at, m.forgotten_why, m.writer")
+FROM = "FROM memories m LEFT JOIN novas n ON n.id = m.nova_id"
 
 
 class MemoryRow(NamedTuple):  # (NamedTuples: dataclasses cost the hook path ~12 ms)
@@ -67,10 +79,12 @@ class MemoryRow(NamedTuple):  # (NamedTuples: dataclasses cost the hook path ~12
     updated_at: float
     forgotten_at: float | None
     forgotten_why: str | None
+    writer: str | None  # a Nova's name, dream:ID, user:NAME; None: from before 0011
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, "nova": self.nova, "kind": self.kind, "text": self.text,
-                "key": self.key, "source": self.source, "strength": self.strength,
+                "key": self.key, "source": self.source, "writer": self.writer,
+                "strength": self.strength,
                 "created_at": format_time(self.created_at),
                 "updated_at": format_time(self.updated_at),
                 "forgotten_at": format_time(self.forgotten_at),
@@ -79,9 +93,10 @@ class MemoryRow(NamedTuple):  # (NamedTuples: dataclasses cost the hook path ~12
 
 class Added(NamedTuple):
     memory: MemoryRow
-    created: bool  # False: a live memory with the same key was strengthened instead
+    created: bool  # False: a live memory with the same key was there already
     cut: bool  # the text was cut to [memory] max_text_chars
     event_id: str | None = None  # the mirror entry's, for a shared memory
+    strengthened: bool = False  # it was there, and this writer is a new one of it
 
 
 class Consolidated(NamedTuple):
@@ -135,41 +150,59 @@ def _cut(text: str, limit: int) -> tuple[str, bool]:
 # --- writing -----------------------------------------------------------------------------
 
 def add(conn: sqlite3.Connection, config: Config, *, nova: str | None, kind: str, text: str,
-        now: float, source: str | None = None, key: str | None = None,
+        now: float, writer: str, source: str | None = None, key: str | None = None,
         author: str | None = None) -> Added:
-    """Remember `text` for Nova `nova` (None: shared by every Nova), in the caller's
-    transaction. A live memory with the same key (default: `text_key(text)`) is
-    strengthened instead (strength + 1, updated now). A text longer than [memory]
-    max_text_chars is cut. A shared memory puts its mirror entry in the outbox; `author`
+    """Remember `text` for Nova `nova` (None: shared by every Nova), written by `writer`,
+    in the caller's transaction. A live memory with the same key (default:
+    `text_key(text)`) is strengthened instead when `writer` is new to it (strength + 1,
+    updated now), else left as it is. A text longer than [memory] max_text_chars is cut.
+    A shared memory created or strengthened puts its mirror entry in the outbox; `author`
     names the Nova that shares it (the entry's `nova`; "all" when None). Beyond [memory]
-    max_per_nova live memories, the weakest and oldest are forgotten."""
+    max_per_nova live memories of the writer, its weakest and oldest are forgotten."""
     if kind not in KINDS:
         raise InvalidMemory(f"unknown memory kind {kind!r} (kinds: {', '.join(KINDS)})")
     check_text(text)
-    nova_id = None if nova is None else _nova_id(conn, nova)
+    nova_id = None if nova is None else nova_id_of(conn, nova)
     if author is not None:
-        _nova_id(conn, author)
+        nova_id_of(conn, author)
     key = key or text_key(text)
-    stored, cut = _cut(text, config.memory.max_text_chars)
     same = conn.execute("SELECT id FROM memories WHERE nova_id IS ? AND key = ?"
                         " AND forgotten_at IS NULL ORDER BY id LIMIT 1",
                         (nova_id, key)).fetchone()
-    event_id = _new_event_id(now) if nova is None else None
     if same is not None:
-        conn.execute("UPDATE memories SET strength = strength + 1, updated_at = ?"
-                     " WHERE id = ?", (now, same[0]))
-        memory_id = same[0]
-    else:
-        memory_id = conn.execute(
-            "INSERT INTO memories (nova_id, kind, text, key, source, strength, created_at,"
-            " updated_at, event_id) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
-            (nova_id, kind, stored, key, source, now, now, event_id)).lastrowid
-        _cap(conn, config, nova_id, now)
+        return _again(conn, config, same[0], writer, now, author)
+    stored, cut = _cut(text, config.memory.max_text_chars)
+    event_id = _new_event_id(now) if nova is None else None
+    memory_id = conn.execute(
+        "INSERT INTO memories (nova_id, kind, text, key, source, writer, strength, created_at,"
+        " updated_at, event_id) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+        (nova_id, kind, stored, key, source, writer, now, now, event_id)).lastrowid
+    _count_writer(conn, memory_id, writer, now)
+    _cap(conn, config, nova_id, nova, writer, now)
     row = get(conn, memory_id)
     if nova is None:
-        _publish(conn, config, MEMORY_TYPE, row, author, now, event_id,
-                 created=same is None)
-    return Added(row, same is None, cut, event_id)
+        _publish(conn, config, MEMORY_TYPE, row, author, now, event_id, created=True)
+    return Added(row, True, cut, event_id)
+
+
+def _again(conn: sqlite3.Connection, config: Config, memory_id: int, writer: str,
+           now: float, author: str | None) -> Added:
+    """The same memory again: stronger when `writer` is new to it, else unchanged."""
+    stronger = _count_writer(conn, memory_id, writer, now)
+    if stronger:
+        conn.execute("UPDATE memories SET strength = strength + 1, updated_at = ?"
+                     " WHERE id = ?", (now, memory_id))
+    row = get(conn, memory_id)
+    event_id = _new_event_id(now) if row.nova is None and stronger else None
+    if event_id is not None:
+        _publish(conn, config, MEMORY_TYPE, row, author, now, event_id, created=False)
+    return Added(row, False, False, event_id, stronger)
+
+
+def _count_writer(conn: sqlite3.Connection, memory_id: int, writer: str, now: float) -> bool:
+    """Record `writer` as one of the memory's; whether it is a new one."""
+    return conn.execute("INSERT OR IGNORE INTO memory_writers (memory_id, writer, at)"
+                        " VALUES (?, ?, ?)", (memory_id, writer, now)).rowcount == 1
 
 
 def forget(conn: sqlite3.Connection, memory_id: int, now: float, why: str,
@@ -197,12 +230,13 @@ def remember_episode(conn: sqlite3.Connection, config: Config, nova: str, item,
     (a lone surrogate from a JSON escape) is replaced, never refused."""
     key = f"item:{item.id}"
     if conn.execute("SELECT 1 FROM memories WHERE nova_id = ? AND key = ? LIMIT 1",
-                    (_nova_id(conn, nova), key)).fetchone():
+                    (nova_id_of(conn, nova), key)).fetchone():
         return
     task = shorten(_clean(item.text), EPISODE_TASK_CHARS) or "(no text)"
     said = shorten(_clean(last_message or ""), EPISODE_MESSAGE_CHARS)
     text = f"Finished work item {item.id}: {task}" + (f" | Last message: {said}" if said else "")
-    add(conn, config, nova=nova, kind="episode", text=text, now=now, source=key, key=key)
+    add(conn, config, nova=nova, kind="episode", text=text, now=now, writer=nova,
+        source=key, key=key)
 
 
 def consolidate(conn: sqlite3.Connection, config: Config, nova: str,
@@ -211,15 +245,16 @@ def consolidate(conn: sqlite3.Connection, config: Config, nova: str,
     same key) merge into the oldest, which takes their summed strength; episodes that
     nothing strengthened fade after [memory] episode_ttl_s; beyond [memory] max_per_nova
     the weakest and oldest are forgotten. Each forgotten row says why."""
-    nova_id = _nova_id(conn, nova)
+    nova_id = nova_id_of(conn, nova)
     strengthened = conn.execute(_STRENGTHEN_KEEPERS, {"nova": nova_id}).rowcount
+    conn.execute(_MOVE_WRITERS, {"nova": nova_id})
     merged = conn.execute(_FORGET_DUPLICATES, {"nova": nova_id, "now": now}).rowcount
     ttl = config.memory.episode_ttl_s
     aged = conn.execute(_AGE_OUT, {
         "nova": nova_id, "now": now, "before": now - ttl,
         "why": f"an episode nothing strengthened in {ttl / 86400:g} days "
                "([memory] episode_ttl_s)"}).rowcount
-    return Consolidated(merged, strengthened, aged, _cap(conn, config, nova_id, now))
+    return Consolidated(merged, strengthened, aged, _cap(conn, config, nova_id, nova, nova, now))
 
 
 # live duplicates: each key of the Nova's that more than one live memory holds
@@ -232,6 +267,14 @@ _STRENGTHEN_KEEPERS = f"""
 UPDATE memories AS m SET strength = d.total, updated_at = max(m.updated_at, d.latest)
   FROM ({_DUPLICATES}) AS d WHERE m.id = d.keep
 """
+# the duplicates' writers become the keeper's, so that none of them counts twice later
+_MOVE_WRITERS = f"""
+INSERT OR IGNORE INTO memory_writers (memory_id, writer, at)
+SELECT d.keep, w.writer, w.at FROM ({_DUPLICATES}) AS d
+  JOIN memories m ON m.nova_id = :nova AND m.forgotten_at IS NULL AND m.key = d.key
+                 AND m.id != d.keep
+  JOIN memory_writers w ON w.memory_id = m.id
+"""
 _FORGET_DUPLICATES = f"""
 UPDATE memories AS m SET forgotten_at = :now, forgotten_why = 'merged into memory ' || d.keep
   FROM ({_DUPLICATES}) AS d
@@ -242,24 +285,35 @@ UPDATE memories SET forgotten_at = :now, forgotten_why = :why
  WHERE nova_id = :nova AND forgotten_at IS NULL AND kind = 'episode' AND strength <= 1
    AND updated_at < :before
 """
-# the weakest first, then the least recently updated, then the oldest row
+# the weakest first, then the least recently updated, then the oldest row, of one writer
 _CAP = """
 UPDATE memories SET forgotten_at = :now, forgotten_why = :why
- WHERE id IN (SELECT id FROM memories WHERE nova_id IS :nova AND forgotten_at IS NULL
-               ORDER BY strength, updated_at, id LIMIT :over)
+ WHERE id IN (SELECT id FROM memories m WHERE nova_id IS :nova AND forgotten_at IS NULL
+                 AND {whose} ORDER BY strength, updated_at, id LIMIT :over)
 """
 
 
-def _cap(conn: sqlite3.Connection, config: Config, nova_id: int | None, now: float) -> int:
-    """Forget what is beyond [memory] max_per_nova live memories of `nova_id` (None: the
-    shared ones); how many."""
+def _cap(conn: sqlite3.Connection, config: Config, nova_id: int | None, name: str | None,
+         writer: str, now: float) -> int:
+    """Forget what is beyond [memory] max_per_nova live memories that `writer` wrote for
+    Nova `name` (`nova_id`; None: the shared ones); a Nova's own (OWN) count as one
+    writer's. How many were forgotten: only the writer's own, whoever else writes."""
     cap = config.memory.max_per_nova
-    over = conn.execute("SELECT count(*) FROM memories WHERE nova_id IS ?"
-                        " AND forgotten_at IS NULL", (nova_id,)).fetchone()[0] - cap
+    whose = OWN if nova_id is not None and _is_own(writer, name) else "m.writer IS :writer"
+    args = {"nova": nova_id, "name": name, "writer": writer}
+    over = conn.execute(f"SELECT count(*) FROM memories m WHERE nova_id IS :nova"
+                        f" AND forgotten_at IS NULL AND {whose}", args).fetchone()[0] - cap
     if over <= 0:
         return 0
-    why = f"more than {cap} live memories ([memory] max_per_nova): the weakest and oldest go"
-    return conn.execute(_CAP, {"nova": nova_id, "now": now, "over": over, "why": why}).rowcount
+    why = (f"more than {cap} live memories of one writer ([memory] max_per_nova): the "
+           "weakest and oldest go")
+    return conn.execute(_CAP.format(whose=whose),
+                        {**args, "now": now, "over": over, "why": why}).rowcount
+
+
+def _is_own(writer: str | None, nova: str | None) -> bool:
+    """Whether `writer` writes Nova `nova`'s own memories (the Python side of OWN)."""
+    return writer is None or writer == nova or writer.startswith("dream:")
 
 
 def _publish(conn: sqlite3.Connection, config: Config, type: str, row: MemoryRow,
@@ -267,7 +321,7 @@ def _publish(conn: sqlite3.Connection, config: Config, type: str, row: MemoryRow
     from torchsm import mirror, outbox
 
     data = {"memory": row.id, "kind": row.kind, "text": row.text, "key": row.key,
-            "source": row.source, "strength": row.strength, **extra}
+            "source": row.source, "writer": row.writer, "strength": row.strength, **extra}
     if row.forgotten_at is not None:
         data["why"] = row.forgotten_why
     outbox.put(conn, config, mirror.MESSAGES_STREAM,
@@ -287,7 +341,7 @@ def _clean(text: str) -> str:
 # --- reading -----------------------------------------------------------------------------
 
 def get(conn: sqlite3.Connection, memory_id: int) -> MemoryRow:
-    row = conn.execute(f"SELECT {_COLUMNS} {_FROM} WHERE m.id = ?", (memory_id,)).fetchone()
+    row = conn.execute(f"SELECT {COLUMNS} {FROM} WHERE m.id = ?", (memory_id,)).fetchone()
     if row is None:
         raise MemoryNotFound(f"no memory {memory_id}")
     return MemoryRow(*row)
@@ -297,9 +351,9 @@ def live(conn: sqlite3.Connection, nova: str, *, limit: int | None = None,
          include_shared: bool = True, except_keys: tuple[str, ...] = ()) -> list[MemoryRow]:
     """Nova `nova`'s live memories (and the shared ones), in ranking order, but for those
     keyed by one of `except_keys`."""
-    nova_id = _nova_id(conn, nova)
+    nova_id = nova_id_of(conn, nova)
     whose = "(m.nova_id = :nova OR m.nova_id IS NULL)" if include_shared else "m.nova_id = :nova"
-    rows = conn.execute(f"SELECT {_COLUMNS} {_FROM} WHERE {_LIVE} AND {whose}"
+    rows = conn.execute(f"SELECT {COLUMNS} {FROM} WHERE {LIVE} AND {whose}"
                         f" AND m.key NOT IN (SELECT value FROM json_each(:keys))"
                         f" ORDER BY {RANKING} LIMIT :limit",
                         {"nova": nova_id, "limit": -1 if limit is None else limit,
@@ -315,115 +369,18 @@ def listing(conn: sqlite3.Connection, nova: str | None = None, *,
     where, args = ["1"], {"limit": -1 if limit is None else limit}
     if nova is not None:
         where.append("(m.nova_id = :nova OR m.nova_id IS NULL)")
-        args["nova"] = _nova_id(conn, nova)
+        args["nova"] = nova_id_of(conn, nova)
     if not include_forgotten:
-        where.append(_LIVE)
+        where.append(LIVE)
     order = "" if nova is not None else "n.name IS NOT NULL, n.name, "
-    rows = conn.execute(f"SELECT {_COLUMNS} {_FROM} WHERE {' AND '.join(where)}"
+    rows = conn.execute(f"SELECT {COLUMNS} {FROM} WHERE {' AND '.join(where)}"
                         f" ORDER BY m.forgotten_at IS NOT NULL, {order}m.forgotten_at DESC,"
                         f" {RANKING} LIMIT :limit", args)
     return [MemoryRow(*row) for row in rows]
 
 
-def count_live(conn: sqlite3.Connection, nova: str, include_shared: bool = True,
-               except_keys: tuple[str, ...] = ()) -> int:
-    nova_id = _nova_id(conn, nova)
-    whose = "(nova_id = ? OR nova_id IS NULL)" if include_shared else "nova_id = ?"
-    return conn.execute(f"SELECT count(*) FROM memories WHERE forgotten_at IS NULL"
-                        f" AND {whose} AND key NOT IN (SELECT value FROM json_each(?))",
-                        (nova_id, json.dumps(list(except_keys)))).fetchone()[0]
-
-
-def context_for(conn: sqlite3.Connection, config: Config, nova: str, budget: int,
-                except_keys: tuple[str, ...] = ()) -> str:
-    """What a session of Nova `nova` is given: its live memories and the shared ones in
-    ranking order (module docstring), a line each, at most `budget` characters as
-    prompts.json_size measures them (what a hook prints); "" when there are none. Those
-    keyed by `except_keys` are left out (the insights the session is given already)."""
-    if budget <= 0:
-        return ""
-    # a line costs at least 12: the newline (2, JSON-escaped), "- [note] " and a character
-    rows = live(conn, nova, limit=budget // 12 + 1, except_keys=except_keys)
-    if not rows:
-        return ""
-    return render_context(nova, rows, count_live(conn, nova, except_keys=except_keys), budget)
-
-
-def render_context(nova: str, rows: list[MemoryRow], total: int, budget: int) -> str:
-    """`rows` (ranked; `total` live in all) as context lines within `budget`: whole while
-    they fit, then the first that does not is cut in when CUT_WORTH_CHARS fit, and a last
-    line counts the rest."""
-    sep = prompts.json_size("\n")
-    parts = [prompts.Part(f"What Nova {nova} remembers from earlier sessions "
-                          "(strongest first):")]
-    used = prompts.json_size(parts[0].prefix)
-    for shown, row in enumerate(rows):
-        prefix, text = _line_prefix(row), " ".join(row.text.split())
-        command = f"torchsm memory show {row.id}"
-        rest = total - shown - 1  # the memories after this one
-        reserve = sep + prompts.json_size(_more_line(nova, rest)) if rest else 0
-        room = budget - used - sep - prompts.json_size(prefix) - reserve
-        if prompts.json_size(text) <= room:
-            parts.append(prompts.Part(prefix, text, "memory", command))
-            used += sep + prompts.json_size(prefix + text)
-            continue
-        if room >= CUT_WORTH_CHARS:
-            parts.append(prompts.Part(prefix, prompts.cut(text, room, "memory", command),
-                                      "memory", command))
-        break
-    if len(parts) == 1:  # not even one memory fits: nothing rather than a heading alone
-        return ""
-    left = total - (len(parts) - 1)
-    if left:
-        parts.append(prompts.Part(_more_line(nova, left)))
-    # everything fits already; this only guards a budget smaller than the heading
-    context = prompts.fit(parts, budget)
-    return context if prompts.json_size(context) <= budget else ""
-
-
-INSIGHTS_SHOWN = 8  # the most of the latest dream's insights a session is given
-
-
-def insights_context(conn: sqlite3.Connection, nova: str,
-                     budget: int) -> tuple[str, tuple[str, ...]]:
-    """The latest finished dream's insights, most important first, at most `budget`
-    characters (prompts.json_size), and their keys; "" when the Nova never finished a
-    dream."""
-    rows = conn.execute(
-        "SELECT d.id, d.ended_at, i.text, i.key FROM dreams d JOIN novas n ON n.id = d.nova_id"
-        " JOIN insights i ON i.dream_id = d.id WHERE n.name = ? AND d.id = ("
-        "  SELECT d2.id FROM dreams d2 WHERE d2.nova_id = n.id AND d2.status = 'done'"
-        "  ORDER BY d2.started_at DESC, d2.id DESC LIMIT 1)"
-        " ORDER BY i.rank LIMIT ?", (nova, INSIGHTS_SHOWN)).fetchall()
-    if not rows or budget <= 0:
-        return "", ()
-    dream_id, ended = rows[0][0], format_time(rows[0][1])
-    parts = [prompts.Part(f"What Nova {nova}'s latest dream (dream {dream_id}, {ended}) "
-                          "found in its history:")]
-    parts += [prompts.Part("- ", " ".join(text.split()), "insight",
-                           f"torchsm dream show {dream_id}") for _, _, text, _ in rows]
-    context = prompts.fit(parts, budget)
-    if prompts.json_size(context) > budget:
-        return "", ()
-    return context, tuple(key for *_, key in rows)
-
-
-def _line_prefix(row: MemoryRow) -> str:
-    what = [row.kind]
-    if row.kind == "episode":
-        what[0] += " " + (format_time(row.updated_at) or "")[:10]
-    if row.nova is None:
-        what.append("shared")
-    if row.strength > 1:
-        what.append(f"strength {row.strength}")
-    return f"- [{', '.join(what)}] "
-
-
-def _more_line(nova: str, count: int) -> str:
-    return f"({count} more: `torchsm memory list {nova}`)"
-
-
-def _nova_id(conn: sqlite3.Connection, name: str) -> int:
+def nova_id_of(conn: sqlite3.Connection, name: str) -> int:
+    """The id of Nova `name`, or NovaNotFound."""
     nova = store.load_nova(conn, check_name(name))
     if nova is None:
         raise NovaNotFound(f"no Nova named '{name}'")
@@ -432,18 +389,60 @@ def _nova_id(conn: sqlite3.Connection, name: str) -> int:
 
 # --- from the command line: one transaction, then the mirror -------------------------
 
-def remember(home: Home, config: Config, name: str, text: str, *, kind: str = "note",
-             shared: bool = False, source: str | None = None,
+def remember(home: Home, config: Config, name: str, text: str, *, writer: str,
+             kind: str = "note", shared: bool = False, source: str | None = None,
              now: float | None = None) -> tuple[Added, str | None]:
-    """`memory add`: remember `text` for Nova `name` (with `shared`, for every Nova, as
-    shared by `name`). Returns what was added and where its mirror entry went (None for a
-    Nova's own memory, which stays in this home)."""
+    """`memory add`: remember `text`, written by `writer` (command_line_writer), for Nova
+    `name` (with `shared`, for every Nova, as shared by `name`). Only notes: insights come
+    from dreams, episodes from finished items. Returns what was added and where its mirror
+    entry went (None for a Nova's own memory, which stays in this home)."""
+    if kind in ORIGINS:
+        raise InvalidMemory(f"{kind} memories come only from {ORIGINS[kind]}: add a note "
+                            "instead")
     now = time.time() if now is None else now
     who = {"nova": None, "author": name} if shared else {"nova": name}
+
+    def write(conn: sqlite3.Connection) -> Added:
+        _check_writer(conn, writer)
+        return add(conn, config, kind=kind, text=text, now=now, writer=writer,
+                   source=source, **who)
+
     with store.open_store(home, config.db.lock_timeout_s) as db:
-        added = db.write(lambda conn: add(conn, config, kind=kind, text=text, now=now,
-                                          source=source, **who))
+        added = db.write(write)
     return added, _delivered(home, config, added.event_id)
+
+
+def command_line_writer(session_nova: str | None) -> str:
+    """Who runs `memory add`: the Nova whose session it is (its supervisor sets
+    TORCHSM_NOVA for the agent), else the Unix user at the command line (`user:NAME`)."""
+    if session_nova:
+        try:  # a Nova's name never holds a colon: `dream:ID` is never the session's
+            return check_name(session_nova)
+        except InvalidName:
+            raise _not_a_nova(session_nova) from None
+    import os
+    import pwd
+
+    try:
+        return f"user:{pwd.getpwuid(os.getuid()).pw_name}"
+    except KeyError:  # a uid with no name (a container's)
+        return f"user:{os.getuid()}"
+
+
+def _check_writer(conn: sqlite3.Connection, writer: str) -> None:
+    """A writer that claims to be a Nova must be one of this home's: else any name would
+    be one more writer, and strength (distinct writers) unbounded again."""
+    if writer.startswith("user:"):
+        return
+    try:
+        nova_id_of(conn, writer)
+    except (NovaNotFound, InvalidName):
+        raise _not_a_nova(writer) from None
+
+
+def _not_a_nova(name: str) -> InvalidMemory:
+    return InvalidMemory(f"TORCHSM_NOVA={name!r} names no Nova of this home: unset it to "
+                         "write as yourself")
 
 
 def forget_one(home: Home, config: Config, memory_id: int, why: str,

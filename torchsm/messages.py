@@ -10,7 +10,7 @@ message is one object, identified by its event_id.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from torchsm import mirror, outbox, store
 from torchsm.config import Config, Home
@@ -20,6 +20,13 @@ from torchsm.names import check_name
 BROADCAST = "all"
 MESSAGE_TYPE = "message"
 _PAGE = 500
+
+# told how many entries of the stream were skipped as malformed (the CLI warns)
+OnMalformed = Callable[[int], None]
+
+
+def _ignore(count: int) -> None:
+    pass
 
 
 def send(home: Home, config: Config, sender: str, recipient: str, text: str,
@@ -62,9 +69,17 @@ def _row_json(row: store.MessageRow) -> dict[str, Any]:
             "at": mirror.iso_time(row.at)}
 
 
-def _entry_json(entry: mirror.Entry) -> dict[str, Any]:
-    return {"id": entry.event_id, "from": entry.data.get("from", entry.nova),
-            "to": entry.data.get("to"), "text": entry.data.get("text"), "at": entry.at}
+def _entry_json(entry: mirror.Entry) -> dict[str, Any] | None:
+    """A `message` entry as a message; None when it is not a whole one (a sender, a
+    recipient and a text that are strings, a time that is one)."""
+    message = {"id": entry.event_id, "from": entry.data.get("from", entry.nova),
+               "to": entry.data.get("to"), "text": entry.data.get("text")}
+    if not all(isinstance(value, str) for value in message.values()):
+        return None
+    try:
+        return {**message, "at": mirror.iso_time(mirror.epoch(entry.at))}
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def is_for(message: dict[str, Any], name: str) -> bool:
@@ -72,11 +87,13 @@ def is_for(message: dict[str, Any], name: str) -> bool:
     return message["to"] == name or (message["to"] == BROADCAST and message["from"] != name)
 
 
-def inbox(home: Home, config: Config, name: str, limit: int = 20) -> list[dict[str, Any]]:
-    """The latest `limit` messages for Nova `name`, oldest first."""
+def inbox(home: Home, config: Config, name: str, limit: int = 20,
+          on_malformed: OnMalformed = _ignore) -> list[dict[str, Any]]:
+    """The latest `limit` messages for Nova `name`, oldest first. Entries of the stream
+    that are not whole messages are skipped, and counted to `on_malformed`."""
     local = _local_inbox(home, config, name, limit)
     with mirror.open_mirror(home, config) as out:
-        streamed = _stream_inbox(out, name, limit)
+        streamed = _stream_inbox(out, name, limit, on_malformed)
     return _latest({**{m["id"]: m for m in local},
                     **{m["id"]: m for m in streamed or []}}.values(), limit)
 
@@ -94,7 +111,8 @@ def _checked_inbox(conn, name: str, limit: int) -> list[store.MessageRow]:
     return store.load_inbox(conn, name, limit)
 
 
-def _stream_inbox(out: mirror.Mirror, name: str, limit: int) -> list[dict[str, Any]] | None:
+def _stream_inbox(out: mirror.Mirror, name: str, limit: int, on_malformed: OnMalformed
+                  ) -> list[dict[str, Any]] | None:
     """Up to `limit` of the newest messages for `name` in the stream; None when down."""
     found: list[dict[str, Any]] = []
     before = None
@@ -102,15 +120,29 @@ def _stream_inbox(out: mirror.Mirror, name: str, limit: int) -> list[dict[str, A
         page = out.latest(mirror.MESSAGES_STREAM, _PAGE, before)
         if page is None:
             return None
-        found += [m for m in _messages(page) if is_for(m, name)]
+        found += [m for m in _messages(page, on_malformed) if is_for(m, name)]
         if len(page) < _PAGE:
             break
         before = page[-1][0]
     return found[:limit]
 
 
-def _messages(entries: list[mirror.StreamEntry]) -> list[dict[str, Any]]:
-    return [_entry_json(entry) for _, entry in entries if entry.type == MESSAGE_TYPE]
+def _messages(entries: list[mirror.StreamEntry], on_malformed: OnMalformed
+              ) -> list[dict[str, Any]]:
+    """The messages among `entries` (other types are not messages); the entries that are
+    malformed, or messages that are not whole, are counted to `on_malformed`."""
+    messages, bad = [], 0
+    for _, entry in entries:
+        if entry is not None and entry.type != MESSAGE_TYPE:
+            continue  # another kind of entry (a transition's, a memory's)
+        message = None if entry is None else _entry_json(entry)
+        if message is None:
+            bad += 1
+        else:
+            messages.append(message)
+    if bad:
+        on_malformed(bad)
+    return messages
 
 
 def _latest(messages, limit: int) -> list[dict[str, Any]]:
@@ -121,8 +153,8 @@ def _in_order(messages) -> list[dict[str, Any]]:
     return sorted(messages, key=lambda m: (m["at"], m["id"]))
 
 
-def follow(home: Home, config: Config, name: str, limit: int = 20, poll_s: float = 1.0
-           ) -> Iterator[dict[str, Any]]:
+def follow(home: Home, config: Config, name: str, limit: int = 20, poll_s: float = 1.0,
+           on_malformed: OnMalformed = _ignore) -> Iterator[dict[str, Any]]:
     """Yield the latest `limit` messages for `name`, then new ones as they arrive: from
     the stream while the server is up (blocking reads), and from SQLite always, so
     nothing is missed while it is down. Runs until the caller stops iterating."""
@@ -134,11 +166,12 @@ def follow(home: Home, config: Config, name: str, limit: int = 20, poll_s: float
         stream_id = _newest_id(out)
         seen: set[str] = set()
         try:
-            for message in inbox(home, config, name, limit):
+            for message in inbox(home, config, name, limit, on_malformed):
                 seen.add(message["id"])
                 yield message
             while True:
-                arrived, stream_id = _from_stream(out, name, stream_id, poll_s)
+                arrived, stream_id = _from_stream(out, name, stream_id, poll_s,
+                                                  on_malformed)
                 if stream_id is None:  # no server: poll SQLite, try the server again later
                     out.close()
                     time.sleep(poll_s)
@@ -161,12 +194,12 @@ def _newest_id(out: mirror.Mirror) -> str | None:
     return newest[0][0] if newest else "0"
 
 
-def _from_stream(out: mirror.Mirror, name: str, stream_id: str | None, block_s: float
-                 ) -> tuple[list[dict[str, Any]], str | None]:
+def _from_stream(out: mirror.Mirror, name: str, stream_id: str | None, block_s: float,
+                 on_malformed: OnMalformed) -> tuple[list[dict[str, Any]], str | None]:
     if stream_id is None:
         return [], None
     entries = out.after(mirror.MESSAGES_STREAM, stream_id, block_s)
     if entries is None:
         return [], None
     newest = entries[-1][0] if entries else stream_id
-    return [m for m in _messages(entries) if is_for(m, name)], newest
+    return [m for m in _messages(entries, on_malformed) if is_for(m, name)], newest

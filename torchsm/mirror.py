@@ -129,17 +129,24 @@ class Entry(NamedTuple):
     def from_line(cls, line: bytes) -> "Entry":
         """Parse a queue line; ValueError when it is not a whole, valid entry."""
         obj = json.loads(line)
-        if not isinstance(obj, dict) or not isinstance(obj.get("data"), dict):
+        if not isinstance(obj, dict):
             raise ValueError("not an entry object")
-        values = [obj.get(name) for name in FIELDS[:4]]
-        if not all(isinstance(v, str) for v in values) or not (values[0] and values[1] and values[3]):
-            raise ValueError("missing or empty field")
-        return cls(*values, obj["data"])
+        return cls._checked(obj, obj.get("data"))
 
     @classmethod
     def from_fields(cls, fields: dict[str, str]) -> "Entry":
-        return cls(fields["event_id"], fields["type"], fields["nova"], fields["at"],
-                   json.loads(fields.get("data") or "{}"))
+        """Parse a stream entry's fields; ValueError when they are not a whole, valid entry
+        (anything that reaches the server can XADD to a stream)."""
+        return cls._checked(fields, json.loads(fields.get("data") or "{}"))
+
+    @classmethod
+    def _checked(cls, fields: dict[str, Any], data: Any) -> "Entry":
+        values = [fields.get(name) for name in FIELDS[:4]]
+        if not isinstance(data, dict):
+            raise ValueError("data is not an object")
+        if not all(isinstance(v, str) for v in values) or not (values[0] and values[1] and values[3]):
+            raise ValueError("missing or empty field")
+        return cls(*values, data)
 
 
 def script_args(stream: str, entry: Entry, settings: MirrorConfig, now: float) -> list:
@@ -184,8 +191,8 @@ class FlushReport:
         return {**totals, "streams": streams, "rejected_files": self.rejected_files}
 
 
-# A stream entry as read back: (stream id, entry).
-StreamEntry = tuple[str, Entry]
+# A stream entry as read back: (stream id, entry); None: malformed (Mirror.latest).
+StreamEntry = tuple[str, "Entry | None"]
 
 
 class Mirror:
@@ -206,6 +213,8 @@ class Mirror:
     - `latest(stream, count, before)` and `after(stream, after, block_s)` read a stream
       back, newest first or oldest first, as (stream id, Entry) pairs; they return None
       when there is no stream to read (no server), and the caller reads SQLite instead.
+      An entry that is not one torchsm can read (any client may XADD) comes back as
+      (stream id, None): the caller skips it and still moves past its id.
     - `close()` (or leaving a `with` block) releases the connection.
     """
 
@@ -443,7 +452,7 @@ class RedisMirror(Mirror):
             self._replay_pending(time.time())  # reads see everything published so far
             if self._down:
                 return None
-            return [(_text(sid), Entry.from_fields(_pairs(values))) for sid, values in request()]
+            return [(_text(sid), _entry_or_none(values)) for sid, values in request()]
         except resp.Unreachable as exc:
             self._lose_server(exc, time.time())
             return None
@@ -457,6 +466,13 @@ def _parse_lines(lines: list[bytes]) -> tuple[list[Entry], list[bytes]]:
         except (ValueError, UnicodeDecodeError):
             corrupt.append(line)
     return entries, corrupt
+
+
+def _entry_or_none(values: list[bytes]) -> Entry | None:
+    try:
+        return Entry.from_fields(_pairs(values))
+    except ValueError:  # UnicodeDecodeError and json's errors are ValueErrors too
+        return None
 
 
 def _text(value: bytes | str) -> str:

@@ -171,7 +171,10 @@ class AgentSession(Base):
     # covering for `torchsm metrics` (0010)
     __table_args__ = (Index("ix_sessions_nova_started", "nova_id", "started_at", "id",
                             "ended_at", "kind", "outcome", "cost_usd", "api_error_status",
-                            "signal_id"),)
+                            "signal_id"),
+                      # is a session of the Nova live? (torchsm.live; 0011)
+                      Index("ix_sessions_running", "nova_id",
+                            sqlite_where=text("outcome = 'running'")))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     nova_id: Mapped[int] = mapped_column(ForeignKey("novas.id", ondelete="CASCADE"))
@@ -357,9 +360,23 @@ class Memory(Base):
     # normalised text (notes, episodes) or the insight's key
     key: Mapped[str] = mapped_column(String(128))
     source: Mapped[str | None] = mapped_column(String(64))  # agent | item:ID | dream:ID | ...
+    # who wrote it: the Nova whose session did, dream:ID, user:NAME (None: from before 0011)
+    writer: Mapped[str | None] = mapped_column(String(64))
     strength: Mapped[int] = mapped_column(Integer, server_default="1")
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
     forgotten_at: Mapped[float | None] = mapped_column(Float)
     forgotten_why: Mapped[str | None] = mapped_column(Text)
     event_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class MemoryWriter(Base):
+    """Each distinct writer of a memory, once: a memory's strength counts its writers, so
+    one writer repeating itself never outranks what others agree on (0011)."""
+
+    __tablename__ = "memory_writers"
+
+    memory_id: Mapped[int] = mapped_column(ForeignKey("memories.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    writer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[float] = mapped_column(Float)

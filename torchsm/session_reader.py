@@ -20,6 +20,7 @@ from typing import Any, Callable
 from torchsm import accounts, limits, store
 from torchsm.config import Config, Home
 from torchsm.errors import TorchsmError
+from torchsm.terminal import printable
 
 LOG_ROTATE_BYTES = 20 * 1024 * 1024
 
@@ -92,7 +93,8 @@ class AgentLog:
                 os.replace(path, path.with_name(f"{name}.log.1"))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.file = os.fdopen(fd, "a", encoding="utf-8", errors="replace")
-        self.file.write(f"=== {heading}\n")
+        # one line a person can trust: the heading quotes the item's text
+        self.file.write(f"=== {printable(heading, multiline=False)}\n")
 
     def write(self, line: str) -> None:
         self.file.write(line if line.endswith("\n") else line + "\n")

@@ -128,7 +128,8 @@ def test_memory_reaches_the_model_after_a_restart_and_after_a_compaction(wired, 
     # a first session, then a memory: the next session (a restart) starts with it
     first = run_claude(claude, wired, "-p", "start", "--output-format", "json")
     assert first.returncode == 0, first.stderr
-    wired("memory", "add", "torch", "the staging database password rotates on Mondays")
+    wired("memory", "add", "torch", "the staging database password rotates on Mondays",
+          TORCHSM_NOVA="torch")  # the agent's own note (a person's is in the others' part)
     before = claude.standin.message_requests
     restarted = run_claude(claude, wired, "-p", "carry on", "--output-format", "json")
     assert restarted.returncode == 0, restarted.stderr

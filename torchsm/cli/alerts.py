@@ -6,7 +6,7 @@ import time
 
 import click
 
-from torchsm.cli.common import Env, common_options, pass_env, printable, table
+from torchsm.cli.common import Env, common_options, pass_env, table, warn
 
 
 @click.command()
@@ -26,7 +26,7 @@ def alerts(env: Env, everything: bool) -> None:
 
     evaluation = alerts_lib.evaluate(env.home, env.config, time.time())
     for line in evaluation.failures:
-        click.echo(f"torchsm: warning: {printable(line, multiline=False)}", err=True)
+        warn(line)
     rows = [a.as_json() for a in alerts_lib.list_alerts(env.home, env.config, everything)]
     env.emit(rows, lambda: _text(rows, everything))
 

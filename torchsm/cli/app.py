@@ -8,6 +8,7 @@ Subcommand modules load only when their command runs.
 from __future__ import annotations
 
 import importlib
+import io
 import os
 import sys
 
@@ -16,6 +17,7 @@ import click
 from torchsm import __version__
 from torchsm.cli.common import Env, common_options
 from torchsm.errors import TorchsmError, describe_unexpected
+from torchsm.terminal import error_line, printable
 
 # name -> "module:attribute" under torchsm.cli
 COMMANDS = {
@@ -77,7 +79,7 @@ def run_click(argv: list[str] | None = None, usage_exit: int = 2) -> int:
         result = cli.main(args=argv, prog_name="torchsm", standalone_mode=False,
                           obj=Env())
     except click.UsageError as exc:
-        exc.show()
+        _show_usage_error(exc)
         return usage_exit
     except (click.ClickException, TorchsmError) as exc:
         return fail(exc.format_message() if isinstance(exc, click.ClickException)
@@ -100,8 +102,16 @@ def run_click(argv: list[str] | None = None, usage_exit: int = 2) -> int:
 
 
 def fail(message: str, code: int = 1) -> int:
-    click.echo(f"torchsm: error: {message}", err=True)
+    click.echo(error_line(message), err=True)
     return code
+
+
+def _show_usage_error(exc: click.UsageError) -> None:
+    """click's usage, hint and `Error: ...` lines, with what the user typed made
+    printable (click quotes most values with repr, but not every one)."""
+    shown = io.StringIO()
+    exc.show(file=shown)
+    click.echo(printable(shown.getvalue()), err=True, nl=False)
 
 
 def _silence_stdout() -> None:

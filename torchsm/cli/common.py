@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import click
 
 from torchsm.config import Config, Home, load_config, resolve_home
+from torchsm.terminal import json_line, printable, warning_line  # noqa: F401 (for commands)
 
 
 @dataclass
@@ -42,39 +41,6 @@ class Env:
             click.echo(printable(text() if callable(text) else text))
 
 
-# What must not reach a terminal raw: C0 controls (ESC starts every escape sequence; BEL,
-# BS, CR rewrite what is shown), DEL and the C1 controls (U+0080-U+009F: U+009B is a
-# one-character CSI for terminals that take 8-bit controls). Newline and tab are kept
-# where a text may span lines.
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_CONTROLS_IN_A_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
-# JSON escapes C0 itself; DEL and C1 it leaves raw
-_JSON_RAW = re.compile(r"[\x7f-\x9f]")
-
-
-def _visible(match: re.Match) -> str:
-    char = match.group()
-    return _NAMED.get(char) or f"\\x{ord(char):02x}"
-
-
-def printable(text: str, *, multiline: bool = True) -> str:
-    """`text` fit for a terminal: every control character (ESC, BEL, CR, DEL, C1, ...)
-    shown as a visible escape (`\\x1b`, `\\r`), so text from work items, senders, wake
-    signals, messages and reasons can neither move the cursor, retitle or clear the
-    terminal, nor hide what is printed. Newlines and tabs stay unless not `multiline`."""
-    pattern = _CONTROLS if multiline else _CONTROLS_IN_A_LINE
-    return pattern.sub(_visible, text) if pattern.search(text) else text
-
-
-def json_line(data: Any) -> str:
-    """`data` as one line of JSON, non-ASCII text as is except DEL and C1 controls,
-    which are \\u-escaped (the same JSON, harmless on a terminal)."""
-    line = json.dumps(data, ensure_ascii=False)
-    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", line) \
-        if _JSON_RAW.search(line) else line
-
-
 def _set_home(ctx: click.Context, _param, value):
     if value is not None:
         ctx.find_object(Env).home_option = value
@@ -93,6 +59,11 @@ def common_options(command: Callable) -> Callable:
 
 
 pass_env = click.make_pass_decorator(Env)
+
+
+def warn(message: str) -> None:
+    """One `torchsm: warning: ...` line on stderr, made printable."""
+    click.echo(warning_line(message), err=True)
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:

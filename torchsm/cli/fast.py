@@ -93,8 +93,7 @@ def run_plain_call(call: PlainCall) -> int:
         # a hook never exits 2 nor prints a traceback; the agent may stop
         _ignore_signals()
         why = "SIGINT" if isinstance(exc, KeyboardInterrupt) else str(exc)
-        print(f"torchsm: error: {prefix}interrupted ({why})"
-              + ("; the agent may stop" if hook else ""), file=sys.stderr)
+        _error(f"{prefix}interrupted ({why})" + ("; the agent may stop" if hook else ""))
         return 1 if hook else 130
     except Exception as exc:  # noqa: BLE001 - one line on stderr, never a traceback
         from torchsm.errors import TorchsmError
@@ -105,8 +104,14 @@ def run_plain_call(call: PlainCall) -> int:
             raise
         else:
             message = f"internal error: {type(exc).__name__}: {exc}"
-        print(f"torchsm: error: {prefix}{message}", file=sys.stderr)
+        _error(f"{prefix}{message}")
         return 1
+
+
+def _error(message: str) -> None:
+    from torchsm.terminal import error_line
+
+    print(error_line(message), file=sys.stderr)
 
 
 _ENDING = ("SIGINT", "SIGTERM", "SIGHUP")
@@ -156,7 +161,9 @@ def _run_hook(call: PlainCall) -> int:
     if result.stdout:
         print(result.stdout)
     if result.warning:
-        print(f"torchsm: {result.warning}", file=sys.stderr)
+        from torchsm.terminal import printable
+
+        print(f"torchsm: {printable(result.warning, multiline=False)}", file=sys.stderr)
     return 0
 
 
@@ -171,9 +178,9 @@ def _run_transition(call: PlainCall) -> int:
                               reason=call.options.get("reason"), for_s=for_s,
                               force=bool(call.options.get("force")))
     if call.options.get("json"):
-        import json
+        from torchsm.terminal import json_line
 
-        print(json.dumps(result.as_json(), ensure_ascii=False))
+        print(json_line(result.as_json()))
     else:
         print(result.describe())
     return 0

@@ -41,7 +41,7 @@ def scan(env: Env, paths: tuple[str, ...]) -> None:
     except FileNotFoundError as exc:
         raise TorchsmError(f"no such file: {exc.args[0]}") from None
     for note in report.notes:
-        click.echo(f"torchsm: note: {note}", err=True)
+        click.echo(f"torchsm: note: {note}", err=True)  # a Note quotes printably
     findings, unread = report.findings, len(report.unscanned)
     if findings:
         text = "\n".join(map(str, findings))

@@ -7,11 +7,12 @@ from typing import Any, Callable, TypeVar
 
 import click
 
-from torchsm import memory as memory_lib, store
-from torchsm.cli.common import Env, common_options, pass_env, printable, table
+from torchsm import memory as memory_lib, recall, store
+from torchsm.cli.common import Env, common_options, pass_env, printable, table, warn
 from torchsm.clock import format_time
 from torchsm.errors import InvalidMemory
 from torchsm.prompts import json_size
+from torchsm.recall import written_by
 
 T = TypeVar("T")
 
@@ -33,22 +34,24 @@ def memory() -> None:
 @click.option("--shared", is_flag=True,
               help="For every Nova of the home (NAME shares it); mirrored for other hosts.")
 @click.option("--kind", type=click.Choice(memory_lib.KINDS), default="note", show_default=True,
-              help="What kind of memory.")
+              help="Only `note`: insights come from dreams, episodes from finished items.")
 @common_options
 @pass_env
 def memory_add(env: Env, name: str, text: str, shared: bool, kind: str) -> None:
-    """Remember TEXT for Nova NAME. The same text again (case and spacing aside)
-    strengthens the memory instead of adding one; a text longer than [memory]
-    max_text_chars is cut, with a warning."""
-    added, where = memory_lib.remember(env.home, env.config, name, text, kind=kind,
-                                       shared=shared, source=_source(name))
+    """Remember TEXT for Nova NAME, written by the Nova whose session runs this
+    ($TORCHSM_NOVA), else by you (`user:NAME`). The same text again (case and spacing
+    aside) strengthens the memory when its writer is a new one, else changes nothing; a
+    text longer than [memory] max_text_chars is cut, with a warning."""
+    writer = memory_lib.command_line_writer(os.environ.get("TORCHSM_NOVA"))
+    added, where = memory_lib.remember(env.home, env.config, name, text, writer=writer,
+                                       kind=kind, shared=shared, source=_source(name))
     if added.cut:
         limit = env.config.memory.max_text_chars
-        click.echo(f"torchsm: warning: the memory text is {len(text):,} characters: cut to "
-                   f"{limit:,} ([memory] max_text_chars)", err=True)
+        warn(f"the memory text is {len(text):,} characters: cut to {limit:,} "
+             "([memory] max_text_chars)")
     row = added.memory
-    env.emit({**row.as_json(), "created": added.created, "cut": added.cut, "mirror": where},
-             _added_text(row, added.created, name))
+    env.emit({**row.as_json(), "created": added.created, "strengthened": added.strengthened,
+              "cut": added.cut, "mirror": where}, _added_text(added, writer))
 
 
 def _source(name: str) -> str:
@@ -57,11 +60,15 @@ def _source(name: str) -> str:
     return "agent" if os.environ.get("TORCHSM_NOVA") == name else "cli"
 
 
-def _added_text(row: memory_lib.MemoryRow, created: bool, name: str) -> str:
-    whose = f"every Nova (shared by {name})" if row.nova is None else name
-    if created:
-        return f"remembered {row.id} for {whose}"
-    return f"strengthened {row.id} for {whose} (strength {row.strength})"
+def _added_text(added: memory_lib.Added, writer: str) -> str:
+    row = added.memory
+    verb = ("remembered" if added.created else "strengthened" if added.strengthened
+            else "already remembered")  # the same writer again: each counts once
+    details = [] if added.created and row.nova else [written_by(writer)]
+    if not added.created:
+        details.append(f"strength {row.strength}")
+    return (f"{verb} {row.id} for {row.nova or 'every Nova'}"
+            + (f" ({'; '.join(details)})" if details else ""))
 
 
 @memory.command("list")
@@ -84,9 +91,9 @@ def memory_list(env: Env, name: str | None, include_forgotten: bool,
 
 
 def _table(rows: list[memory_lib.MemoryRow], include_forgotten: bool) -> str:
-    header = ["ID", "NOVA", "KIND", "STRENGTH", "UPDATED", "SOURCE", "TEXT"]
+    header = ["ID", "NOVA", "KIND", "STRENGTH", "UPDATED", "WRITER", "SOURCE", "TEXT"]
     cells = [[r.id, r.nova or "(shared)", r.kind, r.strength, format_time(r.updated_at),
-              r.source, memory_lib.shorten(r.text, 60)] for r in rows]
+              r.writer, r.source, memory_lib.shorten(r.text, 60)] for r in rows]
     if include_forgotten:
         header.insert(5, "FORGOTTEN")
         for cell, r in zip(cells, rows):
@@ -106,14 +113,15 @@ def memory_show(env: Env, target: str) -> None:
         env.emit(row.as_json(), lambda: _details(row))
         return
     budget = env.config.memory.context_chars
-    context = _read(env, lambda conn: memory_lib.context_for(conn, env.config, target, budget))
+    context = _read(env, lambda conn: recall.context_for(conn, env.config, target, budget))
     env.emit({"nova": target, "budget": budget, "size": json_size(context),
               "context": context}, context or f"{target}: no memories")
 
 
 def _details(row: memory_lib.MemoryRow) -> str:
     fields = [("id", row.id), ("nova", row.nova or "(shared)"), ("kind", row.kind),
-              ("strength", row.strength), ("source", row.source), ("key", row.key),
+              ("strength", row.strength), ("writer", row.writer), ("source", row.source),
+              ("key", row.key),
               ("created", format_time(row.created_at)),
               ("updated", format_time(row.updated_at)),
               ("forgotten", format_time(row.forgotten_at)),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from torchsm import messages
-from torchsm.cli.common import Env, common_options, pass_env
+from torchsm.cli.common import Env, common_options, pass_env, warn
 from torchsm.clock import format_time
-from torchsm.mirror import epoch
+from torchsm.mirror import MESSAGES_STREAM, epoch
 
 
 @click.group()
@@ -39,11 +39,19 @@ def message_list(env: Env, name: str, limit: int, follow: bool) -> None:
     """Show the messages for Nova NAME (to it, or to `all`), oldest first."""
     if follow:
         # with --json, one object a line, so a reader can take each as it comes
-        for item in messages.follow(env.home, env.config, name, limit):
+        for item in messages.follow(env.home, env.config, name, limit,
+                                    on_malformed=_warn_malformed):
             env.emit(item, _line(item))
         return
-    shown = messages.inbox(env.home, env.config, name, limit)
+    shown = messages.inbox(env.home, env.config, name, limit, on_malformed=_warn_malformed)
     env.emit(shown, lambda: "\n".join(map(_line, shown)) if shown else f"{name}: no messages")
+
+
+def _warn_malformed(count: int) -> None:
+    """Anything that reaches the server may write to the stream: what is not a message
+    torchsm can read is skipped, said once per read, and the rest is listed."""
+    entries = "entry" if count == 1 else "entries"
+    warn(f"skipped {count} malformed {entries} on {MESSAGES_STREAM}")
 
 
 def _line(item: dict) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from torchsm import workqueue
-from torchsm.cli.common import Env, common_options, pass_env, table
+from torchsm.cli.common import Env, common_options, pass_env, table, warn
 from torchsm.errors import InvalidWorkItem
 from torchsm.clock import format_time
 from torchsm.tiers import TIER_NAMES
@@ -143,7 +143,7 @@ def queue_import(env: Env, file: str) -> None:
     with workqueue.open_queue(env.home, env.config) as q:
         report = q.import_file(file)
     for number, why in report.malformed:
-        click.echo(f"torchsm: warning: {file}:{number}: {why}", err=True)
+        warn(f"{file}:{number}: {why}")
     env.emit(report.as_json(),
              f"{file}: {report.added} added, {report.duplicates} already imported, "
              f"{len(report.malformed)} malformed, {report.blank} blank")

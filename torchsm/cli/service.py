@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from torchsm.cli.common import Env, common_options, pass_env
+from torchsm.cli.common import Env, common_options, pass_env, warn
 
 
 def _unit_options(command):
@@ -128,4 +128,4 @@ def _unit_dir(option: str | None, user_unit: bool) -> Path:
 
 def _warn(warnings: list[str]) -> None:
     for warning in warnings:
-        click.echo(f"torchsm: warning: {warning}", err=True)
+        warn(warning)
