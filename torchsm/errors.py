@@ -108,6 +108,10 @@ class LeaseLost(TorchsmError):
     """The claim on this work item expired and it was handed to someone else."""
 
 
+class UserFileError(TorchsmError):
+    """A file named on the command line cannot be read or written."""
+
+
 class ImportFailed(TorchsmError):
     """The file could not be imported."""
 
