@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterator, NoReturn
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DatabaseError as SQLAlchemyDatabaseError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -38,7 +38,7 @@ def make_engine(home: Home, lock_timeout_s: float = 5.0, foreign_keys: bool = Tr
     """An engine on the home's database. Migrations need `foreign_keys=False`: Alembic's
     batch mode rebuilds a table by dropping it, and with foreign keys on, dropping `novas`
     would cascade into every table that refers to it."""
-    engine = create_engine(f"sqlite:///{home.db_path}")
+    engine = create_engine(database_url(home))
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
@@ -97,10 +97,11 @@ def check_database(home: Home) -> str | None:
     that are not torchsm's. Reads only: `init` and `db upgrade` check before they write."""
     import sqlite3
 
-    from torchsm.store import FOREIGN_TABLES, holds_foreign_tables, is_corrupt, schema_revision
+    from torchsm.store import (FOREIGN_TABLES, connect, holds_foreign_tables, is_corrupt,
+                               schema_revision)
 
     try:
-        conn = sqlite3.connect(f"file:{home.db_path}?mode=ro", uri=True)
+        conn = connect(home.db_path, "ro")
         try:
             revision = schema_revision(conn)
             foreign = revision is None and holds_foreign_tables(conn)
@@ -115,14 +116,25 @@ def check_database(home: Home) -> str | None:
     return revision
 
 
+def database_url(home: Home) -> URL:
+    """The home's database as a SQLAlchemy URL built from its parts: the path is taken as
+    it is, `?`, `#` and `%` included (rendered, they are escaped and read back alike)."""
+    return URL.create("sqlite", database=str(home.db_path))
+
+
 def _alembic_config(home: Home, connection=None):
     from alembic.config import Config as AlembicConfig
 
     cfg = AlembicConfig()
-    cfg.set_main_option("script_location", migrations_location())
-    cfg.set_main_option("sqlalchemy.url", f"sqlite:///{home.db_path}")
+    _set_option(cfg, "script_location", migrations_location())
+    _set_option(cfg, "sqlalchemy.url", database_url(home).render_as_string())
     cfg.attributes["connection"] = connection
     return cfg
+
+
+def _set_option(cfg, name: str, value: str) -> None:
+    # Alembic's options pass through configparser's interpolation: `%` is written `%%`
+    cfg.set_main_option(name, value.replace("%", "%%"))
 
 
 def head_revision() -> str:

@@ -12,11 +12,13 @@ lock timeout, then raise DatabaseLocked.
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import time
 from pathlib import Path
 from typing import Callable, NamedTuple, TypeVar
+from urllib.parse import quote
 
 from torchsm.config import Home
 from torchsm.errors import (DatabaseError, DatabaseLocked, HomeNotInitialised, SchemaOutOfDate,
@@ -122,13 +124,24 @@ class Store:
         return DatabaseError(f"database error: {exc}")
 
 
+def database_uri(path: Path, mode: str = "rw") -> str:
+    """The SQLite URI of the database file `path`, opened with `mode` (rw, ro): every
+    character a URI gives a meaning to (`?`, `#`, `%`, ...) escaped, so that a home named
+    `h?x` opens its own torchsm.db, never a file `h` beside it."""
+    return f"file:{quote(os.fsencode(path))}?mode={mode}"
+
+
+def connect(path: Path, mode: str = "rw", **options) -> sqlite3.Connection:
+    """A connection to the existing database file `path` (never a new one elsewhere)."""
+    return sqlite3.connect(database_uri(path, mode), uri=True, **options)
+
+
 def open_store(home: Home, lock_timeout_s: float = 5.0) -> Store:
     """Open an initialised home's database and check that its schema is at head."""
     if not home.is_initialised():
         raise HomeNotInitialised(f"no torchsm home at {home.path}: run `torchsm init`")
     try:
-        conn = sqlite3.connect(f"file:{home.db_path}?mode=rw", uri=True, timeout=0,
-                               isolation_level=None, check_same_thread=False)
+        conn = connect(home.db_path, timeout=0, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
         raise DatabaseError(f"cannot open {home.db_path}: {exc}") from None
     store = Store(conn, lock_timeout_s, home.db_path)
