@@ -17,7 +17,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from torchsm.config import Home
-from torchsm.errors import DatabaseError, DatabaseLocked, HomeNotInitialised, corrupt_database
+from torchsm.errors import (DatabaseError, DatabaseLocked, HomeNotInitialised, HomeUnusable,
+                            corrupt_database, read_only_database)
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -38,13 +39,20 @@ def make_engine(home: Home, lock_timeout_s: float = 5.0, foreign_keys: bool = Tr
     """An engine on the home's database. Migrations need `foreign_keys=False`: Alembic's
     batch mode rebuilds a table by dropping it, and with foreign keys on, dropping `novas`
     would cascade into every table that refers to it."""
-    engine = create_engine(database_url(home))
+    from torchsm import store
+
+    # connected as the stdlib store connects: the same URI, the same read-only fallback
+    engine = create_engine(database_url(home), creator=lambda: store.connect(
+        home.db_path, check_same_thread=False))
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):
+    def _on_connect(dbapi_conn, record):
         # SQLAlchemy's documented recipe: let us emit BEGIN ourselves, IMMEDIATE, so a
         # read-then-write never fails to upgrade its lock (FIELD-NOTES "SQLite").
         dbapi_conn.isolation_level = None
+        record.info["read_only"] = store.is_query_only(dbapi_conn)
+        if record.info["read_only"]:
+            return  # a read-only home: nothing to set, and no lock to take
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(lock_timeout_s * 1000)}")
         cursor.execute("PRAGMA journal_mode = WAL")
@@ -54,7 +62,7 @@ def make_engine(home: Home, lock_timeout_s: float = 5.0, foreign_keys: bool = Tr
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.info.get("read_only") else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -80,10 +88,12 @@ def session_scope(home: Home, lock_timeout_s: float = 5.0) -> Iterator[Session]:
 def _raise_translated(exc: SQLAlchemyDatabaseError, home: Home) -> NoReturn:
     """Lock, corruption and other operational errors as one clear TorchsmError; anything
     else (an IntegrityError its caller expects) as it is."""
-    from torchsm.store import is_corrupt
+    from torchsm.store import is_corrupt, is_read_only
 
     if "locked" in str(exc.orig) or "busy" in str(exc.orig):
         raise DatabaseLocked("database is locked by another process") from None
+    if is_read_only(exc.orig):
+        raise read_only_database(home.db_path) from None
     if is_corrupt(exc.orig):
         raise corrupt_database(home.db_path, str(exc.orig)) from None
     if isinstance(exc, OperationalError):
@@ -146,12 +156,10 @@ def head_revision() -> str:
 def initialise(home: Home, lock_timeout_s: float = 5.0) -> bool:
     """Create the home (0700), its folders and the database (0600), migrate to head.
     Returns True when the database was created now. Safe to run again."""
-    created = not home.db_path.exists()
+    created = not home.is_initialised()
     if not created:
         check_database(home)  # never migrate over a file that is not ours, or damaged
-    for folder in (home.path, home.queue_dir, home.log_dir):
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(home.path, 0o700)
+    _make_home(home)
     if created:
         fd = os.open(home.db_path, os.O_CREAT | os.O_WRONLY, 0o600)
         os.close(fd)
@@ -159,12 +167,29 @@ def initialise(home: Home, lock_timeout_s: float = 5.0) -> bool:
     return created
 
 
+def _make_home(home: Home) -> None:
+    """The home and its folders, 0700; one clear line when they cannot be made."""
+    try:
+        for folder in (home.path, home.queue_dir, home.log_dir):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(home.path, 0o700)
+    except FileExistsError as exc:
+        raise HomeUnusable(f"{exc.filename} is not a folder: choose another --home") from None
+    except OSError as exc:
+        raise HomeUnusable(f"cannot create the torchsm home {home.path}: "
+                           f"{(exc.strerror or str(exc)).lower()}") from None
+
+
 def upgrade(home: Home, lock_timeout_s: float = 5.0, revision: str = "head") -> str | None:
     if not home.is_initialised():
         raise HomeNotInitialised(f"no torchsm home at {home.path}: run `torchsm init`")
     from alembic import command
 
-    check_database(home)
+    from torchsm.store import is_known_revision, schema_error
+
+    found = check_database(home)
+    if not is_known_revision(found):  # Alembic cannot step down from a revision it lacks
+        raise schema_error(found)
     engine = make_engine(home, lock_timeout_s, foreign_keys=False)
     try:
         with engine.connect() as connection:

@@ -105,10 +105,13 @@ def check_schema(home: Home) -> Check:
     """The database's schema is at the head of this torchsm's migrations."""
     from torchsm import db
 
+    from torchsm.store import is_known_revision
+
     current, head = db.check_database(home), db.head_revision()
     if current != head:
-        return Check("schema", False, f"at {current or 'nothing'}, this torchsm needs {head}",
-                     "run `torchsm db upgrade` (with the supervisors stopped)")
+        fix = ("run `torchsm db upgrade` (with the supervisors stopped)"
+               if is_known_revision(current) else "upgrade torchsm: a newer one wrote this database")
+        return Check("schema", False, f"at {current or 'nothing'}, this torchsm needs {head}", fix)
     return Check("schema", True, f"at head ({head})")
 
 

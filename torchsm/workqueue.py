@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from torchsm import store
 from torchsm.config import Config, Home, QueueConfig
-from torchsm.errors import (InvalidWorkItem, ItemNotFound, ItemNotOpen,
+from torchsm.errors import (DatabaseReadOnly, InvalidWorkItem, ItemNotFound, ItemNotOpen,
                             LeaseLost, NothingToClaim, NovaNotFound)
 from torchsm.clock import format_time
 from torchsm.names import check_name
@@ -185,16 +185,20 @@ class WorkQueue:
         status = _parse_status(status) if isinstance(status, str) else status
         now = _now(now)
 
-        def select(conn: sqlite3.Connection) -> list[WorkItem]:
+        def select(conn: sqlite3.Connection, requeue: bool = True) -> list[WorkItem]:
             if nova is not None:
                 _require_nova(conn, nova)
-            _requeue_expired(conn, now)  # so the listing shows what a claim would see
+            if requeue:
+                _requeue_expired(conn, now)  # so the listing shows what a claim would see
             where, params = _list_filter(nova, status)
             rows = conn.execute(f"SELECT {_COLUMNS} FROM work_items {where} "
                                 "ORDER BY priority_rank, created_at, id", params)
             return [WorkItem.from_row(r) for r in rows]
 
-        return self.db.write(select)
+        try:
+            return self.db.write(select)
+        except DatabaseReadOnly:  # a read-only home: what is stored, expired leases too
+            return self.db.read(lambda conn: select(conn, requeue=False))
 
     def import_file(self, path: str | os.PathLike, *, now: float | None = None):
         """Add every line of a legacy text queue or JSONL file (torchsm.queue_import).
