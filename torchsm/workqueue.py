@@ -203,8 +203,9 @@ class WorkQueue:
     def import_file(self, path: str | os.PathLike, *, now: float | None = None):
         """Add every line of a legacy text queue or JSONL file (torchsm.queue_import).
 
-        All lines go in one transaction. A line already imported from the same file (same
-        content, same occurrence) is counted as a duplicate, not added again."""
+        All lines go in one transaction. A line imported before (the same content, the same
+        occurrence in its file, from whichever file) is counted as a duplicate, not added
+        again."""
         from torchsm.queue_import import ImportReport, parse_import_lines, read_import_file
 
         path = Path(path)
@@ -216,8 +217,9 @@ class WorkQueue:
             known_novas = {r[0] for r in conn.execute("SELECT name FROM novas")}
             for parsed in parse_import_lines(lines, str(path.resolve()), known_novas, report):
                 attempts = self._max_attempts(parsed.max_attempts)
-                item = _insert(conn, parsed.text, parsed.nova, parsed.priority, attempts,
-                               now, source_key=parsed.source_key)
+                item = None if _has_source_key(conn, parsed.path_key) else _insert(
+                    conn, parsed.text, parsed.nova, parsed.priority, attempts, now,
+                    source_key=parsed.source_key)
                 if item is None:
                     report.duplicates += 1
                 else:
@@ -361,6 +363,11 @@ def _insert(conn: sqlite3.Connection, text: str, nova: str | None, tier: Tier,
         (text, nova, tier.value, tier.rank, max_attempts, now, now, source_key),
     ).fetchone()
     return WorkItem.from_row(row) if row else None
+
+
+def _has_source_key(conn: sqlite3.Connection, source_key: str) -> bool:
+    return conn.execute("SELECT 1 FROM work_items WHERE source_key = ?",
+                        (source_key,)).fetchone() is not None
 
 
 def _load(conn: sqlite3.Connection, item_id: int) -> WorkItem | None:
