@@ -155,6 +155,7 @@ def _without_ours(group: dict, event: str, nova: str, home: Path) -> dict | None
 
 def install(project: Path, nova: str, home: Path, now: float | None = None) -> dict[str, Any]:
     """Write the merged settings (atomically, after a backup). Returns what was done."""
+    _require_project(project)
     path = project / ".claude" / "settings.json"
     dest = userfiles.destination(path)
     current, raw = _read(dest)
@@ -172,6 +173,17 @@ def install(project: Path, nova: str, home: Path, now: float | None = None) -> d
     if dest.found is not None and stat.S_IMODE(dest.found.st_mode) != mode:
         done["mode_was"] = f"{stat.S_IMODE(dest.found.st_mode):04o}"
     return done
+
+
+def _require_project(project: Path) -> None:
+    """The project must be there: install adds its .claude folder, never the project
+    itself, so a typo in --project is an error, not a new tree of folders."""
+    if project.is_dir():
+        return
+    if project.exists():
+        raise TorchsmError(f"the project {project} is not a folder; nothing was changed")
+    raise TorchsmError(f"the project {project} does not exist: create it first (mkdir -p "
+                       f"{shlex.quote(str(project))}) or check the path; nothing was changed")
 
 
 def _write_with_backup(dest: userfiles.Destination, data: bytes, raw: bytes, mode: int,
