@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Cli, torchsm_executable
-from test_doctor import fake_claude, healthy  # noqa: F401  (a fixture)
-from test_user_files import ZERO_DEVICE, char_device
+from helpers import ZERO_DEVICE, Cli, char_device, torchsm_executable
+from test_doctor import healthy  # noqa: F401  (a fixture)
 from torchsm import doctor
 
 MEMORY_CAP = 1024 ** 3  # the doctor under test may not take more: a runaway read fails fast

@@ -6,13 +6,13 @@ is one clear line, not the machine's memory."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sqlite3
 import subprocess
 import threading
 
-from helpers import Cli, rows, torchsm_executable
-from test_user_files import ZERO_DEVICE, char_device
+from helpers import ZERO_DEVICE, Cli, char_device, rows, torchsm_executable
 from torchsm.userfiles import MAX_READ_BYTES
 
 LINES = 'Write the guide\nWORK_PROCESSED: Fix the typo\n{"text": "Ship it"}\nsame\nsame\n'
@@ -57,8 +57,6 @@ def test_lines_through_a_pipe_are_recognised_too(cli: Cli, tmp_path):
 
 
 def test_a_fifo_is_read_as_a_stream(cli: Cli, tmp_path):
-    import os
-
     fifo = tmp_path / "queue.fifo"
     os.mkfifo(fifo)
 

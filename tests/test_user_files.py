@@ -14,24 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Cli
+from helpers import NULL_DEVICE, ZERO_DEVICE, Cli, char_device
 from torchsm import userfiles
 from torchsm.errors import UserFileError
-
-NULL_DEVICE = os.makedev(1, 3)  # the numbers of /dev/null
-ZERO_DEVICE = os.makedev(1, 5)  # and of /dev/zero
-
-
-def char_device(path: Path, numbers: int = NULL_DEVICE) -> Path:
-    """A character device node in the test's folder (root only; skipped otherwise)."""
-    try:
-        os.mknod(path, 0o666 | stat.S_IFCHR, numbers)
-        with open(path, "rb", buffering=0):  # a folder on a `nodev` mount refuses it
-            pass
-    except (PermissionError, OSError) as exc:
-        pytest.skip(f"cannot make a character device here: {exc}")
-    return path
-
 
 def block_device(path: Path) -> Path:
     try:

@@ -199,7 +199,7 @@ def is_known_revision(revision: str | None) -> bool:
     return revision is None or (revision.isdigit() and int(revision) <= int(SCHEMA_REVISION))
 
 
-def schema_error(revision: str | None) -> DatabaseError | SchemaOutOfDate | SchemaUnknown:
+def schema_error(revision: str | None) -> SchemaOutOfDate | SchemaUnknown:
     """Why a database at `revision` (not the head) cannot be used, and what to do."""
     if is_known_revision(revision):
         return SchemaOutOfDate(f"database schema is at {revision or 'nothing'}, this torchsm "

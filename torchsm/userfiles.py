@@ -97,7 +97,7 @@ def write(path: Path, data: bytes, *, new_mode: int = 0o600,
     new file gets `new_mode`)."""
     dest = destination(path, streams=streams)
     if dest.is_stream:
-        write_stream(dest, data)
+        _write_stream(dest, data)
     else:
         replace(dest, data, mode=kept_mode(dest, new_mode))
     return dest
@@ -136,7 +136,7 @@ def replace(dest: Destination, data: bytes, *, mode: int,
                             f"{NOT_CHANGED}") from None
 
 
-def write_stream(dest: Destination, data: bytes) -> None:
+def _write_stream(dest: Destination, data: bytes) -> None:
     """Write into a FIFO or device as `>` does: no temp file, no truncation, no rename."""
     try:
         fd = os.open(dest.named, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
@@ -197,7 +197,7 @@ def _write_atomically(target: Path, data: bytes, mode: int, owner: tuple[int, in
     except BaseException:
         _unlink_quietly(tmp)
         raise
-    sync_folder(target.parent)
+    _sync_folder(target.parent)
 
 
 def _unchanged_since(target: Path, before: os.stat_result | None) -> None:
@@ -222,7 +222,7 @@ def _unlink_quietly(path: Path) -> None:
         pass
 
 
-def sync_folder(folder: Path) -> None:
+def _sync_folder(folder: Path) -> None:
     """fsync a folder, so a rename in it survives a power loss (best effort)."""
     try:
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
