@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -67,6 +68,24 @@ class Cli:
         result = self(*args, check=False, **kw)
         assert result.code == code, (result.code, result.out, result.err)
         return result
+
+
+NULL_DEVICE = os.makedev(1, 3)  # the numbers of /dev/null
+ZERO_DEVICE = os.makedev(1, 5)  # and of /dev/zero
+
+
+def char_device(path: Path, numbers: int = NULL_DEVICE) -> Path:
+    """A character device node in the test's own folder, never the host's /dev (root
+    only; the test is skipped where it cannot be made or opened)."""
+    import pytest
+
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, numbers)
+        with open(path, "rb", buffering=0):  # a folder on a `nodev` mount refuses it
+            pass
+    except OSError as exc:
+        pytest.skip(f"cannot make a character device here: {exc}")
+    return path
 
 
 def write_config(home: Home, text: str) -> None:

@@ -146,11 +146,11 @@ def test_history_and_remove(cli: Cli):
 
 def test_schema_out_of_date_is_a_clear_error(cli: Cli):
     conn = sqlite3.connect(cli.home / "torchsm.db")
-    conn.execute("UPDATE alembic_version SET version_num = 'old'")
+    conn.execute("UPDATE alembic_version SET version_num = '0001'")
     conn.commit()
     conn.close()
     result = cli.fails("status")
-    assert result.err == ("torchsm: error: database schema is at old, this torchsm needs "
+    assert result.err == ("torchsm: error: database schema is at 0001, this torchsm needs "
                           f"{cli('db', 'current', '--json', check=False).json()['head']}: "
                           "run `torchsm db upgrade`\n")
 

@@ -292,3 +292,23 @@ def test_a_broken_settings_file_is_one_clear_line_and_untouched(cli, project, co
     assert "internal error" not in result.err and "nothing was changed" in result.err
     assert path.read_bytes() == content and mode_of(path) == 0o600
     assert sorted(p.name for p in path.parent.iterdir()) == ["settings.json"]
+
+
+# --- a project that is not there -------------------------------------------------------
+
+def test_a_project_that_does_not_exist_is_refused_not_created(cli, tmp_path):
+    cli("nova", "add", "torch")
+    missing = tmp_path / "typo" / "project"
+    result = cli.fails("hooks", "install", "--nova", "torch", "--project", str(missing))
+    assert result.err == (f"torchsm: error: the project {missing} does not exist: create it "
+                          f"first (mkdir -p {missing}) or check the path; nothing was "
+                          "changed\n")
+    assert not (tmp_path / "typo").exists()
+
+
+def test_a_project_without_claude_settings_gets_its_claude_folder(cli, tmp_path):
+    cli("nova", "add", "torch")
+    project = tmp_path / "project"
+    project.mkdir()
+    install(cli, project)
+    assert set(json.loads(settings_path(project).read_text())["hooks"]) == set(EVENTS)

@@ -352,3 +352,17 @@ def test_help_says_how_to_keep_it_running(bare_cli: Cli):
         out = bare_cli("service", command, "--help").out
         assert out.startswith(f"Usage: torchsm service {command}")
         assert all(option in out for option in ("--home", "--json", "--user", "--unit-dir"))
+
+
+def test_a_user_unit_folder_is_made_0755_whatever_the_umask(cli: Cli, nova, tmp_path):
+    config_home = tmp_path / "xdg"
+    old = os.umask(0)
+    try:
+        service(cli, "install", "torch", "--user", "--cwd", str(tmp_path), "--", "sh", "-c",
+                "true", XDG_CONFIG_HOME=str(config_home))
+    finally:
+        os.umask(old)
+    for folder in (config_home, config_home / "systemd", config_home / "systemd" / "user"):
+        assert oct(folder.stat().st_mode & 0o777) == oct(0o755), folder
+    unit = config_home / "systemd" / "user" / "torchsm-torch.service"
+    assert unit.stat().st_mode & 0o777 == 0o644

@@ -248,7 +248,7 @@ def test_import_missing_or_binary_file_stores_nothing(queue, tmp_path):
     binary.write_bytes(b"first line\nSQLite format 3\x00\x00")
     with pytest.raises(ImportFailed, match=r"not a text file \(NUL byte on line 2\)"):
         queue.import_file(binary)
-    with pytest.raises(ImportFailed, match="it is a directory"):
+    with pytest.raises(ImportFailed, match="is a folder, not a file torchsm reads"):
         queue.import_file(tmp_path)
     assert queue.items() == []
 

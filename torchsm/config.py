@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, NamedTuple, get_type_hints
 
-from torchsm.errors import ConfigError
+from torchsm.errors import ConfigError, HomeUnusable
 from torchsm.tiers import Tier
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:18000/0"
@@ -43,7 +44,21 @@ class Home(NamedTuple):
         return self.path / "log"
 
     def is_initialised(self) -> bool:
-        return self.db_path.is_file()
+        return self.holds_file(self.db_path)
+
+    def holds_file(self, path: Path) -> bool:
+        """Whether `path`, in this home, is a regular file. HomeUnusable when the home
+        cannot be looked into, or is not a folder: never mistaken for "not initialised"."""
+        try:
+            return stat.S_ISREG(os.stat(path).st_mode)
+        except FileNotFoundError:
+            return False
+        except NotADirectoryError:
+            raise HomeUnusable(f"{self.path} is not a folder: choose another --home") \
+                from None
+        except PermissionError:
+            raise HomeUnusable(f"cannot read the torchsm home {self.path}: permission "
+                               "denied") from None
 
 
 def resolve_home(option: str | os.PathLike | None = None) -> Home:
@@ -310,7 +325,7 @@ _QUIET_HOURS = re.compile(r"^$|^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$
 def load_config(home: Home) -> Config:
     """Read HOME/torchsm.toml (if any) and apply `$TORCHSM_REDIS_URL`."""
     config = Config()
-    if home.config_path.is_file():
+    if home.holds_file(home.config_path):
         config = parse_config(_read_toml(home.config_path))
     url = os.environ.get("TORCHSM_REDIS_URL")
     if url:

@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Iterator, NoReturn
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DatabaseError as SQLAlchemyDatabaseError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from torchsm.config import Home
-from torchsm.errors import DatabaseError, DatabaseLocked, HomeNotInitialised, corrupt_database
+from torchsm.errors import (DatabaseError, DatabaseLocked, HomeNotInitialised, HomeUnusable,
+                            corrupt_database, read_only_database)
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -38,13 +39,20 @@ def make_engine(home: Home, lock_timeout_s: float = 5.0, foreign_keys: bool = Tr
     """An engine on the home's database. Migrations need `foreign_keys=False`: Alembic's
     batch mode rebuilds a table by dropping it, and with foreign keys on, dropping `novas`
     would cascade into every table that refers to it."""
-    engine = create_engine(f"sqlite:///{home.db_path}")
+    from torchsm import store
+
+    # connected as the stdlib store connects: the same URI, the same read-only fallback
+    engine = create_engine(database_url(home), creator=lambda: store.connect(
+        home.db_path, check_same_thread=False))
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):
+    def _on_connect(dbapi_conn, record):
         # SQLAlchemy's documented recipe: let us emit BEGIN ourselves, IMMEDIATE, so a
         # read-then-write never fails to upgrade its lock (FIELD-NOTES "SQLite").
         dbapi_conn.isolation_level = None
+        record.info["read_only"] = store.is_query_only(dbapi_conn)
+        if record.info["read_only"]:
+            return  # a read-only home: nothing to set, and no lock to take
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(lock_timeout_s * 1000)}")
         cursor.execute("PRAGMA journal_mode = WAL")
@@ -54,7 +62,7 @@ def make_engine(home: Home, lock_timeout_s: float = 5.0, foreign_keys: bool = Tr
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.info.get("read_only") else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -80,10 +88,12 @@ def session_scope(home: Home, lock_timeout_s: float = 5.0) -> Iterator[Session]:
 def _raise_translated(exc: SQLAlchemyDatabaseError, home: Home) -> NoReturn:
     """Lock, corruption and other operational errors as one clear TorchsmError; anything
     else (an IntegrityError its caller expects) as it is."""
-    from torchsm.store import is_corrupt
+    from torchsm.store import is_corrupt, is_read_only
 
     if "locked" in str(exc.orig) or "busy" in str(exc.orig):
         raise DatabaseLocked("database is locked by another process") from None
+    if is_read_only(exc.orig):
+        raise read_only_database(home.db_path) from None
     if is_corrupt(exc.orig):
         raise corrupt_database(home.db_path, str(exc.orig)) from None
     if isinstance(exc, OperationalError):
@@ -97,10 +107,11 @@ def check_database(home: Home) -> str | None:
     that are not torchsm's. Reads only: `init` and `db upgrade` check before they write."""
     import sqlite3
 
-    from torchsm.store import FOREIGN_TABLES, holds_foreign_tables, is_corrupt, schema_revision
+    from torchsm.store import (FOREIGN_TABLES, connect, holds_foreign_tables, is_corrupt,
+                               schema_revision)
 
     try:
-        conn = sqlite3.connect(f"file:{home.db_path}?mode=ro", uri=True)
+        conn = connect(home.db_path, "ro")
         try:
             revision = schema_revision(conn)
             foreign = revision is None and holds_foreign_tables(conn)
@@ -115,14 +126,25 @@ def check_database(home: Home) -> str | None:
     return revision
 
 
+def database_url(home: Home) -> URL:
+    """The home's database as a SQLAlchemy URL built from its parts: the path is taken as
+    it is, `?`, `#` and `%` included (rendered, they are escaped and read back alike)."""
+    return URL.create("sqlite", database=str(home.db_path))
+
+
 def _alembic_config(home: Home, connection=None):
     from alembic.config import Config as AlembicConfig
 
     cfg = AlembicConfig()
-    cfg.set_main_option("script_location", migrations_location())
-    cfg.set_main_option("sqlalchemy.url", f"sqlite:///{home.db_path}")
+    _set_option(cfg, "script_location", migrations_location())
+    _set_option(cfg, "sqlalchemy.url", database_url(home).render_as_string())
     cfg.attributes["connection"] = connection
     return cfg
+
+
+def _set_option(cfg, name: str, value: str) -> None:
+    # Alembic's options pass through configparser's interpolation: `%` is written `%%`
+    cfg.set_main_option(name, value.replace("%", "%%"))
 
 
 def head_revision() -> str:
@@ -134,12 +156,10 @@ def head_revision() -> str:
 def initialise(home: Home, lock_timeout_s: float = 5.0) -> bool:
     """Create the home (0700), its folders and the database (0600), migrate to head.
     Returns True when the database was created now. Safe to run again."""
-    created = not home.db_path.exists()
+    created = not home.is_initialised()
     if not created:
         check_database(home)  # never migrate over a file that is not ours, or damaged
-    for folder in (home.path, home.queue_dir, home.log_dir):
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(home.path, 0o700)
+    _make_home(home)
     if created:
         fd = os.open(home.db_path, os.O_CREAT | os.O_WRONLY, 0o600)
         os.close(fd)
@@ -147,12 +167,29 @@ def initialise(home: Home, lock_timeout_s: float = 5.0) -> bool:
     return created
 
 
+def _make_home(home: Home) -> None:
+    """The home and its folders, 0700; one clear line when they cannot be made."""
+    try:
+        for folder in (home.path, home.queue_dir, home.log_dir):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(home.path, 0o700)
+    except FileExistsError as exc:
+        raise HomeUnusable(f"{exc.filename} is not a folder: choose another --home") from None
+    except OSError as exc:
+        raise HomeUnusable(f"cannot create the torchsm home {home.path}: "
+                           f"{(exc.strerror or str(exc)).lower()}") from None
+
+
 def upgrade(home: Home, lock_timeout_s: float = 5.0, revision: str = "head") -> str | None:
     if not home.is_initialised():
         raise HomeNotInitialised(f"no torchsm home at {home.path}: run `torchsm init`")
     from alembic import command
 
-    check_database(home)
+    from torchsm.store import is_known_revision, schema_error
+
+    found = check_database(home)
+    if not is_known_revision(found):  # Alembic cannot step down from a revision it lacks
+        raise schema_error(found)
     engine = make_engine(home, lock_timeout_s, foreign_keys=False)
     try:
         with engine.connect() as connection:

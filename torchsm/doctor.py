@@ -10,16 +10,19 @@ from __future__ import annotations
 import json
 import os
 import re
+import selectors
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
+from torchsm import userfiles
 from torchsm.config import Config, Home, load_config
-from torchsm.errors import TorchsmError
+from torchsm.errors import TorchsmError, UserFileError
 
 # The oldest Claude Code doctor accepts: the line the end-to-end tests pin
 # (tests/e2e/CLAUDE_CODE_VERSION, 2.1.332 when written; the pin is not in the package).
@@ -27,6 +30,7 @@ from torchsm.errors import TorchsmError
 # stream-json usage signals it reads may be missing.
 MIN_CLAUDE_VERSION = (2, 1, 0)
 CLAUDE_VERSION_TIMEOUT_S = 15
+VERSION_OUTPUT_BYTES = 64 * 1024  # what doctor reads of `claude --version` at most
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 
@@ -101,10 +105,13 @@ def check_schema(home: Home) -> Check:
     """The database's schema is at the head of this torchsm's migrations."""
     from torchsm import db
 
+    from torchsm.store import is_known_revision
+
     current, head = db.check_database(home), db.head_revision()
     if current != head:
-        return Check("schema", False, f"at {current or 'nothing'}, this torchsm needs {head}",
-                     "run `torchsm db upgrade` (with the supervisors stopped)")
+        fix = ("run `torchsm db upgrade` (with the supervisors stopped)"
+               if is_known_revision(current) else "upgrade torchsm: a newer one wrote this database")
+        return Check("schema", False, f"at {current or 'nothing'}, this torchsm needs {head}", fix)
     return Check("schema", True, f"at head ({head})")
 
 
@@ -141,10 +148,13 @@ def check_hooks(home: Home, config: Config, project: Path) -> list[Check]:
 
     settings_path = project / ".claude" / "settings.json"
     try:
-        settings = json.loads(settings_path.read_text())
+        settings = json.loads(userfiles.read(settings_path))
     except FileNotFoundError:
         settings = {}
-    except (OSError, ValueError) as exc:
+    except UserFileError as exc:
+        return [Check("hooks", False, exc.message,
+                      "make it a regular file (JSON), then `torchsm hooks install`")]
+    except (ValueError, RecursionError) as exc:
         return [Check("hooks", False, f"{settings_path}: cannot read: {exc}",
                       "fix the file (it must be JSON), then `torchsm hooks install`")]
     installed: dict[str, set[str]] = {}
@@ -230,7 +240,7 @@ def check_supervisors(home: Home, config: Config, now: float) -> list[Check]:
     return out
 
 
-def check_claude(claude: str | None) -> Check:
+def check_claude(claude: str | None, timeout_s: float = CLAUDE_VERSION_TIMEOUT_S) -> Check:
     """The Claude Code binary is there and at least MIN_CLAUDE_VERSION."""
     path = claude or shutil.which("claude")
     minimum = ".".join(map(str, MIN_CLAUDE_VERSION))
@@ -240,16 +250,79 @@ def check_claude(claude: str | None) -> Check:
         return Check("claude", False, f"{path or 'claude'}: not found or not executable",
                      install)
     try:
-        proc = subprocess.run([path, "--version"], capture_output=True, text=True,
-                              timeout=CLAUDE_VERSION_TIMEOUT_S, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        answer = ask_version(path, timeout_s)
+    except OSError as exc:
         return Check("claude", False, f"{path} --version failed: {exc}", install)
-    found = _VERSION.search(proc.stdout or "")
-    if proc.returncode != 0 or found is None:
+    if answer.problem is not None:
+        return Check("claude", False, f"{path} --version {answer.problem}", install)
+    found = _VERSION.search(answer.output.decode("utf-8", errors="replace"))
+    if answer.status != 0 or found is None:
         return Check("claude", False, f"{path} --version said nothing usable "
-                                      f"(exit {proc.returncode})", install)
+                                      f"(exit {answer.status})", install)
     version = tuple(int(part) for part in found.groups())
     if version < MIN_CLAUDE_VERSION:
         return Check("claude", False, f"{path}: version {found.group()} is older than "
                                       f"{minimum}", install)
     return Check("claude", True, f"{path}: version {found.group()}")
+
+
+class Answer(NamedTuple):
+    """What a binary said to `--version`."""
+
+    status: int | None  # its exit status; None: it did not exit in time
+    output: bytes  # its stdout, at most VERSION_OUTPUT_BYTES
+    problem: str | None  # why the answer cannot be used, or None
+
+
+def ask_version(path: str, timeout_s: float) -> Answer:
+    """Run `path --version` in a process group of its own, read at most
+    VERSION_OUTPUT_BYTES of what it prints for at most `timeout_s`, then kill the whole
+    group: a binary that hangs, talks without end or leaves children behind costs doctor
+    `timeout_s` and a little memory, and nothing it started outlives doctor."""
+    proc = subprocess.Popen([path, "--version"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    try:
+        output, ended = _read_bounded(proc.stdout.fileno(), deadline, VERSION_OUTPUT_BYTES + 1)
+        status = _exit_status(proc, deadline) if ended else None
+    finally:
+        _kill_group(proc)
+    if len(output) > VERSION_OUTPUT_BYTES:
+        return Answer(status, output, f"printed more than {VERSION_OUTPUT_BYTES // 1024} KiB")
+    if status is None:
+        return Answer(status, output, f"did not answer within {timeout_s:g} s")
+    return Answer(status, output, None)
+
+
+def _read_bounded(fd: int, deadline: float, limit: int) -> tuple[bytes, bool]:
+    """Up to `limit` bytes from `fd` until its end or `deadline`; True when it ended."""
+    chunks, size = [], 0
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while size < limit:
+            left = deadline - time.monotonic()
+            if left <= 0 or not selector.select(left):
+                return b"".join(chunks), False
+            chunk = os.read(fd, limit - size)
+            if not chunk:
+                return b"".join(chunks), True
+            chunks.append(chunk)
+            size += len(chunk)
+    return b"".join(chunks), False
+
+
+def _exit_status(proc: subprocess.Popen, deadline: float) -> int | None:
+    try:
+        return proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone already
+    proc.wait()
+    proc.stdout.close()

@@ -23,8 +23,16 @@ class HomeNotInitialised(TorchsmError):
     """This torchsm home is not initialised: run `torchsm init`."""
 
 
+class HomeUnusable(TorchsmError):
+    """The torchsm home cannot be used."""
+
+
 class SchemaOutOfDate(TorchsmError):
     """The database schema is not at the version this torchsm expects: run `torchsm db upgrade`."""
+
+
+class SchemaUnknown(TorchsmError):
+    """The database schema is newer than this torchsm: a newer torchsm wrote it."""
 
 
 class DatabaseLocked(TorchsmError):
@@ -46,6 +54,18 @@ def corrupt_database(path, detail: str) -> DatabaseCorrupt:
     return DatabaseCorrupt(f"database error: {detail}: {path} is not a torchsm database, or "
                            "is corrupt; restore it from a backup, or move it aside and run "
                            "`torchsm init` to start a new one")
+
+
+class DatabaseReadOnly(DatabaseError):
+    """The database is read-only here: commands that only read work, changes are refused."""
+
+
+def read_only_database(path) -> DatabaseReadOnly:
+    """The one line for a change to a database torchsm may only read (a read-only home, a
+    read-only mount): which file, and that nothing was changed."""
+    return DatabaseReadOnly(f"{path} is read-only here: torchsm can read this home but not "
+                            "change it (make the home and its database writable); nothing "
+                            "was changed")
 
 
 def describe_unexpected(exc: BaseException) -> str | None:
@@ -106,6 +126,10 @@ class ItemNotOpen(TorchsmError):
 
 class LeaseLost(TorchsmError):
     """The claim on this work item expired and it was handed to someone else."""
+
+
+class UserFileError(TorchsmError):
+    """A file named on the command line cannot be read or written."""
 
 
 class ImportFailed(TorchsmError):

@@ -8,11 +8,12 @@ Only entries torchsm wrote itself count as its own: the exact command form it wr
 to. Earlier versions wrote the same command without the mark; that exact command (this
 torchsm, this home) is recognised too. Anything else that mentions torchsm is the user's.
 
-The file is written the way an editor that cares would: atomically (a temp file in the same
-folder, fsync, rename), through a symlink to its target (the link stays), with the existing
-file's mode and owner (a new file is 0600), never group- or world-writable whatever the
-umask, and never over a read-only file. Each change leaves a backup beside the settings
-file (`settings.json.torchsm-backup-STAMP`); the newest BACKUPS_KEPT are kept.
+The file is read and written by torchsm.userfiles' rules for files a user names:
+atomically, through a symlink to its target (the link stays), with the existing file's
+mode and owner (a new file is 0600), never over a read-only file, a FIFO or a device. As
+settings run commands, it is never left group- or world-writable whatever the umask. Each
+change leaves a backup beside the settings file (`settings.json.torchsm-backup-STAMP`);
+the newest BACKUPS_KEPT are kept.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from torchsm import userfiles
 from torchsm.errors import TorchsmError
 
 # Claude Code's hook name -> torchsm's kebab-case event
@@ -53,7 +55,6 @@ MARK = "# managed by torchsm hooks install"
 BACKUPS_KEPT = 5
 NEW_FILE_MODE = 0o600
 NEW_DIR_MODE = 0o755
-_NOT_BY_OTHERS = ~0o022 & 0o777  # settings run commands: nobody else may write them
 _NOVA = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}\Z")
 _BACKUP = re.compile(r"settings\.json\.torchsm-backup-(\d{8}-\d{6}-\d{6})(?:\.(\d{1,6}))?\Z")
 
@@ -154,75 +155,73 @@ def _without_ours(group: dict, event: str, nova: str, home: Path) -> dict | None
 
 def install(project: Path, nova: str, home: Path, now: float | None = None) -> dict[str, Any]:
     """Write the merged settings (atomically, after a backup). Returns what was done."""
+    _require_project(project)
     path = project / ".claude" / "settings.json"
-    target = _target(path)
-    current, raw, st = _read(path, target)
+    dest = userfiles.destination(path)
+    current, raw = _read(dest)
     merged = merged_settings(current, nova, home, where=str(path))
     done = {"settings": str(path), "changed": False, "backup": None,
             "events": list(EVENTS.values())}
-    if target != path:
-        done["target"] = str(target)
+    if dest.target != path:
+        done["target"] = str(dest.target)
     if merged == current:
         return done
-    if st is not None and (not st.st_mode & 0o222 or not os.access(target, os.W_OK)):
-        raise TorchsmError(f"{path} is read-only; make it writable (chmod u+w) to let torchsm "
-                           "add its hooks, or add them by hand; nothing was changed")
-    mode = NEW_FILE_MODE if st is None else stat.S_IMODE(st.st_mode) & _NOT_BY_OTHERS
-    owner = None if st is None else (st.st_uid, st.st_gid)
-    data = _dumps(merged)
+    userfiles.check_writable(dest)
+    mode = userfiles.not_writable_by_others(userfiles.kept_mode(dest, NEW_FILE_MODE))
+    backup = _write_with_backup(dest, _dumps(merged), raw, mode, now)
+    done.update(changed=True, backup=str(backup) if backup else None, mode=f"{mode:04o}")
+    if dest.found is not None and stat.S_IMODE(dest.found.st_mode) != mode:
+        done["mode_was"] = f"{stat.S_IMODE(dest.found.st_mode):04o}"
+    return done
+
+
+def _require_project(project: Path) -> None:
+    """The project must be there: install adds its .claude folder, never the project
+    itself, so a typo in --project is an error, not a new tree of folders."""
+    if project.is_dir():
+        return
+    if project.exists():
+        raise TorchsmError(f"the project {project} is not a folder; nothing was changed")
+    raise TorchsmError(f"the project {project} does not exist: create it first (mkdir -p "
+                       f"{shlex.quote(str(project))}) or check the path; nothing was changed")
+
+
+def _write_with_backup(dest: userfiles.Destination, data: bytes, raw: bytes, mode: int,
+                       now: float | None) -> Path | None:
+    """Back the old settings up (none for a new file), then replace them; a failure
+    leaves neither the new settings nor their backup."""
+    owner = None if dest.found is None else (dest.found.st_uid, dest.found.st_gid)
     backup = None
     try:
-        if st is None:
-            _make_dirs(target.parent)
+        if dest.found is None:
+            userfiles.make_dirs(dest.target.parent, NEW_DIR_MODE)
         else:
-            backup = _backup(path.parent, raw, mode, owner, now)
-        _write_atomically(target, data, mode, owner, st)
+            backup = _backup(dest.named.parent, raw, mode, owner, now)
+        userfiles.replace(dest, data, mode=mode, owner=owner)
     except BaseException as exc:
         if backup is not None:  # the settings were not replaced: no backup of them either
             backup.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise TorchsmError(f"cannot write {path}: {exc.strerror or exc}; "
+            raise TorchsmError(f"cannot write {dest.named}: {exc.strerror or exc}; "
                                "nothing was changed") from None
         raise
     if backup is not None:
-        _prune_backups(path.parent, backup.name)
-    done.update(changed=True, backup=str(backup) if backup else None, mode=f"{mode:04o}")
-    if st is not None and stat.S_IMODE(st.st_mode) != mode:
-        done["mode_was"] = f"{stat.S_IMODE(st.st_mode):04o}"
-    return done
+        _prune_backups(dest.named.parent, backup.name)
+    return backup
 
 
-def _target(path: Path) -> Path:
-    """The file to replace: `path`, or the file its symlinks lead to."""
-    if not path.is_symlink():
-        return path
+def _read(dest: userfiles.Destination) -> tuple[dict[str, Any], bytes]:
+    """The settings as found (an empty object for a new or empty file) and their bytes."""
+    if dest.found is None:
+        return {}, b""
+    path = dest.named
     try:
-        return Path(os.path.realpath(path, strict=True))
+        raw = userfiles.read(dest.target)
     except FileNotFoundError:
-        raise TorchsmError(f"{path} is a symlink to {os.readlink(path)}, which does not exist; "
-                           "create it or remove the link; nothing was changed") from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise TorchsmError(f"{path} is a symlink loop; fix the link; nothing was changed") \
-                from None
-        raise TorchsmError(f"cannot follow {path}: {exc.strerror}; nothing was changed") from None
-
-
-def _read(path: Path, target: Path) -> tuple[dict[str, Any], bytes, os.stat_result | None]:
-    try:
-        st = os.stat(target)
-    except FileNotFoundError:
-        return {}, b"", None
-    except OSError as exc:
-        raise TorchsmError(f"cannot read {path}: {exc.strerror}; nothing was changed") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise TorchsmError(f"{path} is not a regular file; nothing was changed")
-    try:
-        raw = target.read_bytes()
-    except OSError as exc:
-        raise TorchsmError(f"cannot read {path}: {exc.strerror}; nothing was changed") from None
+        raise TorchsmError(f"{path} changed while torchsm was reading it; nothing was "
+                           "changed, run the command again") from None
     if not raw.strip():
-        return {}, raw, st
+        return {}, raw
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -237,7 +236,7 @@ def _read(path: Path, target: Path) -> tuple[dict[str, Any], bytes, os.stat_resu
             from None
     if not isinstance(data, dict):
         raise TorchsmError(f"{path} does not hold a JSON object; nothing was changed")
-    return data, raw, st
+    return data, raw
 
 
 def _no_constant(name: str):
@@ -249,90 +248,6 @@ def _dumps(settings: dict[str, Any]) -> bytes:
         return (json.dumps(settings, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate from a \\ud800 escape: keep it escaped
         return (json.dumps(settings, indent=2) + "\n").encode("ascii")
-
-
-def _make_dirs(folder: Path) -> None:
-    """Create the missing folders, none writable by group or others whatever the umask."""
-    missing = []
-    while not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    for made in reversed(missing):
-        os.mkdir(made, NEW_DIR_MODE)
-        os.chmod(made, stat.S_IMODE(os.stat(made).st_mode) & _NOT_BY_OTHERS)
-
-
-def _create(path: Path, mode: int, owner: tuple[int, int] | None) -> int:
-    """A new file (O_EXCL) with exactly `mode` and the owner of the file it stands for."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, NEW_FILE_MODE)
-    try:
-        if owner is not None and (os.fstat(fd).st_uid, os.fstat(fd).st_gid) != owner:
-            try:
-                os.fchown(fd, *owner)  # root writing a user's file, or another group
-            except OSError:
-                pass
-        os.fchmod(fd, mode)  # after chown, which may clear set-id bits; umask plays no part
-    except BaseException:
-        os.close(fd)
-        os.unlink(path)
-        raise
-    return fd
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-    os.fsync(fd)
-
-
-def _write_atomically(target: Path, data: bytes, mode: int, owner: tuple[int, int] | None,
-                      before: os.stat_result | None) -> None:
-    folder = target.parent
-    tmp = folder / f".{target.name}.torchsm-{os.getpid()}-{time.monotonic_ns()}.tmp"
-    fd = _create(tmp, mode, owner)
-    try:
-        try:
-            _write_all(fd, data)
-        finally:
-            os.close(fd)
-        _unchanged_since(target, before)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _sync_folder(folder)
-
-
-def _unchanged_since(target: Path, before: os.stat_result | None) -> None:
-    """Refuse to replace a file someone else wrote while we were merging."""
-    try:
-        now = os.stat(target)
-    except FileNotFoundError:
-        now = None
-    same = (now is None and before is None) or (
-        now is not None and before is not None
-        and (now.st_ino, now.st_size, now.st_mtime_ns) == (before.st_ino, before.st_size,
-                                                           before.st_mtime_ns))
-    if not same:
-        raise TorchsmError(f"{target} changed while torchsm was merging its hooks; "
-                           "nothing was changed, run the command again")
-
-
-def _sync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _backup(folder: Path, raw: bytes, mode: int, owner: tuple[int, int] | None,
@@ -349,11 +264,12 @@ def _backup(folder: Path, raw: bytes, mode: int, owner: tuple[int, int] | None,
     for n in range(first, first + 1000):
         path = folder / (f"settings.json.torchsm-backup-{stamp}" + (f".{n:03d}" if n else ""))
         try:
-            fd = _create(path, mode, owner)
+            fd = userfiles.create_exclusive(path, mode, owner)
         except FileExistsError:
             continue
         try:
-            _write_all(fd, raw)
+            userfiles.write_all(fd, raw)
+            os.fsync(fd)
         except BaseException:
             os.close(fd)
             os.unlink(path)

@@ -9,11 +9,13 @@ in which they committed.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from torchsm import resp
 from torchsm.filequeue import FILE_MODE
@@ -72,18 +74,33 @@ class MirrorMemory:
         return outage is not None and 0 <= now - float(outage.get("at", 0)) < memory_s
 
     def record_outage(self, now: float, error: str) -> None:
-        _write_atomically(self.outage_path, json.dumps(
-            {"url": self.url, "at": now, "error": error}).encode())
+        with _unless_read_only():
+            _write_atomically(self.outage_path, json.dumps(
+                {"url": self.url, "at": now, "error": error}).encode())
 
     def record_success(self, now: float) -> None:
-        _write_atomically(self.success_path, repr(now).encode())
-        self.outage_path.unlink(missing_ok=True)
+        with _unless_read_only():
+            _write_atomically(self.success_path, repr(now).encode())
+            self.outage_path.unlink(missing_ok=True)
 
     def last_success(self) -> float | None:
         try:
             return float(self.success_path.read_text())
         except (FileNotFoundError, ValueError):
             return None
+
+
+@contextmanager
+def _unless_read_only() -> Iterator[None]:
+    """Skip writing the memory where the home is read-only: it only saves later calls a
+    connect timeout, and reading commands still run in such a home."""
+    try:
+        yield
+    except PermissionError:
+        pass
+    except OSError as exc:
+        if exc.errno != errno.EROFS:
+            raise
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -1,8 +1,17 @@
 """`queue import`: legacy flat-file queues and JSONL, parsed into work items.
 
 A line starting with `{` is JSONL (`{"text": ..., "nova": ..., "priority": ...}`); any other
-line is one legacy item, and `WORK_PROCESSED: text` keeps its text. Every line gets a key
-from the file, its content and its occurrence, so importing a file twice adds nothing.
+line is one legacy item, and `WORK_PROCESSED: text` keeps its text.
+
+Safe twice, by content: every line gets a key from its content and its occurrence in the
+file (the second `same` line is another item than the first), never from the file's path.
+So importing the file again, a copy, a moved file or the same lines through a pipe adds
+only lines not imported before; a line that some other file already brought in counts as
+imported too. Items imported by earlier versions, which keyed by path, are recognised by
+their old key as well.
+
+The file may be a pipe or a FIFO (`queue import /dev/stdin`); at most
+userfiles.MAX_READ_BYTES of it are read (/dev/zero is one clear line, not all memory).
 """
 
 from __future__ import annotations
@@ -13,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from torchsm.errors import ImportFailed
+from torchsm import userfiles
+from torchsm.errors import ImportFailed, UserFileError
 from torchsm.tiers import Tier
 
 LEGACY_DONE_PREFIX = "WORK_PROCESSED:"
@@ -41,17 +51,18 @@ class _ParsedLine:
     priority: Tier
     max_attempts: int | None
     source_key: str
+    path_key: str  # the key earlier versions gave the line (by the file's path)
 
 
 
 def read_import_file(path: Path) -> list[bytes]:
     """The file's lines as bytes, or ImportFailed when it cannot be read or is not text."""
     try:
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise ImportFailed(f"cannot import {path}: it is a directory") from None
-    except OSError as exc:
+        data = userfiles.read(path, streams=True)
+    except FileNotFoundError as exc:
         raise ImportFailed(f"cannot read {path}: {exc.strerror}") from None
+    except UserFileError as exc:  # a folder, a socket, more than MAX_READ_BYTES
+        raise ImportFailed(exc.message) from None
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ImportFailed(f"{path} is UTF-16 text: torchsm imports UTF-8 (convert it, e.g. "
                            f"`iconv -f UTF-16 -t UTF-8`)")
@@ -81,25 +92,25 @@ def parse_import_lines(lines: list[bytes], source: str, known_novas: set[str],
         # The nth occurrence of the same content is a distinct item: two identical lines
         # stay two items, and a rerun maps each to the key it had before.
         seen[content] = seen.get(content, 0) + 1
-        key = _source_key(source, content, seen[content])
+        keys = _source_key(content, seen[content]), _path_key(source, content, seen[content])
         try:
-            yield _parse_line(content, known_novas, key)
+            yield _parse_line(content, known_novas, *keys)
         except ValueError as exc:
             report.malformed.append((number, str(exc)))
 
 
-def _parse_line(content: str, known_novas: set[str], key: str) -> _ParsedLine:
+def _parse_line(content: str, known_novas: set[str], *keys: str) -> _ParsedLine:
     if content.startswith("{"):
-        return _parse_json_line(content, known_novas, key)
+        return _parse_json_line(content, known_novas, *keys)
     text = content
     if text.startswith(LEGACY_DONE_PREFIX):
         text = text[len(LEGACY_DONE_PREFIX):].strip()
         if not text:
             raise ValueError(f"{LEGACY_DONE_PREFIX} without text")
-    return _ParsedLine(text, None, Tier.MEDIUM, None, key)
+    return _ParsedLine(text, None, Tier.MEDIUM, None, *keys)
 
 
-def _parse_json_line(content: str, known_novas: set[str], key: str) -> _ParsedLine:
+def _parse_json_line(content: str, known_novas: set[str], *keys: str) -> _ParsedLine:
     try:
         record = json.loads(content)
     except json.JSONDecodeError as exc:
@@ -112,7 +123,7 @@ def _parse_json_line(content: str, known_novas: set[str], key: str) -> _ParsedLi
     if not isinstance(text, str) or not text.strip():
         raise ValueError('"text" must be a non-empty string')
     return _ParsedLine(text.strip(), _json_nova(record, known_novas),
-                       _json_priority(record), _json_max_attempts(record), key)
+                       _json_priority(record), _json_max_attempts(record), *keys)
 
 
 def _json_nova(record: dict, known_novas: set[str]) -> str | None:
@@ -143,5 +154,12 @@ def _json_max_attempts(record: dict) -> int | None:
     return attempts
 
 
-def _source_key(source: str, content: str, occurrence: int) -> str:
+def _source_key(content: str, occurrence: int) -> str:
+    """The line's key: its content and occurrence, wherever the file is."""
+    return _path_key("content:", content, occurrence)
+
+
+def _path_key(source: str, content: str, occurrence: int) -> str:
+    """The key of earlier versions, by the file's resolved path (which starts with `/`:
+    it never equals a content key)."""
     return hashlib.sha256(f"{source}\0{occurrence}\0{content}".encode()).hexdigest()

@@ -15,17 +15,16 @@ TORCHSM_SYSTEMCTL names another systemctl to call (a wrapper, or the tests' stan
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import pwd
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Mapping, NamedTuple
 
+from torchsm import userfiles
 from torchsm.config import Config, Home
 from torchsm.errors import TorchsmError
 from torchsm.names import check_name
@@ -37,6 +36,7 @@ PASSED_WHEN_SET = ("TORCHSM_REDIS_URL",)  # the mirror's URL (and password), if 
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # an ExecStart argument systemd takes as it is (no quoting, specifier or variable)
 _PLAIN_ARG = re.compile(r"[A-Za-z0-9_@+=:,./-]+")
+_NEEDS_ROOT = " (a system unit needs root: use sudo, or --user)"
 _EXEC_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
@@ -296,13 +296,16 @@ def install(spec: UnitSpec, unit_dir: Path, systemctl: Systemctl | None) -> dict
     if old is not None and not _is_ours(old):
         raise ServiceError(f"{path} exists and was not written by torchsm: move it away "
                            "first, or choose another --unit-dir")
-    env_existed = env_file.exists()
-    env_changed = _write_env_file(env_file, render_env_file(spec.environment), spec.owner)
+    unit = userfiles.destination(path)
     changed = old != text
     if changed:
+        userfiles.check_writable(unit)  # before the env file: no secrets for a refused unit
+    env_existed = env_file.exists()
+    env_changed = _write_env_file(env_file, render_env_file(spec.environment), spec.owner)
+    if changed:
         try:
-            _write_unit(path, text)
-        except ServiceError:
+            _write_unit(unit, text)
+        except TorchsmError:
             if not env_existed:  # no secrets left behind for a unit that is not there
                 _remove(env_file)
             raise
@@ -386,63 +389,47 @@ def _setting(text: str, key: str) -> str | None:
 # --- files ----------------------------------------------------------------------------
 
 def _read_unit(path: Path) -> str | None:
+    """The file's text (None when there is none), read as a file a user named: a FIFO or
+    device there is refused, never waited on or read without end."""
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
+        return userfiles.read(path).decode("utf-8", errors="replace")
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        raise ServiceError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def _is_ours(text: str) -> bool:
     return MARKER in text.splitlines()
 
 
-def _write_unit(path: Path, text: str) -> None:
+def _write_unit(unit: userfiles.Destination, text: str) -> None:
+    """The unit file, 0644 (systemd and `systemctl cat` read it as anyone), its folder
+    made 0755 whatever the umask."""
+    folder = unit.target.parent
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(path, text, 0o644)
-    except PermissionError as exc:
-        raise ServiceError(f"cannot write {exc.filename or path}: permission denied (a "
-                           "system unit needs root: use sudo, or --user)") from None
+        userfiles.make_dirs(folder)
     except OSError as exc:
-        raise ServiceError(f"cannot write {path}: {exc.strerror}") from None
+        raise ServiceError(f"cannot create {exc.filename or folder}: {exc.strerror}"
+                           + _NEEDS_ROOT * isinstance(exc, PermissionError)) from None
+    if not os.access(folder, os.W_OK):
+        raise ServiceError(f"cannot write {unit.named}: permission denied" + _NEEDS_ROOT)
+    userfiles.replace(unit, text.encode("utf-8"), mode=0o644)
 
 
 def _write_env_file(path: Path, text: str, owner: tuple[int, int] | None) -> bool:
     """Write HOME/service/NAME.env (0600, its folder 0700) unless it already says
     `text`; True when written."""
+    if _read_unit(path) == text:
+        return False
     try:
-        if path.is_file() and path.read_text(encoding="utf-8", errors="replace") == text:
-            return False
         path.parent.mkdir(mode=0o700, exist_ok=True)
         os.chmod(path.parent, 0o700)
         if owner is not None:
             os.chown(path.parent, *owner)
-        _write_atomically(path, text, 0o600, owner)
     except OSError as exc:
         raise ServiceError(f"cannot write {path}: {exc.strerror}") from None
+    userfiles.replace(userfiles.destination(path), text.encode("utf-8"), mode=0o600,
+                      owner=owner)
     return True
-
-
-def _write_atomically(path: Path, text: str, mode: int,
-                      owner: tuple[int, int] | None = None) -> None:
-    """Readers see the old file or the new one, never half of one; the temporary file
-    is created 0600, so a secret is never readable by others on the way."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-            os.fchmod(out.fileno(), mode)
-            if owner is not None:
-                os.fchown(out.fileno(), *owner)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _remove(path: Path) -> bool:

@@ -12,15 +12,17 @@ lock timeout, then raise DatabaseLocked.
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import time
 from pathlib import Path
 from typing import Callable, NamedTuple, TypeVar
+from urllib.parse import quote
 
 from torchsm.config import Home
 from torchsm.errors import (DatabaseError, DatabaseLocked, HomeNotInitialised, SchemaOutOfDate,
-                            corrupt_database)
+                            SchemaUnknown, corrupt_database, read_only_database)
 
 # The Alembic head this code expects; a test checks it against migrations/.
 SCHEMA_REVISION = "0011"
@@ -52,7 +54,15 @@ def _is_lock_error(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+_SQLITE_READONLY, _SQLITE_CORRUPT, _SQLITE_NOTADB = 8, 11, 26
+
+
+def is_read_only(exc: sqlite3.Error) -> bool:
+    """SQLite refused to write (or to make the files it needs to read) here."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF == _SQLITE_READONLY
+    return "readonly database" in str(exc)
 
 
 def is_corrupt(exc: sqlite3.Error) -> bool:
@@ -119,7 +129,44 @@ class Store:
     def _database_error(self, exc: sqlite3.DatabaseError) -> DatabaseError:
         if self.path is not None and is_corrupt(exc):
             return corrupt_database(self.path, str(exc))
+        if is_read_only(exc):
+            return read_only_database(self.path or "the database")
         return DatabaseError(f"database error: {exc}")
+
+
+def database_uri(path: Path, mode: str = "rw", immutable: bool = False) -> str:
+    """The SQLite URI of the database file `path`, opened with `mode` (rw, ro): every
+    character a URI gives a meaning to (`?`, `#`, `%`, ...) escaped, so that a home named
+    `h?x` opens its own torchsm.db, never a file `h` beside it."""
+    return f"file:{quote(os.fsencode(path))}?mode={mode}" + "&immutable=1" * immutable
+
+
+def connect(path: Path, mode: str = "rw", **options) -> sqlite3.Connection:
+    """A connection to the existing database file `path` (never a new one elsewhere).
+
+    In a read-only home SQLite cannot make the -shm file a WAL database needs even to be
+    read: the database is then opened immutable, read as it is on disk, and every change
+    fails as read-only (`DatabaseReadOnly`)."""
+    conn = sqlite3.connect(database_uri(path, mode), uri=True, **options)
+    if not _needs_immutable(conn):
+        return conn
+    conn.close()
+    conn = sqlite3.connect(database_uri(path, "ro", immutable=True), uri=True, **options)
+    conn.execute("PRAGMA query_only = 1")  # says so to whoever gets the connection
+    return conn
+
+
+def is_query_only(conn: sqlite3.Connection) -> bool:
+    """Whether `conn` may only read (the immutable fallback of `connect`)."""
+    return conn.execute("PRAGMA query_only").fetchone()[0] == 1
+
+
+def _needs_immutable(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    except sqlite3.DatabaseError as exc:  # busy or corrupt: the caller's own reads say so
+        return is_read_only(exc)
+    return False
 
 
 def open_store(home: Home, lock_timeout_s: float = 5.0) -> Store:
@@ -127,8 +174,7 @@ def open_store(home: Home, lock_timeout_s: float = 5.0) -> Store:
     if not home.is_initialised():
         raise HomeNotInitialised(f"no torchsm home at {home.path}: run `torchsm init`")
     try:
-        conn = sqlite3.connect(f"file:{home.db_path}?mode=rw", uri=True, timeout=0,
-                               isolation_level=None, check_same_thread=False)
+        conn = connect(home.db_path, timeout=0, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
         raise DatabaseError(f"cannot open {home.db_path}: {exc}") from None
     store = Store(conn, lock_timeout_s, home.db_path)
@@ -142,11 +188,25 @@ def open_store(home: Home, lock_timeout_s: float = 5.0) -> Store:
         raise
     if revision != SCHEMA_REVISION:
         conn.close()
-        raise SchemaOutOfDate(
-            f"database schema is at {revision or 'nothing'}, this torchsm needs "
-            f"{SCHEMA_REVISION}: run `torchsm db upgrade`"
-        )
+        raise schema_error(revision)
     return store
+
+
+def is_known_revision(revision: str | None) -> bool:
+    """Whether this torchsm knows the schema `revision` (None: an empty database).
+    Revisions are numbered 0001, 0002, ... (a test keeps them so): a known one is at most
+    SCHEMA_REVISION, and the hot path needs no Alembic to tell."""
+    return revision is None or (revision.isdigit() and int(revision) <= int(SCHEMA_REVISION))
+
+
+def schema_error(revision: str | None) -> SchemaOutOfDate | SchemaUnknown:
+    """Why a database at `revision` (not the head) cannot be used, and what to do."""
+    if is_known_revision(revision):
+        return SchemaOutOfDate(f"database schema is at {revision or 'nothing'}, this torchsm "
+                               f"needs {SCHEMA_REVISION}: run `torchsm db upgrade`")
+    return SchemaUnknown(f"database schema {revision} is unknown to this torchsm (its newest "
+                         f"is {SCHEMA_REVISION}): a newer torchsm wrote it; upgrade torchsm "
+                         "to use this home; nothing was changed")
 
 
 def _configure(conn: sqlite3.Connection) -> None:

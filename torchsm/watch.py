@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Callable, TypeVar
 
+from torchsm import store
 from torchsm.config import Home
 
 T = TypeVar("T")
@@ -18,8 +19,8 @@ T = TypeVar("T")
 
 class ChangeWatch:
     def __init__(self, home: Home):
-        self.conn = sqlite3.connect(f"file:{home.db_path}?mode=rw", uri=True, timeout=0,
-                                    isolation_level=None, check_same_thread=False)
+        self.conn = store.connect(home.db_path, timeout=0, isolation_level=None,
+                                  check_same_thread=False)
         self._version = self._data_version()
 
     def _data_version(self) -> int:

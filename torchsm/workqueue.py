@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from torchsm import store
 from torchsm.config import Config, Home, QueueConfig
-from torchsm.errors import (InvalidWorkItem, ItemNotFound, ItemNotOpen,
+from torchsm.errors import (DatabaseReadOnly, InvalidWorkItem, ItemNotFound, ItemNotOpen,
                             LeaseLost, NothingToClaim, NovaNotFound)
 from torchsm.clock import format_time
 from torchsm.names import check_name
@@ -185,22 +185,27 @@ class WorkQueue:
         status = _parse_status(status) if isinstance(status, str) else status
         now = _now(now)
 
-        def select(conn: sqlite3.Connection) -> list[WorkItem]:
+        def select(conn: sqlite3.Connection, requeue: bool = True) -> list[WorkItem]:
             if nova is not None:
                 _require_nova(conn, nova)
-            _requeue_expired(conn, now)  # so the listing shows what a claim would see
+            if requeue:
+                _requeue_expired(conn, now)  # so the listing shows what a claim would see
             where, params = _list_filter(nova, status)
             rows = conn.execute(f"SELECT {_COLUMNS} FROM work_items {where} "
                                 "ORDER BY priority_rank, created_at, id", params)
             return [WorkItem.from_row(r) for r in rows]
 
-        return self.db.write(select)
+        try:
+            return self.db.write(select)
+        except DatabaseReadOnly:  # a read-only home: what is stored, expired leases too
+            return self.db.read(lambda conn: select(conn, requeue=False))
 
     def import_file(self, path: str | os.PathLike, *, now: float | None = None):
         """Add every line of a legacy text queue or JSONL file (torchsm.queue_import).
 
-        All lines go in one transaction. A line already imported from the same file (same
-        content, same occurrence) is counted as a duplicate, not added again."""
+        All lines go in one transaction. A line imported before (the same content, the same
+        occurrence in its file, from whichever file) is counted as a duplicate, not added
+        again."""
         from torchsm.queue_import import ImportReport, parse_import_lines, read_import_file
 
         path = Path(path)
@@ -212,8 +217,9 @@ class WorkQueue:
             known_novas = {r[0] for r in conn.execute("SELECT name FROM novas")}
             for parsed in parse_import_lines(lines, str(path.resolve()), known_novas, report):
                 attempts = self._max_attempts(parsed.max_attempts)
-                item = _insert(conn, parsed.text, parsed.nova, parsed.priority, attempts,
-                               now, source_key=parsed.source_key)
+                item = None if _has_source_key(conn, parsed.path_key) else _insert(
+                    conn, parsed.text, parsed.nova, parsed.priority, attempts, now,
+                    source_key=parsed.source_key)
                 if item is None:
                     report.duplicates += 1
                 else:
@@ -357,6 +363,11 @@ def _insert(conn: sqlite3.Connection, text: str, nova: str | None, tier: Tier,
         (text, nova, tier.value, tier.rank, max_attempts, now, now, source_key),
     ).fetchone()
     return WorkItem.from_row(row) if row else None
+
+
+def _has_source_key(conn: sqlite3.Connection, source_key: str) -> bool:
+    return conn.execute("SELECT 1 FROM work_items WHERE source_key = ?",
+                        (source_key,)).fetchone() is not None
 
 
 def _load(conn: sqlite3.Connection, item_id: int) -> WorkItem | None:

@@ -74,7 +74,8 @@ def install(env: Env, nova: str, project: str) -> None:
     Only entries torchsm wrote are replaced: they end in `# managed by torchsm hooks
     install`. The file is replaced atomically, through a symlink (the link stays), keeping
     its mode and owner; a new one is 0600; it is never left writable by group or others.
-    A read-only file is refused. Each change keeps a backup beside it
+    A read-only file, a FIFO or a device is refused, and so is a PROJECT that does not
+    exist (its .claude folder is created when missing). Each change keeps a backup beside it
     (settings.json.torchsm-backup-STAMP, the newest 5); a run that changes nothing writes
     nothing."""
     from pathlib import Path

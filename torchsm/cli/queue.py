@@ -138,8 +138,10 @@ def queue_import(env: Env, file: str) -> None:
     """Add the items of a legacy text queue (one item a line; `WORK_PROCESSED: text`
     keeps its text) or a JSONL file ({"text": ..., "nova": ..., "priority": ...}).
 
-    Blank lines are skipped, malformed ones reported by line number; importing the same
-    file again adds only lines it has not seen."""
+    Blank lines are skipped, malformed ones reported by line number. Safe twice, by
+    content: importing the file again, a copy of it or the same lines through a pipe
+    (FILE may be /dev/stdin or a FIFO) adds only lines not imported before (a repeated
+    line counts once per occurrence). At most 64 MiB are read."""
     with workqueue.open_queue(env.home, env.config) as q:
         report = q.import_file(file)
     for number, why in report.malformed:
