@@ -32,9 +32,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from torchsm import (accounts, agents, alerts, budget, dreams, ledger, limits, mirror, novas, orphans,
-                     outbox, outcome, pacing, personalities, prompts, recovery, rhythm, runfiles,
-                     safety, settle, store, wake, workqueue)
+from torchsm import (accounts, agents, alert_delivery, alerts, budget, dreams, ledger, limits,
+                     mirror, novas, orphans, outbox, outcome, pacing, personalities, prompts,
+                     recovery, rhythm, runfiles, safety, settle, store, wake, workqueue)
 from torchsm.clock import format_time
 from torchsm.config import Config, Home, cost_limit_for, usage_for
 from torchsm.session_reader import SessionReader
@@ -558,7 +558,7 @@ class Supervisor:
             return
         for alert in evaluation.raised:
             self._emit("alert", f"alert {alert.id} raised: {alert.message}", key=alert.key)
-        for line in evaluation.failures:
+        for line in alert_delivery.deliver_pending(self.home, self.config, self.clock.now):
             self._emit("warning", line)
 
     def _marker(self) -> tuple | None:

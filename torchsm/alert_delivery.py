@@ -1,0 +1,114 @@
+"""Delivering alerts to `[alerts] command`, one at a time, never in the way.
+
+An alert waiting for the command (`delivery = 'pending'`) is claimed (`sending`, its
+attempt counted, so two evaluators never send it twice), given to the command as JSON on
+stdin (torchsm.shellcommand: its own process group, bounded in time and output), and
+recorded: `sent`; or, on a failure, a timeout or a cut, `pending` again with `last_error`,
+tried once per later evaluation until `command_attempts` (then `failed`). An alert is
+raised once; a delivery is retried, as a mail queue does.
+
+`torchsm alerts` and the supervisors deliver in their own process (deliver_pending).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Callable
+
+from torchsm import shellcommand, store
+from torchsm.alerts import Alert, load, payload
+from torchsm.config import AlertsConfig, Config, Home
+
+SENDING_STALE_S = 30.0  # a delivery claimed this long past its timeout was cut short
+DELIVERIES_PER_EVALUATION = 20
+STOPPED = "the supervisor stopped"
+INTERRUPTED = "interrupted"
+
+Clock = Callable[[], float]
+
+
+def deliver_pending(home: Home, config: Config, clock: Clock,
+                    should_stop: Callable[[], bool] = lambda: False,
+                    cut_why: str = STOPPED) -> list[str]:
+    """Give each alert that waits for it to `[alerts] command`, one after the other (one
+    attempt each); returns one line per failure. `should_stop` ends the round, cutting a
+    delivery under way (recorded as cut short: `cut_why`)."""
+    settings = config.alerts
+    if not settings.command:
+        return []
+    failures, after = [], 0
+    with store.open_store(home, config.db.lock_timeout_s) as db:
+        for _ in range(DELIVERIES_PER_EVALUATION):
+            if should_stop():
+                break
+            alert = db.write(lambda conn: _claim(conn, settings.command_timeout_s, after,
+                                                 clock()))
+            if alert is None:
+                break
+            after = alert.id  # one attempt per alert per round
+            error = _attempt(db, settings, alert, should_stop, cut_why)
+            if error is not None:
+                failures.append(failure_line(alert, error, _gives_up(settings, alert)))
+    return failures
+
+
+def _attempt(db: store.Store, settings: AlertsConfig, alert: Alert,
+             should_stop: Callable[[], bool], cut_why: str) -> str | None:
+    """Run the command for `alert` and record how it went; the error, or None."""
+    try:
+        error = describe(settings, should_stop, json.dumps(payload(alert)), cut_why)
+    except KeyboardInterrupt:  # Ctrl-C on `torchsm alerts`: the group is gone, say so
+        _record_on(db, alert, f"cut short: {INTERRUPTED}", _gives_up(settings, alert))
+        raise
+    _record_on(db, alert, error, error is not None and _gives_up(settings, alert))
+    return error
+
+
+def describe(settings: AlertsConfig, should_stop: Callable[[], bool], stdin_text: str,
+             cut_why: str) -> str | None:
+    """Run the command once: None when it exited 0, else what went wrong in a few words."""
+    try:
+        ended = shellcommand.run(settings.command, stdin_text, settings.command_timeout_s,
+                                 should_stop)
+    except OSError as exc:
+        return f"could not start: {exc.strerror}"
+    if ended.cut:
+        return f"cut short: {cut_why}"
+    if ended.timed_out:
+        return f"timed out after {settings.command_timeout_s:g} s (killed)"
+    if ended.status != 0:
+        last = ended.last_line[:200]
+        return f"exited {ended.status}" + (f": {last}" if last else "")
+    return None
+
+
+def _gives_up(settings: AlertsConfig, alert: Alert) -> bool:
+    return alert.attempts >= settings.command_attempts
+
+
+def failure_line(alert: Alert, error: str, gave_up: bool) -> str:
+    then = f"gave up after {alert.attempts} attempts" if gave_up else "will try again"
+    return f"alert {alert.id} ({alert.key}): [alerts] command {error}; {then}"
+
+
+def _claim(conn: sqlite3.Connection, timeout_s: float, after: int,
+           now: float) -> Alert | None:
+    """The next alert after id `after` waiting for the command, marked as being sent (so
+    that two evaluators never send it twice); one whose sender died mid-way is taken
+    again."""
+    stale = now - timeout_s - SENDING_STALE_S
+    row = conn.execute("SELECT id FROM alerts WHERE id > ? AND (delivery = 'pending' OR"
+                       " (delivery = 'sending' AND delivery_at < ?)) ORDER BY id LIMIT 1",
+                       (after, stale)).fetchone()
+    if row is None:
+        return None
+    conn.execute("UPDATE alerts SET delivery = 'sending', attempts = attempts + 1,"
+                 " delivery_at = ? WHERE id = ?", (now, row[0]))
+    return load(conn, "id = ?", row[0])[0]
+
+
+def _record_on(db: store.Store, alert: Alert, error: str | None, gave_up: bool) -> None:
+    state = "sent" if error is None else ("failed" if gave_up else "pending")
+    db.write(lambda conn: conn.execute("UPDATE alerts SET delivery = ?, last_error = ?"
+                                       " WHERE id = ?", (state, error, alert.id)))
