@@ -1,6 +1,7 @@
-"""Issue 20, finding 4: `[alerts] command`'s output is read bounded, so endless stderr
-keeps memory flat; an interrupted delivery leaves nothing behind. Real commands, real
-process groups."""
+"""Issue 20, findings 3 and 4: `[alerts] command` runs aside. A command that never returns
+delays neither a critical wake nor a stop of the supervisor and is not left behind; its
+output is read bounded, so endless stderr keeps memory flat. Real supervisors, real
+commands, real process groups."""
 
 from __future__ import annotations
 
@@ -50,6 +51,94 @@ def stop_within(run: subprocess.Popen, sig: int, bound_s: float) -> tuple[float,
         run.communicate()
         raise AssertionError(f"the supervisor took more than {bound_s} s to stop") from None
     return time.monotonic() - started, err
+
+
+def test_a_never_returning_command_delays_neither_a_critical_wake_nor_a_stop(cli, tmp_path):
+    pids, started_file = tmp_path / "pids", tmp_path / "started"
+    setup_alert_command(cli, NEVER_RETURNS.format(pids=pids), "command_timeout_s = 600\n")
+    cli("transition", "torch", "cool", "--for", "600")
+    agent = agent_script(tmp_path, f"""
+        import time
+        open({str(started_file)!r}, "w").write(repr(time.time()))
+        time.sleep(60)
+    """)
+    run = start(cli, "torch", "--", *agent)
+    try:
+        group, _ = delivery_pids(pids)  # the command runs (and will not return)
+        wait_for(lambda: (plan(cli) or {}).get("why", "").startswith("cooling until"))
+        sent = time.time()
+        cli("wake", "torch", "the build server is down: urgent")
+        wait_for(started_file.exists, timeout=30)
+        assert float(started_file.read_text()) - sent < 5.0  # about 0.3 s when idle
+        wait_for(lambda: (plan(cli) or {}).get("state") == "running")
+        elapsed, err = stop_within(run, signal.SIGTERM, 30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 0, err
+    assert elapsed < 1 + 4  # stop_grace_s = 1 for the agent, a little for the rest
+    assert not running(group) and not any(running(p) for p in delivery_pids(pids))
+    assert alert_row(cli) == ("pending", 1, "cut short: the supervisor stopped")
+
+
+def test_sigterm_ends_a_waiting_supervisor_while_the_command_hangs(cli, tmp_path):
+    pids = tmp_path / "pids"
+    setup_alert_command(cli, NEVER_RETURNS.format(pids=pids), "command_timeout_s = 600\n")
+    run = start(cli, "torch", "--", "true")
+    try:
+        pid_list = delivery_pids(pids)
+        elapsed, err = stop_within(run, signal.SIGTERM, 30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 0, err
+    assert elapsed < 1 + 4  # within stop_grace_s (1) and a little
+    assert not any(running(p) for p in pid_list)
+    assert alert_row(cli) == ("pending", 1, "cut short: the supervisor stopped")
+
+
+def test_a_command_past_its_timeout_is_killed_while_a_session_runs(cli, tmp_path):
+    # the supervisor is inside a session, not in its wait loop: the timeout holds anyway
+    pids, started_file = tmp_path / "pids", tmp_path / "started"
+    setup_alert_command(cli, NEVER_RETURNS.format(pids=pids), "command_timeout_s = 1\n")
+    agent = agent_script(tmp_path, f"""
+        import time
+        open({str(started_file)!r}, "w").write("")
+        time.sleep(60)
+    """)
+    run = start(cli, "torch", "--", *agent)
+    try:
+        pid_list = delivery_pids(pids)
+        cli("queue", "add", "a long task")
+        wait_for(started_file.exists, timeout=30)
+        wait_for(lambda: not any(running(p) for p in pid_list), timeout=30)
+        wait_for(lambda: alert_row(cli)[2] is not None)
+        assert alert_row(cli) == ("pending", 1, "timed out after 1 s (killed)")
+        assert (plan(cli) or {}).get("state") == "running"  # still in the session
+    finally:
+        run.send_signal(signal.SIGTERM)
+        run.communicate(timeout=30)
+
+
+def test_the_command_runs_one_at_a_time(cli, tmp_path):
+    # three alerts open at once, a command that takes a while: never two running together
+    log = tmp_path / "log"
+    command = f"echo start >> '{log}'; sleep 0.3; echo end >> '{log}'"
+    setup_alert_command(cli, command)
+    for _ in range(3):  # a second condition: `bangs:torch`
+        query_write(cli, "INSERT INTO hook_runs (nova_id, event, at, outcome) VALUES (1, 'stop',"
+                         " ?, 'bang')", time.time())
+    run = start(cli, "torch", "--", "true")
+    try:
+        wait_for(lambda: log.exists() and log.read_text().count("end") >= 2, timeout=30)
+        wait_for(lambda: [r[0] for r in query(cli, "SELECT delivery FROM alerts")]
+                 == ["sent", "sent"], timeout=30)
+    finally:
+        run.send_signal(signal.SIGTERM)
+        run.communicate(timeout=30)
+    assert log.read_text().split() == ["start", "end", "start", "end"]
 
 
 def query_write(cli: Cli, sql: str, *params) -> None:

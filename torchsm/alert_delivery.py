@@ -7,13 +7,19 @@ recorded: `sent`; or, on a failure, a timeout or a cut, `pending` again with `la
 tried once per later evaluation until `command_attempts` (then `failed`). An alert is
 raised once; a delivery is retried, as a mail queue does.
 
-`torchsm alerts` and the supervisors deliver in their own process (deliver_pending).
+`torchsm alerts` delivers in its own process (deliver_pending). A supervisor must never
+wait for a person's webhook (issue 20: `sleep 30` delayed a critical wake by 70 s and a
+stop by 47 s), so it hands the deliveries to a Courier: one thread, one delivery at a
+time, cut at once when the supervisor is told to stop, and given at most CLOSE_GRACE_S
+to finish when it ends on its own.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import sqlite3
+import threading
 from typing import Callable
 
 from torchsm import shellcommand, store
@@ -22,6 +28,8 @@ from torchsm.config import AlertsConfig, Config, Home
 
 SENDING_STALE_S = 30.0  # a delivery claimed this long past its timeout was cut short
 DELIVERIES_PER_EVALUATION = 20
+CLOSE_GRACE_S = 1.0  # a supervisor ending on its own lets a delivery finish this long
+CUT_WAIT_S = 2.0  # then cuts it, and waits this long for the record
 STOPPED = "the supervisor stopped"
 INTERRUPTED = "interrupted"
 
@@ -112,3 +120,53 @@ def _record_on(db: store.Store, alert: Alert, error: str | None, gave_up: bool) 
     state = "sent" if error is None else ("failed" if gave_up else "pending")
     db.write(lambda conn: conn.execute("UPDATE alerts SET delivery = ?, last_error = ?"
                                        " WHERE id = ?", (state, error, alert.id)))
+
+
+class Courier:
+    """A supervisor's deliveries, aside: at most one round (one delivery at a time) runs,
+    in a thread; its failure lines wait in `reports()` for the supervisor to log."""
+
+    def __init__(self, home: Home, config: Config, clock: Clock, stop: threading.Event):
+        self.home, self.config, self.clock, self.stop = home, config, clock, stop
+        self._closing, self._cut = threading.Event(), threading.Event()
+        self._lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def start_round(self) -> None:
+        """Deliver what waits, unless a round still runs (it is one at a time)."""
+        if not self.config.alerts.command or self.busy() or self._closing.is_set():
+            return
+        self._thread = threading.Thread(target=self._round, name="torchsm-alerts",
+                                        daemon=True)
+        self._thread.start()
+
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _round(self) -> None:
+        try:
+            lines = deliver_pending(self.home, self.config, self.clock, self._should_cut)
+        except Exception as exc:  # noqa: BLE001 - reported; the next round tries again
+            lines = [f"alerts not delivered: {type(exc).__name__}: {exc}"]
+        for line in lines:
+            self._lines.put(line)
+
+    def _should_cut(self) -> bool:
+        return self.stop.is_set() or self._cut.is_set()
+
+    def reports(self) -> list[str]:
+        """The failure lines of the rounds so far, each once."""
+        lines = []
+        while not self._lines.empty():
+            lines.append(self._lines.get())
+        return lines
+
+    def close(self) -> None:
+        """No new round; a delivery under way may finish within CLOSE_GRACE_S (none when
+        the supervisor was told to stop), then is cut (its group killed) and recorded."""
+        self._closing.set()
+        if not self.busy():
+            return
+        self._thread.join(0 if self.stop.is_set() else CLOSE_GRACE_S)
+        self._cut.set()
+        self._thread.join(CUT_WAIT_S)
