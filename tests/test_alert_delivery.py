@@ -5,11 +5,13 @@ commands, real process groups."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import time
+from typing import Iterator
 
 from helpers import Cli, torchsm_executable, write_config
 from supervisor_support import agent_script
@@ -39,6 +41,23 @@ def alert_row(cli: Cli) -> tuple:
     return row
 
 
+@contextlib.contextmanager
+def supervisor(cli: Cli, *args: str) -> Iterator[subprocess.Popen]:
+    """`torchsm run ...` in the background; stopped (SIGTERM, then SIGKILL) if it still
+    runs at the end."""
+    run = start(cli, *args)
+    try:
+        yield run
+    finally:
+        if run.poll() is None:
+            run.send_signal(signal.SIGTERM)
+            try:
+                run.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                run.kill()
+                run.communicate()
+
+
 def stop_within(run: subprocess.Popen, sig: int, bound_s: float) -> tuple[float, str]:
     """Send `sig`; the seconds until the supervisor exited (at most `bound_s`), and its
     stderr."""
@@ -62,8 +81,7 @@ def test_a_never_returning_command_delays_neither_a_critical_wake_nor_a_stop(cli
         open({str(started_file)!r}, "w").write(repr(time.time()))
         time.sleep(60)
     """)
-    run = start(cli, "torch", "--", *agent)
-    try:
+    with supervisor(cli, "torch", "--", *agent) as run:
         group, _ = delivery_pids(pids)  # the command runs (and will not return)
         wait_for(lambda: (plan(cli) or {}).get("why", "").startswith("cooling until"))
         sent = time.time()
@@ -72,10 +90,6 @@ def test_a_never_returning_command_delays_neither_a_critical_wake_nor_a_stop(cli
         assert float(started_file.read_text()) - sent < 5.0  # about 0.3 s when idle
         wait_for(lambda: (plan(cli) or {}).get("state") == "running")
         elapsed, err = stop_within(run, signal.SIGTERM, 30)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.communicate()
     assert run.returncode == 0, err
     assert elapsed < 1 + 4  # stop_grace_s = 1 for the agent, a little for the rest
     assert not running(group) and not any(running(p) for p in delivery_pids(pids))
@@ -85,14 +99,9 @@ def test_a_never_returning_command_delays_neither_a_critical_wake_nor_a_stop(cli
 def test_sigterm_ends_a_waiting_supervisor_while_the_command_hangs(cli, tmp_path):
     pids = tmp_path / "pids"
     setup_alert_command(cli, NEVER_RETURNS.format(pids=pids), "command_timeout_s = 600\n")
-    run = start(cli, "torch", "--", "true")
-    try:
+    with supervisor(cli, "torch", "--", "true") as run:
         pid_list = delivery_pids(pids)
         elapsed, err = stop_within(run, signal.SIGTERM, 30)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.communicate()
     assert run.returncode == 0, err
     assert elapsed < 1 + 4  # within stop_grace_s (1) and a little
     assert not any(running(p) for p in pid_list)
@@ -108,8 +117,7 @@ def test_a_command_past_its_timeout_is_killed_while_a_session_runs(cli, tmp_path
         open({str(started_file)!r}, "w").write("")
         time.sleep(60)
     """)
-    run = start(cli, "torch", "--", *agent)
-    try:
+    with supervisor(cli, "torch", "--", *agent):
         pid_list = delivery_pids(pids)
         cli("queue", "add", "a long task")
         wait_for(started_file.exists, timeout=30)
@@ -117,9 +125,6 @@ def test_a_command_past_its_timeout_is_killed_while_a_session_runs(cli, tmp_path
         wait_for(lambda: alert_row(cli)[2] is not None)
         assert alert_row(cli) == ("pending", 1, "timed out after 1 s (killed)")
         assert (plan(cli) or {}).get("state") == "running"  # still in the session
-    finally:
-        run.send_signal(signal.SIGTERM)
-        run.communicate(timeout=30)
 
 
 def test_the_command_runs_one_at_a_time(cli, tmp_path):
@@ -130,14 +135,10 @@ def test_the_command_runs_one_at_a_time(cli, tmp_path):
     for _ in range(3):  # a second condition: `bangs:torch`
         query_write(cli, "INSERT INTO hook_runs (nova_id, event, at, outcome) VALUES (1, 'stop',"
                          " ?, 'bang')", time.time())
-    run = start(cli, "torch", "--", "true")
-    try:
+    with supervisor(cli, "torch", "--", "true"):
         wait_for(lambda: log.exists() and log.read_text().count("end") >= 2, timeout=30)
         wait_for(lambda: [r[0] for r in query(cli, "SELECT delivery FROM alerts")]
                  == ["sent", "sent"], timeout=30)
-    finally:
-        run.send_signal(signal.SIGTERM)
-        run.communicate(timeout=30)
     assert log.read_text().split() == ["start", "end", "start", "end"]
 
 

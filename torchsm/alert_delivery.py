@@ -37,11 +37,10 @@ Clock = Callable[[], float]
 
 
 def deliver_pending(home: Home, config: Config, clock: Clock,
-                    should_stop: Callable[[], bool] = lambda: False,
-                    cut_why: str = STOPPED) -> list[str]:
+                    should_stop: Callable[[], bool] = lambda: False) -> list[str]:
     """Give each alert that waits for it to `[alerts] command`, one after the other (one
-    attempt each); returns one line per failure. `should_stop` ends the round, cutting a
-    delivery under way (recorded as cut short: `cut_why`)."""
+    attempt each); returns one line per failure. `should_stop` (a supervisor told to
+    stop) ends the round, cutting a delivery under way."""
     settings = config.alerts
     if not settings.command:
         return []
@@ -55,17 +54,17 @@ def deliver_pending(home: Home, config: Config, clock: Clock,
             if alert is None:
                 break
             after = alert.id  # one attempt per alert per round
-            error = _attempt(db, settings, alert, should_stop, cut_why)
+            error = _attempt(db, settings, alert, should_stop)
             if error is not None:
                 failures.append(failure_line(alert, error, _gives_up(settings, alert)))
     return failures
 
 
 def _attempt(db: store.Store, settings: AlertsConfig, alert: Alert,
-             should_stop: Callable[[], bool], cut_why: str) -> str | None:
+             should_stop: Callable[[], bool]) -> str | None:
     """Run the command for `alert` and record how it went; the error, or None."""
     try:
-        error = describe(settings, should_stop, json.dumps(payload(alert)), cut_why)
+        error = run_command(settings, should_stop, json.dumps(payload(alert)))
     except KeyboardInterrupt:  # Ctrl-C on `torchsm alerts`: the group is gone, say so
         _record_on(db, alert, f"cut short: {INTERRUPTED}", _gives_up(settings, alert))
         raise
@@ -73,8 +72,8 @@ def _attempt(db: store.Store, settings: AlertsConfig, alert: Alert,
     return error
 
 
-def describe(settings: AlertsConfig, should_stop: Callable[[], bool], stdin_text: str,
-             cut_why: str) -> str | None:
+def run_command(settings: AlertsConfig, should_stop: Callable[[], bool],
+                stdin_text: str) -> str | None:
     """Run the command once: None when it exited 0, else what went wrong in a few words."""
     try:
         ended = shellcommand.run(settings.command, stdin_text, settings.command_timeout_s,
@@ -82,7 +81,7 @@ def describe(settings: AlertsConfig, should_stop: Callable[[], bool], stdin_text
     except OSError as exc:
         return f"could not start: {exc.strerror}"
     if ended.cut:
-        return f"cut short: {cut_why}"
+        return f"cut short: {STOPPED}"
     if ended.timed_out:
         return f"timed out after {settings.command_timeout_s:g} s (killed)"
     if ended.status != 0:

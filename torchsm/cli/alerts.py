@@ -26,8 +26,7 @@ def alerts(env: Env, everything: bool) -> None:
     from torchsm import alerts as alerts_lib
 
     alerts_lib.evaluate(env.home, env.config, time.time())
-    failures = alert_delivery.deliver_pending(env.home, env.config, time.time,
-                                              cut_why=alert_delivery.INTERRUPTED)
+    failures = alert_delivery.deliver_pending(env.home, env.config, time.time)
     for line in failures:
         click.echo(f"torchsm: warning: {printable(line, multiline=False)}", err=True)
     rows = [a.as_json() for a in alerts_lib.list_alerts(env.home, env.config, everything)]
