@@ -198,10 +198,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--before", metavar="REV", default=None)
     parser.add_argument("--before-rounds", type=int, default=2)
-    parser.add_argument("--venv", type=Path,
-                        default=Path(tempfile.mkdtemp(prefix="torchsm-bench-venv-")))
+    parser.add_argument("--venv", type=Path, help="default: a new temporary folder")
     args = parser.parse_args()
-    bin_dir = regular_install(args.venv)
+    bin_dir = regular_install(args.venv or Path(tempfile.mkdtemp(prefix="torchsm-bench-venv-")))
     tmp = Path(tempfile.mkdtemp(prefix="torchsm-bench-alerts-markers-"))
     now = Torchsm([str(bin_dir / "torchsm")], dict(os.environ), "now")
     runs = [(now, measure(now, args.rounds, tmp))]
