@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import machine, regular_install
+from common import machine, regular_install, wait_until
 
 AGENT = "import sys, time; open(sys.argv[1], 'w').write(repr(time.time()))"
 CONFIG = 'redis_url = "off"\n[personalities.torch]\nbase_cycle_s = 600\n'
@@ -59,14 +59,6 @@ class Setup:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_until(predicate, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the supervisor did not get ready")
-        time.sleep(0.05)
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -79,3 +79,12 @@ def machine() -> str:
     return (f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
             f"SQLite {__import__('sqlite3').sqlite_version}, {platform.system()} "
             f"{platform.release()}")
+
+
+def wait_until(predicate, timeout: float = 30, every: float = 0.02) -> None:
+    """Poll `predicate` until it holds; TimeoutError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not ready within {timeout:g} s")
+        time.sleep(every)

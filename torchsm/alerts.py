@@ -24,20 +24,14 @@ Conditions (thresholds in `[alerts]`; a count of 0 turns one off):
   the supervisor through store.save_alert); it resolves once the Nova has left the
   meditation that failure started (a person ran `torchsm transition NAME work`).
 
-Delivery: `[alerts] command` runs (by /bin/sh, in its own process group) with the alert
-as JSON on stdin. A command that fails or outlives `command_timeout_s` (its whole group
-is killed) is recorded on the alert (`attempts`, `last_error`), never fatal, and tried
-again on a later evaluation, up to `command_attempts` times. Resolutions go to the stream
-only.
+Delivery of a raised alert to `[alerts] command` is torchsm.alert_delivery's (aside, one
+at a time, bounded); resolutions go to the stream only.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
-import subprocess
 from typing import Any, NamedTuple
 
 from torchsm import mirror, outbox, runfiles, store
@@ -47,8 +41,6 @@ from torchsm.novas import ACCOUNT_HOLD
 
 HOUR, DAY = 3600.0, 86400.0
 HEARTBEAT_EVERY_S = 10.0  # how often a waiting supervisor touches its plan
-SENDING_STALE_S = 30.0  # a delivery claimed this long past its timeout was cut short
-DELIVERIES_PER_EVALUATION = 20
 ACCOUNT_PREFIXES = ("account:", "legacy:")  # resolved by leaving meditation
 
 
@@ -92,27 +84,27 @@ _COLUMNS = ("id, key, kind, nova, at, message, details, resolved_at, event_id, d
 class Evaluation(NamedTuple):
     raised: list[Alert]
     resolved: list[Alert]
-    failures: list[str]  # one line per delivery that failed
 
 
 # --- evaluation ------------------------------------------------------------------------
 
 def evaluate(home: Home, config: Config, now: float) -> Evaluation:
     """Check every condition, raise new alerts and resolve cleared ones (with their stream
-    entries, in one transaction), then deliver what waits for `[alerts] command`."""
+    entries, in one transaction). Delivery to `[alerts] command` is the caller's
+    (torchsm.alert_delivery)."""
     with store.open_store(home, config.db.lock_timeout_s) as db:
         names = db.read(lambda conn: [n.name for n in store.load_novas(conn)])
         beats = heartbeat_findings(home, config, names, now)
         raised, resolved = db.write(lambda conn: _apply(conn, config, beats, now))
     if raised or resolved:
         outbox.deliver(home, config, now)
-    return Evaluation(raised, resolved, deliver_pending(home, config, now))
+    return Evaluation(raised, resolved)
 
 
 def _apply(conn: sqlite3.Connection, config: Config, beats: list[Finding],
            now: float) -> tuple[list[Alert], list[Alert]]:
     found = {f.key: f for f in [*findings(conn, config.alerts, now), *beats]}
-    open_rows = {row.key: row for row in _load(conn, "resolved_at IS NULL")}
+    open_rows = {row.key: row for row in load(conn, "resolved_at IS NULL")}
     raised = [_raise(conn, config, f, now) for key, f in found.items() if key not in open_rows]
     raised += [_announce(conn, config, row, now) for row in open_rows.values()
                if row.event_id is None and row.delivery == "pending"]
@@ -251,7 +243,7 @@ def _raise(conn: sqlite3.Connection, config: Config, finding: Finding, now: floa
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (finding.nova, now, finding.kind, finding.message, finding.key,
          json.dumps(finding.details), event_id, delivery))
-    alert = _load(conn, "id = ?", cursor.lastrowid)[0]
+    alert = load(conn, "id = ?", cursor.lastrowid)[0]
     _publish(conn, config, "alert.raised", alert, now)
     return alert
 
@@ -262,7 +254,7 @@ def _announce(conn: sqlite3.Connection, config: Config, row: Alert, now: float) 
     delivery = "pending" if config.alerts.command else "none"
     conn.execute("UPDATE alerts SET event_id = ?, delivery = ? WHERE id = ?",
                  (mirror.new_event_id(now), delivery, row.id))
-    alert = _load(conn, "id = ?", row.id)[0]
+    alert = load(conn, "id = ?", row.id)[0]
     _publish(conn, config, "alert.raised", alert, now)
     return alert
 
@@ -289,7 +281,7 @@ def payload(alert: Alert) -> dict[str, Any]:
                                   "message", "details")}
 
 
-def _load(conn: sqlite3.Connection, where: str, *args: Any) -> list[Alert]:
+def load(conn: sqlite3.Connection, where: str, *args: Any) -> list[Alert]:
     rows = conn.execute(f"SELECT {_COLUMNS} FROM alerts WHERE {where} ORDER BY id", args)
     return [Alert(*row) for row in rows.fetchall()]
 
@@ -297,87 +289,5 @@ def _load(conn: sqlite3.Connection, where: str, *args: Any) -> list[Alert]:
 def list_alerts(home: Home, config: Config, include_resolved: bool = False) -> list[Alert]:
     """Open alerts, oldest first; with `include_resolved` every alert."""
     with store.open_store(home, config.db.lock_timeout_s) as db:
-        return db.read(lambda conn: _load(conn, "1" if include_resolved
+        return db.read(lambda conn: load(conn, "1" if include_resolved
                                           else "resolved_at IS NULL"))
-
-
-# --- delivery -----------------------------------------------------------------------------
-
-def deliver_pending(home: Home, config: Config, now: float) -> list[str]:
-    """Run `[alerts] command` for each alert that waits for it; returns one line per
-    failure (recorded on the alert, tried again later until `command_attempts`)."""
-    settings = config.alerts
-    if not settings.command:
-        return []
-    failures, after = [], 0
-    with store.open_store(home, config.db.lock_timeout_s) as db:
-        for _ in range(DELIVERIES_PER_EVALUATION):
-            alert = db.write(lambda conn: _claim(conn, settings.command_timeout_s, after, now))
-            if alert is None:
-                break
-            after = alert.id  # one attempt per alert per evaluation
-            error = run_command(settings.command, json.dumps(payload(alert)),
-                                settings.command_timeout_s)
-            gave_up = error is not None and alert.attempts >= settings.command_attempts
-            db.write(lambda conn: _record(conn, alert.id, error, gave_up))
-            if error is not None:
-                then = (f"gave up after {alert.attempts} attempts" if gave_up
-                        else "will try again")
-                failures.append(f"alert {alert.id} ({alert.key}): [alerts] command "
-                                f"{error}; {then}")
-    return failures
-
-
-def _claim(conn: sqlite3.Connection, timeout_s: float, after: int,
-           now: float) -> Alert | None:
-    """The next alert after id `after` waiting for the command, marked as being sent (so
-    that two evaluators never send it twice); one whose sender died mid-way is taken
-    again."""
-    stale = now - timeout_s - SENDING_STALE_S
-    row = conn.execute("SELECT id FROM alerts WHERE id > ? AND (delivery = 'pending' OR"
-                       " (delivery = 'sending' AND delivery_at < ?)) ORDER BY id LIMIT 1",
-                       (after, stale)).fetchone()
-    if row is None:
-        return None
-    conn.execute("UPDATE alerts SET delivery = 'sending', attempts = attempts + 1,"
-                 " delivery_at = ? WHERE id = ?", (now, row[0]))
-    return _load(conn, "id = ?", row[0])[0]
-
-
-def _record(conn: sqlite3.Connection, alert_id: int, error: str | None,
-            gave_up: bool) -> None:
-    state = "sent" if error is None else ("failed" if gave_up else "pending")
-    conn.execute("UPDATE alerts SET delivery = ?, last_error = ? WHERE id = ?",
-                 (state, error, alert_id))
-
-
-def run_command(command: str, stdin_text: str, timeout_s: float) -> str | None:
-    """Run `command` by /bin/sh with `stdin_text` on stdin; None when it exited 0, else
-    what went wrong, in a few words. On timeout its whole process group is killed."""
-    try:
-        proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True)
-    except OSError as exc:
-        return f"could not start: {exc.strerror}"
-    try:
-        _, err = proc.communicate(stdin_text.encode(), timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        return f"timed out after {timeout_s:g} s (killed)"
-    if proc.returncode != 0:
-        last = (err.decode(errors="replace").strip().splitlines() or [""])[-1][:200]
-        return f"exited {proc.returncode}" + (f": {last}" if last else "")
-    return None
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    try:
-        proc.communicate(timeout=1)  # reap it; a grandchild that left the group may hold
-    except subprocess.TimeoutExpired:  # the pipe open: do not wait for it
-        proc.kill()
-        proc.wait()

@@ -32,9 +32,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from torchsm import (accounts, agents, alerts, budget, dreams, ledger, limits, mirror, novas, orphans,
-                     outbox, outcome, pacing, personalities, prompts, recovery, rhythm, runfiles,
-                     safety, settle, store, wake, workqueue)
+from torchsm import (accounts, agents, alert_delivery, alerts, budget, dreams, ledger, limits,
+                     mirror, novas, orphans, outbox, outcome, pacing, personalities, prompts,
+                     recovery, rhythm, runfiles, safety, settle, store, wake, workqueue)
 from torchsm.clock import format_time
 from torchsm.config import Config, Home, cost_limit_for, usage_for
 from torchsm.session_reader import SessionReader
@@ -147,6 +147,7 @@ class Supervisor:
         self._next_recovery = 0.0  # when to look again for other Novas' dead supervisors
         self._next_beat = 0.0  # when to touch the plan again (the heartbeat alerts read)
         self._next_alerts = 0.0  # when to evaluate the alert conditions again
+        self.courier = alert_delivery.Courier(home, config, clock.now, self.stop)
         self.settler = settle.Settler(home, config, name, rng=self.rng, emit=self._emit,
                                       on_cooled=self._emit_cooled)
 
@@ -172,6 +173,8 @@ class Supervisor:
                 if step.until > self.clock.now():
                     self._wait(step)
         finally:
+            self.courier.close()
+            self._report_deliveries()
             runfiles.remove_plan(self.home, self.name)
             self.watch.close()
         return RunSummary(sessions, why)
@@ -548,6 +551,7 @@ class Supervisor:
         if now >= self._next_alerts:
             self._next_alerts = now + self.config.alerts.evaluate_every_s
             self._evaluate_alerts(now)
+        self._report_deliveries()
 
     def _evaluate_alerts(self, now: float) -> None:
         # Alerts serve a person; a failure here must never stop supervision.
@@ -558,7 +562,10 @@ class Supervisor:
             return
         for alert in evaluation.raised:
             self._emit("alert", f"alert {alert.id} raised: {alert.message}", key=alert.key)
-        for line in evaluation.failures:
+        self.courier.start_round()  # aside: a hanging command never holds this loop
+
+    def _report_deliveries(self) -> None:
+        for line in self.courier.reports():
             self._emit("warning", line)
 
     def _marker(self) -> tuple | None:

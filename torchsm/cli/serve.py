@@ -19,8 +19,10 @@ REFRESH_S = 30
 def serve(env: Env, port: int, since: str) -> None:
     """Serve the dashboard on http://127.0.0.1:PORT/ (only this machine can reach it),
     refreshed every 30 s, and the metrics in the Prometheus text format on /metrics
-    (as `torchsm metrics --format prometheus`, over the same window). Prints the address;
-    runs until Ctrl-C (exit 0). A port in use is one error line, exit 1."""
+    (as `torchsm metrics --format prometheus`, over the same window); /healthz says ok.
+    Only requests for localhost or a loopback address are answered (421 otherwise).
+    Prints the address; runs until Ctrl-C (exit 0). A port in use is one error line,
+    exit 1."""
     from torchsm.server import open_server
     from torchsm.usage_report import parse_duration
 
