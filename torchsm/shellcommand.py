@@ -15,6 +15,7 @@ without end, would otherwise stall a supervisor or fill its memory (issue 20). S
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -23,7 +24,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 TAIL_BYTES = 4096  # of stderr, enough for the last lines that say what went wrong
 READ_CHUNK = 65536
@@ -71,15 +72,37 @@ def run(command: str, stdin_text: str, timeout_s: float,
         should_stop: Callable[[], bool] = lambda: False) -> Finished:
     """Run `command` until it exits, `timeout_s` passes or `should_stop()`; then its whole
     group is killed. OSError when it cannot be started at all."""
-    proc = _start(command, stdin_text, timeout_s)
-    tail = Tail(proc.stderr)
+    proc = None
     try:
+        with _interrupts_held():
+            proc = _start(command, stdin_text, timeout_s)
+        tail = Tail(proc.stderr)
         ended = _wait(proc, time.monotonic() + timeout_s, should_stop)
     finally:
-        if proc.poll() is None:  # out of time, cut, or the caller was interrupted
+        if proc is not None and proc.poll() is None:  # out of time, cut, or interrupted
             kill_group(proc)
     return Finished(proc.returncode if ended == "exited" else None, ended == "timed out",
                     ended == "cut", tail.last_line(REAP_S))
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C while the command starts, then act on it: a KeyboardInterrupt inside
+    Popen, after the fork, would leave the command running with nobody knowing its pid
+    (seen under load: the command had started and written its pid, torchsm had not yet
+    heard of it). Only the main thread receives signals; elsewhere nothing is held."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    heard: list[tuple[int, object]] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: heard.append((signum,
+                                                                               frame)))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if heard and callable(previous):
+            previous(*heard[0])
 
 
 def _start(command: str, stdin_text: str, timeout_s: float) -> subprocess.Popen:
