@@ -68,21 +68,45 @@ def supervise(home: Home, config: Config, name: str, options: RunOptions, *,
         lock.release()
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
 @contextlib.contextmanager
 def stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
     """SIGTERM, SIGINT and SIGHUP (a closed terminal or SSH session) set `stop` (the loop
     then ends cleanly: the agent is stopped and its session settled) instead of killing
-    the process; yields the list of signals received. Restores the old handlers."""
+    the process; yields the list of signals received. Restores the old handlers.
+
+    The handler itself does nothing: Python runs it in the main thread between two
+    bytecodes, maybe inside `stop.wait()` holding the Event's lock, and `stop.set()` there
+    waits for that lock for ever. The signal's number reaches a pipe instead
+    (signal.set_wakeup_fd, written in C), and a thread of its own sets `stop`."""
     received: list[int] = []
-
-    def handle(signum, _frame) -> None:
-        received.append(signum)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT,
-                                                     signal.SIGHUP)}
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    previous = {sig: signal.signal(sig, _ignore_in_python) for sig in STOP_SIGNALS}
+    previous_fd = signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
+    watcher = threading.Thread(target=_stop_on_wakeup, args=(wake_read, stop, received),
+                               name="torchsm-signals", daemon=True)
+    watcher.start()
     try:
         yield received
     finally:
+        signal.set_wakeup_fd(previous_fd)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        os.close(wake_write)  # the watcher reads the end of the pipe and ends
+        watcher.join()
+        os.close(wake_read)
+
+
+def _ignore_in_python(_signum, _frame) -> None:
+    """The signal was written to the wakeup pipe already (stop_on_signals)."""
+
+
+def _stop_on_wakeup(wake_read: int, stop: threading.Event, received: list[int]) -> None:
+    while chunk := os.read(wake_read, 64):
+        heard = [signum for signum in chunk if signum in STOP_SIGNALS]
+        if heard:
+            received.extend(heard)
+            stop.set()
