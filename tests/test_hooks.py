@@ -343,3 +343,17 @@ def test_a_critical_wake_does_not_start_a_nova_held_for_a_limit(torch):
     # a person can still resume it; that clears the hold
     torch("transition", "torch", "work", "--force")
     assert torch("status", "torch", "--json").json()[0]["limit_hold"] is None
+
+
+def test_stop_failure_naming_the_current_minute_holds_for_the_margin(torch):
+    # the message names the minute that has begun (or, across a minute's turn, the one
+    # before): the reset is now, and the account still holds for reset_margin_s
+    now = time.time()
+    clock = time.strftime("%I:%M%p", time.gmtime(now)).lstrip("0").lower()
+    stdin = json.dumps({"error": "rate_limit", "session_id": "s1",
+                        "last_assistant_message": f"You've hit your 5-hour limit · resets "
+                                                  f"{clock} (UTC)"})
+    hook(torch, "stop-failure", stdin)
+    [row] = torch("status", "torch", "--json").json()
+    assert row["state"] == "cooling" and row["limit_hold"], row
+    assert 100 <= _seconds_until(row["until"]) <= 121
