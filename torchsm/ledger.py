@@ -15,6 +15,12 @@ from typing import Any
 from torchsm.clock import format_time
 
 RUNNING = "running"
+# What one session may report, at most; beyond it a number is a misreading (a long Opus
+# session costs tens of dollars), and sums over years of sessions stay within SQLite's
+# integers.
+MAX_COST_USD = 10_000.0
+MAX_TURNS = 1_000_000
+MAX_TOKENS = 10**10
 ABANDONED_ERROR = "the supervisor ended before the session did"
 
 
@@ -90,11 +96,13 @@ def starts_since(conn: sqlite3.Connection, nova_id: int, since: float) -> list[f
 
 def costs_since(conn: sqlite3.Connection, account: str, since: float) -> list[tuple[float, float]]:
     """(ended at, cost in USD) of the sessions of the account's Novas that ended after
-    `since` and reported a cost: the daily cost budget is the account's."""
+    `since` and reported a cost: the daily cost budget is the account's. A cost outside
+    what `reported` accepts (stored by an older torchsm: negative, infinite) is left
+    out: one such row would switch the budget off, or hold the account for good."""
     return conn.execute("SELECT s.ended_at, s.cost_usd FROM sessions s JOIN novas n"
                         " ON n.id = s.nova_id WHERE n.account = ? AND s.ended_at > ?"
-                        " AND s.cost_usd IS NOT NULL ORDER BY s.ended_at",
-                        (account, since)).fetchall()
+                        " AND s.cost_usd BETWEEN 0 AND ? ORDER BY s.ended_at",
+                        (account, since, MAX_COST_USD)).fetchall()
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -69,10 +70,26 @@ def printable(text: str, *, multiline: bool = True) -> str:
 
 def json_line(data: Any) -> str:
     """`data` as one line of JSON, non-ASCII text as is except DEL and C1 controls,
-    which are \\u-escaped (the same JSON, harmless on a terminal)."""
-    line = json.dumps(data, ensure_ascii=False)
+    which are \\u-escaped (the same JSON, harmless on a terminal). A number that is not
+    finite (a sum past a float, a cost an older torchsm stored) is `null`: `Infinity`
+    and `NaN` are not JSON, and strict parsers refuse the whole document."""
+    try:
+        line = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        line = json.dumps(_finite(data), ensure_ascii=False, allow_nan=False)
     return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", line) \
         if _JSON_RAW.search(line) else line
+
+
+def _finite(data: Any) -> Any:
+    """`data` with every float that is not finite replaced by None."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: _finite(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(value) for value in data]
+    return data
 
 
 def _set_home(ctx: click.Context, _param, value):

@@ -9,6 +9,7 @@ import time
 import click
 
 from torchsm.cli.common import Env, common_options, json_line, pass_env, printable
+from torchsm.cli.numbers import count
 from torchsm.clock import format_time
 
 
@@ -16,7 +17,7 @@ from torchsm.clock import format_time
 @click.argument("name")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="-- COMMAND [ARG...]")
 @click.option("--once", is_flag=True, help="Start at most one session, then exit.")
-@click.option("--max-sessions", type=click.IntRange(min=1), metavar="N",
+@click.option("--max-sessions", type=count(), metavar="N",
               help="Exit after N sessions.")
 @click.option("--until-idle", is_flag=True,
               help="Exit when there is nothing to do (no due wake signal, restart request "
