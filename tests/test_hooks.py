@@ -357,3 +357,13 @@ def test_stop_failure_naming_the_current_minute_holds_for_the_margin(torch):
     [row] = torch("status", "torch", "--json").json()
     assert row["state"] == "cooling" and row["limit_hold"], row
     assert 100 <= _seconds_until(row["until"]) <= 121
+
+
+@pytest.mark.parametrize("given", ["99999999999999999999", "١٢"])
+def test_a_session_item_no_database_can_hold_is_no_item(torch, given):
+    # TORCHSM_ITEM past SQLite's integers (or in other digits) names no item: the Stop
+    # hook still continues with the next one, no internal error
+    torch("queue", "add", "next task")
+    result = hook(torch, "stop", payload("Stop.json"), TORCHSM_ITEM=given, TORCHSM_NOVA="torch")
+    assert result.code == 0 and result.err == "", result.err
+    assert json.loads(result.out)["decision"] == "block"

@@ -15,8 +15,7 @@ import click
 
 from torchsm.config import MAX_DURATION_S
 from torchsm.errors import TorchsmError
-
-INT64_MAX = 2**63 - 1  # SQLite's largest integer
+from torchsm.store import INT64_MAX
 
 
 def count(low: int = 1, high: int = INT64_MAX) -> click.IntRange:
