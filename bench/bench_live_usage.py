@@ -61,7 +61,8 @@ def main() -> None:
     torchsm = str(bin_dir / "torchsm")
     subprocess.run([torchsm, "queue", "add", "measure"], env=env, check=True,
                    stdout=subprocess.DEVNULL)
-    subprocess.run([torchsm, "run", "torch", "--once", "--", str(bin_dir / "python"),
+    subprocess.run([torchsm, "run", "torch", "--once", "--agent-output", "claude-code",
+                    "--", str(bin_dir / "python"),
                     str(agent), str(args.rounds), str(out)], env=env, check=True,
                    stdout=subprocess.DEVNULL)
     delays = [d * 1000 for d in json.loads(out.read_text())]

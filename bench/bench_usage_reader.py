@@ -45,7 +45,7 @@ CHILD = textwrap.dedent("""
 def through_run_session(argv: list[str], log_path: Path | None) -> float:
     log = open(log_path, "a", encoding="utf-8") if log_path else None
     started = time.perf_counter()
-    run = agents.run_session(argv, env=dict(os.environ),
+    run = agents.run_session(argv, env=dict(os.environ), claude_code=True,
                              on_line=log.write if log else None)
     elapsed = time.perf_counter() - started
     if log:

@@ -54,8 +54,12 @@ def agent_script(tmp_path: Path, body: str, name: str = "agent.py") -> list[str]
 
 def supervisor(home: Home, config: Config, command: list[str], clock: FakeClock, *,
                name: str = "torch", seed: int = 1, poll_s: float = 5.0,
-               **options) -> Supervisor:
-    return Supervisor(home, config, name, RunOptions(tuple(command), **options), clock=clock,
+               agent_output: str = "claude-code", **options) -> Supervisor:
+    """A supervisor whose agent is declared to speak Claude Code's JSON: the agent
+    scripts of these tests stand in for Claude Code (tests/test_agent_signals.py shows
+    what an undeclared agent's lines are worth)."""
+    options = RunOptions(tuple(command), agent_output=agent_output, **options)
+    return Supervisor(home, config, name, options, clock=clock,
                       rng=random.Random(seed), load=lambda: None, poll_s=poll_s,
                       base_env={"PATH": "/usr/bin:/bin", "TORCHSM_REDIS_URL": "off"})
 

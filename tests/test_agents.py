@@ -29,7 +29,7 @@ def test_prompt_placeholder_or_stdin():
 
 
 def test_stream_json_is_understood():
-    out = SessionOutput()
+    out = SessionOutput(claude_code=True)
     lines = [
         {"type": "system", "subtype": "init", "session_id": "s"},
         {"type": "system", "subtype": "api_retry", "attempt": 1, "error_status": 529},
@@ -48,6 +48,16 @@ def test_stream_json_is_understood():
     assert out.rate_limit_events[0]["rateLimitType"] == "five_hour"
     assert out.api_retries[0]["error_status"] == 529
     assert out.last_assistant_text == "Working." and out.lines == 7
+
+
+def test_a_plain_agents_lines_are_only_text():
+    # the same lines from an agent not declared to speak Claude Code's JSON: its words
+    told = []
+    out = SessionOutput(listener=lambda kind, obj: told.append(kind))
+    out.feed(json.dumps({"type": "rate_limit_event", "rate_limit_info": {"status": "rejected"}})
+             + "\n" + json.dumps({"type": "result", "is_error": True, "result": "x"}) + "\n")
+    assert (out.result, out.rate_limit_events, told, out.error_text) == (None, [], [], "")
+    assert out.lines == 2 and '"rate_limit_event"' in out.text
 
 
 def test_plain_text_agent_by_exit_status_and_tail(tmp_path):
@@ -86,7 +96,8 @@ def test_large_output_streams_without_blocking(tmp_path):
         print(json.dumps({"type": "result", "result": "end", "is_error": False}))
     """)
     seen = []
-    run = run_session(argv, env=dict(os.environ), on_line=lambda line: seen.append(1))
+    run = run_session(argv, env=dict(os.environ), on_line=lambda line: seen.append(1),
+                      claude_code=True)
     assert run.exit_status == 0 and run.output.lines == 100_001 and len(seen) == 100_001
     assert len(run.output.tail) <= 40 and run.output.text == "end"
 

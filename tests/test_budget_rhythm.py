@@ -76,8 +76,9 @@ def test_quiet_hours_postpone_ordinary_work():
 
 
 def finished(exit_status=0, duration=30.0, lines=(), stderr="", timed_out=False,
-             stopped=False) -> SessionRun:
-    output = SessionOutput()
+             stopped=False, claude_code=True) -> SessionRun:
+    """A finished session; its lines are Claude Code's unless not `claude_code`."""
+    output = SessionOutput(claude_code=claude_code)
     for line in lines:
         output.feed((json.dumps(line) if isinstance(line, dict) else line) + "\n")
     return SessionRun(["agent"], T0, T0 + duration, exit_status, timed_out, stopped, output,
@@ -122,21 +123,39 @@ def test_the_reset_comes_from_the_rate_limit_event_first_then_the_text():
     assert verdict(finished(1, lines=[result])).reset_at == 1800003600
 
 
+def error_result(text: str) -> dict:
+    return {"type": "result", "is_error": True, "result": text}
+
+
 @pytest.mark.parametrize("text", [
     "Claude AI usage limit reached|1800003600",
     "You've hit your 5-hour limit · resets 5am (UTC)",
     "Claude usage limit reached. Your limit will reset at 1pm (Europe/Madrid)",
 ])
-def test_usage_limit_text_is_a_limit_even_after_a_clean_exit(text):
-    result = verdict(finished(0, lines=[text]))
-    assert result.outcome is Outcome.RATE_LIMITED and result.reset_at is not None
+def test_usage_limit_text_is_a_limit_in_claude_codes_error_result(text):
+    for status in (0, 1):
+        result = verdict(finished(status, lines=[error_result(text)]))
+        assert result.outcome is Outcome.RATE_LIMITED and result.reset_at is not None
+
+
+@pytest.mark.parametrize("text", ["Claude AI usage limit reached|1800003600",
+                                  "You've hit your 5-hour limit · resets 5am (UTC)",
+                                  "HTTP 429 Too Many Requests", "Invalid API key"])
+def test_limit_and_account_words_anywhere_else_are_no_limit(text):
+    answer = {"type": "result", "is_error": False, "result": text}  # the model said it
+    assert verdict(finished(0, lines=[answer])).outcome is Outcome.OK
+    assert verdict(finished(0, lines=[text])).outcome is Outcome.OK  # a line of its own
+    assert verdict(finished(1, lines=[text], stderr=text)).outcome is Outcome.FAILED
+    plain = finished(1, lines=[error_result(text)], claude_code=False)  # not Claude Code
+    assert verdict(plain).outcome is Outcome.FAILED
 
 
 def test_unparseable_limit_text_has_no_reset_and_ordinary_text_is_no_limit():
-    unknown = verdict(finished(1, lines=["Claude usage limit reached. Try again later."]))
+    unknown = verdict(finished(1, lines=[error_result(
+        "Claude usage limit reached. Try again later.")]))
     assert unknown.outcome is Outcome.RATE_LIMITED and unknown.reset_at is None
-    assert verdict(finished(1, lines=["HTTP 429 Too Many Requests"])).outcome is \
-        Outcome.RATE_LIMITED
+    assert verdict(finished(1, lines=[error_result("HTTP 429 Too Many Requests")])).outcome \
+        is Outcome.RATE_LIMITED
     # a successful session that talks about rate limits is just a successful session
     assert verdict(finished(0, lines=["added a rate limit to the API"])).outcome is Outcome.OK
 

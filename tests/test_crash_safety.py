@@ -115,13 +115,17 @@ def read_until(run, text: str) -> str:
     raise AssertionError(f"{text!r} never came: {''.join(seen)}")
 
 
-def test_an_agent_finishes_the_session_its_supervisor_died_in_and_runs_once(torch,
-                                                                             tmp_path):
+@pytest.mark.parametrize("declared", [True, False])
+def test_an_agent_finishes_the_session_its_supervisor_died_in_and_runs_once(torch, tmp_path,
+                                                                             declared):
     # the race of the chaos runs: the agent ends its work just as its supervisor dies;
     # it must neither die of the death nor of writing to the dead supervisor's pipe
     torch("queue", "add", "finish me once")
     command, log, go = agent_finishing_on_go(tmp_path)
-    first = start(torch, "torch", "--", *command)
+    # what the agent printed is read as Claude Code's only when its own supervisor said
+    # so (whatever its successor is told)
+    output = ["--agent-output", "claude-code"] if declared else []
+    first = start(torch, "torch", *output, "--", *command)
     wait_for(lambda: log.exists() and "start" in log.read_text())
     first.kill()
     first.communicate(timeout=10)
@@ -135,11 +139,13 @@ def test_an_agent_finishes_the_session_its_supervisor_died_in_and_runs_once(torc
     assert successor.returncode == 0, err
     assert log.read_text().split() == ["start", "1", "end", "1"]  # once, not again
     assert torch("queue", "list", "--json").json()[0]["status"] == "done"
+    reported = (0.25, 3) if declared else (None, None)  # the result line the keeper kept
     assert query(torch, "SELECT outcome, exit_status, cost_usd, num_turns FROM sessions") == [
-        ("ok", 0, 0.25, 3)]  # the result line the keeper kept for it
+        ("ok", 0, *reported)]
     # ... and its last message, for the item's episode
+    said = " | Last message: finished 1" if declared else ""
     assert query(torch, "SELECT kind, source, text FROM memories") == [
-        ("episode", "item:1", "Finished work item 1: finish me once | Last message: finished 1")]
+        ("episode", "item:1", f"Finished work item 1: finish me once{said}")]
     assert not list((torch.home / "run").glob("session-*"))
 
 

@@ -343,3 +343,27 @@ def test_a_critical_wake_does_not_start_a_nova_held_for_a_limit(torch):
     # a person can still resume it; that clears the hold
     torch("transition", "torch", "work", "--force")
     assert torch("status", "torch", "--json").json()[0]["limit_hold"] is None
+
+
+def test_stop_failure_naming_the_current_minute_holds_for_the_margin(torch):
+    # the message names the minute that has begun (or, across a minute's turn, the one
+    # before): the reset is now, and the account still holds for reset_margin_s
+    now = time.time()
+    clock = time.strftime("%I:%M%p", time.gmtime(now)).lstrip("0").lower()
+    stdin = json.dumps({"error": "rate_limit", "session_id": "s1",
+                        "last_assistant_message": f"You've hit your 5-hour limit · resets "
+                                                  f"{clock} (UTC)"})
+    hook(torch, "stop-failure", stdin)
+    [row] = torch("status", "torch", "--json").json()
+    assert row["state"] == "cooling" and row["limit_hold"], row
+    assert 100 <= _seconds_until(row["until"]) <= 121
+
+
+@pytest.mark.parametrize("given", ["99999999999999999999", "١٢"])
+def test_a_session_item_no_database_can_hold_is_no_item(torch, given):
+    # TORCHSM_ITEM past SQLite's integers (or in other digits) names no item: the Stop
+    # hook still continues with the next one, no internal error
+    torch("queue", "add", "next task")
+    result = hook(torch, "stop", payload("Stop.json"), TORCHSM_ITEM=given, TORCHSM_NOVA="torch")
+    assert result.code == 0 and result.err == "", result.err
+    assert json.loads(result.out)["decision"] == "block"

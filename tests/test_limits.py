@@ -179,3 +179,23 @@ def test_a_structured_word_replaces_a_guess_filed_under_another_window(shared, c
         windows = db.read(lambda conn: accounts.load_windows(conn, "default"))
     assert [(w.window, w.source) for w in windows] == [("five_hour", "event")]
     assert state(shared, config, "echo")[1] == novas.format_time(T0 + 5)
+
+
+@pytest.mark.parametrize("read_at", ["23:00:40", "23:01:40", "23:59:00"])
+def test_a_reset_that_is_now_holds_the_account_for_the_margin(shared, config, read_at):
+    # "resets 11pm" read within the hour after it means "reset now" (the text rounds down
+    # to the minute): the window is live until now + reset_margin_s, never let through
+    import datetime as dt
+
+    hour, minute, second = map(int, read_at.split(":"))
+    now = dt.datetime(2027, 1, 15, hour, minute, second, tzinfo=dt.timezone.utc).timestamp()
+    message = "You've hit your 5-hour limit · resets 11pm (UTC)"
+    with store.open_store(shared) as db:
+        nova = db.read(lambda conn: store.load_nova(conn, "torch"))
+        found, _ = limits.refused(db, shared, config, nova, message, now)
+        later = db.read(lambda conn: limits.verdict(conn, config, "default", now + 119))
+        after = db.read(lambda conn: limits.verdict(conn, config, "default", now + 121))
+    assert (found.kind, found.until) == ("stop", now + 120)
+    for name in ("torch", "echo"):
+        assert state(shared, config, name)[:2] == ("cooling", novas.format_time(now + 120))
+    assert later.kind == "stop" and after.kind == "ok"

@@ -26,8 +26,11 @@ TABLE = [
     ([w(0.5, "rejected", resets=None)], 0, "stop", NOW + UNKNOWN_RESET_HOLD_S + 120),
     ([w(0.96), w(0.2, resets=NOW + 9000, name="seven_day")], 0, "stop", RESET + 120),
     ([w(0.3), w(1.0, resets=NOW + 9000, name="seven_day")], 0, "stop", NOW + 9000 + 120),
-    # a window whose reset has passed says nothing any more
-    ([w(1.0, "rejected", resets=NOW - 1)], 0, "ok", None),
+    # a reset that has just passed still holds for the margin; past that, nothing
+    ([w(1.0, "rejected", resets=NOW - 1)], 0, "stop", NOW - 1 + 120),
+    ([w(0.96, resets=NOW)], 0, "stop", NOW + 120),
+    ([w(1.0, "rejected", resets=NOW - 120)], 0, "ok", None),
+    ([w(0.85, resets=NOW - 1)], 0, "ok", None),  # nothing to pace after a reset
     # from slow: the requests left below stop spread over the time to the reset
     ([w(5 / 6, cost=1 / 6)], 0, "pace", NOW + 100 / 2),  # one left: halfway
     ([w(0.80, cost=0.05)], 0, "pace", NOW + 100 / 4),  # three left

@@ -190,6 +190,16 @@ def test_arguments_survive_systemd_quoting(cli: Cli, nova, units, tmp_path):
         '\\\\\\\\ back\\\\slash\\tand\\nnewline ; ünï" "" ";" "\'" "{prompt}"')
 
 
+@pytest.mark.parametrize("declared", ["claude-code", "plain"])
+def test_what_the_agent_prints_is_declared_in_the_unit_too(cli: Cli, nova, units, tmp_path,
+                                                            declared):
+    done = install(cli, units, "--cwd", str(tmp_path), "--agent-output", declared,
+                   "--json").json()
+    assert systemd_argv(done["exec_start"]) == [
+        *torchsm_executable(), "--home", str(cli.home), "run", "torch", "--cwd",
+        str(tmp_path), "--agent-output", declared, "--", "sh", "-c", "true"]
+
+
 def test_env_file_values_read_back_as_written(cli: Cli, nova, units, tmp_path):
     """systemd reads a double-quoted value as a POSIX shell does (a backslash escapes
     \\ " ` $ only), so the shell is a fair judge of what the service will see."""

@@ -210,10 +210,14 @@ def test_a_critical_wake_still_waits_for_the_floor_of_the_rhythm(torch):
     assert step.until == pytest.approx(sessions(torch)[0][1] + 100)
 
 
-def usage_limit_agent(tmp_path, text, status=1):
+def usage_limit_agent(tmp_path, said: str | dict, status=1):
+    """An agent ending as Claude Code does at a usage limit: its error result says so
+    (`said` as the result's text, or the whole result line)."""
+    result = said if isinstance(said, dict) else {"type": "result", "is_error": True,
+                                                  "result": said}
     return agent_script(tmp_path, f"""
         import sys
-        print({text!r})
+        print({json.dumps(result)!r})
         sys.exit({status})
     """)
 
@@ -247,7 +251,7 @@ def test_claude_code_429_result_cools_and_the_item_goes_back(torch, tmp_path):
     [item] = add_items(torch, config, 1)
     result = {"type": "result", "is_error": True, "api_error_status": 429,
               "result": "API Error: Request rejected (429) · rate_limit_error"}
-    command = usage_limit_agent(tmp_path, json.dumps(result))
+    command = usage_limit_agent(tmp_path, result)
     supervisor(torch, config, command, FakeClock(), once=True).run()
     assert sessions(torch)[0][4] == "rate_limited"
     back = items(torch, config)[item]

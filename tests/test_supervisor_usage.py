@@ -272,7 +272,8 @@ def test_a_malformed_rate_limit_event_is_one_warning_and_holds_nothing_for_ever(
     command = stream_agent(tmp_path, *bad, result())
     events = []
     clock = FakeClock()
-    Supervisor(torch, config, "torch", RunOptions(tuple(command), once=True), clock=clock,
+    Supervisor(torch, config, "torch", RunOptions(tuple(command), once=True,
+                                                 agent_output="claude-code"), clock=clock,
                rng=random.Random(1), load=lambda: None, report=events.append,
                base_env={"PATH": "/usr/bin:/bin"}).run()
     warnings = [e["message"] for e in events if e["event"] == "warning"]

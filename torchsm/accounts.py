@@ -179,7 +179,7 @@ def windows_from_event(info: dict[str, Any], now: float, nova: str | None = None
         name = str(name)[:32]
         utilization, resets_at = _number(part.get("utilization")), _number(part.get("resetsAt"))
         if part.get("utilization") is not None and (utilization is None or
-                                                    not 0 <= utilization <= 10):
+                                                    not 0 <= utilization <= 1):
             warnings.append(f"{name}: utilization {part.get('utilization')!r} is not a number"
                             " from 0 to 1; ignored")
             utilization = None

@@ -4,8 +4,9 @@
 calls it; hooks never do). It reads the child's stdout line by line as it comes, so a
 session of any length costs constant memory and the child never blocks on a full pipe.
 `SessionOutput` turns those lines into meaning: Claude Code's `--output-format json` /
-`stream-json --verbose` objects (result, rate_limit_event, system/api_retry); any other
-agent CLI by exit status and the tail of its text.
+`stream-json --verbose` objects (result, rate_limit_event, system/api_retry), read only
+from an agent that speaks them (`speaks_claude_code`); any other agent CLI by exit
+status and the tail of its text.
 """
 
 from __future__ import annotations
@@ -25,6 +26,40 @@ from torchsm.errors import AgentCommandError
 PROMPT_PLACEHOLDER = "{prompt}"
 TAIL_LINES = 40
 READ_CHUNK = 1 << 16
+
+# what an agent's stdout is declared to be (`torchsm run --agent-output`)
+AUTO, CLAUDE_CODE, PLAIN = "auto", "claude-code", "plain"
+AGENT_OUTPUTS = (AUTO, CLAUDE_CODE, PLAIN)
+_CLAUDE_JSON_FORMATS = ("stream-json", "json")
+
+
+def speaks_claude_code(command: list[str] | tuple[str, ...], declared: str = AUTO) -> bool:
+    """Whether COMMAND's stdout is Claude Code's JSON, whose usage and cost signals
+    torchsm reads: as `declared`, else (`auto`) when COMMAND runs `claude` with
+    `--output-format stream-json` or `json`.
+
+    In those formats every line is an object Claude Code wrote, and whatever the task or
+    the model says is a string inside one. In any other output (text mode, a shell
+    wrapper, another CLI) a line of the task, echoed, would read as Claude Code's own:
+    a rate_limit_event holding the account for days, a negative cost switching the
+    budget off. So nothing is read from it but its exit status.
+    """
+    if declared != AUTO:
+        return declared == CLAUDE_CODE
+    return (bool(command) and os.path.basename(command[0]) == "claude"
+            and _output_format(command) in _CLAUDE_JSON_FORMATS)
+
+
+def _output_format(command: list[str] | tuple[str, ...]) -> str | None:
+    """The value of COMMAND's last `--output-format` (the last one is the one that
+    counts), or None."""
+    found = None
+    for i, arg in enumerate(command):
+        if arg == "--output-format":
+            found = command[i + 1] if i + 1 < len(command) else None
+        elif arg.startswith("--output-format="):
+            found = arg.partition("=")[2]
+    return found
 
 
 def check_template(template: list[str] | tuple[str, ...]) -> None:
@@ -69,9 +104,12 @@ class SessionOutput:
     Parsing every line of a long stream-json session would cost more than the session's
     own output does (BENCHMARKS-usage.md): only the lines that can carry a result, a
     rate_limit_event or an api_retry are parsed as they come, and the last assistant line
-    with text is parsed when it is asked for.
+    with text is parsed when it is asked for. Only when `claude_code` (the agent speaks
+    Claude Code's JSON: `speaks_claude_code`); any other agent's lines are its own words,
+    kept as text.
     """
 
+    claude_code: bool = False
     result: dict[str, Any] | None = None
     rate_limit_events: list[dict[str, Any]] = field(default_factory=list)
     api_retries: list[dict[str, Any]] = field(default_factory=list)
@@ -90,6 +128,8 @@ class SessionOutput:
         lines = text.splitlines()
         self.lines += len(lines)
         self.tail.extend(line.strip()[:2000] for line in lines[-TAIL_LINES:] if line.strip())
+        if not self.claude_code:
+            return
         if any(marker in text for marker in _EAGER_MARKERS):
             for line in lines:
                 if any(marker in line for marker in _EAGER_MARKERS):
@@ -135,6 +175,16 @@ class SessionOutput:
             return None
         obj = _json_object(self._last_assistant_line)
         return _assistant_text(obj) if obj and obj.get("type") == "assistant" else None
+
+    @property
+    def error_text(self) -> str:
+        """Claude Code's own words on an error: the result's text when the result reports
+        one (`is_error`). The one text a usage-limit or account message is read from: a
+        model that says the same words in a turn that went well is answering, not
+        refused."""
+        result = self.result or {}
+        said = result.get("result")
+        return said if result.get("is_error") is True and isinstance(said, str) else ""
 
     @property
     def text(self) -> str:
@@ -184,21 +234,22 @@ def run_session(argv: list[str], *, env: dict[str, str], cwd: str | None = None,
                 on_text: Callable[[str], None] | None = None,
                 on_signal: Callable[[str, dict[str, Any]], None] | None = None,
                 on_start: Callable[[int], None] | None = None,
-                session_files: str | None = None,
+                session_files: str | None = None, claude_code: bool = False,
                 clock: Callable[[], float] = time.time) -> SessionRun:
     """Run one agent session to its end, its timeout, or until `should_stop()` says so.
 
     The child runs in its own process group so a timeout or shutdown reaches the whole
     tree it started: SIGTERM, then SIGKILL after `grace_s`. `on_line` sees every line of
     stdout; `on_text` sees the same output in blocks of complete lines (cheaper);
-    `on_signal` each rate_limit_event and api_retry as it is read (on the reader thread);
+    `on_signal` each rate_limit_event and api_retry as it is read (on the reader thread),
+    only when `claude_code` (the agent speaks Claude Code's JSON);
     `on_start` the agent's pid once it runs. The agent is asked to die with this process
     (orphans.die_with_parent). With `session_files` the agent runs under its keeper
     (torchsm.shim), which writes there how it ended the moment it does and, should this
     process die, lets the agent finish its session (within `timeout_s`) and keeps what
     it writes meanwhile.
     """
-    output = SessionOutput(listener=on_signal)
+    output = SessionOutput(claude_code=claude_code, listener=on_signal)
     started = clock()
     from torchsm.orphans import die_with_parent
 

@@ -75,9 +75,16 @@ def _legend(names: Iterable[str]) -> str:
     return "".join(out)
 
 
+def _drawable(values: Sequence[float]) -> list[float]:
+    """The values with any that is not finite (a cost an older torchsm stored, summed
+    past a float) drawn as 0: one such value would make every coordinate `nan`."""
+    return [v if math.isfinite(v) else 0.0 for v in values]
+
+
 def line_chart(kind: str, title: str, labels: Sequence[str],
                series: dict[str, Sequence[float]]) -> str:
     """One polyline per series over the same buckets (`labels`), from zero up."""
+    series = {name: _drawable(points) for name, points in series.items()}
     values = [v for s in series.values() for v in s]
     if not labels or not any(values):
         return _empty(kind, title, series=",".join(series))
@@ -98,6 +105,7 @@ def line_chart(kind: str, title: str, labels: Sequence[str],
 def bar_chart(kind: str, title: str, labels: Sequence[str], values: Sequence[float],
               unit: str = "") -> str:
     """One bar per bucket; each bar's tooltip gives its label and value."""
+    values = _drawable(values)
     if not labels or not any(values):
         return _empty(kind, title)
     top = max(values) or 1.0

@@ -191,7 +191,8 @@ def _sessions(conn: sqlite3.Connection, args: dict) -> tuple[SessionFacts, list]
     count, first, last, first_at, last_at, cost, turns = conn.execute(
         "SELECT count(*), min(id), max(id), min(started_at),"
         " max(coalesce(ended_at, started_at)), coalesce(sum(cost_usd), 0),"
-        f" coalesce(sum(num_turns), 0) FROM {_SESSIONS}", args).fetchone()
+        # total(), not sum(): a float, where sum() of integers past 2**63 is an error
+        f" total(num_turns) FROM {_SESSIONS}", args).fetchone()
     if not count:
         return SessionFacts(), []
     by_outcome = dict(conn.execute(
@@ -216,7 +217,7 @@ def _sessions(conn: sqlite3.Connection, args: dict) -> tuple[SessionFacts, list]
         f"SELECT substr(error, 1, {TEXT_CHARS}), group_concat(id), min(started_at),"
         f" max(started_at) FROM {_SESSIONS} WHERE error IS NOT NULL AND outcome IN ({failed})"
         " GROUP BY 1 ORDER BY 1", args)]
-    facts = SessionFacts(count, (first, last), first_at, last_at, round(cost, 6), turns,
+    facts = SessionFacts(count, (first, last), first_at, last_at, round(cost, 6), int(turns),
                          by_outcome, by_kind, per_item, starts, repeated)
     return facts, errors
 

@@ -326,7 +326,9 @@ def _previous_item(ctx: HookContext, facts: StopFacts) -> int | None:
     if facts.recent and facts.recent[0][1] is not None:
         return facts.recent[0][1]
     given = ctx.env.get("TORCHSM_ITEM", "")
-    return int(given) if given.isdigit() and ctx.env.get("TORCHSM_NOVA") == ctx.nova.name else None
+    if not (given.isascii() and given.isdigit()) or ctx.env.get("TORCHSM_NOVA") != ctx.nova.name:
+        return None
+    return int(given) if int(given) <= store.INT64_MAX else None  # past it, no item can be
 
 
 def _bang(ctx: HookContext, runs: int) -> HookResult:

@@ -8,6 +8,7 @@ row behind that the next one closes. Functions run inside the caller's transacti
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,12 @@ from typing import Any
 from torchsm.clock import format_time
 
 RUNNING = "running"
+# What one session may report, at most; beyond it a number is a misreading (a long Opus
+# session costs tens of dollars), and sums over years of sessions stay within SQLite's
+# integers.
+MAX_COST_USD = 10_000.0
+MAX_TURNS = 1_000_000
+MAX_TOKENS = 10**10
 ABANDONED_ERROR = "the supervisor ended before the session did"
 
 
@@ -90,11 +97,13 @@ def starts_since(conn: sqlite3.Connection, nova_id: int, since: float) -> list[f
 
 def costs_since(conn: sqlite3.Connection, account: str, since: float) -> list[tuple[float, float]]:
     """(ended at, cost in USD) of the sessions of the account's Novas that ended after
-    `since` and reported a cost: the daily cost budget is the account's."""
+    `since` and reported a cost: the daily cost budget is the account's. A cost outside
+    what `reported` accepts (stored by an older torchsm: negative, infinite) is left
+    out: one such row would switch the budget off, or hold the account for good."""
     return conn.execute("SELECT s.ended_at, s.cost_usd FROM sessions s JOIN novas n"
                         " ON n.id = s.nova_id WHERE n.account = ? AND s.ended_at > ?"
-                        " AND s.cost_usd IS NOT NULL ORDER BY s.ended_at",
-                        (account, since)).fetchall()
+                        " AND s.cost_usd BETWEEN 0 AND ? ORDER BY s.ended_at",
+                        (account, since, MAX_COST_USD)).fetchall()
 
 
 @dataclass(frozen=True)
@@ -159,21 +168,55 @@ def close_finished(conn: sqlite3.Connection, session_id: int, at: float,
            only_running=True)
 
 
+# SessionEnd field <- (where in the result line, a whole number?, least, most)
+_REPORTED = {
+    "cost_usd": (("total_cost_usd",), False, 0, MAX_COST_USD),
+    "num_turns": (("num_turns",), True, 0, MAX_TURNS),
+    "input_tokens": (("usage", "input_tokens"), True, 0, MAX_TOKENS),
+    "output_tokens": (("usage", "output_tokens"), True, 0, MAX_TOKENS),
+    "api_error_status": (("api_error_status",), True, 100, 599),  # an HTTP status
+}
+
+
 def reported(result: dict[str, Any]) -> dict[str, Any]:
-    """The SessionEnd fields Claude Code's `result` line reports (absent or mistyped:
-    None)."""
-    tokens = result.get("usage") if isinstance(result.get("usage"), dict) else {}
-    return {"agent_session_id": typed(result.get("session_id"), str),
-            "cost_usd": typed(result.get("total_cost_usd"), (int, float)),
-            "num_turns": typed(result.get("num_turns"), int),
-            "input_tokens": typed(tokens.get("input_tokens"), int),
-            "output_tokens": typed(tokens.get("output_tokens"), int),
-            "api_error_status": typed(result.get("api_error_status"), int)}
+    """The SessionEnd fields Claude Code's `result` line reports (absent, mistyped or out
+    of range: None)."""
+    return checked_report(result)[0]
 
 
-def typed(value: Any, kind) -> Any:
-    """`value` when it is of `kind` (a bool is never a number), else None."""
-    return value if isinstance(value, kind) and not isinstance(value, bool) else None
+def checked_report(result: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """`reported`, and a warning for each number it left out. A cost that is negative
+    would switch the daily budget off, one of 1e308 hold the account for a day; turns
+    of 2**62 would overflow every sum of them."""
+    session_id = result.get("session_id")
+    fields = {"agent_session_id": session_id if isinstance(session_id, str)
+              and len(session_id) <= 64 else None}
+    warnings = []
+    for name, (path, whole, low, high) in _REPORTED.items():
+        value = _at(result, path)
+        fields[name] = bounded(value, whole, low, high)
+        if value is not None and fields[name] is None:
+            kind = "a whole number" if whole else "a number"
+            warnings.append(f"{'.'.join(path)} {value!r} is not {kind} from {low:g} to "
+                            f"{high:g}; ignored")
+    return fields, warnings
+
+
+def _at(result: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path[:-1]:
+        result = result.get(key) if isinstance(result.get(key), dict) else {}
+    return result.get(path[-1])
+
+
+def bounded(value: Any, whole: bool, low: float, high: float) -> Any:
+    """`value` when it is a finite number (an int when `whole`; a bool is none) from
+    `low` to `high`, else None."""
+    kind = int if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):  # (an int of any size is)
+        return None
+    return value if low <= value <= high else None
 
 
 def close_abandoned(conn: sqlite3.Connection, nova_id: int, at: float) -> int:

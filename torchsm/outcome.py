@@ -1,9 +1,12 @@
 """What a finished agent session means for its Nova.
 
 Structured signals first: Claude Code's result object (`is_error`, `api_error_status`)
-and its rate_limit_events (`resetsAt`). The text of a usage-limit message is a fallback
-only, and an unparseable one yields no reset time, which callers turn into backoff,
-never into an immediate retry. Any other agent CLI is judged by its exit status.
+and its rate_limit_events (`resetsAt`), present only when the agent speaks Claude Code's
+JSON (agents.speaks_claude_code). The text of a usage-limit, rate-limit or account
+message is a fallback only, read from Claude Code's own error result alone
+(`SessionOutput.error_text`), never from what a model or a task says; an unparseable one
+yields no reset time, which callers turn into backoff, never into an immediate retry.
+Any other agent CLI is judged by its exit status: its words are its own.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ class Outcome(str, Enum):
     ACCOUNT = "account_error"  # billing or authentication: a person must look, no retry
 
 
-# Said only when an account is at its limit; worth reading even after a clean exit.
+# Said by Claude Code when an account is at its limit.
 USAGE_LIMIT_TEXT = re.compile(
     r"usage limit reached|hit your [\w -]*limit|out of extra usage|limit will reset", re.I)
 # The account itself is refused (billing, authentication): retrying cannot help.
@@ -39,7 +42,7 @@ ACCOUNT_ERROR_TYPES = ("billing_error", "authentication_error", "authentication_
                        "permission_error")
 ACCOUNT_TEXT = re.compile(r"billing_error|authentication_error|authentication_failed|"
                           r"permission_error|invalid api key|credit balance is too low", re.I)
-# Said by many things on failure; read only when the session failed.
+# Said by Claude Code when a request was refused for its rate.
 RATE_LIMIT_TEXT = re.compile(r"rate[ _-]?limit|\b429\b|too many requests", re.I)
 
 
@@ -59,19 +62,19 @@ def judge(run: SessionRun, *, crash_window_s: float, now: float,
     """The outcome of one finished session."""
     if run.stopped:
         return Verdict(Outcome.STOPPED, "stopped by the supervisor")
-    result = run.output.result or {}
-    status = result.get("api_error_status")
+    result = run.output.result or {}  # only from an agent that speaks Claude Code's JSON
+    status = reported(result)["api_error_status"]
     failed = run.exit_status != 0 or result.get("is_error") is True
-    if _account_refused(run, result, failed):
+    said = run.output.error_text
+    if _account_refused(result, status, said):
         return Verdict(Outcome.ACCOUNT, f"account refused ({status or 'no status'}): "
-                                        f"{_short(_all_text(run))}")
+                                        f"{_short(said or run.output.text)}")
     if status == 429:
         return _rate_limited(run, f"API rate limit (429): {_short(run.output.text)}", now, tz)
     if status == 529 or result.get("api_error_type") == "overloaded_error":
         return Verdict(Outcome.OVERLOADED, f"API overloaded (529): {_short(run.output.text)}")
-    text = _all_text(run) if failed else run.output.text
-    if USAGE_LIMIT_TEXT.search(text) or (failed and RATE_LIMIT_TEXT.search(text)):
-        return _rate_limited(run, f"usage limit: {_short(_limit_line(text))}", now, tz)
+    if USAGE_LIMIT_TEXT.search(said) or RATE_LIMIT_TEXT.search(said):
+        return _rate_limited(run, f"usage limit: {_short(_limit_line(said))}", now, tz)
     if run.timed_out:
         return Verdict(Outcome.TIMEOUT, f"no end within the session timeout "
                                         f"({run.duration_s:.0f}s)")
@@ -83,18 +86,15 @@ def judge(run: SessionRun, *, crash_window_s: float, now: float,
     return Verdict(Outcome.FAILED, why)
 
 
-def _account_refused(run: SessionRun, result: dict[str, Any], failed: bool) -> bool:
-    if result.get("api_error_status") in ACCOUNT_STATUSES:
-        return True
-    if result.get("api_error_type") in ACCOUNT_ERROR_TYPES:
-        return True
-    return failed and bool(ACCOUNT_TEXT.search(_all_text(run)))
+def _account_refused(result: dict[str, Any], status: int | None, said: str) -> bool:
+    return (status in ACCOUNT_STATUSES or result.get("api_error_type") in ACCOUNT_ERROR_TYPES
+            or bool(ACCOUNT_TEXT.search(said)))
 
 
 def _rate_limited(run: SessionRun, error: str, now: float, tz: dt.tzinfo | None) -> Verdict:
     reset = resets.latest_reset(run.output.rate_limit_events)
     if reset is None:
-        reset = resets.parse_reset_time(_all_text(run), now, tz)
+        reset = resets.parse_reset_time(run.output.error_text, now, tz)
     return Verdict(Outcome.RATE_LIMITED, error, reset)
 
 
@@ -106,10 +106,6 @@ def _failure(run: SessionRun) -> str:
     detail = _short(run.output.text) or _short(run.stderr_tail.splitlines()[-1]
                                                if run.stderr_tail else "")
     return f"exit status {run.exit_status}" + (f": {detail}" if detail else "")
-
-
-def _all_text(run: SessionRun) -> str:
-    return "\n".join(part for part in (run.output.text, run.stderr_tail) if part)
 
 
 def _limit_line(text: str) -> str:

@@ -3,7 +3,8 @@
 One verdict from the account's windows (torchsm.accounts), the requests in flight on it and
 its [usage] settings:
 - `stop`: a window is rejected or at `stop_utilization`: every Nova on the account holds
-  until that window's reset plus `reset_margin_s`;
+  until that window's reset plus `reset_margin_s` (a reset that has just passed still
+  holds for its margin);
 - `pace` (not before `until`): from `slow_utilization` on, what is left of the window below
   `stop_utilization`, counted in requests of the estimated size, is spread evenly over
   the time to the reset, so the window ends near `stop_utilization` instead of hitting it
@@ -37,14 +38,23 @@ OK = Verdict("ok", None, "")
 
 def verdict(windows: list, cfg, now: float, in_flight: int = 0) -> Verdict:
     """What the account's windows allow at `now` (cfg: a UsageConfig)."""
-    live = [w for w in windows if _reset_of(w) > now]
-    stopping = [w for w in live if _stops(w, cfg)]
+    stopping = [w for w in windows if _stops(w, cfg) and _hold_end(w, cfg) > now]
     if stopping:
-        w = max(stopping, key=_reset_of)
-        margin = 0.0 if w.source == "backoff" else cfg.reset_margin_s  # no reset announced
-        return Verdict("stop", _reset_of(w) + margin, _stop_why(w), 1.0)
+        w = max(stopping, key=lambda w: _hold_end(w, cfg))
+        return Verdict("stop", _hold_end(w, cfg), _stop_why(w), 1.0)
+    live = [w for w in windows if _reset_of(w) > now]
     paced = [v for v in (_pace(w, cfg, now, in_flight) for w in live) if v is not None]
     return max(paced, key=lambda v: v.until) if paced else OK
+
+
+def _hold_end(window, cfg) -> float:
+    """Until when a stopping window holds: its reset plus the margin. A reset that has
+    just passed (or is "now", as a message naming the current minute says) still holds
+    for the margin: the provider's clock may lag ours, and a request sent at the reset
+    itself goes straight into the refusing window. A backoff announced no reset: no
+    margin on top of it."""
+    margin = 0.0 if window.source == "backoff" else cfg.reset_margin_s
+    return _reset_of(window) + margin
 
 
 def _reset_of(window) -> float:

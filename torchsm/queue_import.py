@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from torchsm import userfiles
+from torchsm.config import MAX_COUNT
 from torchsm.errors import ImportFailed, UserFileError
 from torchsm.tiers import Tier
 
@@ -149,8 +150,9 @@ def _json_max_attempts(record: dict) -> int | None:
     attempts = record.get("max_attempts")
     if attempts is None:
         return None
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-        raise ValueError('"max_attempts" must be a positive integer')
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or not (
+            1 <= attempts <= MAX_COUNT):
+        raise ValueError(f'"max_attempts" must be a whole number from 1 to {MAX_COUNT}')
     return attempts
 
 

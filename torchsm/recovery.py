@@ -126,8 +126,9 @@ def _with_keeper(home: Home, row: tuple) -> tuple:
 
 
 def _orphan_output(home: Home, session_id: int) -> agents.SessionOutput:
-    """What an agent wrote after its supervisor died, as its keeper kept it."""
-    output = agents.SessionOutput()
+    """What an agent wrote after its supervisor died, as its keeper kept it (read as
+    Claude Code's JSON only when its supervisor said the agent speaks it)."""
+    output = agents.SessionOutput(claude_code=runfiles.spoke_claude_code(home, session_id))
     try:
         with open(runfiles.orphan_output_path(home, session_id), "rb") as f:
             text = f.read().decode("utf-8", errors="replace")

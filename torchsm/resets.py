@@ -160,7 +160,7 @@ def latest_reset(rate_limit_events: list[dict[str, Any]]) -> float | None:
     """The reset time announced by the most recent rate_limit_event, if any."""
     for info in reversed(rate_limit_events):
         resets = info.get("resetsAt")
-        if isinstance(resets, (int, float)) and resets > 0:
+        if isinstance(resets, (int, float)) and 0 < resets < float("inf"):
             return float(resets)
     return None
 

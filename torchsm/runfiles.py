@@ -85,7 +85,8 @@ def lock_if_free(home: Home, name: str) -> SupervisorLock | None:
 def session_files(home: Home, session_id: int) -> Path:
     """The prefix of the files the agent's keeper (torchsm.shim) writes for session
     `session_id` until it is settled: .keeper (who keeps the agent), .exit (how the agent
-    ended), .out (what it wrote after its supervisor died)."""
+    ended), .out (what it wrote after its supervisor died); and .claude-code, which the
+    supervisor writes when the agent speaks Claude Code's JSON."""
     folder = run_dir(home)
     folder.mkdir(mode=0o700, exist_ok=True)
     return folder / f"session-{session_id}"
@@ -103,9 +104,24 @@ def orphan_output_path(home: Home, session_id: int) -> Path:
     return run_dir(home) / f"session-{session_id}.out"
 
 
+def declare_claude_code(home: Home, session_id: int) -> None:
+    """Note, before its agent starts, that session `session_id`'s agent speaks Claude
+    Code's JSON: a supervisor that settles the session after this one died reads what
+    the agent wrote meanwhile (its result, its rate_limit_events) only then."""
+    Path(f"{session_files(home, session_id)}.claude-code").touch(mode=0o600)
+
+
+def spoke_claude_code(home: Home, session_id: int) -> bool:
+    return _claude_code_path(home, session_id).exists()
+
+
+def _claude_code_path(home: Home, session_id: int) -> Path:
+    return run_dir(home) / f"session-{session_id}.claude-code"
+
+
 def remove_session_files(home: Home, session_id: int) -> None:
     """Forget session `session_id`'s keeper files: the session is settled."""
-    for suffix in (".exit", ".exit.tmp", ".out", ".keeper", ".keeper.tmp"):
+    for suffix in (".exit", ".exit.tmp", ".out", ".keeper", ".keeper.tmp", ".claude-code"):
         try:
             os.unlink(run_dir(home) / f"session-{session_id}{suffix}")
         except FileNotFoundError:

@@ -57,6 +57,7 @@ class UnitSpec(NamedTuple):
     run_as: str | None  # User= of a system unit; None: root (or the user's own manager)
     owner: tuple[int, int] | None  # (uid, gid) the env file is given to, when not ours
     executable: tuple[str, ...]  # this torchsm: its console script or `python -m torchsm`
+    agent_output: str = "auto"  # `torchsm run --agent-output`
 
 
 def unit_name(nova: str) -> str:
@@ -88,7 +89,7 @@ def torchsm_executable() -> tuple[str, ...]:
 
 def prepare(home: Home, config: Config, nova: str, command: tuple[str, ...], *,
             user_unit: bool, cwd: str | None = None, pass_env: tuple[str, ...] = (),
-            environ: Mapping[str, str] = os.environ) -> UnitSpec:
+            environ: Mapping[str, str] = os.environ, agent_output: str = "auto") -> UnitSpec:
     """The unit for Nova `nova` of `home`, checked as `torchsm run` would check it: the
     Nova exists, COMMAND can be run with the environment the service will have, and
     every variable of `pass_env` is set here (its value goes to the env file)."""
@@ -101,7 +102,8 @@ def prepare(home: Home, config: Config, nova: str, command: tuple[str, ...], *,
     environment = _environment(home, environ, pass_env, run_as)
     runner.check_command(command, str(workdir), environment)
     return UnitSpec(nova, home.path, tuple(command), workdir, user_unit, environment,
-                    config.supervisor.stop_grace_s, run_as, owner, torchsm_executable())
+                    config.supervisor.stop_grace_s, run_as, owner, torchsm_executable(),
+                    agent_output)
 
 
 def _service_user(home: Home, user_unit: bool) -> tuple[str | None, tuple[int, int] | None]:
@@ -190,9 +192,11 @@ def _unit_path_value(path: Path, what: str) -> str:
 
 
 def exec_start(spec: UnitSpec) -> str:
-    """The ExecStart= value: `torchsm --home HOME run NAME --cwd DIR -- COMMAND...`."""
+    """The ExecStart= value: `torchsm --home HOME run NAME --cwd DIR [--agent-output X]
+    -- COMMAND...`."""
+    declared = [] if spec.agent_output == "auto" else ["--agent-output", spec.agent_output]
     argv = [*spec.executable, "--home", str(spec.home), "run", spec.nova,
-            "--cwd", str(spec.cwd), "--", *spec.command]
+            "--cwd", str(spec.cwd), *declared, "--", *spec.command]
     return " ".join(exec_word(arg) for arg in argv)
 
 

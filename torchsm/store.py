@@ -26,6 +26,7 @@ from torchsm.errors import (DatabaseError, DatabaseLocked, HomeNotInitialised, S
 
 # The Alembic head this code expects; a test checks it against migrations/.
 SCHEMA_REVISION = "0011"
+INT64_MAX = 2**63 - 1  # SQLite's largest integer: a larger one is an OverflowError in a query
 
 T = TypeVar("T")
 

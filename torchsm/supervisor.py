@@ -67,6 +67,12 @@ class RunOptions:
     once: bool = False  # at most one session, then exit
     max_sessions: int | None = None  # exit after this many sessions
     until_idle: bool = False  # exit when there is nothing to do
+    agent_output: str = agents.AUTO  # claude-code | plain | auto (from COMMAND)
+
+    @property
+    def claude_code(self) -> bool:
+        """Whether the agent's usage and cost signals are read (agents.speaks_claude_code)."""
+        return agents.speaks_claude_code(self.command, self.agent_output)
 
 
 @dataclass(frozen=True)
@@ -450,6 +456,8 @@ class Supervisor:
                    item=taken.item.id if taken.item else None)
         outbox.deliver(self.home, self.config, taken.at)  # session.started, committed with it
         run, unstored = self._start_agent(taken)
+        for warning in ledger.checked_report(run.output.result or {})[1]:
+            self._emit("warning", f"result: {warning}")
         verdict = outcome.judge(run, crash_window_s=self.config.supervisor.crash_window_s,
                                 now=self.clock.now())
         self._settle(taken, run, verdict, unstored)
@@ -463,6 +471,8 @@ class Supervisor:
         cfg = self.config.supervisor
         started = self.clock.now()
         heading = f"session {taken.session_id} {format_time(started)} ({_what(taken)})"
+        if self.options.claude_code:
+            runfiles.declare_claude_code(self.home, taken.session_id)
         with SessionReader(self.home, self.config, self._load_nova(), heading, self._emit,
                            self.clock.now) as reader:
             try:
@@ -474,7 +484,7 @@ class Supervisor:
                     on_signal=reader.signal,
                     on_start=lambda pid: self._record_agent(taken, pid),
                     session_files=str(runfiles.session_files(self.home, taken.session_id)),
-                    clock=self.clock.now)
+                    claude_code=self.options.claude_code, clock=self.clock.now)
             except OSError as exc:  # the command vanished or is not executable any more
                 run = agents.SessionRun(argv, started, self.clock.now(), None, False, False,
                                         agents.SessionOutput(), f"cannot start: {exc}")

@@ -12,6 +12,7 @@ Stdlib only: the hook path and the hand-parsed `transition` use it for their err
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -54,9 +55,25 @@ def printable(text: str, *, multiline: bool = True) -> str:
 
 def json_line(data: Any) -> str:
     """`data` as one line of JSON, non-ASCII text as is except DEL, the C1 controls and
-    the format characters, which are \\u-escaped (the same JSON, harmless on a terminal)."""
-    line = json.dumps(data, ensure_ascii=False)
+    the format characters, which are \\u-escaped (the same JSON, harmless on a terminal).
+    A number that is not finite (a sum past a float, a cost an older torchsm stored) is
+    `null`: `Infinity` and `NaN` are not JSON, and strict parsers refuse the document."""
+    try:
+        line = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        line = json.dumps(_finite(data), ensure_ascii=False, allow_nan=False)
     return _JSON_RAW.sub(_json_escape, line) if _JSON_RAW.search(line) else line
+
+
+def _finite(data: Any) -> Any:
+    """`data` with every float that is not finite replaced by None."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: _finite(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(value) for value in data]
+    return data
 
 
 def _json_escape(match: re.Match) -> str:

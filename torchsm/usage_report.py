@@ -11,7 +11,7 @@ from typing import Any
 
 from torchsm import accounts, ledger, limits, store
 from torchsm.clock import format_time
-from torchsm.config import Config, Home, cost_limit_for, usage_for
+from torchsm.config import MAX_DURATION_S, Config, Home, cost_limit_for, usage_for
 from torchsm.errors import TorchsmError
 from torchsm.novas import held_for_limit
 
@@ -22,12 +22,14 @@ HOURLY_UP_TO_S = 2 * DAY_S  # longer spans are shown per day
 
 
 def parse_duration(text: str) -> float:
-    """`30m`, `6h`, `2d` (also `90s`) as seconds; TorchsmError for anything else."""
+    """`30m`, `6h`, `2d` (also `90s`) as seconds, at most ten years (further back is no
+    time at all: before the epoch); TorchsmError for anything else."""
     match = _DURATION.match(text or "")
-    if not match or float(match.group(1)) <= 0:
+    seconds = float(match.group(1)) * _UNIT_S[match.group(2).lower()] if match else 0.0
+    if not 0 < seconds <= MAX_DURATION_S:
         raise TorchsmError(f"bad duration '{text}': use a positive number with s, m, h or "
-                           f"d (e.g. 30m, 6h, 2d)")
-    return float(match.group(1)) * _UNIT_S[match.group(2).lower()]
+                           f"d (e.g. 30m, 6h, 2d), at most {MAX_DURATION_S / 86400:.0f}d")
+    return seconds
 
 
 def usage_report(home: Home, config: Config, name: str | None, since_s: float,

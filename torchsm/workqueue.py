@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from torchsm import store
-from torchsm.config import Config, Home, QueueConfig
+from torchsm.config import MAX_COUNT, MAX_DURATION_S, Config, Home, QueueConfig
 from torchsm.errors import (DatabaseReadOnly, InvalidWorkItem, ItemNotFound, ItemNotOpen,
                             LeaseLost, NothingToClaim, NovaNotFound)
 from torchsm.clock import format_time
@@ -130,8 +130,9 @@ class WorkQueue:
         holds (already finished or lost: left as it is). This is the Stop hook's step,
         "the last task is done, give me the next", at the cost of one transaction."""
         lease_s = self.config.lease_s if lease_s is None else lease_s
-        if lease_s <= 0:
-            raise InvalidWorkItem("the lease must be a positive number of seconds")
+        if not 0 < lease_s <= MAX_DURATION_S:  # nan fails both: a lease that never ends
+            raise InvalidWorkItem(f"the lease must be a positive number of seconds, at most "
+                                  f"{MAX_DURATION_S:.0f} (ten years)")
         now = _now(now)
         owner = os.urandom(12).hex()
 
@@ -230,8 +231,8 @@ class WorkQueue:
 
     def _max_attempts(self, requested: int | None) -> int:
         attempts = self.config.max_attempts if requested is None else requested
-        if attempts < 1:
-            raise InvalidWorkItem("max attempts must be at least 1")
+        if not 1 <= attempts <= MAX_COUNT:
+            raise InvalidWorkItem(f"max attempts must be from 1 to {MAX_COUNT}")
         return attempts
 
 

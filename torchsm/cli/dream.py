@@ -13,7 +13,8 @@ import click
 
 from torchsm.cli.common import Env, common_options, pass_env, table
 from torchsm.clock import format_time
-from torchsm.errors import TorchsmError
+from torchsm.cli.numbers import count, parse_id
+from torchsm.errors import DreamNotFound, TorchsmError
 
 PHASES = {0: "pattern", 1: "reflection", 2: "plan"}
 
@@ -54,7 +55,7 @@ def dream_run(env: Env, name: str) -> None:
 
 @dream.command("list")
 @click.argument("name", required=False)
-@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True,
+@click.option("--limit", "-n", type=count(), default=20, show_default=True,
               help="How many of the latest dreams.")
 @common_options
 @pass_env
@@ -80,9 +81,7 @@ def dream_show(env: Env, dream_id: str) -> None:
 
 
 def _parse_id(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise TorchsmError(f"invalid dream id {text!r}: ids are positive integers")
-    return int(text)
+    return parse_id(text, "dream", TorchsmError, DreamNotFound)
 
 
 def _brief(view) -> str:

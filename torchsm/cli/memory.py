@@ -10,7 +10,8 @@ import click
 from torchsm import memory as memory_lib, recall, store
 from torchsm.cli.common import Env, common_options, pass_env, printable, table, warn
 from torchsm.clock import format_time
-from torchsm.errors import InvalidMemory
+from torchsm.cli.numbers import count, parse_id
+from torchsm.errors import InvalidMemory, MemoryNotFound
 from torchsm.prompts import json_size
 from torchsm.recall import written_by
 
@@ -74,7 +75,7 @@ def _added_text(added: memory_lib.Added, writer: str) -> str:
 @memory.command("list")
 @click.argument("name", required=False)
 @click.option("--all", "include_forgotten", is_flag=True, help="Forgotten memories too.")
-@click.option("--limit", "-n", type=click.IntRange(min=1), metavar="N",
+@click.option("--limit", "-n", type=count(), metavar="N",
               help="At most N memory_lib.")
 @common_options
 @pass_env
@@ -145,9 +146,7 @@ def memory_forget(env: Env, memory_id: str, why: str) -> None:
 
 
 def parse_memory_id(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise InvalidMemory(f"invalid memory id {text!r}: ids are positive integers")
-    return int(text)
+    return parse_id(text, "memory", InvalidMemory, MemoryNotFound)
 
 
 def _read(env: Env, work: Callable[[Any], T]) -> T:

@@ -6,6 +6,7 @@ import click
 
 from torchsm import messages
 from torchsm.cli.common import Env, common_options, pass_env, warn
+from torchsm.cli.numbers import count
 from torchsm.clock import format_time
 from torchsm.mirror import MESSAGES_STREAM, epoch
 
@@ -30,7 +31,7 @@ def message_send(env: Env, sender: str, recipient: str, text: str) -> None:
 
 @message.command("list")
 @click.argument("name")
-@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True,
+@click.option("--limit", "-n", type=count(), default=20, show_default=True,
               help="How many of the latest messages.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new messages as they come.")
 @common_options

@@ -7,6 +7,7 @@ import click
 from torchsm import novas
 from torchsm.accounts import DEFAULT_ACCOUNT
 from torchsm.cli.common import Env, common_options, pass_env, table
+from torchsm.cli.numbers import Seconds, count
 from torchsm.machine import Event
 from torchsm.names import check_account
 
@@ -94,7 +95,7 @@ def nova_remove(env: Env, name: str) -> None:
 @click.argument("name", required=False)
 @click.option("--watch", "-w", is_flag=True,
               help="Redraw the status every --interval seconds until Ctrl-C.")
-@click.option("--interval", type=click.FloatRange(min=0.05, max=86400), default=2.0,
+@click.option("--interval", type=Seconds(0.05, 86400), default=2.0,
               show_default=True, metavar="S", help="With --watch: seconds between redraws.")
 @common_options
 @pass_env
@@ -192,7 +193,7 @@ def transition(env: Env, name: str, event: str, reason: str | None, for_s: float
 
 @click.command()
 @click.argument("name")
-@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True,
+@click.option("--limit", "-n", type=count(), default=20, show_default=True,
               help="How many of the latest transitions.")
 @common_options
 @pass_env

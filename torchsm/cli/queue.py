@@ -6,7 +6,9 @@ import click
 
 from torchsm import workqueue
 from torchsm.cli.common import Env, common_options, pass_env, table, warn
-from torchsm.errors import InvalidWorkItem
+from torchsm.cli.numbers import Seconds, count, parse_id
+from torchsm.config import MAX_COUNT
+from torchsm.errors import InvalidWorkItem, ItemNotFound
 from torchsm.clock import format_time
 from torchsm.tiers import TIER_NAMES
 
@@ -27,7 +29,7 @@ def queue() -> None:
 @click.option("--nova", metavar="NAME", help="Only this Nova may claim it (default: any).")
 @click.option("--priority", "-p", metavar="TIER", default="medium", show_default=True,
               help=f"One of {TIER_NAMES}.")
-@click.option("--max-attempts", type=click.IntRange(min=1), metavar="N",
+@click.option("--max-attempts", type=count(1, MAX_COUNT), metavar="N",
               help="Expired claims before the item is dead (default: [queue] max_attempts).")
 @common_options
 @pass_env
@@ -91,7 +93,7 @@ def _item_details(item: workqueue.WorkItem) -> str:
 
 @queue.command("claim")
 @click.option("--nova", metavar="NAME", required=True, help="The Nova that takes the item.")
-@click.option("--lease", "lease_s", type=float, metavar="SECONDS",
+@click.option("--lease", "lease_s", type=Seconds(positive=True), metavar="SECONDS",
               help="How long the claim holds (default: [queue] lease_s).")
 @common_options
 @pass_env
@@ -152,6 +154,4 @@ def queue_import(env: Env, file: str) -> None:
 
 
 def parse_item_id(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise InvalidWorkItem(f"invalid work item id {text!r}: ids are positive integers")
-    return int(text)
+    return parse_id(text, "work item", InvalidWorkItem, ItemNotFound)

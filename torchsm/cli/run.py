@@ -9,23 +9,34 @@ import time
 import click
 
 from torchsm.cli.common import Env, common_options, json_line, pass_env, printable
+from torchsm.cli.numbers import count
 from torchsm.clock import format_time
+
+
+agent_output_option = click.option(
+    "--agent-output", type=click.Choice(["auto", "claude-code", "plain"]), default="auto",
+    show_default=True,
+    help="What COMMAND prints. claude-code: Claude Code's JSON (stream-json or json), whose "
+         "usage and cost signals are read; plain: anything else, judged by its exit status "
+         "alone; auto: claude-code when COMMAND is `claude ... --output-format "
+         "stream-json|json`, else plain.")
 
 
 @click.command()
 @click.argument("name")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="-- COMMAND [ARG...]")
 @click.option("--once", is_flag=True, help="Start at most one session, then exit.")
-@click.option("--max-sessions", type=click.IntRange(min=1), metavar="N",
+@click.option("--max-sessions", type=count(), metavar="N",
               help="Exit after N sessions.")
 @click.option("--until-idle", is_flag=True,
               help="Exit when there is nothing to do (no due wake signal, restart request "
                    "or claimable work item).")
 @click.option("--cwd", metavar="DIR", help="Run the agent in DIR (default: here).")
+@agent_output_option
 @common_options
 @pass_env
 def run(env: Env, name: str, command: tuple[str, ...], once: bool, max_sessions: int | None,
-        until_idle: bool, cwd: str | None) -> None:
+        until_idle: bool, cwd: str | None, agent_output: str) -> None:
     """Supervise Nova NAME: start COMMAND for each session, within the budgets.
 
     Each session's prompt is a due wake signal, a restart request or the next work item.
@@ -40,6 +51,10 @@ def run(env: Env, name: str, command: tuple[str, ...], once: bool, max_sessions:
     \b
         torchsm run torch -- claude -c -p {prompt} --output-format stream-json --verbose
 
+    Usage limits, costs and API errors are read only from an agent that speaks Claude
+    Code's JSON (--agent-output): what any other agent prints (its task, echoed) never
+    holds an account or changes a budget.
+
     At most [supervisor] max_sessions_per_hour sessions start in any sliding hour, never
     closer than the personality's rhythm allows; failures cool the Nova with backoff (or
     until an announced usage-limit reset) and repeated ones make it meditate. SIGTERM or
@@ -50,7 +65,8 @@ def run(env: Env, name: str, command: tuple[str, ...], once: bool, max_sessions:
     from torchsm import agents, runner, supervisor
 
     agents.check_template(command)  # before anything starts
-    options = supervisor.RunOptions(tuple(command), cwd, once, max_sessions, until_idle)
+    options = supervisor.RunOptions(tuple(command), cwd, once, max_sessions, until_idle,
+                                    agent_output)
     stop = threading.Event()
     with runner.stop_on_signals(stop) as received:
         summary = runner.supervise(env.home, env.config, name, options, stop=stop,

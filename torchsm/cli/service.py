@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from torchsm.cli.common import Env, common_options, pass_env, warn
+from torchsm.cli.run import agent_output_option
 
 
 def _unit_options(command):
@@ -36,10 +37,12 @@ def service() -> None:
 @click.option("--env", "pass_env", multiple=True, metavar="VAR",
               help="Also give the service this variable, with its value here (repeat "
                    "it; e.g. CLAUDE_CODE_OAUTH_TOKEN or ANTHROPIC_API_KEY).")
+@agent_output_option
 @common_options
 @pass_env
 def install(env: Env, name: str, command: tuple[str, ...], user_unit: bool,
-            unit_dir: str | None, cwd: str | None, pass_env: tuple[str, ...]) -> None:
+            unit_dir: str | None, cwd: str | None, pass_env: tuple[str, ...],
+            agent_output: str) -> None:
     """Write a systemd unit torchsm-NAME.service that runs `torchsm run NAME -- COMMAND`.
 
     \b
@@ -63,7 +66,7 @@ def install(env: Env, name: str, command: tuple[str, ...], user_unit: bool,
         raise click.UsageError("no agent command given: torchsm service install NAME "
                                "[--user] -- COMMAND [ARG...]")
     spec = lib.prepare(env.home, env.config, name, command, user_unit=user_unit, cwd=cwd,
-                       pass_env=pass_env)
+                       pass_env=pass_env, agent_output=agent_output)
     done = lib.install(spec, _unit_dir(unit_dir, user_unit),
                        lib.find_systemctl(user_unit))
     _warn(done["warnings"])

@@ -1,0 +1,49 @@
+"""Numbers on the command line, bounded to what they can mean and SQLite can hold.
+
+click's INT and FLOAT take `nan`, `inf` and 20-digit numbers. SQLite's integers end at
+2**63 - 1 (a larger one is an OverflowError deep inside a query), and `nan` compares
+false with every bound (a claim's lease that never expires, a sleep that fails). These
+types refuse such values where they are parsed, as a usage error (exit 2) naming the
+option. Ids are read here too: one past SQLite's integers cannot exist.
+"""
+
+from __future__ import annotations
+
+import math
+
+import click
+
+from torchsm.config import MAX_DURATION_S
+from torchsm.errors import TorchsmError
+from torchsm.store import INT64_MAX
+
+
+def count(low: int = 1, high: int = INT64_MAX) -> click.IntRange:
+    """A whole number from `low` to `high` (at most what SQLite can hold)."""
+    return click.IntRange(low, min(high, INT64_MAX))
+
+
+class Seconds(click.FloatRange):
+    """A finite number of seconds from `low` (above it, with `positive`) to `high`."""
+
+    name = "seconds"
+
+    def __init__(self, low: float = 0.0, high: float = MAX_DURATION_S, positive: bool = False):
+        super().__init__(low, high, min_open=positive)
+
+    def convert(self, value, param, ctx) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):  # nan passes every range check
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+def parse_id(text: str, what: str, invalid: type[TorchsmError],
+             missing: type[TorchsmError]) -> int:
+    """The id `text` names: ASCII digits only (`str.isdigit` also takes '١٢' and '²'),
+    positive; an id past SQLite's integers is `missing` like any id nobody has."""
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise invalid(f"invalid {what} id {text!r}: ids are positive integers")
+    if int(text) > INT64_MAX:
+        raise missing(f"no {what} {int(text)}")
+    return int(text)
