@@ -259,6 +259,17 @@ def test_cost_near_its_budget(torch, h, spent, near):
                            f"in the 24 hours to {fmt(T0)} (85%).")
 
 
+def test_the_cost_budget_counts_what_the_supervisors_budget_counts(torch, h):
+    """A cost an older torchsm stored from an agent's words (negative, absurd) is not
+    counted: the dream would tell of a budget the supervisor does not see."""
+    h.session(T0 - 3 * 3600, cost=8.5)
+    h.session(T0 - 2 * 3600, cost=-100000.0)
+    h.session(T0 - 1 * 3600, cost=1e308)
+    config = Config(redis_url="off", supervisor=SupervisorConfig(max_cost_usd_per_day=10))
+    [budget] = of_kind(dream(torch, config), "budget-cost")
+    assert budget.evidence["cost_usd"] == 8.5
+
+
 def test_sessions_and_windows_near_their_limits(torch, h):
     busy = [h.session(T0 - 7000 + 300 * n) for n in range(11)]  # 11 in 50 minutes
     h.session(T0 - 100)  # more than an hour after the first of them

@@ -13,7 +13,9 @@ import pytest
 
 from helpers import Cli, rows
 
-ODD_NAMES = ["h?x", "h#x", "h%41x", "h%x", "h?mode=ro", "h#?%25 &x=1", "ünï code"]
+# a query (with a meaning to SQLite), a bare `%` (Alembic interpolates), a fragment,
+# percent-escapes, a space and `&=` in one, and non-ASCII
+ODD_NAMES = ["h?mode=ro", "h%x", "h#?%25 &x=1", "ünï code"]
 
 
 @pytest.fixture(params=ODD_NAMES)

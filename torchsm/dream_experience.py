@@ -15,7 +15,7 @@ import re
 import sqlite3
 from typing import NamedTuple
 
-from torchsm import accounts, store
+from torchsm import accounts, ledger, store
 from torchsm.config import Config, cost_limit_for
 from torchsm.errors import NovaNotFound
 
@@ -397,9 +397,9 @@ def _budget(conn: sqlite3.Connection, config: Config, nova: store.NovaRow,
         "SELECT coalesce(sum(cost_usd), 0) FROM sessions"
         " WHERE nova_id IN (SELECT id FROM novas WHERE account = :account)"
         " AND started_at >= :from AND ended_at > :since AND ended_at <= :now"
-        " AND cost_usd IS NOT NULL",
+        " AND cost_usd BETWEEN 0 AND :most",  # what the budget counts (ledger.costs_since)
         {"account": nova.account, "from": now - DAY_S - longest, "since": now - DAY_S,
-         "now": now}).fetchone()[0]
+         "now": now, "most": ledger.MAX_COST_USD}).fetchone()[0]
     last_hour = conn.execute("SELECT count(*) FROM sessions WHERE nova_id = ?"
                              " AND started_at > ? AND started_at <= ?",
                              (nova.id, now - HOUR_S, now)).fetchone()[0]
