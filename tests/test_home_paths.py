@@ -28,7 +28,7 @@ def odd_cli(tmp_path: Path, request) -> Cli:
 def test_every_command_uses_the_homes_own_database(odd_cli: Cli):
     home = odd_cli.home
     assert odd_cli("init", "--json").json()["created"] is True
-    odd_cli("nova", "add", "torch")  # SQLAlchemy
+    odd_cli("nova", "add", "torch")
     odd_cli("transition", "torch", "cool", "--for", "60")  # the stdlib store
     odd_cli("db", "upgrade")  # Alembic
     assert odd_cli("db", "current", "--json").json()["at_head"] is True

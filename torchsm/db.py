@@ -1,4 +1,5 @@
-"""SQLAlchemy engine and Alembic migrations for the cold paths (init, admin commands).
+"""SQLAlchemy engine and Alembic migrations: `init` and `db upgrade` (every other command
+reads and writes through the stdlib store, torchsm.store).
 
 Loaded lazily: nothing on the hook or transition path imports this module.
 """
@@ -6,15 +7,13 @@ Loaded lazily: nothing on the hook or transition path imports this module.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, NoReturn
+from typing import NoReturn
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DatabaseError as SQLAlchemyDatabaseError
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
 from torchsm.config import Home
 from torchsm.errors import (DatabaseError, DatabaseLocked, HomeNotInitialised, HomeUnusable,
@@ -65,24 +64,6 @@ def make_engine(home: Home, lock_timeout_s: float = 5.0, foreign_keys: bool = Tr
         conn.exec_driver_sql("BEGIN" if conn.info.get("read_only") else "BEGIN IMMEDIATE")
 
     return engine
-
-
-@contextmanager
-def session_scope(home: Home, lock_timeout_s: float = 5.0) -> Iterator[Session]:
-    """One short transaction; commits on success, translates lock errors."""
-    if not home.is_initialised():
-        raise HomeNotInitialised(f"no torchsm home at {home.path}: run `torchsm init`")
-    from torchsm.store import open_store
-
-    open_store(home, lock_timeout_s).close()  # the same schema check as the hot path
-    engine = make_engine(home, lock_timeout_s)
-    try:
-        with Session(engine) as session, session.begin():
-            yield session
-    except SQLAlchemyDatabaseError as exc:
-        _raise_translated(exc, home)
-    finally:
-        engine.dispose()
 
 
 def _raise_translated(exc: SQLAlchemyDatabaseError, home: Home) -> NoReturn:

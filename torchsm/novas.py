@@ -183,9 +183,7 @@ def _fire(home: Home, config: Config, request: _Request, now: float | None,
 
 def _transition_in(conn, config: Config, request: _Request, now: float, rng, event_id):
     name, event, reason = request.name, request.event, request.reason
-    nova = store.load_nova(conn, name)
-    if nova is None:
-        raise NovaNotFound(f"no Nova named '{name}'")
+    nova = _loaded(conn, name)
     if request.hold_only:
         return _hold_in(conn, nova, request, now, event_id)
     if request.escalate:
@@ -285,10 +283,7 @@ def nova_json(row: store.NovaRow) -> dict[str, Any]:
 
 def add(home: Home, config: Config, name: str, personality: str | None = None,
         now: float | None = None, account: str | None = None) -> dict[str, Any]:
-    from sqlalchemy.exc import IntegrityError
-
-    from torchsm import db, personalities
-    from torchsm.models import Nova, OutboxEntry
+    from torchsm import personalities
 
     check_name(name)
     chosen = personality or personalities.default_for(name, config.personalities)
@@ -298,55 +293,59 @@ def add(home: Home, config: Config, name: str, personality: str | None = None,
     state = machine.INITIAL_STATE.value
     added = mirror.Entry.new("nova.added", name, {"personality": chosen, "account": account,
                                                   "state": state, "status": state.upper()}, now)
-    try:
-        with db.session_scope(home, config.db.lock_timeout_s) as session:
-            session.add(Nova(name=name, personality=chosen, state=state, since=now,
-                             created_at=now, cool_streak=0, account=account))
-            if outbox.enabled(config):
-                session.add(OutboxEntry(**outbox.row(mirror.OPS_STREAM, added)))
-    except IntegrityError:
-        raise NovaExists(f"a Nova named '{name}' already exists") from None
+
+    def insert(conn) -> None:
+        if store.load_nova(conn, name) is not None:
+            raise NovaExists(f"a Nova named '{name}' already exists")
+        conn.execute("INSERT INTO novas (name, personality, state, since, created_at,"
+                     " cool_streak, account) VALUES (?, ?, ?, ?, ?, 0, ?)",
+                     (name, chosen, state, now, now, account))
+        outbox.put(conn, config, mirror.OPS_STREAM, added)
+
+    with store.open_store(home, config.db.lock_timeout_s) as db:
+        db.write(insert)
     outbox.deliver(home, config)
     return show(home, config, name)
 
 
 def remove(home: Home, config: Config, name: str) -> None:
     """Delete a Nova and its history (its messages stay: they belong to both ends)."""
-    from sqlalchemy import delete, select
-
-    from torchsm import db
-    from torchsm.models import HistoryRow, Nova, OutboxEntry
-
     check_name(name)
     # status '' removes nova.status.NAME
     removed = mirror.Entry.new("nova.removed", name, {"status": ""}, time.time())
-    with db.session_scope(home, config.db.lock_timeout_s) as session:
-        nova_id = session.scalar(select(Nova.id).where(Nova.name == name))
-        if nova_id is None:
-            raise NovaNotFound(f"no Nova named '{name}'")
-        session.execute(delete(HistoryRow).where(HistoryRow.nova_id == nova_id))
-        session.execute(delete(Nova).where(Nova.id == nova_id))
-        if outbox.enabled(config):
-            session.add(OutboxEntry(**outbox.row(mirror.OPS_STREAM, removed)))
+
+    def delete(conn) -> None:
+        nova = _loaded(conn, name)
+        conn.execute("DELETE FROM history WHERE nova_id = ?", (nova.id,))
+        conn.execute("DELETE FROM novas WHERE id = ?", (nova.id,))
+        outbox.put(conn, config, mirror.OPS_STREAM, removed)
+
+    with store.open_store(home, config.db.lock_timeout_s) as db:
+        db.write(delete)
     outbox.deliver(home, config)
+
+
+def _loaded(conn, name: str) -> store.NovaRow:
+    nova = store.load_nova(conn, name)
+    if nova is None:
+        raise NovaNotFound(f"no Nova named '{name}'")
+    return nova
 
 
 def show(home: Home, config: Config, name: str) -> dict[str, Any]:
     """A Nova's state, its personality in full, and how many transitions it has made."""
-    from sqlalchemy import func, select
-
-    from torchsm import db, personalities
-    from torchsm.models import HistoryRow, Nova
+    from torchsm import personalities
 
     check_name(name)
-    with db.session_scope(home, config.db.lock_timeout_s) as session:
-        nova = session.scalar(select(Nova).where(Nova.name == name))
-        if nova is None:
-            raise NovaNotFound(f"no Nova named '{name}'")
-        count = session.scalar(select(func.count()).where(HistoryRow.nova_id == nova.id))
-        row = store.NovaRow(nova.id, nova.name, nova.personality, nova.state, nova.since,
-                            nova.until, nova.reason, nova.cool_streak, nova.last_cool_until,
-                            nova.created_at, nova.limit_hold, nova.account)
+
+    def read(conn) -> tuple[store.NovaRow, int]:
+        nova = _loaded(conn, name)
+        count = conn.execute("SELECT count(*) FROM history WHERE nova_id = ?",
+                             (nova.id,)).fetchone()[0]
+        return nova, count
+
+    with store.open_store(home, config.db.lock_timeout_s) as db:
+        row, count = db.read(read)
     known = personalities.all_personalities(config.personalities)
     profile = known.get(row.personality)
     return {**nova_json(row), "created_at": format_time(row.created_at),
@@ -363,9 +362,7 @@ def set_account(home: Home, config: Config, name: str, account: str,
     now = time.time() if now is None else now
 
     def move(conn) -> store.NovaRow:
-        nova = store.load_nova(conn, name)
-        if nova is None:
-            raise NovaNotFound(f"no Nova named '{name}'")
+        nova = _loaded(conn, name)
         if nova.account != account:
             conn.execute("UPDATE novas SET account = ? WHERE id = ?", (account, nova.id))
             conn.execute("DELETE FROM usage_grants WHERE nova_id = ?", (nova.id,))
@@ -383,18 +380,17 @@ def set_account(home: Home, config: Config, name: str, account: str,
 
 def history(home: Home, config: Config, name: str, limit: int = 20) -> list[dict[str, Any]]:
     """The last `limit` accepted transitions, oldest first."""
-    from sqlalchemy import select
-
-    from torchsm import db
-    from torchsm.models import HistoryRow, Nova
-
     check_name(name)
-    with db.session_scope(home, config.db.lock_timeout_s) as session:
-        nova_id = session.scalar(select(Nova.id).where(Nova.name == name))
-        if nova_id is None:
-            raise NovaNotFound(f"no Nova named '{name}'")
-        rows = session.scalars(select(HistoryRow).where(HistoryRow.nova_id == nova_id)
-                               .order_by(HistoryRow.id.desc()).limit(limit)).all()
-        return [{"nova": name, "from": r.from_state, "to": r.to_state, "event": r.event,
-                 "reason": r.reason, "at": format_time(r.at), "until": format_time(r.until),
-                 "forced": bool(r.forced)} for r in reversed(rows)]
+
+    def read(conn) -> list[tuple]:
+        nova = _loaded(conn, name)
+        return conn.execute("SELECT from_state, to_state, event, reason, at, until, forced"
+                            " FROM history WHERE nova_id = ? ORDER BY id DESC LIMIT ?",
+                            (nova.id, limit)).fetchall()
+
+    with store.open_store(home, config.db.lock_timeout_s) as db:
+        rows = db.read(read)
+    return [{"nova": name, "from": from_state, "to": to_state, "event": event,
+             "reason": reason, "at": format_time(at), "until": format_time(until),
+             "forced": bool(forced)}
+            for from_state, to_state, event, reason, at, until, forced in reversed(rows)]
