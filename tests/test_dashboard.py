@@ -132,6 +132,17 @@ def test_stored_texts_are_escaped(busy):
     assert page.count(escaped) >= 3  # the Nova's reason, the alert, the window's name
 
 
+def test_stored_texts_cannot_reorder_or_hide_the_page(busy):
+    """A bidi override or a zero-width character in stored text reorders or hides a page
+    as it does a terminal: shown as an escape, like the CLI shows it (issue 20)."""
+    with store.open_store(busy) as db:
+        db.write(lambda conn: store.save_alert(conn, nova="echo", at=T0 - 20, kind="account",
+                                               message="ok\u202egnp.exe\u200b \x1b[2J"))
+    page = render(busy, CONFIG, T0)
+    assert not any(c in page for c in "\u202e\u200b\x1b"), "raw"
+    assert "ok\\u202egnp.exe\\u200b \\x1b[2J" in page
+
+
 def test_a_home_without_novas_is_an_empty_state(home):
     page = render(home, CONFIG, T0)
     assert "No Novas yet" in page and page.rstrip().endswith("</html>")

@@ -3,14 +3,16 @@
 Each function returns one `<svg>` element with a `<title>`, an `aria-label` and data-*
 attributes that say what it holds (`data-chart`, the kind; `data-points`, how many values
 it drew), so a reader, a screen reader and a test can tell it was drawn. Every text that
-reaches the page goes through `html.escape` here; callers pass plain strings.
+reaches the page goes through `html_text` here (escaped, its controls and bidi
+characters shown); callers pass plain strings.
 """
 
 from __future__ import annotations
 
 import math
-from html import escape
 from typing import Iterable, Sequence
+
+from torchsm.terminal import html_text
 
 WIDTH, HEIGHT = 640, 160
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 10, 22  # the plot area's margins
@@ -25,11 +27,11 @@ def _num(value: float) -> str:
 
 def _open(kind: str, title: str, points: int, width: int = WIDTH, height: int = HEIGHT,
           **data: str) -> str:
-    extra = "".join(f' data-{k.replace("_", "-")}="{escape(str(v))}"' for k, v in data.items())
+    extra = "".join(f' data-{k.replace("_", "-")}="{html_text(str(v))}"' for k, v in data.items())
     return (f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" '
-            f'height="{height}" role="img" aria-label="{escape(title)}" '
-            f'data-chart="{escape(kind)}" data-points="{points}"{extra}>'
-            f"<title>{escape(title)}</title>")
+            f'height="{height}" role="img" aria-label="{html_text(title)}" '
+            f'data-chart="{html_text(kind)}" data-points="{points}"{extra}>'
+            f"<title>{html_text(title)}</title>")
 
 
 def _empty(kind: str, title: str, height: int = HEIGHT, **data: str) -> str:
@@ -49,13 +51,13 @@ def _x_axis(labels: Sequence[str], height: int = HEIGHT) -> str:
     for i in range(0, len(labels), step):
         x = LEFT + plot_w * (i + 0.5) / len(labels)
         out.append(f'<text class="tick" x="{_num(x)}" y="{height - 6}" '
-                   f'text-anchor="middle">{escape(labels[i])}</text>')
+                   f'text-anchor="middle">{html_text(labels[i])}</text>')
     return "".join(out)
 
 
 def _y_axis(top: float, height: int = HEIGHT) -> str:
     return (f'<text class="tick" x="{LEFT - 4}" y="{TOP + 8}" text-anchor="end">'
-            f'{escape(_short(top))}</text><text class="tick" x="{LEFT - 4}" '
+            f'{html_text(_short(top))}</text><text class="tick" x="{LEFT - 4}" '
             f'y="{height - BOTTOM}" text-anchor="end">0</text>')
 
 
@@ -70,7 +72,7 @@ def _legend(names: Iterable[str]) -> str:
     for i, name in enumerate(names):
         colour = PALETTE[i % len(PALETTE)]
         out.append(f'<rect x="{x}" y="1" width="8" height="8" fill="{colour}"/>'
-                   f'<text class="tick" x="{x + 11}" y="9">{escape(name)}</text>')
+                   f'<text class="tick" x="{x + 11}" y="9">{html_text(name)}</text>')
         x += 16 + 7 * len(name)
     return "".join(out)
 
@@ -98,7 +100,7 @@ def line_chart(kind: str, title: str, labels: Sequence[str],
             f"{_num(TOP + plot_h * (1 - v / top))}" for j, v in enumerate(points))
         parts.append(f'<path class="series" d="M{coords.replace(" ", " L")}" fill="none" '
                      f'stroke="{PALETTE[i % len(PALETTE)]}" stroke-width="1.6">'
-                     f"<title>{escape(name)}</title></path>")
+                     f"<title>{html_text(name)}</title></path>")
     return "".join(parts) + "</svg>"
 
 
@@ -118,8 +120,8 @@ def bar_chart(kind: str, title: str, labels: Sequence[str], values: Sequence[flo
         h = max(1.0, plot_h * value / top)
         parts.append(f'<rect class="bar" x="{_num(LEFT + slot * i + slot * 0.1)}" '
                      f'y="{_num(TOP + plot_h - h)}" width="{_num(max(1.0, slot * 0.8))}" '
-                     f'height="{_num(h)}" fill="{PALETTE[0]}"><title>{escape(label)}: '
-                     f"{escape(_short(value))}{escape(unit)}</title></rect>")
+                     f'height="{_num(h)}" fill="{PALETTE[0]}"><title>{html_text(label)}: '
+                     f"{html_text(_short(value))}{html_text(unit)}</title></rect>")
     return "".join(parts) + "</svg>"
 
 
@@ -135,13 +137,13 @@ def meter_chart(kind: str, title: str, rows: Sequence[tuple[str, float, str]]) -
         share = min(1.0, max(0.0, fraction))
         colour = "#b8475f" if share >= 0.95 else "#d9822b" if share >= 0.8 else PALETTE[2]
         parts.append(
-            f'<text class="tick" x="174" y="{y + 12}" text-anchor="end">{escape(label)}</text>'
+            f'<text class="tick" x="174" y="{y + 12}" text-anchor="end">{html_text(label)}</text>'
             f'<rect class="track" x="180" y="{y}" width="{track}" height="16" fill="#e7ebf0"/>'
             f'<rect class="bar" x="180" y="{y}" width="{_num(max(1.0, track * share))}" '
-            f'height="16" fill="{colour}"><title>{escape(label)}: {share * 100:.0f}%'
+            f'height="16" fill="{colour}"><title>{html_text(label)}: {share * 100:.0f}%'
             f"</title></rect>"
             f'<text class="tick" x="{186 + track}" y="{y + 12}">{share * 100:.0f}% '
-            f"{escape(note)}</text>")
+            f"{html_text(note)}</text>")
     return "".join(parts) + "</svg>"
 
 
@@ -156,16 +158,16 @@ def state_timeline(title: str, start: float, end: float,
     for t0, t1, state in bands:
         x0 = LEFT + plot_w * (max(t0, start) - start) / (end - start)
         x1 = LEFT + plot_w * (min(t1, end) - start) / (end - start)
-        parts.append(f'<rect class="band" data-state="{escape(state)}" x="{_num(x0)}" y="4" '
+        parts.append(f'<rect class="band" data-state="{html_text(state)}" x="{_num(x0)}" y="4" '
                      f'width="{_num(max(0.5, x1 - x0))}" height="18" '
                      f'fill="{STATE_COLOURS.get(state, PALETTE[5])}"><title>'
-                     f"{escape(state)}</title></rect>")
+                     f"{html_text(state)}</title></rect>")
     return "".join(parts) + "</svg>"
 
 
 def state_legend() -> str:
     return "".join(f'<span class="swatch" style="background:{colour}"></span>'
-                   f"{escape(state)} " for state, colour in STATE_COLOURS.items())
+                   f"{html_text(state)} " for state, colour in STATE_COLOURS.items())
 
 
 def score_gauge(title: str, score: float | None) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from html import escape
 from typing import Any
 
 from torchsm import alerts, charts, store
@@ -32,6 +31,7 @@ from torchsm.health import measure
 from torchsm.metrics import HOOK_EVENTS
 from torchsm.novas import status
 from torchsm.runfiles import with_plans
+from torchsm.terminal import html_text
 
 DAY_S = 86400.0
 TRANSITIONS_CAP = 2000  # exact bands up to this many transitions of a Nova in the window
@@ -192,9 +192,9 @@ def page(data: dict[str, Any], home: Home, now: float, refresh_s: float | None) 
                if refresh_s else "")
     head = (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}"
             f"<title>torchsm dashboard</title><style>{CSS}</style></head><body>"
-            f"<header><h1>torchsm</h1><p>{escape(str(home.path))}: "
-            f"{escape(format_time(b.start))} .. {escape(format_time(b.end))} "
-            f"(buckets of {_duration(b.size)}), drawn {escape(format_time(now))}</p></header>")
+            f"<header><h1>torchsm</h1><p>{html_text(str(home.path))}: "
+            f"{html_text(format_time(b.start))} .. {html_text(format_time(b.end))} "
+            f"(buckets of {_duration(b.size)}), drawn {html_text(format_time(now))}</p></header>")
     if not data["novas"]:
         body = ('<section class="empty-state"><h2>No Novas yet</h2><p>Add one with '
                 "<code>torchsm nova add NAME</code>; its history will show here.</p></section>")
@@ -212,11 +212,11 @@ def _duration(seconds: float) -> str:
 
 
 def _section(title: str, *parts: str) -> str:
-    return f"<section><h2>{escape(title)}</h2>{''.join(parts)}</section>"
+    return f"<section><h2>{html_text(title)}</h2>{''.join(parts)}</section>"
 
 
 def _figure(caption: str, svg: str) -> str:
-    return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
+    return f"<figure>{svg}<figcaption>{html_text(caption)}</figcaption></figure>"
 
 
 def _health(data: dict[str, Any]) -> str:
@@ -231,10 +231,10 @@ def _health(data: dict[str, Any]) -> str:
 def _score_card(name: str, score: float | None, trend: float | None,
                 advice: list[str]) -> str:
     trend_text = "" if trend is None else f" ({trend:+g} on the window before)"
-    items = "".join(f"<li>{escape(a)}</li>" for a in advice)
-    return (f'<div class="card"><h3>{escape(name)}</h3>'
+    items = "".join(f"<li>{html_text(a)}</li>" for a in advice)
+    return (f'<div class="card"><h3>{html_text(name)}</h3>'
             f"{charts.score_gauge(f'health score of {name}', score)}"
-            f"<p>score {'-' if score is None else f'{score:g}'}{escape(trend_text)}</p>"
+            f"<p>score {'-' if score is None else f'{score:g}'}{html_text(trend_text)}</p>"
             + (f"<ul>{items}</ul>" if items else "") + "</div>")
 
 
@@ -242,7 +242,7 @@ def _status(rows: list[dict[str, Any]]) -> str:
     head = ("<tr><th>Nova</th><th>state</th><th>since</th><th>until (cooldown)</th>"
             "<th>limit hold</th><th>next start</th><th>reason</th></tr>")
     body = "".join(
-        "<tr>" + "".join(f"<td>{escape(str(v)) if v is not None else '-'}</td>" for v in (
+        "<tr>" + "".join(f"<td>{html_text(str(v)) if v is not None else '-'}</td>" for v in (
             r["nova"], r["state"], r["since"], r["until"], r["limit_hold"],
             r["next_start"], r["reason"])) + "</tr>" for r in rows)
     return _section("Novas", f"<table>{head}{body}</table>")
@@ -251,8 +251,8 @@ def _status(rows: list[dict[str, Any]]) -> str:
 def _alerts(found: list) -> str:
     if not found:
         return _section("Open alerts", '<p class="quiet">none</p>')
-    body = "".join(f"<tr><td>{escape(format_time(a.at))}</td><td>{escape(a.kind)}</td>"
-                   f"<td>{escape(a.nova or 'all')}</td><td>{escape(a.message)}</td></tr>"
+    body = "".join(f"<tr><td>{html_text(format_time(a.at))}</td><td>{html_text(a.kind)}</td>"
+                   f"<td>{html_text(a.nova or 'all')}</td><td>{html_text(a.message)}</td></tr>"
                    for a in found)
     return _section(f"Open alerts ({len(found)})", '<table class="alerts"><tr><th>since</th>'
                     f"<th>kind</th><th>Nova</th><th>message</th></tr>{body}</table>")

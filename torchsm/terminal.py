@@ -81,6 +81,14 @@ def _json_escape(match: re.Match) -> str:
     return json.dumps(match.group())[1:-1]
 
 
+def html_text(text: str) -> str:
+    """`text` for an HTML page: escaped, and shown as `printable` shows it on one line (a
+    bidi override reorders a page as it does a terminal)."""
+    from html import escape
+
+    return escape(printable(text, multiline=False))
+
+
 def error_line(message: str) -> str:
     """The one stderr line of a failure: `torchsm: error: MESSAGE`, made printable."""
     return f"torchsm: error: {printable(message, multiline=False)}"
