@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -28,6 +29,13 @@ def torchsm_executable() -> list[str]:
     """The installed console script when there is one, else `python -m torchsm`."""
     script = Path(sys.executable).parent / "torchsm"
     return [str(script)] if script.exists() else [sys.executable, "-m", "torchsm"]
+
+
+def default_ctrl_c() -> None:
+    """For `preexec_fn`: the child gets Ctrl-C's default action even when the suite runs
+    with SIGINT ignored (a background job of a non-interactive shell, `nohup`): Python
+    keeps an ignored SIGINT ignored, so a test of Ctrl-C would wait for ever."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @dataclass

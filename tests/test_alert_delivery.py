@@ -13,7 +13,7 @@ import subprocess
 import time
 from typing import Iterator
 
-from helpers import Cli, torchsm_executable, write_config
+from helpers import Cli, default_ctrl_c, torchsm_executable, write_config
 from supervisor_support import agent_script
 from test_alerts import dead_item, running
 from test_run_cli import FAST, plan, query, start, wait_for
@@ -183,7 +183,7 @@ def test_ctrl_c_on_alerts_leaves_no_command_behind(cli, tmp_path):
     setup_alert_command(cli, NEVER_RETURNS.format(pids=pids), "command_timeout_s = 600\n")
     proc = subprocess.Popen([*torchsm_executable(), "alerts"], env=cli.env(),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_ctrl_c)
     pid_list = delivery_pids(pids)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)

@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers import torchsm_executable
+from helpers import default_ctrl_c, torchsm_executable
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def server(cli):
     cli("nova", "add", "torch")
     proc = subprocess.Popen([*torchsm_executable(), "serve", "--port", "0"], env=cli.env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, preexec_fn=default_ctrl_c)
     try:
         line = proc.stdout.readline()
         assert line.startswith("serving http://127.0.0.1:"), (line, proc.stderr.read())

@@ -8,7 +8,7 @@ import pty
 import signal
 import subprocess
 
-from helpers import Cli, torchsm_executable
+from helpers import Cli, default_ctrl_c, torchsm_executable
 
 HEADER = "every 0.1 s, Ctrl-C to stop"
 
@@ -16,7 +16,7 @@ HEADER = "every 0.1 s, Ctrl-C to stop"
 def start(cli: Cli, **kw) -> subprocess.Popen:
     return subprocess.Popen([*torchsm_executable(), "status", "--watch", "--interval", "0.1"],
                             env=cli.env(), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            **kw)
+                            preexec_fn=default_ctrl_c, **kw)
 
 
 def test_frames_until_ctrl_c_on_a_pipe(cli):
