@@ -17,7 +17,6 @@ from typing import NamedTuple
 
 from torchsm import accounts, ledger, store
 from torchsm.config import Config, cost_limit_for
-from torchsm.errors import NovaNotFound
 
 HOOK_EVENTS = ("session-start", "user-prompt-submit", "pre-tool-use", "post-tool-use", "stop",
                "stop-failure", "subagent-stop", "pre-compact", "session-end", "notification")
@@ -157,9 +156,7 @@ class Experience(NamedTuple):
 def gather(conn: sqlite3.Connection, config: Config, name: str, span: Span,
            now: float) -> Experience:
     """Everything a dream of Nova `name` looks at, read in the caller's transaction."""
-    nova = store.load_nova(conn, name)
-    if nova is None:
-        raise NovaNotFound(f"no Nova named '{name}'")
+    nova = store.nova_named(conn, name)
     cap = config.dreams.rows_max
     args = {"nova": nova.id, "name": name, "start": span.start, "end": span.end,
             "cap": cap, "now": now}

@@ -128,9 +128,7 @@ def _begin(conn: sqlite3.Connection, home: Home, config: Config, name: str, now:
     from torchsm.dream_experience import Span
     from torchsm.machine import Event
 
-    nova = store.load_nova(conn, name)
-    if nova is None:
-        raise NovaNotFound(f"no Nova named '{name}'")
+    nova = store.nova_named(conn, name)
     _check_may_dream(nova, now)
     _check_no_live_session(conn, home, nova, now)
     # we hold the dream lock: a `running` row of this Nova is one whose process died
@@ -211,7 +209,7 @@ def _finish(conn: sqlite3.Connection, config: Config, begun: _Begun, exp, found:
         " WHERE id = ? AND status = ?",
         (status, ended, summary, json.dumps(read), event_id, begun.id, RUNNING)).rowcount
     if not changed:
-        raise NovaNotFound(f"no Nova named '{begun.nova}' (removed while it dreamt)")
+        raise NovaNotFound(begun.nova, " (removed while it dreamt)")
     view = DreamView(begun.id, begun.nova, status, begun.trigger, begun.started_at, ended,
                      begun.span.start, begun.span.end, summary, read, event_id, len(views),
                      views)
@@ -383,9 +381,7 @@ def list_dreams(home: Home, config: Config, nova: str | None = None,
     def read(conn: sqlite3.Connection) -> list[DreamView]:
         where, args = "", []
         if nova is not None:
-            row = store.load_nova(conn, check_name(nova))
-            if row is None:
-                raise NovaNotFound(f"no Nova named '{nova}'")
+            row = store.nova_named(conn, check_name(nova))
             where, args = "WHERE d.nova_id = ?", [row.id]
         rows = conn.execute(f"SELECT {_DREAM_COLUMNS} FROM dreams d JOIN novas n"
                             f" ON n.id = d.nova_id {where}"

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping, NamedTuple
 from torchsm import store, workqueue
 from torchsm.clock import format_time
 from torchsm.config import Config, Home
-from torchsm.errors import NovaNotFound, TorchsmError
+from torchsm.errors import TorchsmError
 from torchsm.names import check_name
 from torchsm.prompts import HOOK_TEXT_MAX, Part, continuation_reason, fit, json_size
 
@@ -78,9 +78,7 @@ def run_hook(home: Home, config: Config, event: str, nova: str, raw: str | bytes
     check_name(nova)
     payload, problem = _parse_payload(raw)
     with store.open_store(home, config.db.lock_timeout_s) as db:
-        row = db.read(lambda conn: store.load_nova(conn, nova))
-        if row is None:
-            raise NovaNotFound(f"no Nova named '{nova}'")
+        row = db.read(lambda conn: store.nova_named(conn, nova))
         ctx = HookContext(home, config, db, row, event, payload,
                           time.time() if now is None else now,
                           os.environ if env is None else env, started)

@@ -381,9 +381,7 @@ def listing(conn: sqlite3.Connection, nova: str | None = None, *,
 
 def nova_id_of(conn: sqlite3.Connection, name: str) -> int:
     """The id of Nova `name`, or NovaNotFound."""
-    nova = store.load_nova(conn, check_name(name))
-    if nova is None:
-        raise NovaNotFound(f"no Nova named '{name}'")
+    nova = store.nova_named(conn, check_name(name))
     return nova.id
 
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 
 from torchsm import mirror, outbox, store
 from torchsm.config import Config, Home
-from torchsm.errors import NovaNotFound, TorchsmError
+from torchsm.errors import TorchsmError
 from torchsm.names import check_name
 
 BROADCAST = "all"
@@ -52,8 +52,8 @@ def send(home: Home, config: Config, sender: str, recipient: str, text: str,
 
 def _save(conn, event_id: str, sender: str, recipient: str, text: str, now: float):
     for name in (sender, recipient):
-        if name != BROADCAST and store.load_nova(conn, name) is None:
-            raise NovaNotFound(f"no Nova named '{name}'")
+        if name != BROADCAST:
+            store.nova_named(conn, name)
     return store.save_message(conn, event_id=event_id, sender=sender, recipient=recipient,
                               text=text, at=now)
 
@@ -106,8 +106,7 @@ def _local_inbox(home: Home, config: Config, name: str, limit: int) -> list[dict
 
 
 def _checked_inbox(conn, name: str, limit: int) -> list[store.MessageRow]:
-    if store.load_nova(conn, name) is None:
-        raise NovaNotFound(f"no Nova named '{name}'")
+    store.nova_named(conn, name)
     return store.load_inbox(conn, name, limit)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from torchsm import machine, mirror, outbox, safety, store
 from torchsm.config import MAX_DURATION_S, Config, Home
-from torchsm.errors import NovaExists, NovaNotFound, TorchsmError
+from torchsm.errors import NovaExists, TorchsmError
 from torchsm.machine import Event, State, format_time
 from torchsm.accounts import DEFAULT_ACCOUNT
 from torchsm.names import check_account, check_name
@@ -183,7 +183,7 @@ def _fire(home: Home, config: Config, request: _Request, now: float | None,
 
 def _transition_in(conn, config: Config, request: _Request, now: float, rng, event_id):
     name, event, reason = request.name, request.event, request.reason
-    nova = _loaded(conn, name)
+    nova = store.nova_named(conn, name)
     if request.hold_only:
         return _hold_in(conn, nova, request, now, event_id)
     if request.escalate:
@@ -267,9 +267,7 @@ def status(home: Home, config: Config, name: str | None = None) -> list[dict[str
         if name is None:
             rows = db.read(store.load_novas)
         else:
-            row = db.read(lambda conn: store.load_nova(conn, check_name(name)))
-            if row is None:
-                raise NovaNotFound(f"no Nova named '{name}'")
+            row = db.read(lambda conn: store.nova_named(conn, check_name(name)))
             rows = [row]
     return [nova_json(row) for row in rows]
 
@@ -315,7 +313,7 @@ def remove(home: Home, config: Config, name: str) -> None:
     removed = mirror.Entry.new("nova.removed", name, {"status": ""}, time.time())
 
     def delete(conn) -> None:
-        nova = _loaded(conn, name)
+        nova = store.nova_named(conn, name)
         conn.execute("DELETE FROM history WHERE nova_id = ?", (nova.id,))
         conn.execute("DELETE FROM novas WHERE id = ?", (nova.id,))
         outbox.put(conn, config, mirror.OPS_STREAM, removed)
@@ -325,13 +323,6 @@ def remove(home: Home, config: Config, name: str) -> None:
     outbox.deliver(home, config)
 
 
-def _loaded(conn, name: str) -> store.NovaRow:
-    nova = store.load_nova(conn, name)
-    if nova is None:
-        raise NovaNotFound(f"no Nova named '{name}'")
-    return nova
-
-
 def show(home: Home, config: Config, name: str) -> dict[str, Any]:
     """A Nova's state, its personality in full, and how many transitions it has made."""
     from torchsm import personalities
@@ -339,7 +330,7 @@ def show(home: Home, config: Config, name: str) -> dict[str, Any]:
     check_name(name)
 
     def read(conn) -> tuple[store.NovaRow, int]:
-        nova = _loaded(conn, name)
+        nova = store.nova_named(conn, name)
         count = conn.execute("SELECT count(*) FROM history WHERE nova_id = ?",
                              (nova.id,)).fetchone()[0]
         return nova, count
@@ -362,7 +353,7 @@ def set_account(home: Home, config: Config, name: str, account: str,
     now = time.time() if now is None else now
 
     def move(conn) -> store.NovaRow:
-        nova = _loaded(conn, name)
+        nova = store.nova_named(conn, name)
         if nova.account != account:
             conn.execute("UPDATE novas SET account = ? WHERE id = ?", (account, nova.id))
             conn.execute("DELETE FROM usage_grants WHERE nova_id = ?", (nova.id,))
@@ -383,7 +374,7 @@ def history(home: Home, config: Config, name: str, limit: int = 20) -> list[dict
     check_name(name)
 
     def read(conn) -> list[tuple]:
-        nova = _loaded(conn, name)
+        nova = store.nova_named(conn, name)
         return conn.execute("SELECT from_state, to_state, event, reason, at, until, forced"
                             " FROM history WHERE nova_id = ? ORDER BY id DESC LIMIT ?",
                             (nova.id, limit)).fetchall()

@@ -62,12 +62,6 @@ def where(config: Config, delivered: dict[str, str], event_id: str) -> str:
     return delivered.get(event_id, "delivered") if enabled(config) else mirror.DISCARDED
 
 
-def row(stream: str, entry: mirror.Entry) -> dict[str, str]:
-    """The outbox row of an entry, for a writer that holds a SQLAlchemy session."""
-    return {"stream": stream, "event_id": entry.event_id, "type": entry.type,
-            "nova": entry.nova, "at": entry.at, "data": entry.data_json()}
-
-
 def waiting(home: Home, config: Config) -> int:
     """How many entries wait in the outbox."""
     with store.open_store(home, config.db.lock_timeout_s) as db:

@@ -21,7 +21,6 @@ from torchsm import (accounts, agents, ledger, memory, orphans, runfiles, shim, 
                      workqueue)
 from torchsm.clock import format_time
 from torchsm.config import Config, Home
-from torchsm.errors import NovaNotFound
 
 Emit = Callable[..., None]  # emit(event, message, **data)
 ORPHAN_POLL_S = 0.1
@@ -158,7 +157,5 @@ def recover_others(home: Home, config: Config, me: str, now: float, emit: Emit) 
 
 
 def _nova_id(conn, name: str) -> int:
-    nova = store.load_nova(conn, name)
-    if nova is None:
-        raise NovaNotFound(f"no Nova named '{name}'")
+    nova = store.nova_named(conn, name)
     return nova.id

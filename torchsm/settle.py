@@ -21,7 +21,7 @@ from typing import Any, Callable
 from torchsm import (accounts, agents, ledger, limits, memory, mirror, novas, outbox, outcome,
                      progress, store, workqueue)
 from torchsm.config import Config, Home
-from torchsm.errors import DatabaseLocked, NovaNotFound, TransitionRefused
+from torchsm.errors import DatabaseLocked, TransitionRefused
 from torchsm.machine import State
 from torchsm.outcome import Outcome, Verdict
 
@@ -178,9 +178,7 @@ class Settler:
         return store.open_store(self.home, self.config.db.lock_timeout_s)
 
     def _nova(self, conn) -> store.NovaRow:
-        nova = store.load_nova(conn, self.name)
-        if nova is None:
-            raise NovaNotFound(f"no Nova named '{self.name}'")
+        nova = store.nova_named(conn, self.name)
         return nova
 
     def _account(self, db: store.Store) -> str:

@@ -21,8 +21,9 @@ from typing import Callable, NamedTuple, TypeVar
 from urllib.parse import quote
 
 from torchsm.config import Home
-from torchsm.errors import (DatabaseError, DatabaseLocked, HomeNotInitialised, SchemaOutOfDate,
-                            SchemaUnknown, corrupt_database, read_only_database)
+from torchsm.errors import (DatabaseError, DatabaseLocked, HomeNotInitialised, NovaNotFound,
+                            SchemaOutOfDate, SchemaUnknown, corrupt_database,
+                            read_only_database)
 
 # The Alembic head this code expects; a test checks it against migrations/.
 SCHEMA_REVISION = "0011"
@@ -243,6 +244,14 @@ def load_nova(conn: sqlite3.Connection, name: str) -> NovaRow | None:
     return NovaRow(*row) if row else None
 
 
+def nova_named(conn: sqlite3.Connection, name: str) -> NovaRow:
+    """Nova `name`, or NovaNotFound: the one way to load a Nova or fail."""
+    row = load_nova(conn, name)
+    if row is None:
+        raise NovaNotFound(name)
+    return row
+
+
 def load_novas(conn: sqlite3.Connection) -> list[NovaRow]:
     rows = conn.execute(f"SELECT {_NOVA_COLUMNS} FROM novas ORDER BY name").fetchall()
     return [NovaRow(*row) for row in rows]
@@ -252,13 +261,9 @@ def load_novas_or_one(conn: sqlite3.Connection, name: str | None) -> list[NovaRo
     """Every Nova (`name` None), or the one named `name` (NovaNotFound if none is)."""
     if name is None:
         return load_novas(conn)
-    from torchsm.errors import NovaNotFound
     from torchsm.names import check_name
 
-    row = load_nova(conn, check_name(name))
-    if row is None:
-        raise NovaNotFound(f"no Nova named '{name}'")
-    return [row]
+    return [nova_named(conn, check_name(name))]
 
 
 def save_transition(conn: sqlite3.Connection, nova: NovaRow, *, to_state: str, event: str,

@@ -38,7 +38,7 @@ from torchsm import (accounts, agents, alert_delivery, alerts, budget, dreams, l
 from torchsm.clock import format_time
 from torchsm.config import Config, Home, cost_limit_for, usage_for
 from torchsm.session_reader import SessionReader
-from torchsm.errors import DatabaseLocked, DreamRunning, NovaNotFound, TransitionRefused
+from torchsm.errors import DatabaseLocked, DreamRunning, TransitionRefused
 from torchsm.machine import WAITING_STATES, Event, State
 from torchsm.outcome import Outcome, Verdict
 from torchsm.tiers import Tier
@@ -238,9 +238,7 @@ class Supervisor:
 
     def _load_nova(self) -> store.NovaRow:
         with self._store() as db:
-            nova = db.read(lambda conn: store.load_nova(conn, self.name))
-        if nova is None:
-            raise NovaNotFound(f"no Nova named '{self.name}'")
+            nova = db.read(lambda conn: store.nova_named(conn, self.name))
         return nova
 
     def _resume(self, nova: store.NovaRow, now: float) -> None:
@@ -606,9 +604,7 @@ class Supervisor:
         return store.open_store(self.home, self.config.db.lock_timeout_s)
 
     def _nova_id(self, conn) -> int:
-        nova = store.load_nova(conn, self.name)
-        if nova is None:
-            raise NovaNotFound(f"no Nova named '{self.name}'")
+        nova = store.nova_named(conn, self.name)
         return nova.id
 
     def _gap(self, profile: personalities.Personality, sessions_done: int) -> rhythm.Gap:

@@ -30,7 +30,7 @@ from typing import Any, Iterable
 
 from torchsm import mirror, novas, outbox, store
 from torchsm.config import Config, Home, WakeConfig
-from torchsm.errors import NovaNotFound, TorchsmError
+from torchsm.errors import TorchsmError
 from torchsm.clock import format_time
 from torchsm.machine import WAITING_STATES, Event
 from torchsm.tiers import DEFERRABLE, Tier
@@ -354,9 +354,7 @@ def send(home: Home, config: Config, nova: str, message: str, *, sender: str | N
 def _classify_and_store(conn: sqlite3.Connection, config: WakeConfig, nova: str,
                         message: str, sender: str | None, now: float,
                         load: float | None, tz: dt.tzinfo | None):
-    row = store.load_nova(conn, nova)
-    if row is None:
-        raise NovaNotFound(f"no Nova named '{nova}'")
+    row = store.nova_named(conn, nova)
     history = _recent_signals(conn, row.id, now - config.repeat_window_s)
     result = classify(message, sender=sender, config=config, history=history, now=now,
                       load_per_core=load, tz=tz)
@@ -380,9 +378,7 @@ def preview(home: Home, config: Config, nova: str, message: str, *,
     now = time.time() if now is None else now
 
     def recent(conn: sqlite3.Connection) -> list[PastSignal]:
-        row = store.load_nova(conn, nova)
-        if row is None:
-            raise NovaNotFound(f"no Nova named '{nova}'")
+        row = store.nova_named(conn, nova)
         return _recent_signals(conn, row.id, now - config.wake.repeat_window_s)
 
     with store.open_store(home, config.db.lock_timeout_s) as db:
@@ -406,8 +402,7 @@ def pending(home: Home, config: Config, nova: str | None = None) -> list[Signal]
 def _pending(conn: sqlite3.Connection, nova: str | None) -> list[Signal]:
     where, params = "s.status = 'pending'", []
     if nova is not None:
-        if store.load_nova(conn, novas.check_name(nova)) is None:
-            raise NovaNotFound(f"no Nova named '{nova}'")
+        store.nova_named(conn, novas.check_name(nova))
         where, params = where + " AND n.name = ?", [nova]
     rows = conn.execute(f"SELECT {_SIGNAL_COLUMNS} FROM wake_signals s"
                         f" JOIN novas n ON n.id = s.nova_id WHERE {where}"

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 from torchsm import store
 from torchsm.config import MAX_COUNT, MAX_DURATION_S, Config, Home, QueueConfig
 from torchsm.errors import (DatabaseReadOnly, InvalidWorkItem, ItemNotFound, ItemNotOpen,
-                            LeaseLost, NothingToClaim, NovaNotFound)
+                            LeaseLost, NothingToClaim)
 from torchsm.clock import format_time
 from torchsm.names import check_name
 from torchsm.tiers import Tier, parse_tier
@@ -390,8 +390,7 @@ def _why_not_finished(conn: sqlite3.Connection, item_id: int, owner: str | None)
 
 def _require_nova(conn: sqlite3.Connection, name: str) -> None:
     check_name(name)
-    if conn.execute("SELECT 1 FROM novas WHERE name = ?", (name,)).fetchone() is None:
-        raise NovaNotFound(f"no Nova named '{name}'")
+    store.nova_named(conn, name)
 
 
 def _list_filter(nova: str | None, status: ItemStatus | None) -> tuple[str, tuple]:
