@@ -13,7 +13,7 @@ import pytest
 
 from dream_support import T0, History, comparable, of_kind, one, work_beside_older_history
 from helpers import Cli
-from torchsm import dreams, novas, store
+from torchsm import budget, dreams, ledger, novas, store
 from torchsm.clock import format_time as fmt
 from torchsm.config import Config, DreamsConfig, SupervisorConfig, WakeConfig
 from torchsm.errors import DreamRunning, NovaNotFound, TransitionRefused
@@ -268,6 +268,19 @@ def test_the_cost_budget_counts_what_the_supervisors_budget_counts(torch, h):
     config = Config(redis_url="off", supervisor=SupervisorConfig(max_cost_usd_per_day=10))
     [budget] = of_kind(dream(torch, config), "budget-cost")
     assert budget.evidence["cost_usd"] == 8.5
+
+
+def test_a_session_closed_long_after_its_start_counts_as_in_the_supervisors_budget(torch, h):
+    """A session whose supervisor was killed is closed by the recovery when it is found,
+    which can be days after it started: the budget counts it by its end, and so must the
+    dream, read through the same ledger query and budget rule."""
+    h.session(T0 - 3 * DAY, cost=8.5, duration=3 * DAY - 3600)  # recovered an hour ago
+    config = Config(redis_url="off", supervisor=SupervisorConfig(max_cost_usd_per_day=10))
+    with store.open_store(torch, 5.0) as db:
+        costs = db.read(lambda conn: ledger.costs_since(conn, "default", T0 - DAY))
+    assert budget.cost_in_window(costs, T0) == 8.5  # what the supervisor's budget counts
+    [found] = of_kind(dream(torch, config), "budget-cost")
+    assert found.evidence["cost_usd"] == 8.5
 
 
 def test_sessions_and_windows_near_their_limits(torch, h):

@@ -19,7 +19,7 @@ def test_old_memories_get_the_writer_their_source_names(home_dir):
                    " created_at) VALUES (1, 'torch', 'torch', 'working', ?, 0, ?)", (T0, T0)),
             memory(1, 1, "agent", strength=7), memory(2, 1, "item:12"), memory(3, 1, "dream:4"),
             memory(4, 1, "cli"), memory(5, None, "agent"), memory(6, 1, None))
-    assert db.upgrade(home) == SCHEMA_REVISION == "0011"
+    assert db.upgrade(home) == SCHEMA_REVISION
     assert query(home, "SELECT id, writer, strength FROM memories ORDER BY id") == [
         (1, "torch", 7), (2, "torch", 1), (3, "dream:4", 1), (4, None, 1), (5, None, 1),
         (6, None, 1)]  # strengths as they were; unknown writers stay unknown

@@ -15,7 +15,7 @@ import re
 import sqlite3
 from typing import NamedTuple
 
-from torchsm import accounts, ledger, store
+from torchsm import accounts, budget, ledger, store
 from torchsm.config import Config, cost_limit_for
 
 HOOK_EVENTS = ("session-start", "user-prompt-submit", "pre-tool-use", "post-tool-use", "stop",
@@ -23,7 +23,6 @@ HOOK_EVENTS = ("session-start", "user-prompt-submit", "pre-tool-use", "post-tool
 LISTED = 5  # items, failures and waiting items kept as rows (the rest are counted)
 REPEATED_MESSAGE = 3  # the same last assistant message this often is a pattern
 DAY_S = 24 * 3600.0
-HOUR_S = 3600.0
 TEXT_CHARS = 200  # an item's or an error's text as read (evidence, not the whole thing)
 
 # sessions that ended in a failure of their own (not the supervisor stopping them)
@@ -387,21 +386,13 @@ def _messages(conn: sqlite3.Connection, args: dict) -> tuple[dict[str, SenderFac
 
 def _budget(conn: sqlite3.Connection, config: Config, nova: store.NovaRow,
             now: float) -> BudgetFacts:
-    sup = config.supervisor
-    # a session that ended within the last 24 hours started at most this much earlier
-    longest = sup.session_timeout_s + sup.stop_grace_s
-    cost = conn.execute(
-        "SELECT coalesce(sum(cost_usd), 0) FROM sessions"
-        " WHERE nova_id IN (SELECT id FROM novas WHERE account = :account)"
-        " AND started_at >= :from AND ended_at > :since AND ended_at <= :now"
-        " AND cost_usd BETWEEN 0 AND :most",  # what the budget counts (ledger.costs_since)
-        {"account": nova.account, "from": now - DAY_S - longest, "since": now - DAY_S,
-         "now": now, "most": ledger.MAX_COST_USD}).fetchone()[0]
-    last_hour = conn.execute("SELECT count(*) FROM sessions WHERE nova_id = ?"
-                             " AND started_at > ? AND started_at <= ?",
-                             (nova.id, now - HOUR_S, now)).fetchone()[0]
-    return BudgetFacts(nova.account, round(cost, 6), cost_limit_for(config, nova.account),
-                       tuple(accounts.load_windows(conn, nova.account)), last_hour)
+    """What the supervisor's budgets count, read by the ledger's own queries."""
+    costs = ledger.costs_since(conn, nova.account, now - budget.COST_WINDOW_S)
+    starts = ledger.starts_since(conn, nova.id, now - budget.WINDOW_S)
+    return BudgetFacts(nova.account, round(budget.cost_in_window(costs, now), 6),
+                       cost_limit_for(config, nova.account),
+                       tuple(accounts.load_windows(conn, nova.account)),
+                       budget.sessions_in_window(starts, now))
 
 
 def _others(conn: sqlite3.Connection, nova_id: int) -> tuple[str, ...]:

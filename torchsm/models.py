@@ -174,7 +174,9 @@ class AgentSession(Base):
                             "signal_id"),
                       # is a session of the Nova live? (torchsm.live; 0011)
                       Index("ix_sessions_running", "nova_id",
-                            sqlite_where=text("outcome = 'running'")))
+                            sqlite_where=text("outcome = 'running'")),
+                      # the daily cost budget: sessions by their end (ledger.costs_since; 0012)
+                      Index("ix_sessions_nova_ended", "nova_id", "ended_at", "cost_usd"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     nova_id: Mapped[int] = mapped_column(ForeignKey("novas.id", ondelete="CASCADE"))
