@@ -32,14 +32,15 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from torchsm import (accounts, agents, alert_delivery, alerts, budget, dreams, ledger, limits,
-                     mirror, novas, orphans, outbox, outcome, pacing, personalities, prompts,
-                     recovery, rhythm, runfiles, safety, settle, store, wake, workqueue)
+from torchsm import (accounts, admission, agents, alert_delivery, alerts, dreams, ledger,
+                     limits, mirror, novas, orphans, outbox, outcome, pacing, personalities,
+                     prompts, recovery, rhythm, runfiles, safety, settle, store, wake,
+                     workqueue)
 from torchsm.clock import format_time
-from torchsm.config import Config, Home, cost_limit_for, usage_for
+from torchsm.config import Config, Home, usage_for
 from torchsm.session_reader import SessionReader
 from torchsm.errors import DatabaseLocked, DreamRunning, TransitionRefused
-from torchsm.machine import WAITING_STATES, Event, State
+from torchsm.machine import Event, State
 from torchsm.outcome import Outcome, Verdict
 from torchsm.tiers import Tier
 from torchsm.watch import ChangeWatch
@@ -207,16 +208,16 @@ class Supervisor:
         """One pass: decide, and start one session when one is due. Returns what happened,
         or how long to wait and why."""
         nova = self._load_nova()
-        if _waiting(nova, now):
+        if admission.waiting(nova, now):
             if self.options.until_idle and self._next_work(now) is None:
                 return Finished("idle: nothing to do")
             # Only a change of the Nova ends this wait early: a critical wake forces it
             # back to work when it is sent, and a critical signal that was pending before
             # the cooldown began does not break it.
-            return Wait(nova.until, _waiting_why(nova.state, nova.until, nova.reason),
+            return Wait(nova.until, admission.waiting_why(nova.state, nova.until, nova.reason),
                         critical_cuts=False)
-        if _held_for_a_person(nova, self.config):
-            return self._held(nova, now)
+        if admission.held_for_a_person(nova, usage_for(self.config, nova.account).auto_resume):
+            return self._held(admission.held_why(nova), now)
         if nova.state == State.DREAMING.value and dreams.running(self.home, self.name):
             # a person's `torchsm dream` (a second or so): it sends the Nova back itself
             return Wait(now + DREAM_LOOK_S, "dreaming", planned=False)
@@ -226,10 +227,12 @@ class Supervisor:
         work = self._next_work(now)
         if work is None:
             return self._idle(nova, now)
-        blocked = self._blocked(nova, work, now)
-        if blocked is not None:
-            return blocked
-        taken = self._take(nova, work, now)
+        load = self.load()  # one reading for the check and the record
+        refusal = self._why_not(work, now, load)
+        if refusal is None:
+            refusal = taken = self._take(work, now, load)
+        if isinstance(refusal, admission.Refusal):
+            return self._refused(refusal, work, now)
         if taken is None:  # someone else took it meanwhile: look again at once
             return Wait(now, "the work was taken meanwhile")
         return self._run_session(taken)
@@ -244,7 +247,7 @@ class Supervisor:
     def _resume(self, nova: store.NovaRow, now: float) -> None:
         """Back to work: a wait that is over, or a dream or compaction that no running
         session owns any more."""
-        reason = ("the wait is over" if nova.state in _WAITING_VALUES
+        reason = ("the wait is over" if nova.state in admission.WAITING_VALUES
                   else f"no session is {nova.state}")
         try:
             novas.transition(self.home, self.config, self.name, Event.WORK,
@@ -253,10 +256,7 @@ class Supervisor:
             return  # changed meanwhile; the next pass sees how
         self._emit("resume", f"{nova.state} -> working ({reason})")
 
-    def _held(self, nova: store.NovaRow, now: float) -> Step:
-        what = ("held" if novas.held_for_a_person(nova.limit_hold)
-                else f"held for a usage limit ({nova.limit_hold}); auto_resume is off")
-        why = f"{what}: `torchsm transition {self.name} work` resumes it"
+    def _held(self, why: str, now: float) -> Step:
         if self.options.until_idle or self.options.once:
             return Finished(why)
         # Only a person's `work` (a change of the Nova) ends this wait; look again hourly.
@@ -317,73 +317,45 @@ class Supervisor:
                    dream=result.id, status=result.status, insights=result.insight_count)
         return result.status == dreams.INTERRUPTED
 
-    def _blocked(self, nova: store.NovaRow, work: Work, now: float) -> Wait | None:
-        """Why the session cannot start yet: the account's usage windows (a limit holds
-        every Nova on it; pacing spreads the rest of a window), a spent budget (which
-        cools the Nova), the rhythm's gap, or quiet hours. None when it may start now."""
+    def _why_not(self, work: Work, now: float, load: float | None) -> admission.Refusal | None:
+        """Why the session may not start now (admission.why_not), on facts read now."""
         with self._store() as db:
-            room = db.read(lambda conn: self._room(conn, nova, now))
-        self._usage_note = _usage_note(room.usage)
-        if room.usage.kind == "stop":
-            return self._hold_account(nova, room.usage, now)
-        if room.frees_at is not None:
-            return self._cool_for_budget(room, now)
-        if room.cost_frees_at is not None:
-            return self._cool_for_cost(room, now)
-        if self._not_before > now:
-            return Wait(self._not_before, f"API overloaded: backing off until "
-                                          f"{format_time(self._not_before)}", critical_cuts=False)
-        if room.usage.kind == "pace":
-            return Wait(room.usage.until, f"usage pacing: {room.usage.why}",
-                        critical_cuts=False)
-        if work.critical and room.floor_at > now:
-            return Wait(room.floor_at, f"rhythm: {room.gap.why}", critical_cuts=False)
-        if not work.critical and room.rest_at > now:
-            # a critical wake meanwhile ends this wait, then waits for the floor only
-            return Wait(room.rest_at, f"rhythm: {room.gap.why}")
-        if work.kind != "wake":  # a due signal has had quiet hours applied already
-            quiet_end = rhythm.after_quiet_hours(now, self.config.wake.quiet_hours)
-            if quiet_end is not None:
-                return Wait(quiet_end, f"quiet hours ({self.config.wake.quiet_hours}) "
-                                       f"until {format_time(quiet_end)}")
-        return None
+            facts = db.read(lambda conn: self._facts(conn, work, now, load))
+        self._usage_note = _usage_note(facts.usage)
+        return admission.why_not(facts, now)
 
-    def _room(self, conn, nova: store.NovaRow, now: float) -> "_Room":
-        limit = self.config.supervisor.max_sessions_per_hour
-        starts = ledger.starts_since(conn, nova.id, now - budget.WINDOW_S)
-        gap = self._gap(self._personality(nova), ledger.count(conn, nova.id))
-        last = ledger.last_end(conn, nova.id)
-        verdict = limits.verdict(conn, self.config, nova.account, now, nova.id)
-        costs = ledger.costs_since(conn, nova.account, now - budget.COST_WINDOW_S)
-        cost_limit = cost_limit_for(self.config, nova.account)
-        return _Room(budget.window_frees_at(starts, now, limit), len(starts), gap,
-                     now if last is None else last + gap.floor_s,
-                     now if last is None else last + gap.rest_s, verdict,
-                     budget.cost_frees_at(costs, now, cost_limit),
-                     budget.cost_in_window(costs, now), cost_limit)
+    def _facts(self, conn, work: Work, now: float, load: float | None) -> admission.Facts:
+        return admission.read_facts(conn, self.config, self.name, now, kind=work.kind,
+                                    critical=work.critical, load_per_core=load,
+                                    not_before=self._not_before)
 
-    def _hold_account(self, nova: store.NovaRow, verdict: pacing.Verdict, now: float) -> Wait:
+    def _refused(self, refusal: admission.Refusal, work: Work, now: float) -> Step:
+        """What a refusal does: a usage limit holds every Nova of the account, a spent
+        budget cools the Nova, a person's hold waits for the person; the rest is waited
+        out (a critical wake cuts the rhythm's rest and quiet hours short)."""
+        if refusal.rule is admission.Rule.USAGE_LIMIT:
+            return self._hold_account(refusal, now)
+        if refusal.rule in (admission.Rule.SESSION_BUDGET, admission.Rule.COST_BUDGET):
+            return self._cool_until(refusal.why, refusal.until, now)
+        if refusal.rule is admission.Rule.HELD:
+            return self._held(refusal.why, now)
+        cuts = refusal.rule.yields_to_critical and not work.critical
+        return Wait(refusal.until, refusal.why, critical_cuts=cuts)
+
+    def _hold_account(self, refusal: admission.Refusal, now: float) -> Wait:
         """At `stop_utilization` or a rejected window: every Nova on the account holds
         until the reset plus the margin; only a change of this Nova ends the wait early."""
+        def members(conn) -> list[store.NovaRow]:
+            return store.novas_on_account(conn, store.nova_named(conn, self.name).account)
+
+        stop = pacing.Verdict("stop", refusal.until, refusal.why, 1.0)
         with self._store() as db:
-            members = db.read(lambda conn: store.novas_on_account(conn, nova.account))
-        for result in limits.hold(self.home, self.config, members, verdict, now):
+            held = db.read(members)
+        for result in limits.hold(self.home, self.config, held, stop, now):
             if result.nova == self.name and result.recorded:
                 self._emit_cooled(result)
-        return Wait(verdict.until, _waiting_why("cooling", verdict.until, verdict.why),
+        return Wait(refusal.until, admission.waiting_why("cooling", refusal.until, refusal.why),
                     critical_cuts=False)
-
-    def _cool_for_cost(self, room: "_Room", now: float) -> Wait:
-        limit = room.cost_limit
-        return self._cool_until(
-            f"cost budget spent: ${room.cost_usd:.2f} of ${limit:.2f} in the last 24 h; "
-            f"room again at {format_time(room.cost_frees_at)}", room.cost_frees_at, now)
-
-    def _cool_for_budget(self, room: "_Room", now: float) -> Wait:
-        limit = self.config.supervisor.max_sessions_per_hour
-        return self._cool_until(
-            f"session budget spent: {room.recent} of {limit} in the last hour; "
-            f"room again at {format_time(room.frees_at)}", room.frees_at, now)
 
     def _cool_until(self, why: str, until: float | None, now: float) -> Wait:
         """Cool the Nova (never shorter than the backoff) and wait it out; only a change
@@ -391,12 +363,13 @@ class Supervisor:
         cooled = novas.safety_cool(self.home, self.config, self.name, reason=why,
                                    until=until, now=now, rng=self.rng)
         self._emit_cooled(cooled)
-        return Wait(cooled.until, _waiting_why(cooled.target, cooled.until, why),
+        return Wait(cooled.until, admission.waiting_why(cooled.target, cooled.until, why),
                     critical_cuts=False)
 
     # --- taking the work -----------------------------------------------------------------
 
-    def _take(self, nova: store.NovaRow, work: Work, now: float) -> Taken | None:
+    def _take(self, work: Work, now: float,
+              load: float | None) -> Taken | admission.Refusal | None:
         if self.stop.is_set():
             return None
         item = None
@@ -407,13 +380,14 @@ class Supervisor:
                 return None
         prompt = _prompt(work, item, self.name)
 
-        def record(conn) -> int | None:
-            # The budget and the gap once more, in the transaction that records the start:
-            # whatever happened since the check, no path starts a session beyond them.
-            room = self._room(conn, nova, now)
-            spent = room.frees_at is not None or room.cost_frees_at is not None
-            if spent or room.floor_at > now or room.usage.kind != "ok":
-                return None
+        def record(conn) -> int | admission.Refusal | None:
+            # Admission once more, in the transaction that records the start: whatever
+            # changed since the check, no session starts that it refuses.
+            facts = self._facts(conn, work, now, load)
+            refused = admission.why_not(facts, now)
+            if refused is not None:
+                return refused
+            nova = facts.nova
             # the request this start sends, counted until its answer is read
             accounts.grant(conn, nova.account, nova.id, now)
             if work.signal is not None and not wake.deliver_in(conn, work.signal.id, now):
@@ -430,11 +404,11 @@ class Supervisor:
 
         with self._store() as db:
             session_id = db.write(record)
-            if session_id is None and item is not None:
+            if not isinstance(session_id, int) and item is not None:
                 db.write(lambda conn: workqueue.release_claims_in(
                     conn, self.name, since=now, now=now, counted=False))
-        if session_id is None:
-            return None
+        if not isinstance(session_id, int):
+            return session_id
         return Taken(session_id, work.kind, prompt, item,
                      work.signal.id if work.signal else None, now)
 
@@ -524,7 +498,7 @@ class Supervisor:
                    until=format_time(self._not_before))
 
     def _emit_cooled(self, cooled: novas.TransitionResult) -> None:
-        why = _waiting_why(cooled.target, cooled.until, cooled.reason)
+        why = admission.waiting_why(cooled.target, cooled.until, cooled.reason)
         self._emit("cool", why, state=cooled.target, until=format_time(cooled.until),
                    reason=cooled.reason)
         self._last_wait_why = why  # the wait that follows says nothing new
@@ -645,26 +619,6 @@ class Supervisor:
                       "at": format_time(self.clock.now()), "message": message, **data})
 
 
-@dataclass(frozen=True)
-class _Room:
-    """The budgets as they stand: when the hourly window frees (None: it has room), how
-    many sessions it holds, the gap, when the floor and the rest end, what the usage
-    windows say, and the day's cost."""
-
-    frees_at: float | None
-    recent: int
-    gap: rhythm.Gap
-    floor_at: float
-    rest_at: float
-    usage: pacing.Verdict
-    cost_frees_at: float | None  # None: the day's cost budget has room (or is off)
-    cost_usd: float  # reported in the last 24 hours on the account
-    cost_limit: float  # the account's daily cost budget (0: none)
-
-
-_WAITING_VALUES = tuple(s.value for s in WAITING_STATES)
-
-
 def _usage_note(verdict: pacing.Verdict) -> dict[str, Any] | None:
     if verdict.kind == "ok":
         return None
@@ -672,25 +626,9 @@ def _usage_note(verdict: pacing.Verdict) -> dict[str, Any] | None:
             "pressure": round(verdict.pressure, 3)}
 
 
-def _waiting(nova: store.NovaRow, now: float) -> bool:
-    return nova.state in _WAITING_VALUES and nova.until is not None and nova.until > now
-
-
 def seconds(value: float) -> str:
     """A duration for people: whole seconds, tenths below ten."""
     return f"{value:.0f}s" if value >= 10 else f"{value:.2g}s"
-
-
-def _held_for_a_person(nova: store.NovaRow, config: Config) -> bool:
-    """A hold whose wait is over that only a person lifts: an account error, or a usage
-    limit with `auto_resume = false`."""
-    return (bool(nova.limit_hold) and nova.state in _WAITING_VALUES
-            and (novas.held_for_a_person(nova.limit_hold)
-                 or not usage_for(config, nova.account).auto_resume))
-
-
-def _waiting_why(state: str, until: float | None, reason: str | None) -> str:
-    return f"{state} until {format_time(until)}" + (f" ({reason})" if reason else "")
 
 
 def _prompt(work: Work, item: workqueue.WorkItem | None, nova: str) -> str:
