@@ -62,6 +62,16 @@ class Refusal:
 
 
 @dataclass(frozen=True)
+class Request:
+    """What asks to start, and what only the asking loop knows."""
+
+    kind: str  # what the session is for: wake | restart | item
+    critical: bool  # a critical wake
+    load_per_core: float | None = None  # one reading for the check and the record
+    not_before: float = 0.0  # an overload's backoff
+
+
+@dataclass(frozen=True)
 class Facts:
     """What admission decides on, read in one transaction."""
 
@@ -80,21 +90,27 @@ class Facts:
     not_before: float = 0.0  # an overload's backoff: no start before this
 
 
-def read_facts(conn, config: Config, name: str, now: float, *, kind: str, critical: bool,
-               load_per_core: float | None, not_before: float = 0.0) -> Facts:
+def check(conn, config: Config, name: str, request: Request,
+          now: float) -> tuple[Facts, Refusal | None]:
+    """The facts inside the caller's transaction, and what admission says on them."""
+    facts = read_facts(conn, config, name, request, now)
+    return facts, why_not(facts, now)
+
+
+def read_facts(conn, config: Config, name: str, request: Request, now: float) -> Facts:
     """The facts for a start of Nova `name` at `now`, inside the caller's transaction."""
     nova = store.nova_named(conn, name)
     profile = personalities.get_personality(nova.personality, config.personalities)
-    gap = rhythm.gap(profile, ledger.count(conn, nova.id), load_per_core,
+    gap = rhythm.gap(profile, ledger.count(conn, nova.id), request.load_per_core,
                      config.supervisor.load_stretch_above)
     return Facts(
-        nova, kind, critical, usage_for(config, nova.account).auto_resume,
+        nova, request.kind, request.critical, usage_for(config, nova.account).auto_resume,
         limits.verdict(conn, config, nova.account, now, nova.id),
         tuple(ledger.starts_since(conn, nova.id, now - budget.WINDOW_S)),
         config.supervisor.max_sessions_per_hour,
         tuple(ledger.costs_since(conn, nova.account, now - budget.COST_WINDOW_S)),
         cost_limit_for(config, nova.account), gap, ledger.last_end(conn, nova.id),
-        config.wake.quiet_hours, not_before)
+        config.wake.quiet_hours, request.not_before)
 
 
 def why_not(facts: Facts, now: float) -> Refusal | None:

@@ -32,21 +32,20 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from torchsm import (accounts, admission, agents, alert_delivery, alerts, dreams, ledger,
-                     limits, mirror, novas, orphans, outbox, outcome, pacing, personalities,
-                     prompts, recovery, rhythm, runfiles, safety, settle, store, wake,
-                     workqueue)
+from torchsm import (admission, agents, alert_delivery, alerts, dreams, ledger, limits, novas,
+                     orphans, outbox, outcome, pacing, personalities, recovery, rhythm,
+                     runfiles, safety, session_start, settle, store, wake)
 from torchsm.clock import format_time
 from torchsm.config import Config, Home, usage_for
 from torchsm.session_reader import SessionReader
 from torchsm.errors import DatabaseLocked, DreamRunning, TransitionRefused
 from torchsm.machine import Event, State
 from torchsm.outcome import Outcome, Verdict
+from torchsm.session_start import Taken, Work
 from torchsm.tiers import Tier
 from torchsm.watch import ChangeWatch
 
 POLL_S = 0.25  # how often a wait looks for a critical wake (one PRAGMA when nothing changed)
-LEASE_MARGIN_S = 60  # a claim outlives the longest session, so nobody else gets the item
 LOCKED_RETRIES = 5  # consecutive passes that found the database locked before giving up
 HELD_RECHECK_S = 3600
 RECOVER_OTHERS_EVERY_S = 10.0
@@ -74,31 +73,6 @@ class RunOptions:
     def claude_code(self) -> bool:
         """Whether the agent's usage and cost signals are read (agents.speaks_claude_code)."""
         return agents.speaks_claude_code(self.command, self.agent_output)
-
-
-@dataclass(frozen=True)
-class Work:
-    """What the next session is for, before anything is taken."""
-
-    kind: str  # wake | restart | item
-    signal: wake.Signal | None = None
-    restart: tuple[float, str | None] | None = None  # (requested at, reason)
-
-    @property
-    def critical(self) -> bool:
-        return self.signal is not None and self.signal.tier is Tier.CRITICAL
-
-
-@dataclass(frozen=True)
-class Taken:
-    """Work taken for a session: the ledger row exists and the item (if any) is claimed."""
-
-    session_id: int
-    kind: str
-    prompt: str
-    item: workqueue.WorkItem | None
-    signal_id: int | None
-    at: float
 
 
 @dataclass(frozen=True)
@@ -227,13 +201,21 @@ class Supervisor:
         work = self._next_work(now)
         if work is None:
             return self._idle(nova, now)
-        load = self.load()  # one reading for the check and the record
-        refusal = self._why_not(work, now, load)
-        if refusal is None:
-            refusal = taken = self._take(work, now, load)
-        if isinstance(refusal, admission.Refusal):
+        return self._start(work, now)
+
+    def _start(self, work: Work, now: float) -> Step:
+        """Ask admission, take the work (admission asked again as the start is recorded),
+        run the session; or apply the refusal."""
+        # one load reading for the check and the record
+        request = admission.Request(work.kind, work.critical, self.load(), self._not_before)
+        refusal = self._why_not(request, now)
+        if refusal is not None:
             return self._refused(refusal, work, now)
-        if taken is None:  # someone else took it meanwhile: look again at once
+        taken = None if self.stop.is_set() else session_start.take(
+            self.home, self.config, self.name, work, request, now)
+        if isinstance(taken, admission.Refusal):
+            return self._refused(taken, work, now)
+        if taken is None:  # stopping, or someone else took it meanwhile: look again at once
             return Wait(now, "the work was taken meanwhile")
         return self._run_session(taken)
 
@@ -263,20 +245,8 @@ class Supervisor:
         return Wait(now + HELD_RECHECK_S, why, critical_cuts=False, planned=False)
 
     def _next_work(self, now: float) -> Work | None:
-        def peek(conn) -> Work | None:
-            signal_due = wake.next_due_in(conn, self.name, now)
-            if signal_due is not None:
-                return Work("wake", signal=signal_due)
-            nova = store.load_nova(conn, self.name)
-            restart = store.restart_request(conn, nova.id) if nova else None
-            if restart is not None:
-                return Work("restart", restart=restart)
-            if workqueue.has_claimable(conn, self.name, now):
-                return Work("item")
-            return None
-
         with self._store() as db:
-            return db.read(peek)
+            return db.read(lambda conn: session_start.next_work(conn, self.name, now))
 
     def _idle(self, nova: store.NovaRow, now: float) -> Step:
         if self.options.until_idle or self.options.once:
@@ -317,17 +287,13 @@ class Supervisor:
                    dream=result.id, status=result.status, insights=result.insight_count)
         return result.status == dreams.INTERRUPTED
 
-    def _why_not(self, work: Work, now: float, load: float | None) -> admission.Refusal | None:
+    def _why_not(self, request: admission.Request, now: float) -> admission.Refusal | None:
         """Why the session may not start now (admission.why_not), on facts read now."""
         with self._store() as db:
-            facts = db.read(lambda conn: self._facts(conn, work, now, load))
+            facts, refusal = db.read(
+                lambda conn: admission.check(conn, self.config, self.name, request, now))
         self._usage_note = _usage_note(facts.usage)
-        return admission.why_not(facts, now)
-
-    def _facts(self, conn, work: Work, now: float, load: float | None) -> admission.Facts:
-        return admission.read_facts(conn, self.config, self.name, now, kind=work.kind,
-                                    critical=work.critical, load_per_core=load,
-                                    not_before=self._not_before)
+        return refusal
 
     def _refused(self, refusal: admission.Refusal, work: Work, now: float) -> Step:
         """What a refusal does: a usage limit holds every Nova of the account, a spent
@@ -366,64 +332,13 @@ class Supervisor:
         return Wait(cooled.until, admission.waiting_why(cooled.target, cooled.until, why),
                     critical_cuts=False)
 
-    # --- taking the work -----------------------------------------------------------------
-
-    def _take(self, work: Work, now: float,
-              load: float | None) -> Taken | admission.Refusal | None:
-        if self.stop.is_set():
-            return None
-        item = None
-        if work.kind in ("item", "restart"):
-            with workqueue.open_queue(self.home, self.config) as queue:
-                item = queue.try_claim(self.name, lease_s=self._lease_s(), now=now)
-            if item is None and work.kind == "item":
-                return None
-        prompt = _prompt(work, item, self.name)
-
-        def record(conn) -> int | admission.Refusal | None:
-            # Admission once more, in the transaction that records the start: whatever
-            # changed since the check, no session starts that it refuses.
-            facts = self._facts(conn, work, now, load)
-            refused = admission.why_not(facts, now)
-            if refused is not None:
-                return refused
-            nova = facts.nova
-            # the request this start sends, counted until its answer is read
-            accounts.grant(conn, nova.account, nova.id, now)
-            if work.signal is not None and not wake.deliver_in(conn, work.signal.id, now):
-                return None
-            if work.restart is not None:
-                store.clear_restart_request(conn, nova.id, work.restart[0])
-            session_id = ledger.start(conn, nova_id=nova.id, kind=work.kind, prompt=prompt,
-                                      item_id=item.id if item else None,
-                                      signal_id=work.signal.id if work.signal else None, at=now)
-            outbox.put(conn, self.config, mirror.OPS_STREAM, mirror.Entry.new(
-                "session.started", self.name, {"session": session_id, "kind": work.kind,
-                                               "item": item.id if item else None}, now))
-            return session_id
-
-        with self._store() as db:
-            session_id = db.write(record)
-            if not isinstance(session_id, int) and item is not None:
-                db.write(lambda conn: workqueue.release_claims_in(
-                    conn, self.name, since=now, now=now, counted=False))
-        if not isinstance(session_id, int):
-            return session_id
-        return Taken(session_id, work.kind, prompt, item,
-                     work.signal.id if work.signal else None, now)
-
-    def _lease_s(self) -> float:
-        cfg = self.config.supervisor
-        return max(self.config.queue.lease_s,
-                   cfg.session_timeout_s + cfg.stop_grace_s + LEASE_MARGIN_S)
-
     # --- running a session -----------------------------------------------------------------
 
     def _run_session(self, taken: Taken) -> Ran:
         self._dream_rolled = False
-        self._plan("running", None, f"session {taken.session_id} running ({_what(taken)})",
+        self._plan("running", None, f"session {taken.session_id} running ({session_start.describe(taken)})",
                    session=taken.session_id)
-        self._emit("session.started", f"session {taken.session_id} started: {_what(taken)}",
+        self._emit("session.started", f"session {taken.session_id} started: {session_start.describe(taken)}",
                    session=taken.session_id, kind=taken.kind,
                    item=taken.item.id if taken.item else None)
         outbox.deliver(self.home, self.config, taken.at)  # session.started, committed with it
@@ -442,7 +357,7 @@ class Supervisor:
         argv, prompt_on_stdin = agents.build_argv(list(self.options.command), taken.prompt)
         cfg = self.config.supervisor
         started = self.clock.now()
-        heading = f"session {taken.session_id} {format_time(started)} ({_what(taken)})"
+        heading = f"session {taken.session_id} {format_time(started)} ({session_start.describe(taken)})"
         if self.options.claude_code:
             runfiles.declare_claude_code(self.home, taken.session_id)
         with SessionReader(self.home, self.config, self._load_nova(), heading, self._emit,
@@ -629,20 +544,3 @@ def _usage_note(verdict: pacing.Verdict) -> dict[str, Any] | None:
 def seconds(value: float) -> str:
     """A duration for people: whole seconds, tenths below ten."""
     return f"{value:.0f}s" if value >= 10 else f"{value:.2g}s"
-
-
-def _prompt(work: Work, item: workqueue.WorkItem | None, nova: str) -> str:
-    if work.signal is not None:
-        return prompts.wake_prompt(work.signal.tier.value, work.signal.sender,
-                                   work.signal.message, nova)
-    if work.kind == "restart":
-        return prompts.restart_prompt(work.restart[1] if work.restart else None, item)
-    return prompts.item_prompt(item)
-
-
-def _what(taken: Taken) -> str:
-    if taken.item is not None:
-        first_line = taken.item.text.splitlines()[0][:80]
-        kind = "" if taken.kind == "item" else f"{taken.kind}, "
-        return f"{kind}item {taken.item.id}: {first_line}"
-    return f"{taken.kind}: {taken.prompt.splitlines()[0][:80]}"
