@@ -32,12 +32,11 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from torchsm import (admission, agents, alert_delivery, alerts, dreams, ledger, limits, novas,
+from torchsm import (admission, agent_launch, agents, alert_delivery, alerts, dreams, ledger, limits, novas,
                      orphans, outbox, outcome, pacing, personalities, recovery, rhythm,
                      runfiles, safety, session_start, settle, store, wake)
 from torchsm.clock import format_time
 from torchsm.config import Config, Home, usage_for
-from torchsm.session_reader import SessionReader
 from torchsm.errors import DatabaseLocked, DreamRunning, TransitionRefused
 from torchsm.machine import Event, State
 from torchsm.outcome import Outcome, Verdict
@@ -116,7 +115,6 @@ class Supervisor:
         self.clock, self.rng, self.load, self._report = clock, rng or random.Random(), load, report
         self.stop = stop or threading.Event()
         self.base_env = dict(os.environ if base_env is None else base_env)
-        self._mark = orphans.supervisor_mark()  # the hooks of its agents check it lives
         self.poll_s = poll_s
         self.watch: ChangeWatch | None = None
         self._dream_rolled = False  # one roll of the dice per idle stretch
@@ -129,6 +127,9 @@ class Supervisor:
         self._next_beat = 0.0  # when to touch the plan again (the heartbeat alerts read)
         self._next_alerts = 0.0  # when to evaluate the alert conditions again
         self.courier = alert_delivery.Courier(home, config, clock.now, self.stop)
+        self._agent = agent_launch.Agent(
+            options.command, options.cwd, options.claude_code, self.base_env,
+            orphans.supervisor_mark(), clock.now, self.stop.is_set, self._emit)
         self.settler = settle.Settler(home, config, name, rng=self.rng, emit=self._emit,
                                       on_cooled=self._emit_cooled)
 
@@ -342,7 +343,8 @@ class Supervisor:
                    session=taken.session_id, kind=taken.kind,
                    item=taken.item.id if taken.item else None)
         outbox.deliver(self.home, self.config, taken.at)  # session.started, committed with it
-        run, unstored = self._start_agent(taken)
+        run, unstored = agent_launch.launch(self.home, self.config, self._load_nova(),
+                                            taken, self._agent)
         for warning in ledger.checked_report(run.output.result or {})[1]:
             self._emit("warning", f"result: {warning}")
         verdict = outcome.judge(run, crash_window_s=self.config.supervisor.crash_window_s,
@@ -350,42 +352,6 @@ class Supervisor:
         self._settle(taken, run, verdict, unstored)
         runfiles.remove_session_files(self.home, taken.session_id)  # settled: the record served
         return Ran(taken.session_id, verdict)
-
-    def _start_agent(self, taken: Taken) -> tuple[agents.SessionRun, list[dict[str, Any]]]:
-        """Run the agent; its usage signals are stored as they are read (session_reader).
-        Returns the run and the signals that could not be stored meanwhile."""
-        argv, prompt_on_stdin = agents.build_argv(list(self.options.command), taken.prompt)
-        cfg = self.config.supervisor
-        started = self.clock.now()
-        heading = f"session {taken.session_id} {format_time(started)} ({session_start.describe(taken)})"
-        if self.options.claude_code:
-            runfiles.declare_claude_code(self.home, taken.session_id)
-        with SessionReader(self.home, self.config, self._load_nova(), heading, self._emit,
-                           self.clock.now) as reader:
-            try:
-                run = agents.run_session(
-                    argv, env=self._child_env(taken), cwd=self.options.cwd,
-                    stdin_text=taken.prompt if prompt_on_stdin else None,
-                    timeout_s=cfg.session_timeout_s, grace_s=cfg.stop_grace_s,
-                    should_stop=self.stop.is_set, on_text=reader.text,
-                    on_signal=reader.signal,
-                    on_start=lambda pid: self._record_agent(taken, pid),
-                    session_files=str(runfiles.session_files(self.home, taken.session_id)),
-                    claude_code=self.options.claude_code, clock=self.clock.now)
-            except OSError as exc:  # the command vanished or is not executable any more
-                run = agents.SessionRun(argv, started, self.clock.now(), None, False, False,
-                                        agents.SessionOutput(), f"cannot start: {exc}")
-            return run, reader.unstored
-
-    def _child_env(self, taken: Taken) -> dict[str, str]:
-        env = dict(self.base_env)
-        env.update(TORCHSM_NOVA=self.name, TORCHSM_HOME=str(self.home.path),
-                   TORCHSM_PROMPT=taken.prompt, TORCHSM_SESSION=str(taken.session_id))
-        env[orphans.SUPERVISOR_ENV] = self._mark
-        env.pop("TORCHSM_ITEM", None)
-        if taken.item is not None:
-            env["TORCHSM_ITEM"] = str(taken.item.id)
-        return env
 
     def _settle(self, taken: Taken, run: agents.SessionRun, verdict: Verdict,
                 unstored: list[dict[str, Any]]) -> None:
@@ -516,11 +482,6 @@ class Supervisor:
             return
         self._next_recovery = now + RECOVER_OTHERS_EVERY_S
         recovery.recover_others(self.home, self.config, self.name, now, self._emit)
-
-    def _record_agent(self, taken: Taken, pid: int) -> None:
-        ticks = orphans.start_ticks(pid)
-        with self._store() as db:
-            db.write(lambda conn: ledger.record_agent(conn, taken.session_id, pid, ticks))
 
     def _plan(self, state: str, next_start: float | None, why: str, **extra: Any) -> None:
         runfiles.write_plan(self.home, self.name, {
