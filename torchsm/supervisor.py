@@ -12,9 +12,9 @@ One loop per Nova, one pass of it per `step(now)`:
    reset; from `slow_utilization` the rest of the window is spread over the time to the
    reset, and near its end the account's Novas share it instead of racing),
    `max_sessions_per_hour` in any sliding hour and the account's `max_cost_usd_per_day`
-   in any 24 hours (counted from the ledger; all checked again in the transaction that
-   records the start), and the rhythm's minimum gap. A spent budget cools the Nova until
-   the window frees;
+   in any 24 hours (counted from the ledger), the rhythm's gap and quiet hours: one pure
+   check (admission.py), asked before the wait and again in the transaction that records
+   the start (session_start.py). A spent budget cools the Nova until the window frees;
 4. run it, storing its usage signals as they are read (session_reader.py), so the hooks
    of the same session decide on them;
 5. settle it (settle.py): the item done on success, back to the queue with the attempt
