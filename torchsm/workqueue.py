@@ -30,7 +30,6 @@ from torchsm.tiers import Tier, parse_tier
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # names for annotations only: every hook call would import them
-    from pathlib import Path
     from typing import Any
 
 
