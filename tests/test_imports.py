@@ -134,3 +134,68 @@ def test_the_dashboard_does_load_them(cli, tmp_path):
     cli("nova", "add", "torch")
     found = modules_loaded_by(cli, "dashboard", "--out", str(tmp_path / "page.html"))
     assert found == {"code": 0, "loaded": ["torchsm.charts", "torchsm.dashboard"]}
+
+
+
+# Issue 21, point 7: the hook and transition paths pay for start-up alone (FIELD-NOTES:
+# `typing` ~11 ms of the fast path's 14 ms import). Watched by top-level name. `re` is not
+# among them: `json`, which both paths need, imports it; torchsm's own modules compile no
+# pattern there (below).
+STDLIB_AVOIDED = ("typing", "pathlib", "urllib", "dataclasses")
+HOT_CALLS = [
+    (["hook", "pre-tool-use", "--nova", "torch"],
+     '{"session_id": "s1", "tool_name": "Bash", "tool_input": {"command": "ls"}}'),
+    (["transition", "torch", "cool", "--for", "5"], None),
+    (["transition", "torch", "work", "--force"], None),
+]
+
+
+@pytest.mark.parametrize("args, stdin", HOT_CALLS)
+def test_the_hot_paths_skip_typing_pathlib_urllib_and_dataclasses(cli, args, stdin):
+    cli("nova", "add", "torch")
+    outcome = loaded_modules(cli, *args, watch=STDLIB_AVOIDED, input=stdin)
+    assert (outcome["code"], outcome["heavy"]) == (0, [])
+
+
+def test_the_stdlib_probe_sees_them_when_loaded(cli):
+    # the probe above can fail: `status` goes through click, which loads them
+    cli("nova", "add", "torch")
+    outcome = loaded_modules(cli, "status", watch=STDLIB_AVOIDED)
+    assert outcome["code"] == 0 and "typing" in outcome["heavy"]
+
+
+_PATTERN_PROBE = """
+import json, re, sys
+from torchsm.cli import execute
+code = execute(sys.argv[1:])
+sys.stdout.flush()
+compiled = sorted(f"{name}.{attr}" for name, module in list(sys.modules.items())
+                  if name.startswith("torchsm") for attr, value in vars(module).items()
+                  if isinstance(value, re.Pattern))
+print(json.dumps({"code": code, "compiled": compiled}), file=sys.stderr)
+"""
+
+
+def patterns_compiled_by(cli, *args, stdin: str | None = None) -> dict:
+    """Run the CLI in a fresh interpreter: its exit code and the regexes torchsm's loaded
+    modules hold, compiled (`module.NAME`)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _PATTERN_PROBE, *args], input=stdin,
+                          capture_output=True, text=True, env=cli.env(), timeout=60)
+    return json.loads(proc.stderr.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("args, stdin", HOT_CALLS)
+def test_the_hot_paths_compile_no_regex(cli, args, stdin):
+    cli("nova", "add", "torch")
+    (cli.home / "torchsm.toml").write_text('[wake]\nquiet_hours = "22:00-07:00"\n'
+                                           '[accounts.work]\nstop_utilization = 0.9\n')
+    assert patterns_compiled_by(cli, *args, stdin=stdin) == {"code": 0, "compiled": []}
+
+
+def test_the_pattern_probe_sees_a_compiled_regex(cli):
+    # the probe above can fail: `status` loads modules that compile theirs at import
+    cli("nova", "add", "torch")
+    assert patterns_compiled_by(cli, "status")["compiled"] != []

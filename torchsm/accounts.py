@@ -14,14 +14,20 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, Iterable, NamedTuple
+
+from torchsm.records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # names for annotations only: every hook call would import them
+    from typing import Any, Iterable
 
 DEFAULT_ACCOUNT = "default"
 GRANT_TTL_S = 300.0  # a grant whose answer never came (an API-key session, a crash) lapses
 DELTAS_KEPT = 7  # the per-request estimate is the median of this many latest rises
 
 
-class WindowRow(NamedTuple):
+@record
+class WindowRow:
     window: str
     status: str | None
     utilization: float | None

@@ -16,15 +16,20 @@ Lines that are not valid entries go to `STREAM.jsonl.rejected`, untouched.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import NamedTuple
+
+from torchsm.records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # names for annotations only: every hook call would import them
+    from pathlib import Path
 
 FILE_MODE = 0o600
 # read as well as append: the torn-line check reads the last byte
 _APPEND_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT
 
 
-class Batch(NamedTuple):
+@record
+class Batch:
     """Lines read from the queue; `end` is the offset just past the last one."""
 
     lines: list[bytes]

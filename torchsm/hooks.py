@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
-from typing import Any, Callable, Mapping, NamedTuple
 
 from torchsm import store, workqueue
 from torchsm.clock import format_time
@@ -20,6 +18,11 @@ from torchsm.config import Config, Home
 from torchsm.errors import TorchsmError
 from torchsm.names import check_name
 from torchsm.prompts import HOOK_TEXT_MAX, Part, continuation_reason, fit, json_size
+from torchsm.records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # names for annotations only: every hook call would import them
+    from typing import Any, Callable, Mapping
 
 WORKING = "working"
 COMPACTING_TTL_S = 120
@@ -33,7 +36,8 @@ class HookInputError(TorchsmError):
     """The hook's stdin is not a JSON object."""
 
 
-class HookResult(NamedTuple):
+@record
+class HookResult:
     # recorded | continued | allowed | blocked | bang | cooled | meditated | context | error
     outcome: str
     stdout: str | None = None  # what Claude Code reads
@@ -44,7 +48,8 @@ class HookResult(NamedTuple):
     recorded: bool = False  # the handler recorded the run itself, with what it changed
 
 
-class HookContext(NamedTuple):
+@record
+class HookContext:
     home: Home
     config: Config
     db: store.Store
@@ -90,14 +95,24 @@ def run_hook(home: Home, config: Config, event: str, nova: str, raw: str | bytes
     return result
 
 
-# a lone surrogate: from a `\ud800` escape, or a byte that was not UTF-8 (surrogateescape)
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# a lone surrogate: from a `\ud800` escape, or a byte that was not UTF-8 (surrogateescape).
+# Patterns, compiled (and cached by `re`) on first use: most payloads need neither, and
+# importing `re` costs every hook call ~5 ms.
+_SURROGATE = "[\ud800-\udfff]"
+_SURROGATE_ESCAPE = r"\\u[dD][89a-fA-F]"
 
 
 def clean_text(text: str) -> str:
     """`text` with each lone surrogate replaced by U+FFFD: safe to store and print."""
-    return _SURROGATE.sub("\ufffd", text)
+    import re
+
+    return re.sub(_SURROGATE, "\ufffd", text)
+
+
+def _found(pattern: str, text: str) -> bool:
+    import re
+
+    return re.search(pattern, text) is not None
 
 
 def _parse_payload(raw: str | bytes) -> tuple[dict[str, Any], str | None]:
@@ -113,7 +128,8 @@ def _parse_payload(raw: str | bytes) -> tuple[dict[str, Any], str | None]:
         return {}, "stdin is JSON nested too deeply"
     if not isinstance(payload, dict):
         return {}, "stdin is not a JSON object"
-    if _SURROGATE_ESCAPE.search(raw):  # a `\\udXXX` escape may have left a lone one
+    # a `\\udXXX` escape may have left a lone one
+    if "\\u" in raw and _found(_SURROGATE_ESCAPE, raw):
         payload = _clean_strings(payload)
     return payload, None
 
@@ -131,7 +147,7 @@ def _clean_strings(value: Any) -> Any:
         elif isinstance(item, list):
             todo.extend((item, i) for i in range(len(item)))
         elif isinstance(item, dict):
-            if any(_SURROGATE.search(k) for k in item):
+            if any(_found(_SURROGATE, k) for k in item):
                 cleaned = {clean_text(k): v for k, v in item.items()}
                 item.clear()
                 item.update(cleaned)
@@ -156,7 +172,8 @@ def _record_only(ctx: HookContext) -> HookResult:
 
 # --- Stop ------------------------------------------------------------------------------
 
-class StopFacts(NamedTuple):
+@record
+class StopFacts:
     """What the Stop decision looks at, read in one transaction."""
 
     stop_runs: int  # Stop runs of the Nova within the bang window, this one included

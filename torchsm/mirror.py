@@ -29,14 +29,18 @@ import json
 import os
 import time
 from contextlib import nullcontext
-from pathlib import Path
-from typing import Any, ContextManager, NamedTuple
 
 from torchsm import resp
 from torchsm.config import Config, Home, MirrorConfig
 from torchsm.errors import ConfigError, MirrorOff, MirrorRefused, MirrorUnavailable
 from torchsm.filequeue import FileQueue
 from torchsm.mirrorstate import MirrorLock, MirrorMemory
+from torchsm.records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # names for annotations only: every hook call would import them
+    from pathlib import Path
+    from typing import Any, ContextManager
 
 OPS_STREAM = "torch.continuous.ops"
 MESSAGES_STREAM = "nova.coordination.messages"
@@ -96,7 +100,8 @@ def epoch(iso: str) -> float:
     return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-class Entry(NamedTuple):
+@record
+class Entry:
     """One mirrored record. `data` may carry `status` (and `status_ttl_s`): the value
     `nova.status.<nova>` takes when the entry lands ('' deletes the key)."""
 

@@ -14,11 +14,14 @@ import fcntl
 import json
 import os
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, Iterator
 
 from torchsm import resp
 from torchsm.filequeue import FILE_MODE
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # names for annotations only: every hook call would import them
+    from pathlib import Path
+    from typing import Any, Iterator
 
 
 class MirrorLock:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
-from typing import Any
 
 from torchsm import machine, mirror, outbox, safety, store
 from torchsm.config import MAX_DURATION_S, Config, Home
@@ -17,8 +15,14 @@ from torchsm.errors import NovaExists, TorchsmError
 from torchsm.machine import Event, State, format_time
 from torchsm.accounts import DEFAULT_ACCOUNT
 from torchsm.names import check_account, check_name
+from torchsm.records import record
 
-@dataclass(frozen=True)
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # names for annotations only: every hook call would import them
+    from typing import Any
+
+
+@record
 class TransitionResult:
     nova: str
     source: str
@@ -54,7 +58,7 @@ class TransitionResult:
         return mirror.Entry.new("transition", self.nova, data, self.at, self.event_id)
 
 
-@dataclass(frozen=True)
+@record
 class _Request:
     name: str
     event: Event

@@ -18,15 +18,16 @@ Pure: the windows, the count in flight and the time are passed in.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 from torchsm.clock import format_time
+from torchsm.records import record
 
 UNKNOWN_RESET_HOLD_S = 300.0  # a rejected window whose reset nobody announced
 IN_FLIGHT_POLL_S = 0.5  # how soon to look again while others' answers are awaited
 
 
-class Verdict(NamedTuple):
+@record
+class Verdict:
     kind: str  # ok | pace | stop
     until: float | None  # stop: the reset plus the margin; pace: not before this
     why: str

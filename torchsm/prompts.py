@@ -10,7 +10,12 @@ prints the whole."""
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, NamedTuple
+
+from torchsm.records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # names for annotations only: every hook call would import them
+    from typing import Any, Callable
 
 # The most a hook prints of text, measured as JSON-escaped characters (what Claude Code
 # reads: json.dumps escapes non-ASCII and control characters, a few characters each). The
@@ -54,7 +59,8 @@ def cut(text: str, limit: int, what: str, command: str, *,
     return head + note
 
 
-class Part(NamedTuple):
+@record
+class Part:
     """One line of a hook's context: `prefix` kept whole, then `text`, which may be cut
     (`what` and `command` name it and how to see it whole), sharing the room with the
     other parts' texts in proportion to `weight`."""

@@ -11,8 +11,11 @@ that answered is `ReplyError`. Nothing here retries: the caller decides what an 
 
 from __future__ import annotations
 
-import re
-from typing import Any, Iterable, NamedTuple, Sequence
+from torchsm.records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # names for annotations only: every hook call would import them
+    from typing import Any, Iterable, Sequence
 
 # A pattern as text: `re` caches what it compiles, and a process whose mirror is off never
 # compiles it. (Start-up time matters here; so the small types are NamedTuples, which are
@@ -33,7 +36,8 @@ class BadUrl(ValueError):
     """The mirror URL is not one this client understands."""
 
 
-class Endpoint(NamedTuple):
+@record
+class Endpoint:
     """Where a server is and how to log in, parsed from a redis://, rediss:// or unix:// URL."""
 
     host: str = "127.0.0.1"
@@ -64,6 +68,8 @@ def parse_url(url: str) -> Endpoint:
             raise BadUrl(f"a unix:// URL needs an absolute socket path: {mask_url(url)!r}")
         return Endpoint(unix_path=location, db=_db(query.get("db", "0"), url),
                         username=user, password=password)
+    import re  # only to reach a server: the hot path with the mirror off never does
+
     where = re.match(_HOST_PORT, location)
     if not where or not where["host"]:
         raise BadUrl(f"not a redis URL (host:port/db expected): {mask_url(url)!r}")

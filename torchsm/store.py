@@ -16,23 +16,26 @@ import os
 import random
 import sqlite3
 import time
-from pathlib import Path
-from typing import Callable, NamedTuple, TypeVar
-from urllib.parse import quote
 
 from torchsm.config import Home
 from torchsm.errors import (DatabaseError, DatabaseLocked, HomeNotInitialised, NovaNotFound,
                             SchemaOutOfDate, SchemaUnknown, corrupt_database,
                             read_only_database)
+from torchsm.records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # names for annotations only: every hook call would import them
+    from typing import Callable, TypeVar
+
+    T = TypeVar("T")
 
 # The Alembic head this code expects; a test checks it against migrations/.
 SCHEMA_REVISION = "0012"
 INT64_MAX = 2**63 - 1  # SQLite's largest integer: a larger one is an OverflowError in a query
 
-T = TypeVar("T")
 
-
-class NovaRow(NamedTuple):
+@record
+class NovaRow:
     id: int
     name: str
     personality: str
@@ -78,7 +81,7 @@ def is_corrupt(exc: sqlite3.Error) -> bool:
 
 class Store:
     def __init__(self, conn: sqlite3.Connection, lock_timeout_s: float,
-                 path: Path | None = None):
+                 path: str | os.PathLike | None = None):
         self.conn = conn
         self.lock_timeout_s = lock_timeout_s
         self.path = path  # the database file, named when it turns out corrupt
@@ -136,14 +139,24 @@ class Store:
         return DatabaseError(f"database error: {exc}")
 
 
-def database_uri(path: Path, mode: str = "rw", immutable: bool = False) -> str:
+def database_uri(path: str | os.PathLike, mode: str = "rw", immutable: bool = False) -> str:
     """The SQLite URI of the database file `path`, opened with `mode` (rw, ro): every
     character a URI gives a meaning to (`?`, `#`, `%`, ...) escaped, so that a home named
     `h?x` opens its own torchsm.db, never a file `h` beside it."""
-    return f"file:{quote(os.fsencode(path))}?mode={mode}" + "&immutable=1" * immutable
+    return f"file:{_percent_encoded(os.fsencode(path))}?mode={mode}" + "&immutable=1" * immutable
 
 
-def connect(path: Path, mode: str = "rw", **options) -> sqlite3.Connection:
+# what urllib.parse.quote leaves as it is (its default `safe="/"`); urllib itself costs the
+# hot path ~3 ms to import
+_URI_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~/")
+
+
+def _percent_encoded(path: bytes) -> str:
+    """urllib.parse.quote(path): every byte but _URI_SAFE as %XX."""
+    return "".join(chr(b) if b in _URI_SAFE else f"%{b:02X}" for b in path)
+
+
+def connect(path: str | os.PathLike, mode: str = "rw", **options) -> sqlite3.Connection:
     """A connection to the existing database file `path` (never a new one elsewhere).
 
     In a read-only home SQLite cannot make the -shm file a WAL database needs even to be
@@ -174,17 +187,17 @@ def _needs_immutable(conn: sqlite3.Connection) -> bool:
 def open_store(home: Home, lock_timeout_s: float = 5.0) -> Store:
     """Open an initialised home's database and check that its schema is at head."""
     if not home.is_initialised():
-        raise HomeNotInitialised(f"no torchsm home at {home.path}: run `torchsm init`")
+        raise HomeNotInitialised(f"no torchsm home at {home.root}: run `torchsm init`")
     try:
-        conn = connect(home.db_path, timeout=0, isolation_level=None, check_same_thread=False)
+        conn = connect(home.db_file, timeout=0, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
-        raise DatabaseError(f"cannot open {home.db_path}: {exc}") from None
-    store = Store(conn, lock_timeout_s, home.db_path)
+        raise DatabaseError(f"cannot open {home.db_file}: {exc}") from None
+    store = Store(conn, lock_timeout_s, home.db_file)
     try:
         store.retrying(lambda: _configure(conn))
         revision = store.read(schema_revision)
         if revision is None and store.read(holds_foreign_tables):
-            raise corrupt_database(home.db_path, FOREIGN_TABLES)
+            raise corrupt_database(home.db_file, FOREIGN_TABLES)
     except BaseException:
         conn.close()
         raise
@@ -297,7 +310,8 @@ def recent_cools_and_bangs(conn: sqlite3.Connection, nova_id: int, since: float)
     return cools, bangs
 
 
-class MessageRow(NamedTuple):
+@record
+class MessageRow:
     id: int
     event_id: str
     sender: str

@@ -18,8 +18,6 @@ import os
 import sqlite3
 import time
 from enum import Enum
-from pathlib import Path
-from typing import Any, NamedTuple
 
 from torchsm import store
 from torchsm.config import MAX_COUNT, MAX_DURATION_S, Config, Home, QueueConfig
@@ -27,7 +25,12 @@ from torchsm.errors import (DatabaseReadOnly, InvalidWorkItem, ItemNotFound, Ite
                             LeaseLost, NothingToClaim)
 from torchsm.clock import format_time
 from torchsm.names import check_name
+from torchsm.records import record
 from torchsm.tiers import Tier, parse_tier
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # names for annotations only: every hook call would import them
+    from typing import Any
 
 
 class ItemStatus(str, Enum):
@@ -46,7 +49,8 @@ _COLUMNS = ("id, text, nova, priority, status, attempts, max_attempts, lease_unt
             "claimed_by, created_at, updated_at, finished_at, result, error")
 
 
-class WorkItem(NamedTuple):
+@record
+class WorkItem:
     """One work item as stored. A NamedTuple, not a frozen dataclass: building one is a
     third of a claim's Python time otherwise, and it is immutable either way."""
 
@@ -207,6 +211,8 @@ class WorkQueue:
         All lines go in one transaction. A line imported before (the same content, the same
         occurrence in its file, from whichever file) is counted as a duplicate, not added
         again."""
+        from pathlib import Path
+
         from torchsm.queue_import import ImportReport, parse_import_lines, read_import_file
 
         path = Path(path)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import NamedTuple
+
+from torchsm.records import record
 
 
-class PlainCall(NamedTuple):
+@record
+class PlainCall:
     command: str
     words: list[str]  # the positional arguments after the command
     options: dict[str, str | bool]
