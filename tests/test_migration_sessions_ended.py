@@ -1,4 +1,4 @@
-"""Migration 0012: the daily cost budget finds the sessions that ended in its window by
+"""Migration 0013: the daily cost budget finds the sessions that ended in its window by
 index, not by reading the account's whole ledger; and back down again."""
 
 from test_migration_accounts import at_revision, downgrade, query
@@ -16,9 +16,9 @@ def plan(home: Home) -> str:
 
 
 def test_the_budgets_query_ranges_over_the_ends_of_each_novas_sessions(home_dir):
-    home = at_revision(Home(home_dir), "0011")
+    home = at_revision(Home(home_dir), "0012")
     assert "ix_sessions_nova_ended" not in plan(home)
     assert db.upgrade(home) == SCHEMA_REVISION
     assert "USING COVERING INDEX ix_sessions_nova_ended (nova_id=? AND ended_at>?)" in plan(home)
-    downgrade(home, "0011")
+    downgrade(home, "0012")
     assert "ix_sessions_nova_ended" not in plan(home)

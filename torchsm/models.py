@@ -175,7 +175,7 @@ class AgentSession(Base):
                       # is a session of the Nova live? (torchsm.live; 0011)
                       Index("ix_sessions_running", "nova_id",
                             sqlite_where=text("outcome = 'running'")),
-                      # the daily cost budget: sessions by their end (ledger.costs_since; 0012)
+                      # the daily cost budget: sessions by their end (ledger.costs_since; 0013)
                       Index("ix_sessions_nova_ended", "nova_id", "ended_at", "cost_usd"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

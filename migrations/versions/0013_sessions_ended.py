@@ -1,7 +1,7 @@
 """the daily cost budget reads the sessions that ended in its window by index (issue 21)
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-07
 
 The budget counts a session by when it ended (`ledger.costs_since`): a session whose
@@ -12,8 +12,8 @@ covers it: per Nova, the range of ends, with the cost.
 """
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
