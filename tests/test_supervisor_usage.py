@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from helpers import torchsm_executable
 from supervisor_support import (T0, FakeClock, agent_script, config_with, db, history,
                                 sessions, supervisor)
 from torchsm import accounts, novas, runfiles, store, workqueue
@@ -228,6 +229,59 @@ def test_billing_or_authentication_meditates_and_raises_an_alert(torch, tmp_path
     assert len(sessions(torch)) == 1
     novas.transition(torch, config, "torch", "work", now=clock.now())
     assert novas.status(torch, config, "torch")[0]["limit_hold"] is None
+
+
+def hook_then_error(tmp_path, error: str, status: int) -> list[str]:
+    """An agent that does what Claude Code does in -p mode on an API error: it fires the
+    StopFailure hook (the real `torchsm hook stop-failure`, in the session's environment:
+    TORCHSM_SESSION names the session), then prints its error result and exits 1."""
+    stdin = json.dumps({"hook_event_name": "StopFailure", "error": error, "session_id": "s1",
+                        "last_assistant_message": f"API Error ({status})"})
+    line = json.dumps(result(is_error=True, api_error_status=status, result="API Error"))
+    return agent_script(tmp_path, f"""
+        import subprocess, sys
+        subprocess.run({torchsm_executable()!r} + ["hook", "stop-failure", "--nova", "torch"],
+                       input={stdin!r}, text=True, check=True)
+        print({line!r})
+        sys.exit(1)
+    """)
+
+
+def answers(home) -> list[tuple]:
+    with db(home) as conn:
+        return conn.execute("SELECT answer FROM sessions ORDER BY id").fetchall()
+
+
+@pytest.mark.parametrize("error, status", [("billing_error", 402), ("permission_error", 403)])
+def test_an_account_error_the_hook_answered_first_is_answered_once(torch, tmp_path, error,
+                                                                  status):
+    # issue 21: the hook and the settle step each answered it (two alerts), or the hook
+    # only recorded it (a 403)
+    config = config_with(BASE)
+    add_items(torch, config, 1)
+    clock = FakeClock()
+    sup = supervisor(torch, config, hook_then_error(tmp_path, error, status), clock)
+    assert sup.step(clock.now()).verdict.outcome.value == "account_error"
+    with db(torch) as conn:
+        assert conn.execute("SELECT outcome FROM hook_runs").fetchall() == [("meditated",)]
+        assert conn.execute("SELECT kind FROM alerts").fetchall() == [(error,)]
+    assert [h[:2] for h in history(torch)] == [("meditate", "meditating")]
+    assert answers(torch) == [("meditate_for_a_person",)]
+    assert novas.status(torch, config, "torch")[0]["limit_hold"].startswith("needs a person: ")
+
+
+def test_a_529_the_hook_heard_first_backs_off_without_cooling(torch, tmp_path):
+    config = config_with(BASE + "[safety]\ncooldown_jitter = 0\n")
+    add_items(torch, config, 1)
+    clock = FakeClock()
+    sup = supervisor(torch, config, hook_then_error(tmp_path, "overloaded", 529), clock)
+    assert sup.step(clock.now()).verdict.outcome.value == "overloaded"
+    step = sup.step(clock.now())
+    assert isinstance(step, Wait) and "overloaded" in step.why
+    assert step.until == pytest.approx(sessions(torch)[0][1] + 60)
+    assert novas.status(torch, config, "torch")[0]["state"] == "working"
+    assert history(torch) == []
+    assert answers(torch) == [("back_off",)]
 
 
 def test_a_spent_cost_budget_cools_until_the_day_frees_and_nothing_starts(torch, tmp_path):
