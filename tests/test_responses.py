@@ -31,26 +31,27 @@ SITUATIONS = {
     "stuck": Situation(None, STUCK, N),  # the last N sessions ended the same way
     "backed off": Situation(Kind.BACK_OFF, MOVING, N),  # the hook heard a 529 in it
     "answered": Situation(Kind.MEDITATE_FOR_A_PERSON, STUCK, N),  # the hook acted first
+    "held": Situation(None, STUCK, N, held_for_limit=True),  # a usage stop heard meanwhile
 }
 NOTHING, BACK_OFF, COOL, HOLD, PERSON, STUCK_ = (
     Kind.NOTHING, Kind.BACK_OFF, Kind.COOL, Kind.HOLD_ACCOUNT, Kind.MEDITATE_FOR_A_PERSON,
     Kind.NO_PROGRESS)
 
-# ending -> the response's kind in each situation: fresh, stuck, backed off, answered
+# ending -> the response's kind in each situation: fresh, stuck, backed off, answered, held
 TABLE = {
-    "turn rate_limit": (HOLD, HOLD, HOLD, NOTHING),
-    "turn overloaded": (BACK_OFF, BACK_OFF, BACK_OFF, BACK_OFF),
-    "turn billing_error": (PERSON, PERSON, PERSON, NOTHING),
-    "turn permission_error": (PERSON, PERSON, PERSON, NOTHING),
-    "turn server_error": (NOTHING, NOTHING, NOTHING, NOTHING),  # the session's end answers
-    "session ok": (NOTHING, STUCK_, NOTHING, NOTHING),
-    "session failed": (COOL, STUCK_, COOL, NOTHING),
-    "session crashed": (COOL, STUCK_, COOL, NOTHING),
-    "session timeout": (COOL, STUCK_, COOL, NOTHING),
-    "session stopped": (NOTHING, NOTHING, NOTHING, NOTHING),
-    "session rate_limited": (HOLD, HOLD, HOLD, NOTHING),
-    "session overloaded": (BACK_OFF, BACK_OFF, BACK_OFF, BACK_OFF),
-    "session account_error": (PERSON, PERSON, PERSON, NOTHING),
+    "turn rate_limit": (HOLD, HOLD, HOLD, NOTHING, HOLD),
+    "turn overloaded": (BACK_OFF, BACK_OFF, BACK_OFF, BACK_OFF, BACK_OFF),
+    "turn billing_error": (PERSON, PERSON, PERSON, NOTHING, PERSON),
+    "turn permission_error": (PERSON, PERSON, PERSON, NOTHING, PERSON),
+    "turn server_error": (NOTHING, NOTHING, NOTHING, NOTHING, NOTHING),  # the session's end
+    "session ok": (NOTHING, STUCK_, NOTHING, NOTHING, NOTHING),
+    "session failed": (COOL, STUCK_, COOL, NOTHING, NOTHING),
+    "session crashed": (COOL, STUCK_, COOL, NOTHING, NOTHING),
+    "session timeout": (COOL, STUCK_, COOL, NOTHING, NOTHING),
+    "session stopped": (NOTHING, NOTHING, NOTHING, NOTHING, NOTHING),
+    "session rate_limited": (HOLD, HOLD, HOLD, NOTHING, HOLD),
+    "session overloaded": (BACK_OFF, BACK_OFF, BACK_OFF, BACK_OFF, BACK_OFF),
+    "session account_error": (PERSON, PERSON, PERSON, NOTHING, PERSON),
 }
 CASES = [(ending, situation, kinds[i]) for ending, kinds in TABLE.items()
          for i, situation in enumerate(SITUATIONS)]

@@ -284,6 +284,24 @@ def test_a_529_the_hook_heard_first_backs_off_without_cooling(torch, tmp_path):
     assert answers(torch) == [("back_off",)]
 
 
+def test_a_failure_after_a_usage_stop_heard_in_the_session_does_not_cool_on_top(torch,
+                                                                                tmp_path):
+    # the live reading held the account while the session ran; the failure that follows
+    # is answered by that hold (responses.Situation.held_for_limit), not by a cooldown
+    config = config_with(BASE)
+    add_items(torch, config, 1)
+    reset = T0 + 4000
+    command = stream_agent(tmp_path, limit_event(1.0, reset, "rejected"),
+                           result(is_error=True, result="boom"), status=1)
+    clock = FakeClock()
+    ran = supervisor(torch, config, command, clock).step(clock.now())
+    assert ran.verdict.outcome.value == "crashed"  # a bang, were it not held already
+    assert [(h[0], h[3]) for h in history(torch)] == [("cool", reset + 120)]
+    assert answers(torch) == [("nothing",)]
+    with db(torch) as conn:
+        assert conn.execute("SELECT cool_streak FROM novas").fetchall() == [(0,)]
+
+
 def test_a_spent_cost_budget_cools_until_the_day_frees_and_nothing_starts(torch, tmp_path):
     config = config_with(BASE + "[supervisor]\nmax_cost_usd_per_day = 1.0\n")
     add_items(torch, config, 10)

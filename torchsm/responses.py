@@ -14,7 +14,8 @@ finds the session answered. The answers are the contract's:
 - a 529 (overloaded): a short backoff, not a limit: no cooldown, nothing counted toward
   meditation;
 - any other failed session: a cooldown with backoff (a crash is a bang), and when the last
-  N sessions ended the same way, the no-progress breaker's cooldown instead;
+  N sessions ended the same way, the no-progress breaker's cooldown instead; nothing when
+  the Nova is held for its account's limit already;
 - a clean session: nothing, unless it trips the no-progress breaker;
 - a turn's other API error (`server_error`, `max_output_tokens`, ...): nothing yet: the
   session's end answers it.
@@ -92,6 +93,7 @@ class Situation:
     answered: Kind | None = None  # the session's answer so far (whoever gave it)
     recent: tuple[SessionEnding, ...] = field(default=())  # latest sessions, newest first
     no_progress_after: int = 0  # the breaker's N (0: off)
+    held_for_limit: bool = False  # the Nova waits for its account's reset (limits.hold)
 
 
 @dataclass(frozen=True)
@@ -137,8 +139,12 @@ def _answer(ending: Ending, situation: Situation) -> Response:
 
 
 def _session_answer(ending: Ending, situation: Situation, why: str) -> Response:
-    """A session that ended cleanly or failed on its own: the breaker first."""
+    """A session that ended cleanly or failed on its own: the breaker first. A Nova held
+    for its account's limit (heard while the session ran) waits for the reset anyway: a
+    cooldown on top would only count toward meditation."""
     crashed = ending.outcome is Outcome.CRASHED
+    if situation.held_for_limit:
+        return Response(Kind.NOTHING, f"{why}: held for the account's limit already")
     stuck = no_progress(list(situation.recent), situation.no_progress_after)
     if stuck is not None:
         return Response(Kind.NO_PROGRESS, stuck, bang=crashed)

@@ -117,8 +117,9 @@ class Settler:
 
         def read(conn) -> tuple[store.NovaRow, Situation]:
             nova = self._nova(conn)
+            held = novas.held_for_limit(nova) and (nova.until or 0) > now
             return nova, Situation(answers.session_answer(conn, taken.session_id, nova.id),
-                                   tuple(ledger.recent_endings(conn, nova.id, n)), n)
+                                   tuple(ledger.recent_endings(conn, nova.id, n)), n, held)
 
         with self._store() as db:
             nova, situation = db.read(read)
