@@ -287,7 +287,7 @@ def _digest(message: Any) -> str | None:
 def _no_progress(ctx: HookContext, facts: StopFacts) -> str | None:
     """The no-progress breaker (torchsm.progress, the supervisor's too) over the last K
     continuations of this session. K = `no_progress_continuations`."""
-    from torchsm.progress import no_progress
+    from torchsm.progress import no_progress  # stdlib only: the Stop hook is hot
 
     k = ctx.config.safety.no_progress_continuations
     return no_progress(_continuation_endings(ctx, facts), k, "continuations")
@@ -299,7 +299,7 @@ def _continuation_endings(ctx: HookContext, facts: StopFacts) -> list:
     Only the digests of earlier messages are kept: one equal to the current message's
     stands for its text. An item's `done` is left out: this hook marks a continuation's
     item done itself when the turn ends, which says nothing of progress."""
-    from torchsm.ledger import Ending
+    from torchsm.progress import Ending
 
     current = ctx.payload.get("last_assistant_message")
     digest = _digest(current)
@@ -423,7 +423,8 @@ def _on_stop_failure(ctx: HookContext) -> HookResult:
                                  f"{format_time(applied.held.until)}: {applied.held.why}"[:500],
                           warning=applied.warning)
     if applied.transition is not None:
-        return HookResult(_DID[applied.transition.target], detail=f"{error}: {message}"[:500])
+        return HookResult(_DID.get(applied.transition.target, "recorded"),
+                          detail=f"{error}: {message}"[:500])
     return HookResult("recorded", detail=applied.response.why[:500])
 
 

@@ -10,8 +10,18 @@ Pure: the caller passes the endings (newest first).
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
-from torchsm.ledger import Ending
+
+class Ending(NamedTuple):
+    """How a session (or a continuation) ended, for the breaker. A NamedTuple, not a
+    dataclass: the Stop hook builds these, and dataclasses costs its start-up ~15 ms."""
+
+    outcome: str
+    error: str | None
+    api_error_status: int | None
+    last_assistant_message: str | None
+    item_status: str | None  # its work item's status now, if it had one
 
 _NUMBERS = re.compile(r"\d+(?:\.\d+)?")
 _FAILED_ITEM = ("failed", "dead")

@@ -20,16 +20,16 @@ finds the session answered. The answers are the contract's:
 - a turn's other API error (`server_error`, `max_output_tokens`, ...): nothing yet: the
   session's end answers it.
 
-Pure and stdlib only: the StopFailure hook imports it.
+Pure, no I/O, and built on the stdlib alone (and torchsm.progress): the StopFailure hook
+imports it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
-from torchsm.ledger import Ending as SessionEnding
-from torchsm.progress import no_progress
+from torchsm import progress
 
 
 class Outcome(str, Enum):
@@ -83,7 +83,6 @@ class Ending:
     text: str = ""  # what was said: the turn's last message, or the session's error
     error_type: str | None = None  # the StopFailure hook's `error`
     session_id: int | None = None  # the ledger's session it belongs to, when supervised
-    reset_at: float | None = None  # when the provider says a limit resets, if it said
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ class Situation:
     """The facts the decision looks at, read once by the caller."""
 
     answered: Kind | None = None  # the session's answer so far (whoever gave it)
-    recent: tuple[SessionEnding, ...] = field(default=())  # latest sessions, newest first
+    recent: tuple[progress.Ending, ...] = ()  # the latest finished sessions, newest first
     no_progress_after: int = 0  # the breaker's N (0: off)
     held_for_limit: bool = False  # the Nova waits for its account's reset (limits.hold)
 
@@ -145,7 +144,7 @@ def _session_answer(ending: Ending, situation: Situation, why: str) -> Response:
     crashed = ending.outcome is Outcome.CRASHED
     if situation.held_for_limit:
         return Response(Kind.NOTHING, f"{why}: held for the account's limit already")
-    stuck = no_progress(list(situation.recent), situation.no_progress_after)
+    stuck = progress.no_progress(list(situation.recent), situation.no_progress_after)
     if stuck is not None:
         return Response(Kind.NO_PROGRESS, stuck, bang=crashed)
     if ending.outcome is Outcome.OK:

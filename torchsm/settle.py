@@ -113,7 +113,7 @@ class Settler:
         """The one answer to how the session ended, unless it was answered already."""
         n = self.config.supervisor.no_progress_sessions
         ending = Ending(Heard.SESSION, verdict.outcome, verdict.error or "",
-                        session_id=taken.session_id, reset_at=verdict.reset_at)
+                        session_id=taken.session_id)
 
         def read(conn) -> tuple[store.NovaRow, Situation]:
             nova = self._nova(conn)
