@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from helpers import torchsm_executable
+from helpers import payload, torchsm_executable
 from supervisor_support import (T0, FakeClock, agent_script, config_with, db, history,
                                 sessions, supervisor)
 from torchsm import accounts, novas, runfiles, store, workqueue
@@ -300,6 +300,29 @@ def test_a_failure_after_a_usage_stop_heard_in_the_session_does_not_cool_on_top(
     assert answers(torch) == [("nothing",)]
     with db(torch) as conn:
         assert conn.execute("SELECT cool_streak FROM novas").fetchall() == [(0,)]
+
+
+def test_a_session_whose_stop_hook_banged_is_not_cooled_again_at_its_end(torch, tmp_path):
+    # a bang cools the Nova and answers its session: the crash that follows is not a second
+    # cooldown (this was settle.cooled_during's timestamp guard)
+    (torch.path / "torchsm.toml").write_text("[safety]\nhook_burst = 1\n")  # for the hook
+    config = config_with(BASE)
+    add_items(torch, config, 1)
+    stop = payload("Stop.json")
+    command = agent_script(tmp_path, f"""
+        import subprocess, sys
+        for _ in range(2):  # the second Stop run within the window is a bang
+            subprocess.run({torchsm_executable()!r} + ["hook", "stop", "--nova", "torch"],
+                           input={stop!r}, text=True, check=True)
+        sys.exit(1)
+    """)
+    clock = FakeClock()
+    assert supervisor(torch, config, command, clock).step(clock.now()).verdict.failed
+    with db(torch) as conn:
+        assert conn.execute("SELECT outcome FROM hook_runs").fetchall() == [("allowed",),
+                                                                            ("bang",)]
+    assert [h[0] for h in history(torch)] == ["cool"]
+    assert answers(torch) == [("cool",)]
 
 
 def test_a_spent_cost_budget_cools_until_the_day_frees_and_nothing_starts(torch, tmp_path):
