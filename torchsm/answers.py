@@ -31,10 +31,7 @@ class Applied:
 
 def session_answer(conn, session_id: int | None, nova_id: int) -> Kind | None:
     """How session `session_id` of the Nova was answered so far, if it was."""
-    if session_id is None:
-        return None
-    row = conn.execute("SELECT answer FROM sessions WHERE id = ? AND nova_id = ?",
-                       (session_id, nova_id)).fetchone()
+    row = _answer_row(conn, session_id, nova_id)
     return _kind(row[0]) if row else None
 
 
@@ -42,10 +39,7 @@ def claim(conn, session_id: int | None, nova_id: int, kind: Kind, now: float) ->
     """Record `kind` as the session's answer unless the session was answered with more;
     False when an answer that acts came first (this one must not be applied too). With
     no session of the Nova to record under, True."""
-    if session_id is None:
-        return True
-    row = conn.execute("SELECT answer FROM sessions WHERE id = ? AND nova_id = ?",
-                       (session_id, nova_id)).fetchone()
+    row = _answer_row(conn, session_id, nova_id)
     if row is None:
         return True
     before = _kind(row[0])
@@ -53,6 +47,13 @@ def claim(conn, session_id: int | None, nova_id: int, kind: Kind, now: float) ->
         conn.execute("UPDATE sessions SET answer = ?, answered_at = ? WHERE id = ?",
                      (kind.value, now, session_id))
     return before not in ACTING
+
+
+def _answer_row(conn, session_id: int | None, nova_id: int) -> tuple | None:
+    if session_id is None:
+        return None
+    return conn.execute("SELECT answer FROM sessions WHERE id = ? AND nova_id = ?",
+                        (session_id, nova_id)).fetchone()
 
 
 def answer(home: Home, config: Config, db: store.Store, nova: store.NovaRow, ending: Ending,
