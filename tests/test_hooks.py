@@ -161,15 +161,37 @@ def test_stop_failure_without_a_reset_time_backs_off(torch):
     assert 40 <= _seconds_until(row["until"]) <= 61
 
 
-def test_stop_failure_overloaded_and_billing(torch):
-    hook(torch, "stop-failure", json.dumps({"error": "overloaded", "session_id": "s"}))
-    assert torch("status", "torch", "--json").json()[0]["state"] == "cooling"
-    hook(torch, "stop-failure", json.dumps({"error": "billing_error", "session_id": "s",
-                                            "last_assistant_message": "Credit balance too low"}))
+def stop_failure(error: str, message: str) -> str:
+    """A StopFailure payload of the shape Claude Code sends (FIELD-NOTES: seen on a 429)."""
+    return json.dumps({"hook_event_name": "StopFailure", "error": error, "session_id": "s1",
+                       "cwd": "/tmp", "last_assistant_message": message})
+
+
+def test_stop_failure_overloaded_is_a_short_backoff_not_a_cooldown(torch):
+    # issue 21: a 529 is "a short backoff, not a limit" whichever process hears it; the hook
+    # cooled the Nova (and counted it toward meditation) while the supervisor did not
+    for _ in range(4):  # more than cooldowns_to_meditate
+        result = hook(torch, "stop-failure", stop_failure(
+            "overloaded", "API Error: Repeated 529 Overloaded errors · overloaded_error"))
+        assert (result.code, result.out) == (0, "")
+    [row] = torch("status", "torch", "--json").json()
+    assert (row["state"], row["until"]) == ("working", None)
+    assert rows(torch, "SELECT event FROM history") == []
+    assert rows(torch, "SELECT cool_streak FROM novas") == [(0,)]
+    assert [r[0] for r in rows(torch, "SELECT outcome FROM hook_runs")] == ["recorded"] * 4
+
+
+@pytest.mark.parametrize("error", ["billing_error", "permission_error", "authentication_failed"])
+def test_stop_failure_account_errors_meditate_until_a_person_looks(torch, error):
+    # issue 21: a permission_error (403) meditated in the supervisor, and was only recorded
+    # by the hook
+    result = hook(torch, "stop-failure", stop_failure(error, "Credit balance too low"))
+    assert (result.code, result.out) == (0, "")
     [row] = torch("status", "torch", "--json").json()
     assert row["state"] == "meditating" and row["limit_hold"].startswith("needs a person: ")
     assert rows(torch, "SELECT nova, kind, message FROM alerts") == [
-        ("torch", "billing_error", "Credit balance too low")]
+        ("torch", error, "Credit balance too low")]
+    assert rows(torch, "SELECT outcome FROM hook_runs") == [("meditated",)]
 
 
 def test_pre_compact_then_session_start_compact_restores(torch):
@@ -292,7 +314,8 @@ def test_no_progress_same_message_stops_continuing(torch):
             for m in messages]
     assert [bool(o) for o in outs] == [True, True, False]
     [(reason,)] = rows(torch, "SELECT restart_reason FROM novas")
-    assert reason.startswith("no progress: the last 2 continuations ended with the same message")
+    assert reason.startswith("no progress: 2 continuations in a row ended with the same message"
+                             " (I cannot do this.)")  # the supervisor's breaker, worded alike
 
 
 def test_no_progress_failed_items_stop_continuing(torch):
@@ -306,7 +329,8 @@ def test_no_progress_failed_items_stop_continuing(torch):
         torch("queue", "fail", str(item), "--error", "broken")
     third = hook(torch, "stop", payload("Stop.json", last_assistant_message="m2"))
     assert third.out == ""
-    assert "each failed their item" in rows(torch, "SELECT detail FROM hook_runs")[-1][0]
+    assert "2 continuations in a row each failed their work item" in rows(
+        torch, "SELECT detail FROM hook_runs")[-1][0]
 
 
 def test_stop_at_the_usage_limit_holds_the_nova_until_the_reset(torch):

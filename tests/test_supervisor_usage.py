@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from helpers import payload, torchsm_executable
 from supervisor_support import (T0, FakeClock, agent_script, config_with, db, history,
                                 sessions, supervisor)
 from torchsm import accounts, novas, runfiles, store, workqueue
@@ -228,6 +229,100 @@ def test_billing_or_authentication_meditates_and_raises_an_alert(torch, tmp_path
     assert len(sessions(torch)) == 1
     novas.transition(torch, config, "torch", "work", now=clock.now())
     assert novas.status(torch, config, "torch")[0]["limit_hold"] is None
+
+
+def hook_then_error(tmp_path, error: str, status: int) -> list[str]:
+    """An agent that does what Claude Code does in -p mode on an API error: it fires the
+    StopFailure hook (the real `torchsm hook stop-failure`, in the session's environment:
+    TORCHSM_SESSION names the session), then prints its error result and exits 1."""
+    stdin = json.dumps({"hook_event_name": "StopFailure", "error": error, "session_id": "s1",
+                        "last_assistant_message": f"API Error ({status})"})
+    line = json.dumps(result(is_error=True, api_error_status=status, result="API Error"))
+    return agent_script(tmp_path, f"""
+        import subprocess, sys
+        subprocess.run({torchsm_executable()!r} + ["hook", "stop-failure", "--nova", "torch"],
+                       input={stdin!r}, text=True, check=True)
+        print({line!r})
+        sys.exit(1)
+    """)
+
+
+def answers(home) -> list[tuple]:
+    with db(home) as conn:
+        return conn.execute("SELECT answer FROM sessions ORDER BY id").fetchall()
+
+
+@pytest.mark.parametrize("error, status", [("billing_error", 402), ("permission_error", 403)])
+def test_an_account_error_the_hook_answered_first_is_answered_once(torch, tmp_path, error,
+                                                                  status):
+    # issue 21: the hook and the settle step each answered it (two alerts), or the hook
+    # only recorded it (a 403)
+    config = config_with(BASE)
+    add_items(torch, config, 1)
+    clock = FakeClock()
+    sup = supervisor(torch, config, hook_then_error(tmp_path, error, status), clock)
+    assert sup.step(clock.now()).verdict.outcome.value == "account_error"
+    with db(torch) as conn:
+        assert conn.execute("SELECT outcome FROM hook_runs").fetchall() == [("meditated",)]
+        assert conn.execute("SELECT kind FROM alerts").fetchall() == [(error,)]
+    assert [h[:2] for h in history(torch)] == [("meditate", "meditating")]
+    assert answers(torch) == [("meditate_for_a_person",)]
+    assert novas.status(torch, config, "torch")[0]["limit_hold"].startswith("needs a person: ")
+
+
+def test_a_529_the_hook_heard_first_backs_off_without_cooling(torch, tmp_path):
+    config = config_with(BASE + "[safety]\ncooldown_jitter = 0\n")
+    add_items(torch, config, 1)
+    clock = FakeClock()
+    sup = supervisor(torch, config, hook_then_error(tmp_path, "overloaded", 529), clock)
+    assert sup.step(clock.now()).verdict.outcome.value == "overloaded"
+    step = sup.step(clock.now())
+    assert isinstance(step, Wait) and "overloaded" in step.why
+    assert step.until == pytest.approx(sessions(torch)[0][1] + 60)
+    assert novas.status(torch, config, "torch")[0]["state"] == "working"
+    assert history(torch) == []
+    assert answers(torch) == [("back_off",)]
+
+
+def test_a_failure_after_a_usage_stop_heard_in_the_session_does_not_cool_on_top(torch,
+                                                                                tmp_path):
+    # the live reading held the account while the session ran; the failure that follows
+    # is answered by that hold (responses.Situation.held_for_limit), not by a cooldown
+    config = config_with(BASE)
+    add_items(torch, config, 1)
+    reset = T0 + 4000
+    command = stream_agent(tmp_path, limit_event(1.0, reset, "rejected"),
+                           result(is_error=True, result="boom"), status=1)
+    clock = FakeClock()
+    ran = supervisor(torch, config, command, clock).step(clock.now())
+    assert ran.verdict.outcome.value == "crashed"  # a bang, were it not held already
+    assert [(h[0], h[3]) for h in history(torch)] == [("cool", reset + 120)]
+    assert answers(torch) == [("nothing",)]
+    with db(torch) as conn:
+        assert conn.execute("SELECT cool_streak FROM novas").fetchall() == [(0,)]
+
+
+def test_a_session_whose_stop_hook_banged_is_not_cooled_again_at_its_end(torch, tmp_path):
+    # a bang cools the Nova and answers its session: the crash that follows is not a second
+    # cooldown (this was settle.cooled_during's timestamp guard)
+    (torch.path / "torchsm.toml").write_text("[safety]\nhook_burst = 1\n")  # for the hook
+    config = config_with(BASE)
+    add_items(torch, config, 1)
+    stop = payload("Stop.json")
+    command = agent_script(tmp_path, f"""
+        import subprocess, sys
+        for _ in range(2):  # the second Stop run within the window is a bang
+            subprocess.run({torchsm_executable()!r} + ["hook", "stop", "--nova", "torch"],
+                           input={stop!r}, text=True, check=True)
+        sys.exit(1)
+    """)
+    clock = FakeClock()
+    assert supervisor(torch, config, command, clock).step(clock.now()).verdict.failed
+    with db(torch) as conn:
+        assert conn.execute("SELECT outcome FROM hook_runs").fetchall() == [("allowed",),
+                                                                            ("bang",)]
+    assert [h[0] for h in history(torch)] == ["cool"]
+    assert answers(torch) == [("cool",)]
 
 
 def test_a_spent_cost_budget_cools_until_the_day_frees_and_nothing_starts(torch, tmp_path):

@@ -28,8 +28,6 @@ WORKING = "working"
 COMPACTING_TTL_S = 120
 CONTEXT_MESSAGES = 5
 SNAPSHOT_TRANSITIONS = 10
-# StopFailure `error` values that a retry cannot fix: a person must look.
-NEEDS_A_PERSON = {"billing_error", "authentication_failed", "authentication_error"}
 
 
 class HookInputError(TorchsmError):
@@ -179,7 +177,7 @@ class StopFacts:
     stop_runs: int  # Stop runs of the Nova within the bang window, this one included
     continued: int  # continuations in the session's current prompt chain
     recent: list[tuple[str | None, int | None]]  # (digest, item) of the latest, newest first
-    recent_failed: bool  # the latest `no_progress_continuations` items all failed
+    item_statuses: list[str | None]  # the status of each of those items now
 
 
 def _on_stop(ctx: HookContext) -> HookResult:
@@ -235,10 +233,8 @@ def _stop_facts(conn, ctx: HookContext) -> StopFacts:
     if ctx.session_id is not None:
         continued, recent = store.continuation_chain(conn, ctx.nova.id, ctx.session_id,
                                                      max(k, 1))
-    items = [workqueue.load_item(conn, i) for _, i in recent[:k] if i]
-    failed = k >= 1 and len(items) == k and all(
-        i is not None and i.status.value == "failed" for i in items)
-    return StopFacts(runs, continued, recent, failed)
+    items = [workqueue.load_item(conn, i) if i else None for _, i in recent[:k]]
+    return StopFacts(runs, continued, recent, [i.status.value if i else None for i in items])
 
 
 def _why_not_continue(ctx: HookContext, facts: StopFacts) -> str | None:
@@ -306,20 +302,28 @@ def _digest(message: Any) -> str | None:
 
 
 def _no_progress(ctx: HookContext, facts: StopFacts) -> str | None:
-    """The breaker: the last K continuations ended with the same message, or each failed
-    its item. K = `no_progress_continuations`."""
+    """The no-progress breaker (torchsm.progress, the supervisor's too) over the last K
+    continuations of this session. K = `no_progress_continuations`."""
+    from torchsm.progress import no_progress  # stdlib only: the Stop hook is hot
+
     k = ctx.config.safety.no_progress_continuations
-    if k < 1 or len(facts.recent) < k:
-        return None
-    # each continued run's digest is the message that ended the turn before it; the current
-    # message ends the latest continuation
-    endings = ([_digest(ctx.payload.get("last_assistant_message"))]
-               + [d for d, _ in facts.recent[:k - 1]])
-    if endings[0] is not None and len(set(endings)) == 1:
-        return f"no progress: the last {k} continuations ended with the same message"
-    if facts.recent_failed:
-        return f"no progress: the last {k} continuations each failed their item"
-    return None
+    return no_progress(_continuation_endings(ctx, facts), k, "continuations")
+
+
+def _continuation_endings(ctx: HookContext, facts: StopFacts) -> list:
+    """How each continuation of the chain ended, newest first: a continued run's digest is
+    the message that ended the turn before it, and the current message ends the latest.
+    Only the digests of earlier messages are kept: one equal to the current message's
+    stands for its text. An item's `done` is left out: this hook marks a continuation's
+    item done itself when the turn ends, which says nothing of progress."""
+    from torchsm.progress import Ending
+
+    current = ctx.payload.get("last_assistant_message")
+    digest = _digest(current)
+    messages = [current if isinstance(current, str) else None] + [
+        current if d == digest else d for d, _ in facts.recent[:-1]]
+    return [Ending("ok", None, None, message, status if status != "done" else None)
+            for message, status in zip(messages, facts.item_statuses)]
 
 
 def _usage_says_wait(ctx: HookContext, usage) -> str:
@@ -340,10 +344,21 @@ def _previous_item(ctx: HookContext, facts: StopFacts) -> int | None:
     supervisor started the session with."""
     if facts.recent and facts.recent[0][1] is not None:
         return facts.recent[0][1]
-    given = ctx.env.get("TORCHSM_ITEM", "")
+    return _given_by_supervisor(ctx, "TORCHSM_ITEM")
+
+
+def _supervised_session(ctx: HookContext) -> int | None:
+    """The ledger's session this hook runs in (the supervisor names it to its agent), or
+    None outside a supervised session."""
+    return _given_by_supervisor(ctx, "TORCHSM_SESSION")
+
+
+def _given_by_supervisor(ctx: HookContext, variable: str) -> int | None:
+    """The id the supervisor of this Nova's session put in `variable`, if it did."""
+    given = ctx.env.get(variable, "")
     if not (given.isascii() and given.isdigit()) or ctx.env.get("TORCHSM_NOVA") != ctx.nova.name:
         return None
-    return int(given) if int(given) <= store.INT64_MAX else None  # past it, no item can be
+    return int(given) if int(given) <= store.INT64_MAX else None  # past it, no row can be
 
 
 def _bang(ctx: HookContext, runs: int) -> HookResult:
@@ -351,11 +366,22 @@ def _bang(ctx: HookContext, runs: int) -> HookResult:
 
     window = ctx.config.safety.hook_window_s
     why = f"bang: {runs} Stop-hook runs within {window:g}s"
+    _answered_with_a_cooldown(ctx)
     cooled = novas.safety_cool(ctx.home, ctx.config, ctx.nova.name, reason=why, bang=True,
                                now=ctx.now)
     return HookResult("bang", detail=f"{why}; {cooled.target} until {format_time(cooled.until)}",
                       warning=f"{ctx.nova.name}: {why}: {cooled.target} until "
                               f"{format_time(cooled.until)}; the agent may stop")
+
+
+def _answered_with_a_cooldown(ctx: HookContext) -> None:
+    """A bang cools the Nova whatever else happened: its session counts as answered, so
+    its end does not cool the Nova a second time for the same trouble."""
+    from torchsm import answers
+    from torchsm.responses import Kind
+
+    session = _supervised_session(ctx)
+    ctx.db.write(lambda conn: answers.claim(conn, session, ctx.nova.id, Kind.COOL, ctx.now))
 
 
 # --- PreToolUse: the usage gate within a turn --------------------------------------------
@@ -389,35 +415,34 @@ def _on_pre_tool_use(ctx: HookContext) -> HookResult:
 
 # --- StopFailure -----------------------------------------------------------------------
 
+_DID = {"cooling": "cooled", "meditating": "meditated"}  # a hook run's outcome, by state
+
+
 def _on_stop_failure(ctx: HookContext) -> HookResult:
-    """An API error ended the turn: cool on limits and overload, meditate on billing or
-    authentication failures (and raise an alert). Its output is ignored by Claude Code."""
-    from torchsm import limits, novas
+    """An API error ended the turn: the one answer to it (torchsm.responses), applied once
+    and recorded under the supervised session, if any. Its output is ignored by Claude
+    Code."""
+    from torchsm import answers
+    from torchsm.responses import Situation, turn_ending
 
     error = str(ctx.payload.get("error") or "unknown")
     message = str(ctx.payload.get("last_assistant_message") or ctx.payload.get("error_details")
                   or "")
-    if error in NEEDS_A_PERSON:
-        ctx.db.write(lambda conn: store.save_alert(conn, nova=ctx.nova.name, at=ctx.now,
-                                                   kind=error, message=message or error))
-        novas.meditate_for_a_person(ctx.home, ctx.config, ctx.nova.name,
-                                    reason=f"{error}: {message or error}"[:300], now=ctx.now)
-        return HookResult("meditated", detail=f"{error}: {message}"[:500])
-    if error == "rate_limit":
-        found, warning = limits.refused(ctx.db, ctx.home, ctx.config, ctx.nova, message,
-                                        ctx.now)
+    ending = turn_ending(error, message, _supervised_session(ctx))
+    answered = ctx.db.read(lambda conn: answers.session_answer(conn, ending.session_id,
+                                                               ctx.nova.id))
+    applied = answers.answer(ctx.home, ctx.config, ctx.db, ctx.nova, ending,
+                             Situation(answered), ctx.now)
+    if applied.held is not None:
         state = ctx.db.read(lambda conn: store.load_nova(conn, ctx.nova.name)).state
         return HookResult("meditated" if state == "meditating" else "cooled",
                           detail=f"{error}: account {ctx.nova.account} held until "
-                                 f"{format_time(found.until)}: {found.why}"[:500],
-                          warning=warning)
-    if error == "overloaded":
-        result = novas.safety_cool(ctx.home, ctx.config, ctx.nova.name,
-                                   reason="API overloaded", now=ctx.now)
-    else:
-        return HookResult("recorded", detail=f"{error}: {message}"[:500])
-    return HookResult("cooled" if result.target == "cooling" else "meditated",
-                      detail=f"{error}: {result.target} until {format_time(result.until)}")
+                                 f"{format_time(applied.held.until)}: {applied.held.why}"[:500],
+                          warning=applied.warning)
+    if applied.transition is not None:
+        return HookResult(_DID.get(applied.transition.target, "recorded"),
+                          detail=f"{error}: {message}"[:500])
+    return HookResult("recorded", detail=applied.response.why[:500])
 
 
 # --- PreCompact and SessionStart ----------------------------------------------------------

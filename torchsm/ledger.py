@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from torchsm.clock import format_time
+from torchsm.progress import Ending  # the rows recent_endings returns
 
 RUNNING = "running"
 # What one session may report, at most; beyond it a number is a misreading (a long Opus
@@ -104,17 +105,6 @@ def costs_since(conn: sqlite3.Connection, account: str, since: float) -> list[tu
                         " ON n.id = s.nova_id WHERE n.account = ? AND s.ended_at > ?"
                         " AND s.cost_usd BETWEEN 0 AND ? ORDER BY s.ended_at",
                         (account, since, MAX_COST_USD)).fetchall()
-
-
-@dataclass(frozen=True)
-class Ending:
-    """How a finished session ended, for the no-progress breaker."""
-
-    outcome: str
-    error: str | None
-    api_error_status: int | None
-    last_assistant_message: str | None
-    item_status: str | None  # its work item's status now, if it had one
 
 
 def recent_endings(conn: sqlite3.Connection, nova_id: int, limit: int) -> list[Ending]:

@@ -202,6 +202,10 @@ class AgentSession(Base):
     # boot (/proc/PID/stat), so that a later supervisor finds it and never a reused pid
     agent_pid: Mapped[int | None] = mapped_column(Integer)
     agent_start_ticks: Mapped[int | None] = mapped_column(Integer)
+    # how its ending was answered (torchsm.responses.Kind), by whichever process heard it
+    # first: the hook or the supervisor's settle step (0012)
+    answer: Mapped[str | None] = mapped_column(String(24))
+    answered_at: Mapped[float | None] = mapped_column(Float)
 
 
 class Snapshot(Base):

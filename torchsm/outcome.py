@@ -14,34 +14,20 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 from torchsm import resets
 from torchsm.agents import SessionRun
 from torchsm.ledger import SessionEnd, reported
-
-
-class Outcome(str, Enum):
-    OK = "ok"
-    FAILED = "failed"
-    CRASHED = "crashed"  # failed within the crash window of its start: a bang
-    TIMEOUT = "timeout"
-    STOPPED = "stopped"  # ended by the supervisor shutting down
-    RATE_LIMITED = "rate_limited"  # a 429 or a usage-limit message
-    OVERLOADED = "overloaded"  # a 529: a short backoff, not a limit
-    ACCOUNT = "account_error"  # billing or authentication: a person must look, no retry
-
+from torchsm.responses import ACCOUNT_ERROR_TYPES, Outcome
 
 # Said by Claude Code when an account is at its limit.
 USAGE_LIMIT_TEXT = re.compile(
     r"usage limit reached|hit your [\w -]*limit|out of extra usage|limit will reset", re.I)
 # The account itself is refused (billing, authentication): retrying cannot help.
 ACCOUNT_STATUSES = (401, 402, 403)
-ACCOUNT_ERROR_TYPES = ("billing_error", "authentication_error", "authentication_failed",
-                       "permission_error")
-ACCOUNT_TEXT = re.compile(r"billing_error|authentication_error|authentication_failed|"
-                          r"permission_error|invalid api key|credit balance is too low", re.I)
+ACCOUNT_TEXT = re.compile("|".join([*ACCOUNT_ERROR_TYPES, "invalid api key",
+                                    "credit balance is too low"]), re.I)
 # Said by Claude Code when a request was refused for its rate.
 RATE_LIMIT_TEXT = re.compile(r"rate[ _-]?limit|\b429\b|too many requests", re.I)
 

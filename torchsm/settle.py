@@ -2,12 +2,10 @@
 how it ended.
 
 The item is done on success and goes back to the queue with the attempt counted on a
-failure of its own (not on a 529 or an account refusal). The answer to a failure:
-a usage limit holds every Nova on the account until the reset (torchsm.limits); billing or
-authentication meditates with an alert until a person looks; other failures cool with
-backoff, and sessions that keep ending the same way trip the no-progress breaker
-(novas.safety_cool decides between a cooldown and meditation). A 529 is left to the
-supervisor, which only delays its next start.
+failure of its own (not on a 529 or an account refusal). How the session ended is then
+answered by the one decision (torchsm.responses), applied once (torchsm.answers): when the
+StopFailure hook heard the ending first and answered it, the session is answered already.
+A 529's answer is a backoff: the supervisor only delays its next start.
 """
 
 from __future__ import annotations
@@ -18,12 +16,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from torchsm import (accounts, agents, ledger, limits, memory, mirror, novas, outbox, outcome,
-                     progress, store, workqueue)
+from torchsm import (accounts, agents, answers, ledger, limits, memory, mirror, novas, outbox,
+                     outcome, store, workqueue)
 from torchsm.config import Config, Home
-from torchsm.errors import DatabaseLocked, TransitionRefused
-from torchsm.machine import State
+from torchsm.errors import DatabaseLocked
 from torchsm.outcome import Outcome, Verdict
+from torchsm.responses import Ending, Heard, Response, Situation
 
 RECORD_RETRY_CAP_S = 1.0  # the longest pause between tries to record a session's end
 RECORD_NOTE_EVERY = 10  # one warning per this many tries
@@ -38,6 +36,7 @@ OnCooled = Callable[[novas.TransitionResult], None]
 @dataclass(frozen=True)
 class Settled:
     released: list[tuple[int, str]]  # (item id, status) of the items the session gave back
+    response: Response  # how its ending was answered (nothing when a hook answered first)
 
 
 class Settler:
@@ -50,17 +49,9 @@ class Settler:
 
     def settle(self, taken, run: agents.SessionRun, verdict: Verdict,
                unstored: list[dict[str, Any]], now: float) -> Settled:
-        """Record the end and the work's fate in one transaction, then answer a failure."""
+        """Record the end and the work's fate in one transaction, then answer the ending."""
         released = self._record(taken, run, verdict, unstored, now)
-        if verdict.outcome is Outcome.ACCOUNT:
-            self._meditate_for_account(taken, verdict, now)
-        elif verdict.outcome is Outcome.RATE_LIMITED:
-            self._hold_for_limit(taken, verdict, now)
-        elif verdict.failed and verdict.outcome is not Outcome.OVERLOADED:
-            self._cool_after_failure(taken, verdict, now)
-        elif not verdict.failed:
-            self.break_if_no_progress(taken, now)
-        return Settled(released)
+        return Settled(released, self._answer(taken, verdict, now))
 
     def _record(self, taken, run: agents.SessionRun, verdict: Verdict,
                 unstored: list[dict[str, Any]], now: float) -> list[tuple[int, str]]:
@@ -118,61 +109,35 @@ class Settler:
                                          f"{taken.session_id} is not recorded yet: trying again")
                 time.sleep(min(RECORD_RETRY_CAP_S, 0.05 * 2 ** min(attempt, 10)))
 
-    def _hold_for_limit(self, taken, verdict: Verdict, now: float) -> None:
-        """A usage limit or a 429: every Nova on the account holds until the reset the
-        provider announced (else the one the message names, else an unknown one)."""
-        with self._store() as db:
-            nova = db.read(self._nova)
-            found, warning = limits.refused(db, self.home, self.config, nova,
-                                            verdict.error or "", now)
-        if warning:
-            self.emit("warning", warning)
-        self.emit("limit", f"session {taken.session_id} {verdict.outcome.value}: account "
-                           f"{nova.account} {found.kind}: {found.why}", account=nova.account)
-
-    def break_if_no_progress(self, taken, now: float, bang: bool = False) -> bool:
-        """Cool (safety_cool: growing backoff, then meditation) when the last
-        `no_progress_sessions` sessions all ended the same way; the reason says how."""
+    def _answer(self, taken, verdict: Verdict, now: float) -> Response:
+        """The one answer to how the session ended, unless it was answered already."""
         n = self.config.supervisor.no_progress_sessions
-        with self._store() as db:
-            endings = db.read(lambda conn: ledger.recent_endings(conn, self._nova(conn).id, n))
-            nova = db.read(self._nova)
-        why = progress.no_progress(endings, n)
-        if why is None:
-            return False
-        if cooled_during(nova, taken.at, now, None):
-            return True  # a hook cooled it for this session already
-        self.on_cooled(novas.safety_cool(self.home, self.config, self.name, reason=why,
-                                         bang=bang, now=now, rng=self.rng))
-        return True
+        ending = Ending(Heard.SESSION, verdict.outcome, verdict.error or "",
+                        session_id=taken.session_id)
 
-    def _meditate_for_account(self, taken, verdict: Verdict, now: float) -> None:
-        """Billing or authentication refused: retrying cannot help; a person must look."""
-        why = f"session {taken.session_id} {verdict.outcome.value}: {verdict.error}"[:500]
-        with self._store() as db:
-            db.write(lambda conn: store.save_alert(conn, nova=self.name, at=now,
-                                                   kind=verdict.outcome.value, message=why))
-            nova = db.read(self._nova)
-        if nova.state == State.MEDITATING.value and nova.since >= taken.at:
-            return  # the StopFailure hook meditated for this very failure
-        try:
-            result = novas.meditate_for_a_person(self.home, self.config, self.name,
-                                                 reason=why, now=now)
-        except TransitionRefused:
-            return
-        self.on_cooled(result)
+        def read(conn) -> tuple[store.NovaRow, Situation]:
+            nova = self._nova(conn)
+            held = novas.held_for_limit(nova) and (nova.until or 0) > now
+            return nova, Situation(answers.session_answer(conn, taken.session_id, nova.id),
+                                   tuple(ledger.recent_endings(conn, nova.id, n)), n, held)
 
-    def _cool_after_failure(self, taken, verdict: Verdict, now: float) -> None:
         with self._store() as db:
-            nova = db.read(self._nova)
-        if cooled_during(nova, taken.at, now, None):
-            return  # a hook (a bang) cooled it for this very failure
-        crashed = verdict.outcome is Outcome.CRASHED
-        if self.break_if_no_progress(taken, now, bang=crashed):
-            return  # the same cooldown, with the reason that says it goes round in circles
-        why = f"session {taken.session_id} {verdict.outcome.value}: {verdict.error}"[:500]
-        self.on_cooled(novas.safety_cool(self.home, self.config, self.name, reason=why,
-                                         bang=crashed, now=now, rng=self.rng))
+            nova, situation = db.read(read)
+            applied = answers.answer(self.home, self.config, db, nova, ending, situation, now,
+                                     self.rng)
+        self._tell(taken, verdict, nova, applied)
+        return applied.response
+
+    def _tell(self, taken, verdict: Verdict, nova: store.NovaRow,
+              applied: answers.Applied) -> None:
+        if applied.warning:
+            self.emit("warning", applied.warning)
+        if applied.held is not None:
+            self.emit("limit", f"session {taken.session_id} {verdict.outcome.value}: account "
+                               f"{nova.account} {applied.held.kind}: {applied.held.why}",
+                      account=nova.account)
+        if applied.transition is not None:
+            self.on_cooled(applied.transition)
 
     def _store(self) -> store.Store:
         return store.open_store(self.home, self.config.db.lock_timeout_s)
@@ -183,13 +148,6 @@ class Settler:
 
     def _account(self, db: store.Store) -> str:
         return db.read(self._nova).account
-
-
-def cooled_during(nova: store.NovaRow, since: float, now: float, until: float | None) -> bool:
-    """Whether the Nova began waiting since `since` (a hook cooled it for this session)."""
-    waiting = (nova.state in (State.COOLING.value, State.MEDITATING.value)
-               and nova.until is not None and nova.until > now)
-    return waiting and nova.since >= since and (until is None or nova.until >= until)
 
 
 def ended_text(taken, run: agents.SessionRun, verdict: Verdict,

@@ -18,8 +18,8 @@ One loop per Nova, one pass of it per `step(now)`:
 4. run it, storing its usage signals as they are read (session_reader.py), so the hooks
    of the same session decide on them;
 5. settle it (settle.py): the item done on success, back to the queue with the attempt
-   counted on failure; a usage limit holds the account, other failures cool with backoff
-   or meditate; a 529 only delays the next start.
+   counted on failure; how it ended answered once (responses.py), unless a hook of the
+   session answered it first; a 529's answer only delays the next start.
 `run()` loops over steps and does the waiting. Time and sleep come from a Clock, so the
 policies are testable without waiting.
 """
@@ -39,7 +39,8 @@ from torchsm.clock import format_time
 from torchsm.config import Config, Home, usage_for
 from torchsm.errors import DatabaseLocked, DreamRunning, TransitionRefused
 from torchsm.machine import Event, State
-from torchsm.outcome import Outcome, Verdict
+from torchsm.outcome import Verdict
+from torchsm.responses import Kind
 from torchsm.session_start import Taken, Work
 from torchsm.tiers import Tier
 from torchsm.watch import ChangeWatch
@@ -364,9 +365,9 @@ class Supervisor:
                    exit_status=run.exit_status, duration_s=round(run.duration_s, 3),
                    error=verdict.error, released=[list(r) for r in settled.released])
         outbox.deliver(self.home, self.config, now)  # session.ended, committed with the end
-        self._overload_streak = (self._overload_streak + 1
-                                 if verdict.outcome is Outcome.OVERLOADED else 0)
-        if verdict.outcome is Outcome.OVERLOADED:
+        backing_off = settled.response.kind is Kind.BACK_OFF  # a 529, whoever heard it
+        self._overload_streak = self._overload_streak + 1 if backing_off else 0
+        if backing_off:
             self._back_off_overloaded(now)
 
     def _back_off_overloaded(self, now: float) -> None:
