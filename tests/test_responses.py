@@ -6,6 +6,7 @@ import pytest
 
 from torchsm import answers, ledger, novas, store
 from torchsm.config import load_config
+from torchsm.errors import DatabaseLocked
 from torchsm.ledger import Ending as SessionEnding
 from torchsm.responses import (ACCOUNT_ERROR_TYPES, Ending, Heard, Kind, Outcome, Situation,
                                respond, turn_ending)
@@ -142,3 +143,25 @@ def test_without_a_session_of_the_nova_there_is_nothing_to_record_under(session)
     assert claims(db, nova, None, PERSON, PERSON) == [True, True]
     assert claims(db, nova, sid + 1, PERSON, PERSON) == [True, True]  # not a session of it
     assert answer_of(db, nova, sid) is None
+
+
+def test_an_answer_that_could_not_be_applied_is_not_recorded(session, home, monkeypatch):
+    """The answer and the cooldown it applies commit together: a cooldown that fails (a
+    locked database, a crash) leaves the session unanswered, so the next try, by either
+    process, still cools the Nova."""
+    db, nova, sid = session
+    config = load_config(home)
+    failed = Ending(Heard.SESSION, Outcome.FAILED, "exit status 1", session_id=sid)
+    real = novas._transition_in
+
+    def locked(*args, **kwargs):
+        raise DatabaseLocked(home.db_path)
+
+    monkeypatch.setattr(novas, "_transition_in", locked)
+    with pytest.raises(DatabaseLocked):
+        answers.answer(home, config, db, nova, failed, Situation(), now=3.0)
+    assert answer_of(db, nova, sid) is None
+    monkeypatch.setattr(novas, "_transition_in", real)
+    applied = answers.answer(home, config, db, nova, failed, Situation(), now=4.0)
+    assert applied.response.kind is COOL and applied.transition.target == "cooling"
+    assert answer_of(db, nova, sid) is COOL

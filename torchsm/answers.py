@@ -59,20 +59,38 @@ def _answer_row(conn, session_id: int | None, nova_id: int) -> tuple | None:
 def answer(home: Home, config: Config, db: store.Store, nova: store.NovaRow, ending: Ending,
            situation: Situation, now: float, rng: random.Random | None = None) -> Applied:
     """Decide the answer to `ending`, record it under its session and, when this process
-    is the first to answer so, apply it."""
+    is the first to answer so, apply it. A cooldown commits with its answer (applied
+    twice it would count twice toward meditation); a hold or a meditation for a person
+    is applied before its answer is recorded, so a crash between the two leaves it to be
+    applied again, which changes nothing."""
     response = respond(ending, situation)
-    first = db.write(lambda conn: claim(conn, ending.session_id, nova.id, response.kind, now))
+    def record(conn) -> bool:
+        return claim(conn, ending.session_id, nova.id, response.kind, now)
+
     if not response.acts:
+        db.write(record)
         return Applied(response)
-    if not first:  # the other process answered it meanwhile
-        return Applied(Response(Kind.NOTHING, "answered already"))
+    if response.kind in (Kind.COOL, Kind.NO_PROGRESS):
+        cooled = novas.safety_cool(home, config, nova.name, reason=response.why,
+                                   bang=response.bang, now=now, rng=rng, unless_answered=record)
+        return Applied(response, cooled) if cooled else _answered_already()
+    if db.read(lambda conn: session_answer(conn, ending.session_id, nova.id)) in ACTING:
+        return _answered_already()
+    applied = _apply_idempotent(home, config, db, nova, ending, response, now)
+    db.write(record)
+    return applied
+
+
+def _answered_already() -> Applied:
+    return Applied(Response(Kind.NOTHING, "answered already"))
+
+
+def _apply_idempotent(home: Home, config: Config, db: store.Store, nova: store.NovaRow,
+                      ending: Ending, response: Response, now: float) -> Applied:
     if response.kind is Kind.HOLD_ACCOUNT:
         found, warning = limits.refused(db, home, config, nova, ending.text, now)
         return Applied(response, held=found, warning=warning)
-    if response.kind is Kind.MEDITATE_FOR_A_PERSON:
-        return Applied(response, _meditate_for_a_person(home, config, db, nova, response, now))
-    return Applied(response, novas.safety_cool(home, config, nova.name, reason=response.why,
-                                               bang=response.bang, now=now, rng=rng))
+    return Applied(response, _meditate_for_a_person(home, config, db, nova, response, now))
 
 
 def _meditate_for_a_person(home: Home, config: Config, db: store.Store, nova: store.NovaRow,

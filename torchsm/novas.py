@@ -19,7 +19,7 @@ from torchsm.records import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # names for annotations only: every hook call would import them
-    from typing import Any
+    from typing import Any, Callable
 
 
 @record
@@ -90,7 +90,9 @@ def transition(home: Home, config: Config, name: str, event: str | Event, *,
 
 def safety_cool(home: Home, config: Config, name: str, *, reason: str,
                 until: float | None = None, bang: bool = False, limit: str | None = None,
-                now: float | None = None, rng: random.Random | None = None) -> TransitionResult:
+                now: float | None = None, rng: random.Random | None = None,
+                unless_answered: Callable[[object], bool] | None = None
+                ) -> TransitionResult | None:
     """Cool a Nova because something went wrong (a bang, a failed session, a limit).
 
     The cooldown is the backoff, or lasts until `until` (a usage limit's reset) when that
@@ -101,10 +103,14 @@ def safety_cool(home: Home, config: Config, name: str, *, reason: str,
 
     `limit` (why) marks a usage limit: the Nova is held until `until`, and nothing starts
     it early, critical wakes included; with `auto_resume = false` a person must resume it.
+
+    `unless_answered(conn)`, asked in the cooldown's own transaction, records the answer
+    it gives and says whether it is this cooldown's to give (torchsm.answers.claim): the
+    answer and the cooldown commit together or not at all. None when it was not.
     """
     request = _Request(check_name(name), Event.COOL, reason, None, until, False,
                        escalate=True, bang=bang, limit=limit)
-    return _fire(home, config, request, now, rng)
+    return _fire(home, config, request, now, rng, unless_answered)
 
 
 def hold_for_limit(home: Home, config: Config, name: str, *, until: float, reason: str,
@@ -172,15 +178,17 @@ def _recorded_in(conn, config: Config, request: _Request, now: float, rng,
 
 
 def _fire(home: Home, config: Config, request: _Request, now: float | None,
-          rng: random.Random | None) -> TransitionResult:
+          rng: random.Random | None, unless_answered=None) -> TransitionResult | None:
     now = time.time() if now is None else now
     event_id = mirror.new_event_id(now)
-    def write(conn) -> TransitionResult:
+    def write(conn) -> TransitionResult | None:
+        if unless_answered is not None and not unless_answered(conn):
+            return None
         return _recorded_in(conn, config, request, now, rng, event_id)
 
     with store.open_store(home, config.db.lock_timeout_s) as db:
         result = db.write(write)
-    if result.recorded:
+    if result is not None and result.recorded:
         outbox.deliver(home, config)
     return result
 
