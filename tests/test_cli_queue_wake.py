@@ -250,16 +250,6 @@ def test_bad_wake_config_is_one_error_line(torch, home):
                            "is not a valid regex")
 
 
-@pytest.mark.parametrize("command", [
-    ["queue"], ["queue", "add"], ["queue", "list"], ["queue", "claim"], ["queue", "done"],
-    ["queue", "fail"], ["queue", "import"], ["wake"], ["wake", "classify"], ["wake", "list"],
-])
-def test_every_command_has_help(bare_cli, command):
-    result = bare_cli(*command, "--help")
-    assert result.out.startswith(f"Usage: torchsm {' '.join(command)}")
-    assert len(result.out.splitlines()) > 4
-
-
 def test_wake_signals_are_mirrored(cli, redis_db):
     cli("nova", "add", "torch")
     cli("wake", "torch", "the build is failing on main", "--sender", "ci",

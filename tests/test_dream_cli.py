@@ -104,14 +104,6 @@ def test_a_nova_named_like_a_subcommand_dreams_through_run(torch):
     assert [d["nova"] for d in torch("dream", "list", "--json").json()] == ["list"]
 
 
-@pytest.mark.parametrize("command", [["dream"], ["dream", "run"], ["dream", "list"],
-                                     ["dream", "show"]], ids=" ".join)
-def test_every_dream_command_has_help(bare_cli, command):
-    out = bare_cli(*command, "--help").out
-    assert out.startswith("Usage: torchsm " + " ".join(command))
-    assert "--home" in out and "--json" in out
-
-
 def test_a_dream_and_its_insights_are_mirrored(torch, redis_db):
     shown = torch("dream", "torch", "--json", TORCHSM_REDIS_URL=redis_db.url).json()
     [entry] = [e for e in stream_entries(redis_db, MESSAGES_STREAM) if e.type == "dream"]

@@ -25,14 +25,6 @@ def crew(cli: Cli) -> Cli:
     return cli
 
 
-@pytest.mark.parametrize("command", [["memory"], ["memory", "add"], ["memory", "list"],
-                                     ["memory", "show"], ["memory", "forget"]], ids=" ".join)
-def test_every_memory_command_has_help(bare_cli: Cli, command):
-    out = bare_cli(*command, "--help").out
-    assert out.startswith("Usage: torchsm " + " ".join(command))
-    assert "--home" in out and "--json" in out
-
-
 def test_add_list_show_forget(crew):
     assert crew("memory", "add", "torch", "Run the tests with pytest -q",
                 TORCHSM_NOVA="torch").out == "remembered 1 for torch\n"
