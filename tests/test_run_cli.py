@@ -14,7 +14,6 @@ from supervisor_support import agent_script
 from torchsm.config import Home
 
 
-
 def start(cli: Cli, *args: str) -> subprocess.Popen:
     """`torchsm run ...` in the background, its output in pipes."""
     return subprocess.Popen([*torchsm_executable(), "run", *args], env=cli.env(),

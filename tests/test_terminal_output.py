@@ -24,7 +24,6 @@ HOSTILE = "\x1b]0;pwned\x07\x1b[2J\x9b31m\rfake\x7f"
 RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-
 def assert_clean(out: str) -> None:
     assert out, "no output"
     assert not RAW_CONTROL.search(out), repr(out)
