@@ -7,7 +7,8 @@ Novas most tests start from. One meaning per name:
 - `fast_torch` `torch_cli` with the FAST config (the supervisor's quick rhythm);
 - `torch_home` the Home holding Nova torch added two hours before `T0`, for the tests
   that run on the fixed clock;
-- `crew` the CLI on a home holding Novas torch, echo and helix (added now).
+- `crew` the CLI on a home holding Novas torch, echo and helix (added now);
+- `healthy` (project, claude) of a home `torchsm doctor` passes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FAST, T0, Cli, add_novas, write_config
+from helpers import FAST, T0, Cli, add_novas, claude_of_version, write_config
 from torchsm.config import Home, load_config
 
 pytest_plugins = ["redis_server"]  # real redis-server fixtures for the mirror's tests
@@ -80,3 +81,20 @@ def torch_home(home: Home) -> Home:
 def crew(cli: Cli, home: Home) -> Cli:
     add_novas(home, "torch", "echo", "helix")
     return cli
+
+
+@pytest.fixture
+def healthy(home: Home, cli: Cli, tmp_path: Path) -> tuple[Path, Path]:
+    """A home with one Nova, its hooks in a project, a live supervisor, and a claude:
+    the project and the claude."""
+    import os
+
+    from torchsm import runfiles
+
+    project = tmp_path / "project"
+    project.mkdir()
+    add_novas(home, "echo")
+    cli("hooks", "install", "--nova", "echo", "--project", str(project))
+    runfiles.write_plan(home, "echo", {"nova": "echo", "pid": os.getpid(), "state": "waiting",
+                                       "why": "idle"})
+    return project, claude_of_version(tmp_path)

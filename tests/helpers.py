@@ -107,6 +107,14 @@ def add_novas(home: Home, *names: str, now: float | None = None) -> None:
         novas.add(home, Config(redis_url="off"), name, now=now)
 
 
+def claude_of_version(folder: Path, version: str = "2.1.332") -> Path:
+    """A `claude` that only answers `--version`, as doctor asks it."""
+    path = folder / "claude"
+    path.write_text(f"#!/bin/sh\necho '{version} (Claude Code)'\n")
+    path.chmod(0o755)
+    return path
+
+
 def write_config(home: Home, text: str) -> None:
     home.path.mkdir(parents=True, exist_ok=True)
     home.config_path.write_text(text)
