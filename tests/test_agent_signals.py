@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from helpers import Cli, write_config
-from test_run_cli import FAST, query
+from helpers import FAST, Cli, write_config
+from test_run_cli import query
 from torchsm.config import Home
 
 SIX_DAYS = 6 * 86400

@@ -13,10 +13,10 @@ import subprocess
 import time
 from typing import Iterator
 
-from helpers import Cli, torchsm_executable, write_config
+from helpers import FAST, Cli, torchsm_executable, write_config
 from supervisor_support import agent_script
 from test_alerts import dead_item, running
-from test_run_cli import FAST, plan, query, start, wait_for
+from test_run_cli import plan, query, start, wait_for
 from torchsm.config import Home
 
 NEVER_RETURNS = "sleep 1000 & echo $$ $! > '{pids}'; wait"

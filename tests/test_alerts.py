@@ -273,7 +273,8 @@ def test_a_waiting_supervisor_raises_and_delivers_alerts_itself(cli, tmp_path):
     # runs the command, and touches its plan (its heartbeat) while it waits
     import signal
 
-    from test_run_cli import FAST, start, wait_for
+    from helpers import FAST
+    from test_run_cli import start, wait_for
 
     got, script = tmp_path / "delivered.json", tmp_path / "deliver.py"
     script.write_text(f"import sys\nopen({str(got)!r}, 'w').write(sys.stdin.read())\n")

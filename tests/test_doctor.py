@@ -4,35 +4,13 @@ with what to do about it; exit 1 when anything is wrong."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from helpers import Cli
+from helpers import Cli, claude_of_version
 from torchsm import db, runfiles
 from torchsm.config import Home
-
-
-def fake_claude(tmp_path: Path, version: str = "2.1.332") -> Path:
-    path = tmp_path / "claude"
-    path.write_text(f"#!/bin/sh\necho '{version} (Claude Code)'\n")
-    path.chmod(0o755)
-    return path
-
-
-@pytest.fixture
-def healthy(home: Home, cli: Cli, tmp_path: Path):
-    """A home with one Nova, its hooks in a project, a live supervisor, and a claude."""
-    project = tmp_path / "project"
-    project.mkdir()
-    cli("nova", "add", "echo")
-    cli("hooks", "install", "--nova", "echo", "--project", str(project))
-    runfiles.write_plan(home, "echo", {"nova": "echo", "pid": os.getpid(), "state": "waiting",
-                                       "why": "idle"})
-    return project, fake_claude(tmp_path)
 
 
 def doctor(cli: Cli, project: Path, claude: Path | str, *args: str):
@@ -145,7 +123,7 @@ def test_claude_missing(cli, healthy, tmp_path):
 
 def test_claude_too_old(cli, healthy, tmp_path):
     project, _ = healthy
-    old = fake_claude(tmp_path / "..", version="1.0.9")
+    old = claude_of_version(tmp_path / "..", version="1.0.9")
     problem = failed(doctor(cli, project, old, "--json"))["claude"]
     assert "1.0.9 is older than 2.1.0" in problem["detail"]
 

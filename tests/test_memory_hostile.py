@@ -23,13 +23,6 @@ CAP = 10_000  # what Claude Code reads of a hook's stdout (FIELD-NOTES)
 USER = pwd.getpwuid(os.getuid()).pw_name
 
 
-@pytest.fixture
-def crew(cli: Cli) -> Cli:
-    for name in ("torch", "echo", "helix"):
-        cli("nova", "add", name)
-    return cli
-
-
 def add(cli: Cli, nova: str, text: str, *args: str, writer: str | None = None) -> dict:
     """`memory add` as Nova `writer`'s agent would run it (None: a person)."""
     env = {"TORCHSM_NOVA": writer} if writer else {}

@@ -15,16 +15,6 @@ from mirror_support import stream_entries
 from helpers import torchsm_executable as torchsm_command
 
 
-@pytest.fixture
-def crew(cli, home):
-    from torchsm import novas
-    from torchsm.config import Config
-
-    for name in ("torch", "echo", "helix"):
-        novas.add(home, Config(redis_url="off"), name)
-    return cli
-
-
 def inbox(cli, name: str, url: str, *extra: str) -> list[dict]:
     return cli("message", "list", name, "--json", *extra, TORCHSM_REDIS_URL=url).json()
 

@@ -13,7 +13,6 @@ from torchsm.resets import (
 
 UTC = dt.timezone.utc
 NEW_YORK = ZoneInfo("America/New_York")
-ADELAIDE = ZoneInfo("Australia/Adelaide")
 MADRID = ZoneInfo("Europe/Madrid")
 HOUR = 3600
 DAY = 86400

@@ -152,18 +152,12 @@ def test_a_new_dashboard_file_is_private_whatever_the_umask(cli: Cli, tmp_path):
 
 # --- service install: the unit file -----------------------------------------------------
 
-@pytest.fixture
-def nova(cli: Cli) -> str:
-    cli("nova", "add", "torch")
-    return "torch"
-
-
 def service_install(cli: Cli, units: Path, *command: str, **kw):
     return cli("service", "install", "torch", "--unit-dir", str(units), "--", *command,
                TORCHSM_SYSTEMCTL="off", **kw)
 
 
-def test_service_refuses_a_fifo_unit_without_waiting_on_it(cli: Cli, nova, tmp_path):
+def test_service_refuses_a_fifo_unit_without_waiting_on_it(cli: Cli, torch, tmp_path):
     units = tmp_path / "units"
     units.mkdir()
     os.mkfifo(units / "torchsm-torch.service")
@@ -173,7 +167,7 @@ def test_service_refuses_a_fifo_unit_without_waiting_on_it(cli: Cli, nova, tmp_p
     assert kind(units / "torchsm-torch.service") == stat.S_IFIFO
 
 
-def test_service_writes_a_unit_through_its_symlink(cli: Cli, nova, tmp_path):
+def test_service_writes_a_unit_through_its_symlink(cli: Cli, torch, tmp_path):
     dotfiles, units = tmp_path / "dotfiles", tmp_path / "units"
     service_install(cli, dotfiles, "true")
     units.mkdir()
@@ -185,7 +179,7 @@ def test_service_writes_a_unit_through_its_symlink(cli: Cli, nova, tmp_path):
     assert stat.S_IMODE((dotfiles / "torchsm-torch.service").stat().st_mode) == 0o644
 
 
-def test_service_refuses_a_read_only_unit(cli: Cli, nova, tmp_path):
+def test_service_refuses_a_read_only_unit(cli: Cli, torch, tmp_path):
     units = tmp_path / "units"
     service_install(cli, units, "true")
     unit = units / "torchsm-torch.service"
@@ -197,7 +191,7 @@ def test_service_refuses_a_read_only_unit(cli: Cli, nova, tmp_path):
     assert unit.read_text() == before
 
 
-def test_service_refuses_a_unit_that_is_a_device(cli: Cli, nova, tmp_path):
+def test_service_refuses_a_unit_that_is_a_device(cli: Cli, torch, tmp_path):
     units = tmp_path / "units"
     units.mkdir()
     null = char_device(units / "torchsm-torch.service")
@@ -211,7 +205,7 @@ def test_service_refuses_a_unit_that_is_a_device(cli: Cli, nova, tmp_path):
 # --- hooks install: the settings file ---------------------------------------------------
 
 @pytest.mark.parametrize("special", ["fifo", "device"])
-def test_hooks_install_refuses_a_special_settings_file(cli: Cli, nova, tmp_path, special):
+def test_hooks_install_refuses_a_special_settings_file(cli: Cli, torch, tmp_path, special):
     claude = tmp_path / "project" / ".claude"
     claude.mkdir(parents=True)
     settings = claude / "settings.json"

@@ -29,7 +29,6 @@ READ_CHUNK = 1 << 16
 
 # what an agent's stdout is declared to be (`torchsm run --agent-output`)
 AUTO, CLAUDE_CODE, PLAIN = "auto", "claude-code", "plain"
-AGENT_OUTPUTS = (AUTO, CLAUDE_CODE, PLAIN)
 _CLAUDE_JSON_FORMATS = ("stream-json", "json")
 
 

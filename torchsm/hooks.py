@@ -561,12 +561,6 @@ def _after_compaction(ctx: HookContext) -> HookResult:
     return _context(_with_memory(ctx, snapshot_parts(json.loads(saved))))
 
 
-def render_snapshot(snapshot: dict[str, Any]) -> str:
-    """The saved work state as context, within what Claude Code reads of a hook's output
-    (a long task, message or reason is cut, with the command that prints it)."""
-    return fit(snapshot_parts(snapshot))
-
-
 def snapshot_parts(snapshot: dict[str, Any]) -> list[Part]:
     nova = snapshot["nova"]
     parts = [Part(f"torchsm: work state of Nova {nova} saved before the context "

@@ -30,8 +30,6 @@ from torchsm.errors import TorchsmError
 from torchsm.names import check_name
 
 MARKER = "# written by torchsm service install"
-# what the env file always carries, besides the variables asked for with --env
-BAKED_IN = ("TORCHSM_HOME", "PATH", "HOME")
 PASSED_WHEN_SET = ("TORCHSM_REDIS_URL",)  # the mirror's URL (and password), if any
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # an ExecStart argument systemd takes as it is (no quoting, specifier or variable)

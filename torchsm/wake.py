@@ -410,18 +410,6 @@ def _pending(conn: sqlite3.Connection, nova: str | None) -> list[Signal]:
     return [_signal(row) for row in rows]
 
 
-def mark_delivered(home: Home, config: Config, signal_id: int,
-                   now: float | None = None) -> None:
-    """Record that a signal reached its Nova; it leaves the pending list."""
-    now = time.time() if now is None else now
-    with store.open_store(home, config.db.lock_timeout_s) as db:
-        changed = db.write(lambda conn: conn.execute(
-            "UPDATE wake_signals SET status = 'delivered', delivered_at = ?"
-            " WHERE id = ? AND status = 'pending'", (now, signal_id)).rowcount)
-    if not changed:
-        raise TorchsmError(f"no pending wake signal {signal_id}")
-
-
 def next_due_in(conn: sqlite3.Connection, nova: str, now: float) -> Signal | None:
     """The most urgent pending signal for `nova` that is due at `now` (oldest first
     within a tier), inside the caller's transaction."""

@@ -30,13 +30,6 @@ def a_reset(hours: int = 2) -> int:
     return int(time.time()) // 3600 * 3600 + hours * 3600
 
 
-@pytest.fixture
-def wired(cli: Cli, claude) -> Cli:
-    cli("nova", "add", "torch")
-    cli("hooks", "install", "--nova", "torch", "--project", str(claude.project))
-    return cli
-
-
 def learn(cli: Cli, utilization: float, reset: int, status: str) -> None:
     now = time.time()
     row = accounts.WindowRow("five_hour", status, utilization, reset, now, "event", "torch")
