@@ -7,7 +7,7 @@ import pytest
 
 from supervisor_support import T0, FakeClock, agent_script, config_with, history, supervisor
 from torchsm import novas, wake, workqueue
-from torchsm.ledger import Ending
+from torchsm.progress import Ending
 from torchsm.progress import no_progress
 
 BASE = 'redis_url = "off"\n'

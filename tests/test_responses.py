@@ -7,7 +7,7 @@ import pytest
 from torchsm import answers, ledger, novas, store
 from torchsm.config import load_config
 from torchsm.errors import DatabaseLocked
-from torchsm.ledger import Ending as SessionEnding
+from torchsm.progress import Ending as SessionEnding
 from torchsm.responses import (ACCOUNT_ERROR_TYPES, Ending, Heard, Kind, Outcome, Situation,
                                respond, turn_ending)
 

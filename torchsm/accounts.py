@@ -21,7 +21,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # names for annotations only: every hook call would import them
     from typing import Any, Iterable
 
-DEFAULT_ACCOUNT = "default"
 GRANT_TTL_S = 300.0  # a grant whose answer never came (an API-key session, a crash) lapses
 DELTAS_KEPT = 7  # the per-request estimate is the median of this many latest rises
 

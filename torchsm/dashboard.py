@@ -28,7 +28,7 @@ from torchsm import alerts, charts, store
 from torchsm.clock import format_time
 from torchsm.config import Config, Home
 from torchsm.health import measure
-from torchsm.metrics import HOOK_EVENTS
+from torchsm.names import HOOK_EVENTS
 from torchsm.novas import status
 from torchsm.runfiles import with_plans
 from torchsm.terminal import html_text

@@ -17,9 +17,8 @@ from typing import NamedTuple
 
 from torchsm import accounts, budget, ledger, store
 from torchsm.config import Config, cost_limit_for
+from torchsm.names import HOOK_EVENTS
 
-HOOK_EVENTS = ("session-start", "user-prompt-submit", "pre-tool-use", "post-tool-use", "stop",
-               "stop-failure", "subagent-stop", "pre-compact", "session-end", "notification")
 LISTED = 5  # items, failures and waiting items kept as rows (the rest are counted)
 REPEATED_MESSAGE = 3  # the same last assistant message this often is a pattern
 DAY_S = 24 * 3600.0

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from torchsm.clock import format_time
-from torchsm.progress import Ending  # the rows recent_endings returns
 
 RUNNING = "running"
 # What one session may report, at most; beyond it a number is a misreading (a long Opus
@@ -107,14 +106,15 @@ def costs_since(conn: sqlite3.Connection, account: str, since: float) -> list[tu
                         (account, since, MAX_COST_USD)).fetchall()
 
 
-def recent_endings(conn: sqlite3.Connection, nova_id: int, limit: int) -> list[Ending]:
-    """The Nova's latest `limit` finished sessions, newest first."""
+def recent_endings(conn: sqlite3.Connection, nova_id: int, limit: int) -> list[tuple]:
+    """The Nova's latest `limit` finished sessions, newest first: (outcome, error,
+    api_error_status, last_assistant_message, its item's status), progress.Ending's fields."""
     rows = conn.execute(
         "SELECT s.outcome, s.error, s.api_error_status, s.last_assistant_message, w.status"
         " FROM sessions s LEFT JOIN work_items w ON w.id = s.item_id"
         " WHERE s.nova_id = ? AND s.outcome NOT IN (?, 'stopped')"
         " ORDER BY s.started_at DESC, s.id DESC LIMIT ?", (nova_id, RUNNING, limit)).fetchall()
-    return [Ending(*row) for row in rows]
+    return rows
 
 
 def count(conn: sqlite3.Connection, nova_id: int) -> int:

@@ -21,7 +21,7 @@ import sqlite3
 
 from torchsm import ledger, orphans, runfiles
 from torchsm.config import Home
-from torchsm.dream_experience import HOOK_EVENTS
+from torchsm.names import HOOK_EVENTS
 
 # A working Claude Code session runs a hook before and after every tool call; its Bash tool
 # runs for 10 minutes at most. A session silent for longer is waiting for a person, or gone.

@@ -32,6 +32,7 @@ from torchsm import store
 from torchsm.clock import format_time
 from torchsm.config import Config, Home
 from torchsm.errors import UnknownPersonality
+from torchsm.names import HOOK_EVENTS
 from torchsm.personalities import get_personality
 from torchsm.rhythm import BURST_PACE, MEASURED_PACE
 
@@ -40,9 +41,6 @@ FAMILIES = ("uptime", "work", "wake", "hooks", "coordination", "dreams", "rhythm
 HOUR_S, DAY_S = 3600.0, 86400.0
 # the events `torchsm hook` records; listed so that the (nova_id, event, at) index is
 # searched per event instead of walking every run of the Nova
-HOOK_EVENTS = ("session-start", "user-prompt-submit", "pre-tool-use", "post-tool-use",
-               "stop", "stop-failure", "subagent-stop", "pre-compact", "session-end",
-               "notification")
 FAILED_SESSIONS = ("failed", "crashed", "timeout")
 REFUSED_SESSIONS = ("rate_limited", "overloaded", "billing", "auth")
 QUANTILE = 0.9

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from torchsm.errors import InvalidName
 
+DEFAULT_ACCOUNT = "default"  # the account of a Nova added without one
+# the hook events torchsm handles, as `torchsm hook EVENT` names them (table hook_runs)
+HOOK_EVENTS = ("session-start", "user-prompt-submit", "pre-tool-use", "post-tool-use", "stop",
+               "stop-failure", "subagent-stop", "pre-compact", "session-end", "notification")
+
 _FIRST = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 _NEXT = _FIRST | {"_", "-"}
 

@@ -13,8 +13,7 @@ from torchsm import machine, mirror, outbox, safety, store
 from torchsm.config import MAX_DURATION_S, Config, Home
 from torchsm.errors import NovaExists, TorchsmError
 from torchsm.machine import Event, State, format_time
-from torchsm.accounts import DEFAULT_ACCOUNT
-from torchsm.names import check_account, check_name
+from torchsm.names import DEFAULT_ACCOUNT, check_account, check_name
 from torchsm.records import record
 
 TYPE_CHECKING = False

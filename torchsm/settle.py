@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from torchsm import (accounts, agents, answers, ledger, limits, memory, mirror, novas, outbox,
-                     outcome, store, workqueue)
+                     outcome, progress, store, workqueue)
 from torchsm.config import Config, Home
 from torchsm.errors import DatabaseLocked
 from torchsm.outcome import Outcome, Verdict
@@ -118,8 +118,9 @@ class Settler:
         def read(conn) -> tuple[store.NovaRow, Situation]:
             nova = self._nova(conn)
             held = novas.held_for_limit(nova) and (nova.until or 0) > now
+            recent = tuple(map(progress.Ending._make, ledger.recent_endings(conn, nova.id, n)))
             return nova, Situation(answers.session_answer(conn, taken.session_id, nova.id),
-                                   tuple(ledger.recent_endings(conn, nova.id, n)), n, held)
+                                   recent, n, held)
 
         with self._store() as db:
             nova, situation = db.read(read)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from torchsm import novas
-from torchsm.accounts import DEFAULT_ACCOUNT
+from torchsm.names import DEFAULT_ACCOUNT
 from torchsm.cli.common import Env, common_options, pass_env, table
 from torchsm.cli.numbers import Seconds, count
 from torchsm.machine import Event
