@@ -224,3 +224,20 @@ def test_a_changed_config_is_parsed_again(cli):
     (cli.home / "torchsm.toml").write_text(CONFIG.replace("1000", "'ten'"))
     outcome = loaded_modules(cli, *HOT_CALLS[0][0], watch=("tomllib",), input=HOT_CALLS[0][1])
     assert (outcome["code"], outcome["heavy"]) == (1, ["tomllib"])
+
+
+# `random` (~2 ms with bisect, warnings and hashlib's sha512) only waits out a lock on the
+# hook path. The transition path keeps it: novas picks a cooldown's jitter.
+@pytest.mark.parametrize("event", ["pre-tool-use", "post-tool-use", "notification"])
+def test_the_recording_hooks_skip_random(cli, event):
+    cli("nova", "add", "torch")
+    outcome = loaded_modules(cli, "hook", event, "--nova", "torch", watch=("random",),
+                             input='{"session_id": "s1", "tool_name": "Bash"}')
+    assert (outcome["code"], outcome["heavy"]) == (0, [])
+
+
+def test_the_random_probe_sees_it_when_loaded(cli):
+    # the probe above can fail: a transition loads it
+    cli("nova", "add", "torch")
+    assert loaded_modules(cli, "transition", "torch", "cool", watch=("random",))["heavy"] == [
+        "random"]
