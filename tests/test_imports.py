@@ -199,3 +199,45 @@ def test_the_pattern_probe_sees_a_compiled_regex(cli):
     # the probe above can fail: `status` loads modules that compile theirs at import
     cli("nova", "add", "torch")
     assert patterns_compiled_by(cli, "status")["compiled"] != []
+
+
+# Issue 21, point 7, second round: tomllib costs a hook call ~15 ms under load (it imports
+# `typing` and `string` and compiles its regexes at import), more than the rest of
+# torchsm's modules. An unchanged torchsm.toml is read from its parsed copy.
+CONFIG = '[safety]\nhook_burst = 1000\n[wake]\nquiet_hours = "22:00-07:00"\n'
+
+
+@pytest.mark.parametrize("args, stdin", HOT_CALLS)
+def test_the_hot_paths_parse_an_unchanged_config_once(cli, args, stdin):
+    cli("nova", "add", "torch")
+    (cli.home / "torchsm.toml").write_text(CONFIG)
+    cli("status")  # parses it
+    outcome = loaded_modules(cli, *args, watch=("tomllib", *STDLIB_AVOIDED), input=stdin)
+    assert (outcome["code"], outcome["heavy"]) == (0, [])
+
+
+def test_a_changed_config_is_parsed_again(cli):
+    # the probe above can fail: a config that changed is parsed, and what it says counts
+    cli("nova", "add", "torch")
+    (cli.home / "torchsm.toml").write_text(CONFIG)
+    cli("status")
+    (cli.home / "torchsm.toml").write_text(CONFIG.replace("1000", "'ten'"))
+    outcome = loaded_modules(cli, *HOT_CALLS[0][0], watch=("tomllib",), input=HOT_CALLS[0][1])
+    assert (outcome["code"], outcome["heavy"]) == (1, ["tomllib"])
+
+
+# `random` (~2 ms with bisect, warnings and hashlib's sha512) only waits out a lock on the
+# hook path. The transition path keeps it: novas picks a cooldown's jitter.
+@pytest.mark.parametrize("event", ["pre-tool-use", "post-tool-use", "notification"])
+def test_the_recording_hooks_skip_random(cli, event):
+    cli("nova", "add", "torch")
+    outcome = loaded_modules(cli, "hook", event, "--nova", "torch", watch=("random",),
+                             input='{"session_id": "s1", "tool_name": "Bash"}')
+    assert (outcome["code"], outcome["heavy"]) == (0, [])
+
+
+def test_the_random_probe_sees_it_when_loaded(cli):
+    # the probe above can fail: a transition loads it
+    cli("nova", "add", "torch")
+    assert loaded_modules(cli, "transition", "torch", "cool", watch=("random",))["heavy"] == [
+        "random"]

@@ -13,7 +13,6 @@ lock timeout, then raise DatabaseLocked.
 from __future__ import annotations
 
 import os
-import random
 import sqlite3
 import time
 
@@ -57,6 +56,14 @@ _NOVA_COLUMNS = ("id, name, personality, state, since, until, reason, cool_strea
 def _is_lock_error(exc: sqlite3.OperationalError) -> bool:
     text = str(exc)
     return "locked" in text or "busy" in text
+
+
+def _pause() -> None:
+    """A random sub-millisecond sleep between tries on a locked database. `random` loads
+    here, not at import: it costs every hook call ~2 ms and only a lock needs it."""
+    import random
+
+    time.sleep(random.uniform(0.0002, 0.001))
 
 
 _SQLITE_READONLY, _SQLITE_CORRUPT, _SQLITE_NOTADB = 8, 11, 26
@@ -127,7 +134,7 @@ class Store:
                         f"database is locked by another process "
                         f"(gave up after {self.lock_timeout_s:g}s)"
                     ) from None
-                time.sleep(random.uniform(0.0002, 0.001))
+                _pause()
             except sqlite3.DatabaseError as exc:
                 raise self._database_error(exc) from None
 
