@@ -31,10 +31,10 @@ def home_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def home(home_dir: Path) -> Home:
     """An initialised home (migrated database) with no Novas."""
-    from torchsm import db
+    from torchsm.storage import database
 
     h = Home(home_dir)
-    db.initialise(h)
+    database.initialise(h)
     return h
 
 
@@ -89,12 +89,12 @@ def healthy(home: Home, cli: Cli, tmp_path: Path) -> tuple[Path, Path]:
     the project and the claude."""
     import os
 
-    from torchsm import runfiles
+    from torchsm.storage import run_files
 
     project = tmp_path / "project"
     project.mkdir()
     add_novas(home, "echo")
     cli("hooks", "install", "--nova", "echo", "--project", str(project))
-    runfiles.write_plan(home, "echo", {"nova": "echo", "pid": os.getpid(), "state": "waiting",
+    run_files.write_plan(home, "echo", {"nova": "echo", "pid": os.getpid(), "state": "waiting",
                                        "why": "idle"})
     return project, claude_of_version(tmp_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from torchsm.config import Config, Home, MirrorConfig
-from torchsm.mirror import Entry
+from torchsm.mirror.streams import Entry
 
 NOW = 1_800_000_000.0
 

@@ -11,8 +11,12 @@ import datetime as dt
 import pytest
 
 from supervisor_support import T0, FakeClock, config_with, sessions, supervisor
-from torchsm import accounts, admission, novas, pacing, rhythm, store, workqueue
-from torchsm.supervisor import Wait
+from torchsm import novas
+from torchsm.storage import store
+from torchsm.supervisor import admission, rhythm
+from torchsm.supervisor.loop import Wait
+from torchsm.usage import accounts, pacing
+from torchsm.work import work_queue
 
 BASE = """
 redis_url = "off"
@@ -26,24 +30,24 @@ def nova_home(home):
 
 
 def add_item(home, config) -> int:
-    with workqueue.open_queue(home, config) as q:
+    with work_queue.open_queue(home, config) as q:
         return q.add("task", now=T0 - 60).id
 
 
 def while_claiming(monkeypatch, meanwhile) -> None:
     """Run `meanwhile` (another process's doing) right after the supervisor's claim."""
-    claim = workqueue.WorkQueue.try_claim
+    claim = work_queue.WorkQueue.try_claim
 
     def claim_then(self, *args, **kwargs):
         item = claim(self, *args, **kwargs)
         meanwhile()
         return item
 
-    monkeypatch.setattr(workqueue.WorkQueue, "try_claim", claim_then)
+    monkeypatch.setattr(work_queue.WorkQueue, "try_claim", claim_then)
 
 
 def item_status(home, config, item_id):
-    with workqueue.open_queue(home, config) as q:
+    with work_queue.open_queue(home, config) as q:
         [item] = [i for i in q.items(now=T0) if i.id == item_id]
     return item.status.value, item.attempts
 

@@ -121,10 +121,10 @@ def test_an_argument_too_many_is_one_usage_error(capsys, bare_cli: Cli, words):
 @pytest.fixture(scope="module")
 def quiet_home(tmp_path_factory) -> Home:
     """One initialised home for every bad argument: each is refused, none writes."""
-    from torchsm import db
+    from torchsm.storage import database
 
     home = Home(tmp_path_factory.mktemp("every-command") / "home")
-    db.initialise(home)
+    database.initialise(home)
     return home
 
 

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from helpers import Cli, claude_of_version
-from torchsm import db, runfiles
 from torchsm.config import Home
+from torchsm.storage import database, run_files
 
 
 def doctor(cli: Cli, project: Path, claude: Path | str, *args: str):
@@ -57,7 +57,7 @@ def test_schema_behind(tmp_path, healthy):
     old = Home(tmp_path / "old")
     old.path.mkdir(mode=0o700)
     old.db_path.touch(mode=0o600)
-    assert db.upgrade(old, revision="0008") == "0008"
+    assert database.upgrade(old, revision="0008") == "0008"
     result = doctor(Cli(old.path), project, claude, "--json")
     assert result.code == 1
     problem = failed(result)["schema"]
@@ -98,7 +98,7 @@ def test_a_dangerous_hook(cli, healthy):
 
 def test_no_supervisor(cli, home, healthy):
     project, claude = healthy
-    runfiles.remove_plan(home, "echo")
+    run_files.remove_plan(home, "echo")
     result = doctor(cli, project, claude, "--json")
     problem = failed(result)["supervisor echo"]
     assert problem["detail"] == "no supervisor runs"
@@ -109,7 +109,7 @@ def test_a_dead_supervisor(cli, home, healthy):
     project, claude = healthy
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    runfiles.write_plan(home, "echo", {"nova": "echo", "pid": gone.pid, "state": "waiting"})
+    run_files.write_plan(home, "echo", {"nova": "echo", "pid": gone.pid, "state": "waiting"})
     assert "supervisor echo" in failed(doctor(cli, project, claude, "--json"))
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from helpers import ZERO_DEVICE, Cli, char_device, torchsm_executable
-from torchsm import doctor
+from torchsm.observe import doctor
 
 MEMORY_CAP = 1024 ** 3  # the doctor under test may not take more: a runaway read fails fast
 

@@ -9,7 +9,7 @@ import pytest
 
 from dream_support import History
 from mirror_support import stream_entries
-from torchsm.mirror import MESSAGES_STREAM, OPS_STREAM
+from torchsm.mirror.streams import MESSAGES_STREAM, OPS_STREAM
 
 MISSING = "ModuleNotFoundError: No module named 'foo'"
 

@@ -13,10 +13,13 @@ import pytest
 
 from dream_support import T0, History, comparable, of_kind, one, work_beside_older_history
 from helpers import Cli
-from torchsm import budget, dreams, ledger, novas, store
+from torchsm import novas
 from torchsm.clock import format_time as fmt
 from torchsm.config import Config, DreamsConfig, SupervisorConfig, WakeConfig
+from torchsm.dreams import dreaming
 from torchsm.errors import DreamRunning, NovaNotFound, TransitionRefused
+from torchsm.storage import store
+from torchsm.usage import budget, ledger
 
 CONFIG = Config(redis_url="off")
 DAY = 86400.0
@@ -31,8 +34,8 @@ def h(torch_home):
     history.close()
 
 
-def dream(home, config: Config = CONFIG, now: float = T0, **kw) -> dreams.DreamView:
-    return dreams.dream(home, config, "torch", now, **kw)
+def dream(home, config: Config = CONFIG, now: float = T0, **kw) -> dreaming.DreamView:
+    return dreaming.dream(home, config, "torch", now, **kw)
 
 
 def state(home) -> str:
@@ -66,7 +69,7 @@ def test_phase_0_counts_what_each_source_holds_in_the_span(torch_home, h):
     h.item(T0 - 5000, status="done", attempts=1, finished=T0 - 2900)
     h.item(T0 - 100)
     h.hook_run(T0 - 900, event="pre-tool-use")
-    h.hook_run(T0 - 800)  # a Stop that let the agent stop: no turn under way (torchsm.live)
+    h.hook_run(T0 - 800)  # a Stop that let the agent stop: no turn under way (torchsm.agent.live)
     h.transition(T0 - 700, "cool", reason="session 3 failed: exit status 1")
     h.transition(T0 - 600, "work", source="cooling")
     h.signal(T0 - 500, sender="ci")
@@ -355,16 +358,16 @@ def rich_history(home) -> None:
 
 
 def test_two_dreams_over_the_same_history_give_the_same_insights(home, tmp_path):
-    from torchsm import db
     from torchsm.config import Home
+    from torchsm.storage import database
 
     other = Home(tmp_path / "other")
-    db.initialise(other)
+    database.initialise(other)
     views = []
     for each in (home, other):
         novas.add(each, CONFIG, "torch", now=T0 - 30 * DAY)
         rich_history(each)
-        views.append(dreams.dream(each, with_dreams(propose_work=True), "torch", T0))
+        views.append(dreaming.dream(each, with_dreams(propose_work=True), "torch", T0))
     assert len(views[0].insights) >= 12
     assert comparable(views[0]) == comparable(views[1])
 
@@ -405,15 +408,15 @@ def test_a_dream_killed_with_minus_9_is_never_shown_as_done(torch_home, h, tmp_p
     marker = tmp_path / "in-phase-1"
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import pathlib, time
-        from torchsm import dream_reflection, dreams
+        from torchsm.dreams import dreaming, reflection
         from torchsm.config import Config, Home
 
         def stuck(*args):
             pathlib.Path({str(marker)!r}).write_text("phase 1")
             time.sleep(120)
 
-        dream_reflection.reflect = stuck
-        dreams.dream(Home(pathlib.Path({str(torch_home.path)!r})), Config(redis_url="off"),
+        reflection.reflect = stuck
+        dreaming.dream(Home(pathlib.Path({str(torch_home.path)!r})), Config(redis_url="off"),
                      "torch", {T0!r})
         """)])
     deadline = time.monotonic() + 30
@@ -429,7 +432,7 @@ def test_a_dream_killed_with_minus_9_is_never_shown_as_done(torch_home, h, tmp_p
     shown = cli("dream", "show", "1", "--json").json()
     assert (listed["status"], shown["status"], shown["insights"]) == (
         "interrupted", "interrupted", [])
-    assert shown["summary"] == dreams.DIED
+    assert shown["summary"] == dreaming.DIED
     assert state(torch_home) == "dreaming"  # until the next dream or supervisor
     again = dream(torch_home, now=T0 + 60)
     assert again.status == "done" and state(torch_home) == "working"
@@ -521,7 +524,7 @@ def test_latest_insights_come_from_the_latest_finished_dreams(torch_home, h):
 
     def latest(limit: int) -> list[tuple]:
         with store.open_store(torch_home) as db:
-            found = db.read(lambda conn: dreams.latest_insights(conn, "torch", limit))
+            found = db.read(lambda conn: dreaming.latest_insights(conn, "torch", limit))
         return [(i.dream_id, i.rank, i.key) for i in found]
 
     assert latest(3) == [(1, i.rank, i.key) for i in first.insights[:3]]
@@ -534,7 +537,7 @@ def test_latest_insights_come_from_the_latest_finished_dreams(torch_home, h):
 
 def test_a_dream_of_an_unknown_nova_is_refused(torch_home, h):
     with pytest.raises(NovaNotFound, match="no Nova named 'ghost'"):
-        dreams.dream(torch_home, CONFIG, "ghost", T0)
+        dreaming.dream(torch_home, CONFIG, "ghost", T0)
     assert h.rows("SELECT count(*) FROM dreams") == [(0,)]
 
 
@@ -558,11 +561,11 @@ def test_a_held_nova_does_not_dream_its_hold_away(torch_home, h):
 
 
 def test_one_dream_of_a_nova_at_a_time(torch_home, h):
-    with dreams._dream_lock(torch_home, "torch"):
-        assert dreams.running(torch_home, "torch")
+    with dreaming._dream_lock(torch_home, "torch"):
+        assert dreaming.running(torch_home, "torch")
         with pytest.raises(DreamRunning, match="a dream of torch is already running"):
             dream(torch_home)
-    assert not dreams.running(torch_home, "torch")
+    assert not dreaming.running(torch_home, "torch")
     assert dream(torch_home).status == "done"
 
 

@@ -10,9 +10,10 @@ import time
 import pytest
 
 from helpers import HEAVY, Cli, loaded_modules, rows, write_config
-from torchsm import accounts, limits, store
 from torchsm.clock import format_time
 from torchsm.config import Home, load_config
+from torchsm.storage import store
+from torchsm.usage import accounts, limits
 
 TOOL_CALL = json.dumps({"session_id": "s1", "hook_event_name": "PreToolUse", "cwd": "/tmp",
                         "tool_name": "Bash", "tool_input": {"command": "make test"},

@@ -104,14 +104,14 @@ def test_session_start_and_stop_failure_with_odd_text(torch_cli):
 
 
 def _in_process(torch_cli: Cli, event: str, stdin: str):
-    from torchsm.hooks import run_hook
+    from torchsm.hooks.handlers import run_hook
 
     home = Home(torch_cli.home)
     return run_hook(home, load_config(home), event, "torch", stdin, env={})
 
 
 def test_a_stop_that_fails_after_deciding_leaves_nothing_claimed(torch_cli, monkeypatch):
-    from torchsm import hooks
+    from torchsm.hooks import handlers
 
     torch_cli("queue", "add", "a task")
     monkeypatch.setenv("TORCHSM_REDIS_URL", "off")
@@ -119,21 +119,21 @@ def test_a_stop_that_fails_after_deciding_leaves_nothing_claimed(torch_cli, monk
     def broken(item, **_):
         raise RuntimeError("could not word the task")
 
-    monkeypatch.setattr(hooks, "continuation_reason", broken)
+    monkeypatch.setattr(handlers, "continuation_reason", broken)
     with pytest.raises(RuntimeError):
         _in_process(torch_cli, "stop", payload("Stop.json"))
     assert list(statuses(torch_cli).values()) == ["pending"]
 
 
 def test_a_pre_compact_that_fails_to_snapshot_changes_no_state(torch_cli, monkeypatch):
-    from torchsm import hooks
+    from torchsm.hooks import handlers
 
     monkeypatch.setenv("TORCHSM_REDIS_URL", "off")
 
     def broken(ctx, trigger):
         raise RuntimeError("could not read the work state")
 
-    monkeypatch.setattr(hooks, "_snapshot", broken)
+    monkeypatch.setattr(handlers, "_snapshot", broken)
     with pytest.raises(RuntimeError):
         _in_process(torch_cli, "pre-compact", payload("PreCompact-manual.json"))
     assert torch_cli("status", "torch", "--json").json()[0]["state"] == "working"
@@ -150,10 +150,10 @@ def big_text(kind: str) -> str:
 def add_item(cli: Cli, text: str) -> int:
     """Add an item through the library: 100,000 characters of non-ASCII text are more
     than one command-line argument may hold."""
-    from torchsm import workqueue
+    from torchsm.work import work_queue
 
     home = Home(cli.home)
-    with workqueue.open_queue(home, load_config(home)) as q:
+    with work_queue.open_queue(home, load_config(home)) as q:
         return q.add(text).id
 
 
@@ -239,11 +239,11 @@ def test_the_compaction_snapshot_is_cut_too(torch_cli):
 
 
 def test_the_supervisors_prompt_is_cut_for_the_argument_limit():
-    from torchsm import prompts, workqueue
     from torchsm.tiers import Tier
+    from torchsm.work import prompts, work_queue
 
     def item(text):
-        return workqueue.WorkItem(7, text, None, Tier.HIGH, workqueue.ItemStatus.CLAIMED, 1, 3,
+        return work_queue.WorkItem(7, text, None, Tier.HIGH, work_queue.ItemStatus.CLAIMED, 1, 3,
                                   None, None, "torch", 0.0, 0.0, None, None, None)
 
     short = prompts.item_prompt(item("short task"))
@@ -258,7 +258,7 @@ def test_the_supervisors_prompt_is_cut_for_the_argument_limit():
 
 
 def test_cut_measures_what_is_printed():
-    from torchsm import prompts
+    from torchsm.work import prompts
 
     assert prompts.cut("short", 100, "task", "torchsm queue show 1") == "short"
     for text in ("a" * 50_000, "\x01" * 50_000, "😀" * 50_000):
@@ -308,7 +308,7 @@ def test_deeply_nested_json_on_stdin_is_one_line_and_exit_1(torch_cli):
 
 
 def test_a_long_wake_message_is_cut_in_the_prompt_with_a_pointer():
-    from torchsm import prompts
+    from torchsm.work import prompts
 
     prompt = prompts.wake_prompt("critical", "pager", "x" * 300_000, "torch")
     assert len(prompt.encode()) <= prompts.PROMPT_MAX

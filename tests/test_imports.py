@@ -92,9 +92,9 @@ def test_the_prometheus_format_does_load_it(cli):
 
 
 # The dashboard and its server (issue 16) load only on `dashboard` and `serve`. Watched by
-# full module name: `torchsm.dashboard` is part of the `torchsm` package the hook needs.
-DASHBOARD_MODULES = ("torchsm.dashboard", "torchsm.charts", "torchsm.server", "http.server",
-                     "prometheus_client")
+# full module name: `torchsm.observe.dashboard` is part of the `torchsm` package the hook needs.
+DASHBOARD_MODULES = ("torchsm.observe.dashboard", "torchsm.observe.charts",
+                     "torchsm.observe.http_server", "http.server", "prometheus_client")
 _FULL_PROBE = """
 import json, sys
 from torchsm.cli import execute
@@ -133,7 +133,7 @@ def test_the_dashboard_does_load_them(cli, tmp_path):
     # the probe above can fail: it sees these modules when a command loads them
     cli("nova", "add", "torch")
     found = modules_loaded_by(cli, "dashboard", "--out", str(tmp_path / "page.html"))
-    assert found == {"code": 0, "loaded": ["torchsm.charts", "torchsm.dashboard"]}
+    assert found == {"code": 0, "loaded": ["torchsm.observe.charts", "torchsm.observe.dashboard"]}
 
 
 

@@ -8,8 +8,11 @@ import json
 import pytest
 
 from supervisor_support import T0, config_with
-from torchsm import accounts, hooks, limits, novas, store
-from torchsm.accounts import WindowRow
+from torchsm import novas
+from torchsm.hooks import handlers
+from torchsm.storage import store
+from torchsm.usage import accounts, limits
+from torchsm.usage.accounts import WindowRow
 
 BASE = 'redis_url = "off"\n'
 RESET = T0 + 1800
@@ -155,11 +158,11 @@ def test_the_stop_hook_of_another_nova_on_the_account_does_not_continue(shared, 
     with store.open_store(shared) as db:
         db.write(lambda conn: conn.execute(
             "UPDATE account_windows SET utilization = 0.96"))  # another Nova's answer
-    from torchsm import workqueue
+    from torchsm.work import work_queue
 
-    with workqueue.open_queue(shared, base_config) as q:
+    with work_queue.open_queue(shared, base_config) as q:
         q.add("more work", nova="echo", now=T0)
-    result = hooks.run_hook(shared, base_config, "stop", "echo",
+    result = handlers.run_hook(shared, base_config, "stop", "echo",
                             json.dumps({"session_id": "s", "last_assistant_message": "x"}),
                             now=T0 + 1, env={})
     assert result.outcome == "allowed" and result.detail.startswith("usage limit: five_hour 96%")

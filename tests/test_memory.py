@@ -1,4 +1,4 @@
-"""torchsm.memory on a real SQLite file: dedupe and strength, forgetting, the ranking and
+"""torchsm.dreams.memory on a real SQLite file: dedupe and strength, forgetting, the ranking and
 the budget, consolidation and the cap, and the episodes finished items leave (from a
 supervised session, a Stop-hook continuation and the agent finishing its item itself)."""
 
@@ -13,10 +13,13 @@ import pytest
 from helpers import Cli
 from supervisor_support import T0, FakeClock, agent_script, config_with, supervisor
 from test_hooks import hook, payload
-from torchsm import memory, novas, recall, store, workqueue
+from torchsm import novas
 from torchsm.config import Config, Home, MemoryConfig
+from torchsm.dreams import memory, recall
 from torchsm.errors import InvalidMemory, InvalidName, MemoryNotFound, NovaNotFound
-from torchsm.prompts import json_size
+from torchsm.storage import store
+from torchsm.work import work_queue
+from torchsm.work.prompts import json_size
 
 OFF = Config(redis_url="off")
 DAY = 86400.0
@@ -329,7 +332,7 @@ def episodes(home) -> list[tuple[str, str, str]]:
 
 def test_a_supervised_session_leaves_an_episode_of_its_item(crew_home, tmp_path):
     config = config_with('redis_url = "off"')
-    with workqueue.open_queue(crew_home, config) as q:
+    with work_queue.open_queue(crew_home, config) as q:
         item = q.add("Fix the flaky login test\n\nIt fails one run in ten.", now=T0 - 60).id
     lines = [assistant_line("Looking at it."),
              assistant_line("Fixed:   the test waited\non a real clock."),
@@ -344,7 +347,7 @@ def test_a_supervised_session_leaves_an_episode_of_its_item(crew_home, tmp_path)
 
 def test_a_failed_session_leaves_no_episode(crew_home, tmp_path):
     config = config_with('redis_url = "off"')
-    with workqueue.open_queue(crew_home, config) as q:
+    with work_queue.open_queue(crew_home, config) as q:
         q.add("doomed", now=T0 - 60)
     said = assistant_line("I could not.")
     command = agent_script(tmp_path, f"import sys; print({said!r}); sys.exit(3)")
@@ -355,7 +358,7 @@ def test_a_failed_session_leaves_no_episode(crew_home, tmp_path):
 def test_an_item_the_agent_finished_itself_leaves_its_episode_too(crew_home, tmp_path):
     # a real clock: the agent's `torchsm queue done` stamps the time it really is
     config = config_with('redis_url = "off"')
-    with workqueue.open_queue(crew_home, config) as q:
+    with work_queue.open_queue(crew_home, config) as q:
         item = q.add("write the changelog").id
     said = assistant_line("Changelog written.")
     command = agent_script(tmp_path, f"""
@@ -371,7 +374,7 @@ def test_an_item_the_agent_finished_itself_leaves_its_episode_too(crew_home, tmp
 
 def test_an_episode_is_left_once_per_item_and_odd_text_is_cleaned(crew_home):
     config = config_with('redis_url = "off"')
-    with workqueue.open_queue(crew_home, config) as q:
+    with work_queue.open_queue(crew_home, config) as q:
         item = q.add("a task " + "t" * 1000, now=T0)
     for message in ("bad \ud800 escape" + " m" * 1000, "another ending"):
         write(crew_home, lambda conn: memory.remember_episode(conn, config, "torch", item, message,

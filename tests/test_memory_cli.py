@@ -11,9 +11,10 @@ import pytest
 
 from helpers import loaded_modules, rows, write_config
 from mirror_support import stream_entries
-from torchsm import recall, store
 from torchsm.config import Home, load_config
-from torchsm.mirror import MESSAGES_STREAM, FileQueueMirror
+from torchsm.dreams import recall
+from torchsm.mirror.streams import MESSAGES_STREAM, FileQueueMirror
+from torchsm.storage import store
 
 USER = pwd.getpwuid(os.getuid()).pw_name  # a person at the command line writes as user:NAME
 

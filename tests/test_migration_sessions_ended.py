@@ -2,9 +2,9 @@
 index, not by reading the account's whole ledger; and back down again."""
 
 from test_migration_accounts import at_revision, downgrade, query
-from torchsm import db
 from torchsm.config import Home
-from torchsm.store import SCHEMA_REVISION
+from torchsm.storage import database
+from torchsm.storage.store import SCHEMA_REVISION
 
 COSTS_SINCE = ("EXPLAIN QUERY PLAN SELECT s.ended_at, s.cost_usd FROM sessions s JOIN novas n"
                " ON n.id = s.nova_id WHERE n.account = 'default' AND s.ended_at > 0"
@@ -18,7 +18,7 @@ def plan(home: Home) -> str:
 def test_the_budgets_query_ranges_over_the_ends_of_each_novas_sessions(home_dir):
     home = at_revision(Home(home_dir), "0012")
     assert "ix_sessions_nova_ended" not in plan(home)
-    assert db.upgrade(home) == SCHEMA_REVISION
+    assert database.upgrade(home) == SCHEMA_REVISION
     assert "USING COVERING INDEX ix_sessions_nova_ended (nova_id=? AND ended_at>?)" in plan(home)
     downgrade(home, "0012")
     assert "ix_sessions_nova_ended" not in plan(home)

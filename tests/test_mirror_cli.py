@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from torchsm.mirror import MESSAGES_STREAM, OPS_STREAM
+from torchsm.mirror.streams import MESSAGES_STREAM, OPS_STREAM
 
 from helpers import torchsm_executable as torchsm_command
 

@@ -8,8 +8,8 @@ import pytest
 
 from torchsm import novas
 from torchsm.config import load_config
-from torchsm.mirror import MESSAGES_STREAM, OPS_STREAM, FileQueueMirror
-from torchsm.mirrorstate import MirrorMemory
+from torchsm.mirror.shared_state import MirrorMemory
+from torchsm.mirror.streams import MESSAGES_STREAM, OPS_STREAM, FileQueueMirror
 
 from helpers import loaded_modules
 from mirror_support import (entry, history_event_ids, per_nova, stream_entries,

@@ -6,9 +6,10 @@ import json
 import pytest
 
 from supervisor_support import T0, FakeClock, agent_script, config_with, history, supervisor
-from torchsm import novas, wake, workqueue
-from torchsm.progress import Ending
-from torchsm.progress import no_progress
+from torchsm import novas
+from torchsm.endings.breaker import Ending
+from torchsm.endings.breaker import no_progress
+from torchsm.work import wake, work_queue
 
 BASE = 'redis_url = "off"\n'
 
@@ -47,7 +48,7 @@ def test_the_breaker_is_off_at_zero():
 
 
 def add_items(home, config, count):
-    with workqueue.open_queue(home, config) as q:
+    with work_queue.open_queue(home, config) as q:
         return [q.add(f"task {n}", now=T0 - 60).id for n in range(count)]
 
 

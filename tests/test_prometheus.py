@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from dream_support import DAY, T0, History
 from torchsm import novas
 from torchsm.config import Config
-from torchsm.prometheus import DatabaseCollector, exposition
+from torchsm.observe.prometheus import DatabaseCollector, exposition
 
 CONFIG = Config(redis_url="off")
 ODD = 'five"hour\\\nweek\u00e9'  # a quote, a backslash, a newline, non-ASCII

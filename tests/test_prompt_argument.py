@@ -7,7 +7,7 @@ shell script, so an item could run commands; such a COMMAND is refused at startu
 import pytest
 
 from helpers import Cli, rows
-from torchsm.agents import build_argv, check_template
+from torchsm.agent.session import build_argv, check_template
 from torchsm.errors import AgentCommandError
 
 HOSTILE = "; touch PWNED"

@@ -1,15 +1,18 @@
-"""The one answer to "how did it end?" (torchsm.responses) as a table: ending x situation ->
+"""The one answer to "how did it end?" (torchsm.endings.responses) as a table: ending x situation ->
 response, like the state machine's; and how an answer is recorded under its session
-(torchsm.answers.claim) on a real database."""
+(torchsm.endings.answers.claim) on a real database."""
 
 import pytest
 
-from torchsm import answers, ledger, novas, store
+from torchsm import novas
 from torchsm.config import load_config
-from torchsm.errors import DatabaseLocked
-from torchsm.progress import Ending as SessionEnding
-from torchsm.responses import (ACCOUNT_ERROR_TYPES, Ending, Heard, Kind, Outcome, Situation,
+from torchsm.endings import answers
+from torchsm.endings.breaker import Ending as SessionEnding
+from torchsm.endings.responses import (ACCOUNT_ERROR_TYPES, Ending, Heard, Kind, Outcome, Situation,
                                respond, turn_ending)
+from torchsm.errors import DatabaseLocked
+from torchsm.storage import store
+from torchsm.usage import ledger
 
 N = 3
 STUCK = tuple(SessionEnding("failed", "exit status 1", None, None, None) for _ in range(N))

@@ -63,7 +63,7 @@ def test_a_queue_runs_to_the_end_and_status_shows_the_history(fast_torch):
     for text in ("write the README", "fix the flaky test"):
         fast_torch("queue", "add", text)
     result = fast_torch("run", "torch", "--until-idle", "--", sys.executable, "-m",
-                   "torchsm.example_agent", "--work-s", "0", "{prompt}")
+                   "torchsm.agent.example", "--work-s", "0", "{prompt}")
     lines = result.out.splitlines()
     assert "session 1 ok" in result.out and "session 2 ok" in result.out
     assert "marked item 1 done" in result.out

@@ -7,8 +7,10 @@ import pytest
 
 from supervisor_support import (T0, FakeClock, agent_script, config_with, history,
                                 most_in_any_hour, sessions, supervisor)
-from torchsm import novas, store, wake, workqueue
-from torchsm.supervisor import Finished, Ran, Wait
+from torchsm import novas
+from torchsm.storage import store
+from torchsm.supervisor.loop import Finished, Ran, Wait
+from torchsm.work import wake, work_queue
 
 BASE = """
 redis_url = "off"
@@ -16,12 +18,12 @@ redis_url = "off"
 
 
 def add_items(home, config, count, prefix="task"):
-    with workqueue.open_queue(home, config) as q:
+    with work_queue.open_queue(home, config) as q:
         return [q.add(f"{prefix} {n}", now=T0 - 60).id for n in range(count)]
 
 
 def items(home, config):
-    with workqueue.open_queue(home, config) as q:
+    with work_queue.open_queue(home, config) as q:
         return {i.id: i for i in q.items(now=T0)}
 
 

@@ -3,8 +3,11 @@ in the database, so a restart does not reset it), after the personality's
 `reflection_every` sessions, and never in the way of work."""
 
 from supervisor_support import T0, FakeClock, config_with, sessions, supervisor
-from torchsm import dream_reflection, dreams, novas, store, workqueue
-from torchsm.supervisor import Ran, Wait
+from torchsm import novas
+from torchsm.dreams import dreaming, reflection
+from torchsm.storage import store
+from torchsm.supervisor.loop import Ran, Wait
+from torchsm.work import work_queue
 
 BASE = """
 redis_url = "off"
@@ -23,7 +26,7 @@ def dream_rows(home) -> list[tuple]:
 
 
 def add_item(home, config, at: float, text: str = "task") -> None:
-    with workqueue.open_queue(home, config) as q:
+    with work_queue.open_queue(home, config) as q:
         q.add(text, now=at)
 
 
@@ -85,13 +88,13 @@ def test_no_dream_before_reflection_every_sessions_ended(torch_home):
 def test_work_arriving_ends_a_dream_early_and_runs_at_once(torch_home, monkeypatch):
     config = config_with(BASE)
     ended_session(torch_home, T0 - 100)
-    reflect = dream_reflection.reflect
+    reflect = reflection.reflect
 
     def reflect_while_work_arrives(exp, cfg):  # an item comes in during phase 1
         add_item(torch_home, config, T0, "urgent")
         return reflect(exp, cfg)
 
-    monkeypatch.setattr(dream_reflection, "reflect", reflect_while_work_arrives)
+    monkeypatch.setattr(reflection, "reflect", reflect_while_work_arrives)
     sup = supervisor(torch_home, config, ["true"], FakeClock())
     step = sup.step(T0)
     assert isinstance(step, Wait) and (step.until, step.why) == (
@@ -107,7 +110,7 @@ def test_the_supervisor_leaves_a_persons_dream_alone(torch_home):
     config = config_with(BASE)
     novas.transition(torch_home, config, "torch", "dream", now=T0 - 1)
     sup = supervisor(torch_home, config, ["true"], FakeClock())
-    with dreams._dream_lock(torch_home, "torch"):  # `torchsm dream torch` runs
+    with dreaming._dream_lock(torch_home, "torch"):  # `torchsm dream torch` runs
         step = sup.step(T0)
         assert isinstance(step, Wait) and step.why == "dreaming"
         assert novas.status(torch_home, config, "torch")[0]["state"] == "dreaming"

@@ -10,8 +10,11 @@ import pytest
 from helpers import payload, torchsm_executable
 from supervisor_support import (T0, FakeClock, agent_script, config_with, db, history,
                                 sessions, supervisor)
-from torchsm import accounts, novas, runfiles, store, workqueue
-from torchsm.supervisor import Ran, Wait
+from torchsm import novas
+from torchsm.storage import run_files, store
+from torchsm.supervisor.loop import Ran, Wait
+from torchsm.usage import accounts
+from torchsm.work import work_queue
 
 BASE = """
 redis_url = "off"
@@ -22,7 +25,7 @@ reflection_every = 1000
 
 
 def add_items(home, config, count):
-    with workqueue.open_queue(home, config) as q:
+    with work_queue.open_queue(home, config) as q:
         return [q.add(f"task {n}", now=T0 - 60).id for n in range(count)]
 
 
@@ -153,7 +156,7 @@ def test_the_plan_says_why_the_start_is_paced(torch_home, tmp_path):
     clock = FakeClock()
     sup = supervisor(torch_home, config, command, clock, max_sessions=2)
     plans = []
-    clock.at(T0 + 100, lambda: plans.append(runfiles.read_plan(torch_home, "torch")))
+    clock.at(T0 + 100, lambda: plans.append(run_files.read_plan(torch_home, "torch")))
     sup.run()
     [plan] = plans
     assert plan["usage"]["verdict"] == "pace" and "five_hour at 85%" in plan["usage"]["why"]
@@ -190,7 +193,7 @@ def test_a_529_backs_off_briefly_without_cooling_or_counting_the_attempt(torch_h
     assert isinstance(step, Wait) and "overloaded" in step.why
     assert step.until == pytest.approx(sessions(torch_home)[0][1] + 60)
     assert novas.status(torch_home, config, "torch")[0]["state"] == "working"
-    with workqueue.open_queue(torch_home, config) as q:
+    with work_queue.open_queue(torch_home, config) as q:
         assert q.get(item).attempts == 0
     clock.t = step.until
     sup.step(clock.now())  # the second 529 in a row waits twice as long
@@ -213,7 +216,7 @@ def test_billing_or_authentication_meditates_and_raises_an_alert(torch_home, tmp
     with db(torch_home) as conn:
         [(nova, kind)] = conn.execute("SELECT nova, kind FROM alerts").fetchall()
     assert (nova, kind) == ("torch", "account_error")
-    with workqueue.open_queue(torch_home, config) as q:
+    with work_queue.open_queue(torch_home, config) as q:
         assert q.get(item).attempts == 0
     assert isinstance(sup.step(clock.now()), Wait)  # no retry
     assert len(sessions(torch_home)) == 1
@@ -349,7 +352,7 @@ def test_a_malformed_rate_limit_event_is_one_warning_and_holds_nothing_for_ever(
                                                                                 tmp_path):
     import random
 
-    from torchsm.supervisor import RunOptions, Supervisor
+    from torchsm.supervisor.loop import RunOptions, Supervisor
 
     config = config_with(BASE)
     add_items(torch_home, config, 1)

@@ -5,8 +5,9 @@ import time
 import pytest
 
 from helpers import Cli, add_novas
-from torchsm import accounts, ledger, store
-from torchsm.usage_report import parse_duration
+from torchsm.storage import store
+from torchsm.usage import accounts, ledger
+from torchsm.usage.report import parse_duration
 
 
 def add_session(home, nova_id, started, *, cost=0.01, turns=1, outcome="ok", status=None):
@@ -97,12 +98,12 @@ def test_durations(text, seconds):
 def test_status_says_why_and_until_when_the_usage_slows_a_nova(spent):
     import os
 
-    from torchsm import runfiles
     from torchsm.config import Home
+    from torchsm.storage import run_files
 
     usage = {"verdict": "slow", "why": "usage five_hour at 85%, resets 2026-11-26T09:00:00Z",
              "until": "2026-11-26T09:00:00Z", "pressure": 0.333}
-    runfiles.write_plan(Home(spent.home), "torch", {
+    run_files.write_plan(Home(spent.home), "torch", {
         "nova": "torch", "pid": os.getpid(), "state": "waiting",
         "next_start": "2026-11-26T08:20:00Z", "why": "rhythm: stretched", "usage": usage})
     out = spent("status").out

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from helpers import NULL_DEVICE, ZERO_DEVICE, Cli, char_device
-from torchsm import userfiles
+from torchsm import user_files
 from torchsm.errors import UserFileError
 
 def block_device(path: Path) -> Path:
@@ -226,13 +226,13 @@ def test_reading_refuses_a_fifo_at_once_and_bounds_a_device(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     with pytest.raises(UserFileError, match="is a FIFO, not a file torchsm reads"):
-        userfiles.read(fifo)  # nobody writes to it: refused, not waited on
+        user_files.read(fifo)  # nobody writes to it: refused, not waited on
     zero = char_device(tmp_path / "zero", ZERO_DEVICE)
     with pytest.raises(UserFileError, match="is a character device"):
-        userfiles.read(zero)
+        user_files.read(zero)
     with pytest.raises(UserFileError, match="larger than 1 MiB"):
-        userfiles.read(zero, limit=1024 * 1024, streams=True)
+        user_files.read(zero, limit=1024 * 1024, streams=True)
     with pytest.raises(FileNotFoundError):
-        userfiles.read(tmp_path / "missing")
+        user_files.read(tmp_path / "missing")
     (tmp_path / "small").write_bytes(b"abc")
-    assert userfiles.read(tmp_path / "small", limit=3) == b"abc"
+    assert user_files.read(tmp_path / "small", limit=3) == b"abc"

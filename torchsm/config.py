@@ -134,7 +134,7 @@ class WakeConfig:
     load_defer_per_core: float = 2.0  # 0: never defer for load
     repeat_window_s: float = 600
     senders: dict[str, int] = {}
-    # tier -> {rule name: regex}; adds to or overrides torchsm.wake's default rules by
+    # tier -> {rule name: regex}; adds to or overrides torchsm.work.wake's default rules by
     # name, and an empty regex switches a default rule off
     rules: dict[str, dict[str, str]] = {}
 
@@ -181,7 +181,7 @@ class MemoryConfig:
 
 @record
 class AlertsConfig:
-    """When torchsm.alerts raises an alert, and how it reaches a person. A count of 0
+    """When torchsm.alerts.conditions raises an alert, and how it reaches a person. A count of 0
     turns its condition off."""
 
     bangs_per_hour: int = 3  # bangs of one Nova within an hour

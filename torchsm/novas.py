@@ -9,12 +9,14 @@ from __future__ import annotations
 import random
 import time
 
-from torchsm import machine, mirror, outbox, safety, store
+from torchsm import machine, safety
 from torchsm.config import MAX_DURATION_S, Config, Home
 from torchsm.errors import NovaExists, TorchsmError
 from torchsm.machine import Event, State, format_time
+from torchsm.mirror import outbox, streams
 from torchsm.names import DEFAULT_ACCOUNT, check_account, check_name
 from torchsm.records import record
+from torchsm.storage import store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # names for annotations only: every hook call would import them
@@ -49,12 +51,12 @@ class TransitionResult:
             text += f" until {format_time(self.until)}"
         return text + (" [forced]" if self.forced else "")
 
-    def mirror_entry(self) -> mirror.Entry:
+    def mirror_entry(self) -> streams.Entry:
         """The `transition` entry of torch.continuous.ops; it also sets nova.status.NAME."""
         data = {"from": self.source, "to": self.target, "event": self.event,
                 "reason": self.reason, "until": format_time(self.until),
                 "forced": self.forced, "status": self.target.upper()}
-        return mirror.Entry.new("transition", self.nova, data, self.at, self.event_id)
+        return streams.Entry.new("transition", self.nova, data, self.at, self.event_id)
 
 
 @record
@@ -104,7 +106,7 @@ def safety_cool(home: Home, config: Config, name: str, *, reason: str,
     it early, critical wakes included; with `auto_resume = false` a person must resume it.
 
     `unless_answered(conn)`, asked in the cooldown's own transaction, records the answer
-    it gives and says whether it is this cooldown's to give (torchsm.answers.claim): the
+    it gives and says whether it is this cooldown's to give (torchsm.endings.answers.claim): the
     answer and the cooldown commit together or not at all. None when it was not.
     """
     request = _Request(check_name(name), Event.COOL, reason, None, until, False,
@@ -165,21 +167,21 @@ def transition_in(conn, config: Config, name: str, event: Event, *, reason: str 
     change, its history row and its outbox entry commit with whatever else the caller
     writes; the caller delivers the outbox after the commit."""
     request = _Request(check_name(name), event, reason, None, None, False, escalate=False)
-    return _recorded_in(conn, config, request, now, None, mirror.new_event_id(now))
+    return _recorded_in(conn, config, request, now, None, streams.new_event_id(now))
 
 
 def _recorded_in(conn, config: Config, request: _Request, now: float, rng,
                  event_id: str) -> TransitionResult:
     result = _transition_in(conn, config, request, now, rng, event_id)
     if result.recorded:  # committed with the change, delivered after it (outbox.py)
-        outbox.put(conn, config, mirror.OPS_STREAM, result.mirror_entry())
+        outbox.put(conn, config, streams.OPS_STREAM, result.mirror_entry())
     return result
 
 
 def _fire(home: Home, config: Config, request: _Request, now: float | None,
           rng: random.Random | None, unless_answered=None) -> TransitionResult | None:
     now = time.time() if now is None else now
-    event_id = mirror.new_event_id(now)
+    event_id = streams.new_event_id(now)
     def write(conn) -> TransitionResult | None:
         if unless_answered is not None and not unless_answered(conn):
             return None
@@ -300,7 +302,7 @@ def add(home: Home, config: Config, name: str, personality: str | None = None,
     account = check_account(DEFAULT_ACCOUNT if account is None else account)
     now = time.time() if now is None else now
     state = machine.INITIAL_STATE.value
-    added = mirror.Entry.new("nova.added", name, {"personality": chosen, "account": account,
+    added = streams.Entry.new("nova.added", name, {"personality": chosen, "account": account,
                                                   "state": state, "status": state.upper()}, now)
 
     def insert(conn) -> None:
@@ -309,7 +311,7 @@ def add(home: Home, config: Config, name: str, personality: str | None = None,
         conn.execute("INSERT INTO novas (name, personality, state, since, created_at,"
                      " cool_streak, account) VALUES (?, ?, ?, ?, ?, 0, ?)",
                      (name, chosen, state, now, now, account))
-        outbox.put(conn, config, mirror.OPS_STREAM, added)
+        outbox.put(conn, config, streams.OPS_STREAM, added)
 
     with store.open_store(home, config.db.lock_timeout_s) as db:
         db.write(insert)
@@ -321,13 +323,13 @@ def remove(home: Home, config: Config, name: str) -> None:
     """Delete a Nova and its history (its messages stay: they belong to both ends)."""
     check_name(name)
     # status '' removes nova.status.NAME
-    removed = mirror.Entry.new("nova.removed", name, {"status": ""}, time.time())
+    removed = streams.Entry.new("nova.removed", name, {"status": ""}, time.time())
 
     def delete(conn) -> None:
         nova = store.nova_named(conn, name)
         conn.execute("DELETE FROM history WHERE nova_id = ?", (nova.id,))
         conn.execute("DELETE FROM novas WHERE id = ?", (nova.id,))
-        outbox.put(conn, config, mirror.OPS_STREAM, removed)
+        outbox.put(conn, config, streams.OPS_STREAM, removed)
 
     with store.open_store(home, config.db.lock_timeout_s) as db:
         db.write(delete)
@@ -369,7 +371,7 @@ def set_account(home: Home, config: Config, name: str, account: str,
             conn.execute("UPDATE novas SET account = ? WHERE id = ?", (account, nova.id))
             conn.execute("DELETE FROM usage_grants WHERE nova_id = ?", (nova.id,))
             release_limit_hold(conn, nova, now, forget=True)
-            outbox.put(conn, config, mirror.OPS_STREAM, mirror.Entry.new(
+            outbox.put(conn, config, streams.OPS_STREAM, streams.Entry.new(
                 "nova.account", name, {"from": nova.account, "to": account}, now))
         return nova
 

@@ -5,8 +5,8 @@ Revises: 0011
 Create Date: 2026-12-07
 
 The StopFailure hook and the supervisor's settle step both hear how a session ends; the
-one that hears it first answers it (torchsm.responses decides, torchsm.answers applies)
-and records the answer here, so the other asks "was this session answered?" instead of
+one that hears it first answers it (torchsm.endings.responses decides,
+torchsm.endings.answers applies) and records the answer here, so the other asks "was this session answered?" instead of
 comparing the Nova's `since` with the session's start. `answer` is a responses.Kind value
 (nothing | back_off | cool | hold_account | meditate_for_a_person | no_progress).
 """

@@ -21,9 +21,10 @@ import pytest
 
 from helpers import Cli, rows
 from standin import Reply, tool_call, unified_headers
-from torchsm import accounts, store
 from torchsm.clock import format_time
 from torchsm.config import Home
+from torchsm.storage import store
+from torchsm.usage import accounts
 
 
 def a_reset(hours: int = 2) -> int:

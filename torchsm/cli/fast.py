@@ -152,7 +152,7 @@ def _run_hook(call: PlainCall) -> int:
 
         raise TorchsmError("--nova NAME is required")
     from torchsm.config import load_config, resolve_home
-    from torchsm.hooks import run_hook
+    from torchsm.hooks.handlers import run_hook
 
     # bytes: text that is not UTF-8 is decoded with replacement by the handler
     stdin = sys.stdin
