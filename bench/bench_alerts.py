@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from common import REPO, machine, regular_install, wait_until
-from torchsm.orphans import start_ticks
+from torchsm.agent.orphans import start_ticks
 
 AGENT = "import sys, time; open(sys.argv[1], 'w').write(repr(time.time()))"
 HANGING = "sleep 1000 & echo $$ $! > '{pids}'; wait"

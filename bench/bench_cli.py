@@ -3,7 +3,7 @@ baseline process that imports sqlite3 and does one UPDATE on the same database.
 
     .venv/bin/python bench/bench_cli.py [--rounds 40]
 
-Cases run interleaved in one run; medians of every case. Target: transition <= 5x.
+Cases run interleaved in one run; medians of every case. Target: transition <= 3x (issue 21; <= 5x before).
 """
 
 from __future__ import annotations

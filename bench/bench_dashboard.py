@@ -30,8 +30,9 @@ from bench_cli import BASELINE  # noqa: E402
 from big_home import BASE, DAY, arguments, build, described  # noqa: E402
 from common import interleaved, machine, median_ms  # noqa: E402
 from dream_support import T0  # noqa: E402
-from torchsm import dashboard, store  # noqa: E402
 from torchsm.config import Config, Home  # noqa: E402
+from torchsm.observe import dashboard
+from torchsm.storage import store
 
 
 def main() -> None:

@@ -35,8 +35,10 @@ sys.path.insert(0, str(REPO / "tests"))
 from bench_cli import BASELINE  # noqa: E402
 from common import machine, median_ms, regular_install  # noqa: E402
 from dream_support import T0, fill  # noqa: E402
-from torchsm import db, dreams, novas  # noqa: E402
+from torchsm import novas
 from torchsm.config import Config, Home  # noqa: E402
+from torchsm.dreams import dreaming
+from torchsm.storage import database
 
 TABLES = ("history", "sessions", "hook_runs", "work_items", "wake_signals", "messages")
 
@@ -53,7 +55,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="torchsm-bench-dreams-"))
     try:
         home = Home(folder / "home")
-        db.initialise(home)
+        database.initialise(home)
         novas.add(home, config, "torch", now=T0 - 400 * 86400)
         started = time.perf_counter()
         fill(home, args.rows)
@@ -62,7 +64,7 @@ def main() -> None:
         took, view = [], None
         for n in range(args.rounds):
             started = time.perf_counter()
-            view = dreams.dream(home, config, "torch", T0 + n)
+            view = dreaming.dream(home, config, "torch", T0 + n)
             took.append(time.perf_counter() - started)
             _forget_dreams(home)
         whole = whole_processes(home, bin_dir, args.rounds)

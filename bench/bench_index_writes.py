@@ -30,8 +30,9 @@ from bench_cli import BASELINE  # noqa: E402
 from bench_hooks import PAYLOAD, timed  # noqa: E402
 from common import machine, median_ms, regular_install  # noqa: E402
 from dream_support import T0, fill  # noqa: E402
-from torchsm import db, novas  # noqa: E402
+from torchsm import novas
 from torchsm.config import Config, Home  # noqa: E402
+from torchsm.storage import database
 
 NARROW = {"ix_history_nova_at": "history (nova_id, at)",
           "ix_sessions_nova_started": "sessions (nova_id, started_at)",
@@ -41,7 +42,7 @@ HISTORY_SHARE = 0.35
 
 def build(folder: Path, rows: int, narrow: bool) -> Home:
     home = Home(folder)
-    db.initialise(home)
+    database.initialise(home)
     if narrow:
         conn = sqlite3.connect(home.db_path)
         for name, columns in NARROW.items():

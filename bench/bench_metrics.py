@@ -31,8 +31,8 @@ from bench_cli import BASELINE  # noqa: E402
 from big_home import BASE, arguments, build, described  # noqa: E402
 from common import interleaved, machine, median_ms  # noqa: E402
 from dream_support import T0  # noqa: E402
-from torchsm import health  # noqa: E402
 from torchsm.config import Home  # noqa: E402
+from torchsm.observe import health
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Benchmark the mirror; prints a Markdown section for BENCHMARKS.md.
 
-1. Flush: 100,000 queued entries replayed by `torchsm.mirror.flush`, as a ratio to raw
+1. Flush: 100,000 queued entries replayed by `torchsm.mirror.streams.flush`, as a ratio to raw
    pipelined XADD of the same entries from Python with redis-py, on the same server in the
    same run (ratio = raw time / flush time; target >= 0.5).
 2. Transition: whole `torchsm transition` processes with the mirror off, and with the
@@ -126,12 +126,13 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
 def bench_flush(url: str, entries: int, rounds: int) -> dict:
     import redis
 
-    from torchsm import db, mirror
     from torchsm.config import Config, Home
+    from torchsm.mirror import streams
+    from torchsm.storage import database
 
     client = redis.Redis.from_url(url)
     config = Config(redis_url=url)
-    samples = [mirror.Entry.new("transition", f"nova{i % 5}",
+    samples = [streams.Entry.new("transition", f"nova{i % 5}",
                                 {"from": "working", "to": "cooling", "event": "cool",
                                  "reason": None, "until": "2026-11-26T06:21:00Z",
                                  "forced": False, "status": "COOLING"}, time.time() + i)
@@ -139,8 +140,8 @@ def bench_flush(url: str, entries: int, rounds: int) -> dict:
     raw_times, flush_times = [], []
     with tempfile.TemporaryDirectory() as tmp:
         home = Home(Path(tmp) / "home")
-        db.initialise(home)
-        queue_file = home.queue_dir / f"{mirror.OPS_STREAM}.jsonl"
+        database.initialise(home)
+        queue_file = home.queue_dir / f"{streams.OPS_STREAM}.jsonl"
         lines = b"".join(e.to_line() + b"\n" for e in samples)
         for _ in range(rounds):
             client.flushall()
@@ -148,10 +149,10 @@ def bench_flush(url: str, entries: int, rounds: int) -> dict:
             client.flushall()
             queue_file.write_bytes(lines)
             start = time.perf_counter()
-            report = mirror.flush(home, config)
+            report = streams.flush(home, config)
             flush_times.append(time.perf_counter() - start)
-            assert report.published[mirror.OPS_STREAM] == entries
-            assert client.xlen(mirror.OPS_STREAM) == entries
+            assert report.published[streams.OPS_STREAM] == entries
+            assert client.xlen(streams.OPS_STREAM) == entries
     raw, flushed = statistics.median(raw_times), statistics.median(flush_times)
     return {"entries": entries, "raw_s": raw, "flush_s": flushed, "ratio": raw / flushed,
             "rounds": rounds}

@@ -45,14 +45,16 @@ def fill(backend: str, folder: Path, items: int) -> None:
 
 
 def fill_torchsm(folder: Path, items: int) -> None:
-    from torchsm import db, novas, workqueue
+    from torchsm import novas
     from torchsm.config import Home, load_config
+    from torchsm.storage import database
+    from torchsm.work import work_queue
 
     home = Home(folder)
-    db.initialise(home)
+    database.initialise(home)
     config = load_config(home)
     novas.add(home, config, NOVA)
-    with workqueue.open_queue(home, config) as queue:
+    with work_queue.open_queue(home, config) as queue:
         for n in range(items):
             queue.add(str(n), now=float(n))
 
@@ -102,11 +104,11 @@ def work(backend: str, folder: Path, go: Path) -> dict:
 def open_backend(backend: str, folder: Path):
     """(claim, finish): claim() -> (item number, handle) or None; finish(handle)."""
     if backend == "torchsm":
-        from torchsm import workqueue
         from torchsm.config import Home, load_config
+        from torchsm.work import work_queue
 
         home = Home(folder)
-        queue = workqueue.open_queue(home, load_config(home))
+        queue = work_queue.open_queue(home, load_config(home))
 
         def claim():
             item = queue.try_claim(NOVA)
@@ -142,11 +144,11 @@ def open_backend(backend: str, folder: Path):
 def open_torchsm_one_transaction(folder: Path):
     """Each claim also marks the previous item done, in one transaction (the Stop hook's
     step); the last item is marked done by the claim that finds the queue empty."""
-    from torchsm import workqueue
     from torchsm.config import Home, load_config
+    from torchsm.work import work_queue
 
     home = Home(folder)
-    queue = workqueue.open_queue(home, load_config(home))
+    queue = work_queue.open_queue(home, load_config(home))
     previous = None
 
     def claim():

@@ -1,5 +1,5 @@
 """What the supervisor's line-by-line reader costs: a child printing 100,000 stream-json
-lines through `agents.run_session` (every line seen by SessionOutput), and the same
+lines through `session.run_session` (every line seen by SessionOutput), and the same
 with the supervisor's per-line agent log, against the same child writing to /dev/null.
 
     .venv/bin/python bench/bench_usage_reader.py [--rounds 5] [--lines 100000]
@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 
-from torchsm import agents  # noqa: E402
+from torchsm.agent import session
 
 CHILD = textwrap.dedent("""
     import json, sys
@@ -45,7 +45,7 @@ CHILD = textwrap.dedent("""
 def through_run_session(argv: list[str], log_path: Path | None) -> float:
     log = open(log_path, "a", encoding="utf-8") if log_path else None
     started = time.perf_counter()
-    run = agents.run_session(argv, env=dict(os.environ), claude_code=True,
+    run = session.run_session(argv, env=dict(os.environ), claude_code=True,
                              on_line=log.write if log else None)
     elapsed = time.perf_counter() - started
     if log:
@@ -82,7 +82,7 @@ def main() -> None:
     cases = {
         "child > /dev/null (baseline)": lambda: to_dev_null(argv),
         "child to a pipe, raw chunked reader (no parsing)": lambda: raw_pipe(argv),
-        "agents.run_session (reads every line)": lambda: through_run_session(argv, None),
+        "session.run_session (reads every line)": lambda: through_run_session(argv, None),
         "run_session + per-line agent log (as the supervisor)":
             lambda: through_run_session(argv, folder / "agent.log"),
     }

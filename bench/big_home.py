@@ -16,8 +16,9 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from common import regular_install  # noqa: E402
 from dream_support import T0, fill  # noqa: E402
-from torchsm import db, novas  # noqa: E402
+from torchsm import novas
 from torchsm.config import Config, Home  # noqa: E402
+from torchsm.storage import database
 
 TABLES = ("history", "sessions", "hook_runs", "work_items", "wake_signals", "messages")
 HISTORY_SHARE = 0.35  # of the rows dream_support.fill writes
@@ -40,7 +41,7 @@ def build(folder: Path, history: int) -> tuple[Home, Config, float]:
     """The home in `folder`, with about `history` rows of `history`; seconds it took."""
     config = Config(redis_url="off")
     home = Home(folder / "home")
-    db.initialise(home)
+    database.initialise(home)
     novas.add(home, config, "torch", now=T0 - 400 * DAY)
     started = time.perf_counter()
     fill(home, round(history / HISTORY_SHARE))

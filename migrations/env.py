@@ -1,9 +1,9 @@
-"""Alembic environment. torchsm.db builds the Config (URL included); see torchsm/db.py."""
+"""Alembic environment. torchsm.storage.database builds the Config (URL included)."""
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from torchsm.models import Base
+from torchsm.storage.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -46,8 +46,8 @@ from pathlib import Path
 from helpers import torchsm_executable
 from mirror_support import history_event_ids, per_nova, stream_entries
 from torchsm.config import Home
-from torchsm.filequeue import FileQueue
-from torchsm.mirror import OPS_STREAM, STREAMS
+from torchsm.mirror.file_queue import FileQueue
+from torchsm.mirror.streams import OPS_STREAM, STREAMS
 
 SUPERVISED = ("torch", "echo")
 SPARE = "spare"  # only the chaos thread's own transitions touch it

@@ -197,12 +197,13 @@ def work_beside_older_history(tmp_path, monkeypatch, config, run, older: int = 9
     """SQLite's steps (sqlite_steps) of `run(home)` in two homes with the same 90 days of
     history (100,000 rows), the second with `older` more rows from the year before:
     {0: steps, older: steps}. Work bounded by its window does the same in both."""
-    from torchsm import db, novas
+    from torchsm import novas
+    from torchsm.storage import database
 
     work = {}
     for rows in (0, older):
         home = Home(tmp_path / f"older-{rows}")
-        db.initialise(home)
+        database.initialise(home)
         novas.add(home, config, "torch", now=T0 - 400 * DAY)
         fill(home, 100_000)
         add_older_history(home, rows)

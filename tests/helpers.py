@@ -16,6 +16,16 @@ from torchsm.config import Home
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PAYLOADS = FIXTURES / "claude-code-hooks"  # captured from the real Claude Code CLI
+T0 = 1_800_000_000.0  # the fixed "now" of the tests that pass the time in
+# A supervisor that starts sessions 0.2 s apart and never stretches for the load.
+FAST = """
+redis_url = "off"
+[personalities.torch]
+base_cycle_s = 0.2
+[supervisor]
+stop_grace_s = 1
+load_stretch_above = 0
+"""
 
 
 def payload(name: str, **changes) -> str:
@@ -93,6 +103,23 @@ def char_device(path: Path, numbers: int = NULL_DEVICE) -> Path:
             pass
     except OSError as exc:
         pytest.skip(f"cannot make a character device here: {exc}")
+    return path
+
+
+def add_novas(home: Home, *names: str, now: float | None = None) -> None:
+    """Novas added through the library (a CLI call each costs ~0.2 s), the mirror off."""
+    from torchsm import novas
+    from torchsm.config import Config
+
+    for name in names:
+        novas.add(home, Config(redis_url="off"), name, now=now)
+
+
+def claude_of_version(folder: Path, version: str = "2.1.332") -> Path:
+    """A `claude` that only answers `--version`, as doctor asks it."""
+    path = folder / "claude"
+    path.write_text(f"#!/bin/sh\necho '{version} (Claude Code)'\n")
+    path.chmod(0o755)
     return path
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from torchsm.config import Config, Home, MirrorConfig, load_config
-from torchsm.mirror import Entry
+from torchsm.config import Config, Home, MirrorConfig
+from torchsm.mirror.streams import Entry
 
 NOW = 1_800_000_000.0
 
@@ -52,7 +52,3 @@ def per_nova(entries: list[Entry], type: str = "transition") -> dict[str, list[s
         if e.type == type:
             ids.setdefault(e.nova, []).append(e.event_id)
     return ids
-
-
-def home_config(home: Home, **changes) -> Config:
-    return load_config(home)._replace(**changes)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from torchsm.config import Config, Home, parse_config
-from torchsm.supervisor import RunOptions, Supervisor
+from torchsm.supervisor.loop import RunOptions, Supervisor
 
 T0 = 1_800_000_000.0  # a fixed start, far from any real clock
 

@@ -7,8 +7,10 @@ import time
 import pytest
 
 from helpers import Cli, write_config
-from torchsm import accounts, limits, novas, store
+from torchsm import novas
 from torchsm.config import Home, load_config
+from torchsm.storage import store
+from torchsm.usage import accounts, limits
 
 CONFIG = 'redis_url = "off"\n'
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from helpers import Cli, write_config
-from test_run_cli import FAST, query
+from helpers import FAST, Cli, write_config
+from test_run_cli import query
 from torchsm.config import Home
 
 SIX_DAYS = 6 * 86400
@@ -215,7 +215,7 @@ def test_the_limit_text_is_believed_only_in_claude_codes_error_result(account, t
     ([], False),
 ])
 def test_what_declares_claude_codes_json(command, declared):
-    from torchsm.agents import speaks_claude_code
+    from torchsm.agent.session import speaks_claude_code
 
     assert speaks_claude_code(command) is declared
     assert speaks_claude_code(command, "claude-code") is True

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from torchsm.agents import SessionOutput, build_argv, run_session
+from torchsm.agent.session import SessionOutput, build_argv, run_session
 from torchsm.errors import AgentCommandError
 
 PY = sys.executable

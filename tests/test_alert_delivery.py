@@ -13,10 +13,10 @@ import subprocess
 import time
 from typing import Iterator
 
-from helpers import Cli, default_ctrl_c, torchsm_executable, write_config
+from helpers import FAST, Cli, default_ctrl_c, torchsm_executable, write_config
 from supervisor_support import agent_script
 from test_alerts import dead_item, running
-from test_run_cli import FAST, plan, query, start, wait_for
+from test_run_cli import plan, query, start, wait_for
 from torchsm.config import Home
 
 NEVER_RETURNS = "sleep 1000 & echo $$ $! > '{pids}'; wait"
@@ -163,7 +163,9 @@ def test_endless_stderr_keeps_memory_flat(cli, tmp_path):
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     assert proc.returncode == 0
-    assert usage.ru_maxrss < 100 * 1024, f"max RSS {usage.ru_maxrss // 1024} MB"  # KB
+    # the peak of the process tree (a forked child's copy included): 33-104 MB on a loaded
+    # 2-core machine, against 2.5-7.4 GB when stderr was read whole
+    assert usage.ru_maxrss < 200 * 1024, f"max RSS {usage.ru_maxrss // 1024} MB"  # KB
     assert (tmp_path / "err").read_text() == (
         "torchsm: warning: alert 1 (dead_items): [alerts] command timed out after 3 s "
         "(killed); will try again\n")

@@ -14,8 +14,10 @@ import time
 import pytest
 
 from helpers import Cli, write_config
-from torchsm import alerts, novas, runfiles, store
+from torchsm import novas
+from torchsm.alerts import conditions
 from torchsm.config import Home, load_config
+from torchsm.storage import run_files, store
 
 T0 = time.time()  # the plan files' mtimes are real: conditions are evaluated at real times
 HOUR, DAY = 3600.0, 86400.0
@@ -77,11 +79,11 @@ def release_hold(home: Home) -> None:
 def dead_supervisor(home: Home, at: float) -> None:
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # a pid that no longer runs
-    runfiles.write_plan(home, "echo", {"nova": "echo", "pid": gone.pid, "state": "waiting"})
+    run_files.write_plan(home, "echo", {"nova": "echo", "pid": gone.pid, "state": "waiting"})
 
 
 def remove_plan(home: Home) -> None:
-    runfiles.remove_plan(home, "echo")
+    run_files.remove_plan(home, "echo")
 
 
 def finish_dead(home: Home) -> None:
@@ -103,21 +105,21 @@ CONDITIONS = [
 def test_each_condition_is_raised_once_stays_open_and_resolves(home, config, echo, key, make,
                                                                clear):
     make(home, T0)
-    first = alerts.evaluate(home, config, T0)
+    first = conditions.evaluate(home, config, T0)
     assert [a.key for a in first.raised] == [key]
-    again = alerts.evaluate(home, config, T0 + 1)
+    again = conditions.evaluate(home, config, T0 + 1)
     assert again.raised == [] and again.resolved == []
-    assert [a.key for a in alerts.list_alerts(home, config)] == [key]
+    assert [a.key for a in conditions.list_alerts(home, config)] == [key]
 
     if callable(clear):
         clear(home)
         later = T0 + 2
     else:
         later = T0 + clear
-    done = alerts.evaluate(home, config, later)
+    done = conditions.evaluate(home, config, later)
     assert [a.key for a in done.resolved] == [key]
-    assert alerts.list_alerts(home, config) == []
-    everything = alerts.list_alerts(home, config, include_resolved=True)
+    assert conditions.list_alerts(home, config) == []
+    everything = conditions.list_alerts(home, config, include_resolved=True)
     assert [(a.key, a.resolved_at) for a in everything] == [(key, later)]
 
 
@@ -125,24 +127,24 @@ def test_below_the_threshold_nothing_is_raised(home, config, echo):
     bang(home, T0)
     bang(home, T0)  # 2 of 3
     meditation(home, T0)  # 1 of 2
-    assert alerts.evaluate(home, config, T0).raised == []
+    assert conditions.evaluate(home, config, T0).raised == []
 
 
 def test_a_threshold_of_zero_turns_its_condition_off(home, echo):
     write_config(home, "[alerts]\ndead_items = 0\n")
     dead_item(home, T0)
-    assert alerts.evaluate(home, load_config(home), T0).raised == []
+    assert conditions.evaluate(home, load_config(home), T0).raised == []
 
 
 def test_a_supervisor_that_stopped_touching_its_plan_is_reported(home, config, echo):
-    runfiles.write_plan(home, "echo", {"nova": "echo", "pid": os.getpid(), "state": "waiting"})
-    assert alerts.evaluate(home, config, time.time()).raised == []  # fresh: alive
+    run_files.write_plan(home, "echo", {"nova": "echo", "pid": os.getpid(), "state": "waiting"})
+    assert conditions.evaluate(home, config, time.time()).raised == []  # fresh: alive
     later = time.time() + config.alerts.heartbeat_s + 60
-    raised = alerts.evaluate(home, config, later).raised
+    raised = conditions.evaluate(home, config, later).raised
     assert [a.key for a in raised] == ["heartbeat:echo"]
     assert "has not touched its plan" in raised[0].message
-    runfiles.touch_plan(home, "echo", later)
-    assert [a.key for a in alerts.evaluate(home, config, later).resolved] == ["heartbeat:echo"]
+    run_files.touch_plan(home, "echo", later)
+    assert [a.key for a in conditions.evaluate(home, config, later).resolved] == ["heartbeat:echo"]
 
 
 def test_an_account_alert_resolves_when_the_nova_leaves_meditation(home, config, echo):
@@ -151,21 +153,21 @@ def test_an_account_alert_resolves_when_the_nova_leaves_meditation(home, config,
             db.write(lambda conn: store.save_alert(conn, nova="echo", at=T0,
                                                    kind="billing_error", message="no credit"))
     novas.meditate_for_a_person(home, config, "echo", reason="billing_error", now=T0)
-    first = alerts.evaluate(home, config, T0 + 1)
+    first = conditions.evaluate(home, config, T0 + 1)
     assert [(a.key, a.kind) for a in first.raised] == [("account:echo", "billing_error")]
     assert first.raised[0].event_id is not None
-    assert alerts.evaluate(home, config, T0 + 2).resolved == []  # still meditating
+    assert conditions.evaluate(home, config, T0 + 2).resolved == []  # still meditating
     novas.transition(home, config, "echo", "work", force=True, now=T0 + 3)
-    assert [a.key for a in alerts.evaluate(home, config, T0 + 4).resolved] == ["account:echo"]
+    assert [a.key for a in conditions.evaluate(home, config, T0 + 4).resolved] == ["account:echo"]
 
 
 def test_raised_and_resolved_reach_the_coordination_stream(home, echo, redis_db):
     write_config(home, f'redis_url = "{redis_db.url}"\n')
     config = load_config(home)
     dead_item(home, T0)
-    raised = alerts.evaluate(home, config, T0).raised[0]
+    raised = conditions.evaluate(home, config, T0).raised[0]
     finish_dead(home)
-    alerts.evaluate(home, config, T0 + 1)
+    conditions.evaluate(home, config, T0 + 1)
     entries = redis_db.client().xrange("nova.coordination.messages")
     shown = [(f[b"type"].decode(), json.loads(f[b"data"])) for _, f in entries]
     assert [(t, d["key"], d["status"]) for t, d in shown] == [
@@ -273,7 +275,8 @@ def test_a_waiting_supervisor_raises_and_delivers_alerts_itself(cli, tmp_path):
     # runs the command, and touches its plan (its heartbeat) while it waits
     import signal
 
-    from test_run_cli import FAST, start, wait_for
+    from helpers import FAST
+    from test_run_cli import start, wait_for
 
     got, script = tmp_path / "delivered.json", tmp_path / "deliver.py"
     script.write_text(f"import sys\nopen({str(got)!r}, 'w').write(sys.stdin.read())\n")

@@ -5,10 +5,11 @@ import json
 
 import pytest
 
-from torchsm import budget, rhythm
-from torchsm.agents import SessionOutput, SessionRun
-from torchsm.outcome import Outcome, judge, ledger_end
+from torchsm.agent.session import SessionOutput, SessionRun
+from torchsm.endings.outcome import Outcome, judge, ledger_end
 from torchsm.personalities import BUILT_IN, Personality
+from torchsm.supervisor import rhythm
+from torchsm.usage import budget
 
 T0 = 1_800_000_000.0
 
@@ -179,14 +180,14 @@ def test_custom_personality_rhythm():
 
 
 def test_the_cost_budget_is_off_at_zero_and_has_room_below_the_limit():
-    from torchsm.budget import cost_frees_at
+    from torchsm.usage.budget import cost_frees_at
 
     assert cost_frees_at([(100.0, 50.0)], now=200.0, limit_usd=0) is None
     assert cost_frees_at([(100.0, 0.5), (150.0, 0.4)], now=200.0, limit_usd=1.0) is None
 
 
 def test_a_spent_cost_budget_frees_when_enough_cost_leaves_the_day():
-    from torchsm.budget import COST_WINDOW_S, cost_frees_at
+    from torchsm.usage.budget import COST_WINDOW_S, cost_frees_at
 
     costs = [(100.0, 0.6), (200.0, 0.3), (300.0, 0.4)]  # 1.3 spent
     assert cost_frees_at(costs, now=400.0, limit_usd=1.0) == 100.0 + COST_WINDOW_S

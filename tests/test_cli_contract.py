@@ -10,20 +10,6 @@ import pytest
 from helpers import Cli, torchsm_executable, write_config
 from torchsm.cli.app import COMMANDS
 
-FOUNDATION_COMMANDS = [
-    ["init"], ["db"], ["db", "upgrade"], ["db", "current"], ["nova"], ["nova", "add"],
-    ["nova", "list"], ["nova", "show"], ["nova", "remove"], ["nova", "set"], ["usage"],
-    ["status"], ["transition"], ["history"], ["hooks"], ["hooks", "scan"], ["hooks", "install"],
-]
-
-
-@pytest.mark.parametrize("command", FOUNDATION_COMMANDS, ids=" ".join)
-def test_every_command_has_help(bare_cli: Cli, command):
-    result = bare_cli(*command, "--help")
-    assert result.out.startswith("Usage: torchsm " + " ".join(command))
-    assert "--home" in result.out and "--json" in result.out
-
-
 def test_every_registered_command_loads_and_has_a_docstring():
     from torchsm.cli.app import cli
     import click

@@ -1,6 +1,10 @@
 
+import json
+import os
+
 import pytest
 
+from torchsm import config_cache
 from torchsm.config import (Config, DEFAULT_REDIS_URL, Home, load_config, parse_config,
                             resolve_home)
 from torchsm.errors import ConfigError
@@ -108,3 +112,66 @@ def test_cli_reports_invalid_toml(cli: Cli):
 def test_default_config_object_is_frozen():
     with pytest.raises(Exception):
         Config().safety.hook_burst = 3
+
+
+# torchsm.toml's parsed copy (torchsm.config_cache): never a stale or unchecked config
+
+def test_an_edit_counts_at_once_whatever_the_file_times_say(tmp_path):
+    home = Home(str(tmp_path))
+    write_config(home, "[safety]\nhook_burst = 3\n")
+    assert load_config(home).safety.hook_burst == 3
+    times = home.config_path.stat()
+    write_config(home, "[safety]\nhook_burst = 4\n")  # same size
+    os.utime(home.config_path, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert load_config(home).safety.hook_burst == 4
+
+
+def test_the_copy_is_validated_like_the_file(tmp_path):
+    home = Home(str(tmp_path))
+    write_config(home, "[safety]\nhook_burst = 3\n")
+    load_config(home)
+    copy = tmp_path / config_cache.COPY_NAME
+    saved = json.loads(copy.read_text())
+    assert saved["parsed"] == {"safety": {"hook_burst": 3}}
+    copy.write_text(json.dumps({**saved, "parsed": {"safety": {"hook_burst": "ten"}}}))
+    with pytest.raises(ConfigError, match="'safety.hook_burst' must be an integer"):
+        load_config(home)
+
+
+@pytest.mark.parametrize("copy", ["not json", '{"format": 1, "text": "other", "parsed": {}}',
+                                  "[]", '{"format": 1, "text": "[safety]\\nhook_burst = 3\\n"}'])
+def test_a_copy_that_does_not_fit_is_parsed_again_and_replaced(tmp_path, copy):
+    home = Home(str(tmp_path))
+    write_config(home, "[safety]\nhook_burst = 3\n")
+    (tmp_path / config_cache.COPY_NAME).write_text(copy)
+    assert load_config(home).safety.hook_burst == 3
+    assert json.loads((tmp_path / config_cache.COPY_NAME).read_text())["parsed"] == {
+        "safety": {"hook_burst": 3}}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "link"])
+def test_a_copy_that_is_no_regular_file_is_left_alone(tmp_path, kind):
+    home = Home(str(tmp_path))
+    write_config(home, "[safety]\nhook_burst = 3\n")
+    copy = tmp_path / config_cache.COPY_NAME
+    {"fifo": lambda: os.mkfifo(copy), "folder": copy.mkdir,
+     "link": lambda: copy.symlink_to(tmp_path / "elsewhere")}[kind]()
+    assert load_config(home).safety.hook_burst == 3  # a FIFO does not hang it
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_what_json_cannot_hold_is_not_copied(tmp_path):
+    home = Home(str(tmp_path))
+    write_config(home, "[safety]\nhook_burst = 3\nwhen = 1979-05-27\n")
+    with pytest.raises(ConfigError, match="unknown key 'safety.when'"):
+        load_config(home)
+    assert not (tmp_path / config_cache.COPY_NAME).exists()
+
+
+def test_invalid_toml_is_never_copied(tmp_path):
+    home = Home(str(tmp_path))
+    write_config(home, "[safety\n")
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="not valid TOML"):
+            load_config(home)
+    assert not (tmp_path / config_cache.COPY_NAME).exists()

@@ -8,27 +8,27 @@ import sys
 import textwrap
 import time
 
-from helpers import Cli, write_config
+from helpers import FAST, Cli, write_config
 from supervisor_support import agent_script
-from test_run_cli import FAST, alive, query, start, wait_for
+from test_run_cli import alive, query, start, wait_for
 from torchsm.config import Home
 
 import pytest
 
 
 @pytest.fixture
-def torch(cli: Cli) -> Cli:
+def brief_torch(torch_cli: Cli) -> Cli:
+    """torch_cli on the FAST rhythm, sessions of at most 3 s, lock waits of 0.2 s."""
     # an orphan's session lasts at most session_timeout_s: its successor waits that long
-    write_config(Home(cli.home), FAST.replace("[supervisor]\n", "[supervisor]\n"
-                                              "session_timeout_s = 3\n")
+    write_config(Home(torch_cli.home), FAST.replace("[supervisor]\n", "[supervisor]\n"
+                                                    "session_timeout_s = 3\n")
                  + "[db]\nlock_timeout_s = 0.2\n")
-    cli("nova", "add", "torch")
-    return cli
+    return torch_cli
 
 
-def test_the_end_of_a_session_is_recorded_however_long_the_database_is_locked(torch,
+def test_the_end_of_a_session_is_recorded_however_long_the_database_is_locked(brief_torch,
                                                                                tmp_path):
-    torch("queue", "add", "finish me")
+    brief_torch("queue", "add", "finish me")
     ready, go = tmp_path / "ready", tmp_path / "go"
     command = agent_script(tmp_path, f"""
         import os, time
@@ -36,9 +36,9 @@ def test_the_end_of_a_session_is_recorded_however_long_the_database_is_locked(to
         while not os.path.exists({str(go)!r}):
             time.sleep(0.01)
     """)
-    run = start(torch, "torch", "--once", "--json", "--", *command)
+    run = start(brief_torch, "torch", "--once", "--json", "--", *command)
     wait_for(ready.exists)
-    lock = sqlite3.connect(torch.home / "torchsm.db", timeout=10, isolation_level=None)
+    lock = sqlite3.connect(brief_torch.home / "torchsm.db", timeout=10, isolation_level=None)
     lock.execute("BEGIN IMMEDIATE")  # a writer that holds on far past lock_timeout_s
     go.touch()
     time.sleep(2.0)  # ten lock timeouts
@@ -47,8 +47,8 @@ def test_the_end_of_a_session_is_recorded_however_long_the_database_is_locked(to
     lock.close()
     out, err = run.communicate(timeout=20)
     assert run.returncode == 0, err
-    assert query(torch, "SELECT outcome, exit_status FROM sessions") == [("ok", 0)]
-    assert torch("queue", "list", "--json").json()[0]["status"] == "done"
+    assert query(brief_torch, "SELECT outcome, exit_status FROM sessions") == [("ok", 0)]
+    assert brief_torch("queue", "list", "--json").json()[0]["status"] == "done"
     assert "is not recorded yet: trying again" in out
 
 
@@ -74,8 +74,8 @@ def agent_logging_each_run(tmp_path, *, finish: bool = False, ignore_term: bool 
     return command, log, pid_file
 
 
-def kill_supervisor_mid_session(torch, command, pid_file) -> int:
-    run = start(torch, "torch", "--", *command)
+def kill_supervisor_mid_session(brief_torch, command, pid_file) -> int:
+    run = start(brief_torch, "torch", "--", *command)
     agent = int(wait_for(lambda: pid_file.exists() and pid_file.read_text()))
     run.kill()  # -9: no handler runs
     run.communicate(timeout=10)
@@ -116,42 +116,42 @@ def read_until(run, text: str) -> str:
 
 
 @pytest.mark.parametrize("declared", [True, False])
-def test_an_agent_finishes_the_session_its_supervisor_died_in_and_runs_once(torch, tmp_path,
+def test_an_agent_finishes_the_session_its_supervisor_died_in_and_runs_once(brief_torch, tmp_path,
                                                                              declared):
     # the race of the chaos runs: the agent ends its work just as its supervisor dies;
     # it must neither die of the death nor of writing to the dead supervisor's pipe
-    torch("queue", "add", "finish me once")
+    brief_torch("queue", "add", "finish me once")
     command, log, go = agent_finishing_on_go(tmp_path)
     # what the agent printed is read as Claude Code's only when its own supervisor said
     # so (whatever its successor is told)
     output = ["--agent-output", "claude-code"] if declared else []
-    first = start(torch, "torch", *output, "--", *command)
+    first = start(brief_torch, "torch", *output, "--", *command)
     wait_for(lambda: log.exists() and "start" in log.read_text())
     first.kill()
     first.communicate(timeout=10)
-    successor = start(torch, "torch", "--until-idle", "--", *command)
+    successor = start(brief_torch, "torch", "--until-idle", "--", *command)
     read_until(successor, "outlived its supervisor: waiting for it to end its session")
     assert log.read_text().split() == ["start", "1"]  # nothing started beside it
-    [row] = torch("status", "torch", "--json").json()  # and a person can see why
+    [row] = brief_torch("status", "torch", "--json").json()  # and a person can see why
     assert "waiting for it to end its session" in row["plan"]["why"]
     go.touch()
     out, err = successor.communicate(timeout=30)
     assert successor.returncode == 0, err
     assert log.read_text().split() == ["start", "1", "end", "1"]  # once, not again
-    assert torch("queue", "list", "--json").json()[0]["status"] == "done"
+    assert brief_torch("queue", "list", "--json").json()[0]["status"] == "done"
     reported = (0.25, 3) if declared else (None, None)  # the result line the keeper kept
-    assert query(torch, "SELECT outcome, exit_status, cost_usd, num_turns FROM sessions") == [
+    assert query(brief_torch, "SELECT outcome, exit_status, cost_usd, num_turns FROM sessions") == [
         ("ok", 0, *reported)]
     # ... and its last message, for the item's episode
     said = " | Last message: finished 1" if declared else ""
-    assert query(torch, "SELECT kind, source, text FROM memories") == [
+    assert query(brief_torch, "SELECT kind, source, text FROM memories") == [
         ("episode", "item:1", f"Finished work item 1: finish me once{said}")]
-    assert not list((torch.home / "run").glob("session-*"))
+    assert not list((brief_torch.home / "run").glob("session-*"))
 
 
-def test_an_agent_whose_supervisor_died_takes_no_new_work(torch, tmp_path):
-    torch("queue", "add", "the first")
-    torch("queue", "add", "the second")
+def test_an_agent_whose_supervisor_died_takes_no_new_work(brief_torch, tmp_path):
+    brief_torch("queue", "add", "the first")
+    brief_torch("queue", "add", "the second")
     answer = tmp_path / "stop-hook.out"
     stop_hook = f"""
         stop = json.dumps({{"session_id": "s1", "hook_event_name": "Stop",
@@ -162,113 +162,113 @@ def test_an_agent_whose_supervisor_died_takes_no_new_work(torch, tmp_path):
     """
     command, log, go = agent_finishing_on_go(tmp_path, then=textwrap.indent(
         textwrap.dedent(stop_hook), " " * 8).strip())
-    first = start(torch, "torch", "--", *command)
+    first = start(brief_torch, "torch", "--", *command)
     wait_for(lambda: log.exists() and "start" in log.read_text())
     first.kill()
     first.communicate(timeout=10)
     go.touch()
     wait_for(lambda: "end" in log.read_text())
     assert "block" not in answer.read_text()  # not continued with the second item
-    assert [i["status"] for i in torch("queue", "list", "--json").json()] == ["claimed",
+    assert [i["status"] for i in brief_torch("queue", "list", "--json").json()] == ["claimed",
                                                                               "pending"]
-    torch("run", "torch", "--until-idle", "--", *command)
+    brief_torch("run", "torch", "--until-idle", "--", *command)
     assert log.read_text().split() == ["start", "1", "end", "1", "start", "2", "end", "2"]
-    assert [i["status"] for i in torch("queue", "list", "--json").json()] == ["done", "done"]
+    assert [i["status"] for i in brief_torch("queue", "list", "--json").json()] == ["done", "done"]
 
 
-def test_the_keeper_stops_an_orphan_at_the_session_timeout(torch, tmp_path):
-    torch("queue", "add", "long work")
+def test_the_keeper_stops_an_orphan_at_the_session_timeout(brief_torch, tmp_path):
+    brief_torch("queue", "add", "long work")
     command, log, pid_file = agent_logging_each_run(tmp_path, ignore_term=True,
                                                     quick_second=True)
-    orphan = kill_supervisor_mid_session(torch, command, pid_file)
+    orphan = kill_supervisor_mid_session(brief_torch, command, pid_file)
     assert alive(orphan)  # it goes on with its session
-    out = torch("run", "torch", "--until-idle", "--", *command).out
+    out = brief_torch("run", "torch", "--until-idle", "--", *command).out
     assert not alive(orphan)
     assert "waiting for it to end its session" in out
     assert log.read_text().split() == ["1", "1"]  # cut short by its timeout, run again
-    sessions = query(torch, "SELECT outcome, started_at, ended_at FROM sessions ORDER BY id")
+    sessions = query(brief_torch, "SELECT outcome, started_at, ended_at FROM sessions ORDER BY id")
     assert [row[0] for row in sessions] == ["stopped", "ok"]
     assert sessions[0][2] <= sessions[1][1]  # never side by side
 
 
-def test_a_stop_while_waiting_for_an_orphan_stops_it(torch, tmp_path):
-    torch("queue", "add", "long work")
+def test_a_stop_while_waiting_for_an_orphan_stops_it(brief_torch, tmp_path):
+    brief_torch("queue", "add", "long work")
     command, log, pid_file = agent_logging_each_run(tmp_path)
-    orphan = kill_supervisor_mid_session(torch, command, pid_file)
-    successor = start(torch, "torch", "--", *command)
+    orphan = kill_supervisor_mid_session(brief_torch, command, pid_file)
+    successor = start(brief_torch, "torch", "--", *command)
     read_until(successor, "waiting for it to end its session")
     successor.send_signal(signal.SIGTERM)
     out, err = successor.communicate(timeout=20)
     assert successor.returncode == 0, err
     assert not alive(orphan)
     assert log.read_text().split() == ["1"]
-    assert query(torch, "SELECT outcome FROM sessions") == [("stopped",)]
-    assert torch("queue", "list", "--json").json()[0]["status"] == "pending"
+    assert query(brief_torch, "SELECT outcome FROM sessions") == [("stopped",)]
+    assert brief_torch("queue", "list", "--json").json()[0]["status"] == "pending"
 
 
-def test_an_item_the_orphan_finished_is_not_run_again(torch, tmp_path):
-    torch("queue", "add", "quick work")
+def test_an_item_the_orphan_finished_is_not_run_again(brief_torch, tmp_path):
+    brief_torch("queue", "add", "quick work")
     command, log, pid_file = agent_logging_each_run(tmp_path, finish=True, ignore_term=True)
-    orphan = kill_supervisor_mid_session(torch, command, pid_file)
-    run = start(torch, "torch", "--until-idle", "--json", "--", *command)
+    orphan = kill_supervisor_mid_session(brief_torch, command, pid_file)
+    run = start(brief_torch, "torch", "--until-idle", "--json", "--", *command)
     out, err = run.communicate(timeout=30)
     assert run.returncode == 0, err
     assert not alive(orphan)
     assert log.read_text().split() == ["1"]
-    assert torch("queue", "list", "--json").json()[0]["status"] == "done"
+    assert brief_torch("queue", "list", "--json").json()[0]["status"] == "done"
 
 
-def test_until_idle_recovers_a_dead_supervisors_claim_at_once(torch, tmp_path):
-    torch("queue", "add", "work the dead one held")
+def test_until_idle_recovers_a_dead_supervisors_claim_at_once(brief_torch, tmp_path):
+    brief_torch("queue", "add", "work the dead one held")
     command, log, pid_file = agent_logging_each_run(tmp_path)
-    kill_supervisor_mid_session(torch, command, pid_file)
+    kill_supervisor_mid_session(brief_torch, command, pid_file)
     quick = agent_script(tmp_path, "print('done')", name="quick.py")
-    out = torch("run", "torch", "--until-idle", "--", *quick).out
+    out = brief_torch("run", "torch", "--until-idle", "--", *quick).out
     assert "idle: nothing to do" in out and "session 2 ok" in out  # not "idle" at once
-    [item] = torch("queue", "list", "--json").json()
+    [item] = brief_torch("queue", "list", "--json").json()
     assert (item["status"], item["attempts"]) == ("done", 1)
 
 
-def test_a_shared_item_a_dead_supervisor_held_is_free_for_another_nova_at_once(torch,
+def test_a_shared_item_a_dead_supervisor_held_is_free_for_another_nova_at_once(brief_torch,
                                                                                tmp_path):
-    torch("nova", "add", "echo")
-    torch("queue", "add", "shared work")  # no Nova named: either may take it
+    brief_torch("nova", "add", "echo")
+    brief_torch("queue", "add", "shared work")  # no Nova named: either may take it
     command, log, pid_file = agent_logging_each_run(tmp_path)
-    run = start(torch, "echo", "--", *command)
+    run = start(brief_torch, "echo", "--", *command)
     agent = int(wait_for(lambda: pid_file.exists() and pid_file.read_text()))
     run.kill()
     run.communicate(timeout=10)
     wait_for(lambda: not alive(agent), timeout=5)
     quick = agent_script(tmp_path, "print('done')", name="quick.py")
-    out = torch("run", "torch", "--until-idle", "--", *quick).out
+    out = brief_torch("run", "torch", "--until-idle", "--", *quick).out
     assert "closed 1 session(s) of echo a supervisor left running; item 1 back to pending" in out
-    assert torch("queue", "list", "--json").json()[0]["status"] == "done"
-    assert query(torch, "SELECT n.name, s.outcome FROM sessions s JOIN novas n"
+    assert brief_torch("queue", "list", "--json").json()[0]["status"] == "done"
+    assert query(brief_torch, "SELECT n.name, s.outcome FROM sessions s JOIN novas n"
                         " ON n.id = s.nova_id ORDER BY s.id") == [("echo", "stopped"),
                                                                  ("torch", "ok")]
 
 
-def test_a_live_supervisors_claim_is_left_alone(torch, tmp_path):
-    torch("nova", "add", "echo")
-    torch("queue", "add", "shared work")
+def test_a_live_supervisors_claim_is_left_alone(brief_torch, tmp_path):
+    brief_torch("nova", "add", "echo")
+    brief_torch("queue", "add", "shared work")
     command, log, pid_file = agent_logging_each_run(tmp_path)
-    run = start(torch, "echo", "--", *command)
+    run = start(brief_torch, "echo", "--", *command)
     wait_for(lambda: pid_file.exists() and pid_file.read_text())
     try:
         quick = agent_script(tmp_path, "print('done')", name="quick.py")
-        out = torch("run", "torch", "--until-idle", "--", *quick).out
+        out = brief_torch("run", "torch", "--until-idle", "--", *quick).out
         assert "idle: nothing to do" in out and "closed" not in out
-        assert torch("queue", "list", "--json").json()[0]["status"] == "claimed"
+        assert brief_torch("queue", "list", "--json").json()[0]["status"] == "claimed"
     finally:
         run.send_signal(signal.SIGTERM)
         run.communicate(timeout=10)
 
 
-def test_an_agent_that_finished_just_before_its_supervisor_died_is_not_run_again(torch,
+def test_an_agent_that_finished_just_before_its_supervisor_died_is_not_run_again(brief_torch,
                                                                                   tmp_path):
     # the supervisor is frozen (SIGSTOP) so the agent ends while it cannot settle, then
     # killed: only the agent's keeper knows the agent finished
-    torch("queue", "add", "quick work")
+    brief_torch("queue", "add", "quick work")
     log, go = tmp_path / "runs.log", tmp_path / "go"
     command = agent_script(tmp_path, f"""
         import os, time
@@ -279,27 +279,27 @@ def test_an_agent_that_finished_just_before_its_supervisor_died_is_not_run_again
         with open({str(log)!r}, "a") as f:
             f.write("end\\n")
     """)
-    run = start(torch, "torch", "--", *command)
+    run = start(brief_torch, "torch", "--", *command)
     wait_for(lambda: log.exists() and "start" in log.read_text())
     run.send_signal(signal.SIGSTOP)
     go.touch()
-    wait_for(lambda: list((torch.home / "run").glob("session-*.exit")))
+    wait_for(lambda: list((brief_torch.home / "run").glob("session-*.exit")))
     run.kill()
     run.communicate(timeout=10)
-    out = torch("run", "torch", "--until-idle", "--", *command).out
+    out = brief_torch("run", "torch", "--until-idle", "--", *command).out
     assert "idle: nothing to do" in out
     assert log.read_text().split() == ["start", "end"]  # once, not again
-    assert torch("queue", "list", "--json").json()[0]["status"] == "done"
-    assert query(torch, "SELECT outcome, exit_status FROM sessions") == [("ok", 0)]
-    assert not list((torch.home / "run").glob("session-*.exit"))
+    assert brief_torch("queue", "list", "--json").json()[0]["status"] == "done"
+    assert query(brief_torch, "SELECT outcome, exit_status FROM sessions") == [("ok", 0)]
+    assert not list((brief_torch.home / "run").glob("session-*.exit"))
 
 
-def test_a_claim_left_without_a_session_goes_back_when_the_supervisor_starts(torch,
+def test_a_claim_left_without_a_session_goes_back_when_the_supervisor_starts(brief_torch,
                                                                             tmp_path):
     # as a supervisor killed between claiming an item and recording the session leaves it
-    torch("queue", "add", "claimed, then the supervisor died")
-    torch("queue", "claim", "--nova", "torch")
+    brief_torch("queue", "add", "claimed, then the supervisor died")
+    brief_torch("queue", "claim", "--nova", "torch")
     quick = agent_script(tmp_path, "print('done')", name="quick.py")
-    out = torch("run", "torch", "--until-idle", "--", *quick).out
+    out = brief_torch("run", "torch", "--until-idle", "--", *quick).out
     assert "claims a supervisor left without a session; item 1 back to pending" in out
-    assert torch("queue", "list", "--json").json()[0]["status"] == "done"
+    assert brief_torch("queue", "list", "--json").json()[0]["status"] == "done"

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from dream_support import DAY, T0, History
-from torchsm import novas, store
+from torchsm import novas
 from torchsm.config import Config
-from torchsm.dashboard import TRANSITIONS_CAP, render
+from torchsm.observe.dashboard import TRANSITIONS_CAP, render
+from torchsm.storage import store
 
 CONFIG = Config(redis_url="off")
 EVIL = "<script>alert('x')</script>"

@@ -4,35 +4,13 @@ with what to do about it; exit 1 when anything is wrong."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from helpers import Cli
-from torchsm import db, runfiles
+from helpers import Cli, claude_of_version
 from torchsm.config import Home
-
-
-def fake_claude(tmp_path: Path, version: str = "2.1.332") -> Path:
-    path = tmp_path / "claude"
-    path.write_text(f"#!/bin/sh\necho '{version} (Claude Code)'\n")
-    path.chmod(0o755)
-    return path
-
-
-@pytest.fixture
-def healthy(home: Home, cli: Cli, tmp_path: Path):
-    """A home with one Nova, its hooks in a project, a live supervisor, and a claude."""
-    project = tmp_path / "project"
-    project.mkdir()
-    cli("nova", "add", "echo")
-    cli("hooks", "install", "--nova", "echo", "--project", str(project))
-    runfiles.write_plan(home, "echo", {"nova": "echo", "pid": os.getpid(), "state": "waiting",
-                                       "why": "idle"})
-    return project, fake_claude(tmp_path)
+from torchsm.storage import database, run_files
 
 
 def doctor(cli: Cli, project: Path, claude: Path | str, *args: str):
@@ -79,7 +57,7 @@ def test_schema_behind(tmp_path, healthy):
     old = Home(tmp_path / "old")
     old.path.mkdir(mode=0o700)
     old.db_path.touch(mode=0o600)
-    assert db.upgrade(old, revision="0008") == "0008"
+    assert database.upgrade(old, revision="0008") == "0008"
     result = doctor(Cli(old.path), project, claude, "--json")
     assert result.code == 1
     problem = failed(result)["schema"]
@@ -120,7 +98,7 @@ def test_a_dangerous_hook(cli, healthy):
 
 def test_no_supervisor(cli, home, healthy):
     project, claude = healthy
-    runfiles.remove_plan(home, "echo")
+    run_files.remove_plan(home, "echo")
     result = doctor(cli, project, claude, "--json")
     problem = failed(result)["supervisor echo"]
     assert problem["detail"] == "no supervisor runs"
@@ -131,7 +109,7 @@ def test_a_dead_supervisor(cli, home, healthy):
     project, claude = healthy
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    runfiles.write_plan(home, "echo", {"nova": "echo", "pid": gone.pid, "state": "waiting"})
+    run_files.write_plan(home, "echo", {"nova": "echo", "pid": gone.pid, "state": "waiting"})
     assert "supervisor echo" in failed(doctor(cli, project, claude, "--json"))
 
 
@@ -145,7 +123,7 @@ def test_claude_missing(cli, healthy, tmp_path):
 
 def test_claude_too_old(cli, healthy, tmp_path):
     project, _ = healthy
-    old = fake_claude(tmp_path / "..", version="1.0.9")
+    old = claude_of_version(tmp_path / "..", version="1.0.9")
     problem = failed(doctor(cli, project, old, "--json"))["claude"]
     assert "1.0.9 is older than 2.1.0" in problem["detail"]
 

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from helpers import ZERO_DEVICE, Cli, char_device, torchsm_executable
-from test_doctor import healthy  # noqa: F401  (a fixture)
-from torchsm import doctor
+from torchsm.observe import doctor
 
 MEMORY_CAP = 1024 ** 3  # the doctor under test may not take more: a runaway read fails fast
 
@@ -42,7 +41,7 @@ def replace_settings(project: Path, make) -> Path:
     return settings
 
 
-def test_a_fifo_settings_file_is_reported_not_waited_on(cli, healthy):  # noqa: F811
+def test_a_fifo_settings_file_is_reported_not_waited_on(cli, healthy):
     project, claude = healthy
     settings = replace_settings(project, os.mkfifo)
     found = checks(capped_doctor(cli, project, claude))
@@ -50,7 +49,7 @@ def test_a_fifo_settings_file_is_reported_not_waited_on(cli, healthy):  # noqa: 
     assert stat.S_ISFIFO(os.lstat(settings).st_mode)
 
 
-def test_a_settings_symlink_to_an_endless_device_is_reported(cli, healthy, tmp_path):  # noqa: F811
+def test_a_settings_symlink_to_an_endless_device_is_reported(cli, healthy, tmp_path):
     project, claude = healthy
     zero = char_device(tmp_path / "zero", ZERO_DEVICE)
     replace_settings(project, lambda path: path.symlink_to(zero))
@@ -59,7 +58,7 @@ def test_a_settings_symlink_to_an_endless_device_is_reported(cli, healthy, tmp_p
     assert "is a character device" in found["hooks"]["detail"]
 
 
-def test_a_claude_that_talks_without_end_is_read_bounded(cli, healthy, tmp_path):  # noqa: F811
+def test_a_claude_that_talks_without_end_is_read_bounded(cli, healthy, tmp_path):
     project, _ = healthy
     chatty = tmp_path / "chatty-claude"
     chatty.write_text("#!/bin/sh\necho '2.1.332 (Claude Code)'\nexec cat /dev/zero\n")

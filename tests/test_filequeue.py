@@ -6,10 +6,10 @@ import json
 import multiprocessing
 from pathlib import Path
 
-from torchsm import mirror
-from torchsm.filequeue import FileQueue
-from torchsm.mirror import MESSAGES_STREAM, OPS_STREAM, FileQueueMirror
-from torchsm.mirrorstate import MirrorMemory
+from torchsm.mirror import streams
+from torchsm.mirror.file_queue import FileQueue
+from torchsm.mirror.shared_state import MirrorMemory
+from torchsm.mirror.streams import MESSAGES_STREAM, OPS_STREAM, FileQueueMirror
 
 from mirror_support import NOW, config_for, entry, stream_entries
 
@@ -56,7 +56,7 @@ def test_concurrent_raw_appends_never_tear_or_interleave(tmp_path):
 def test_concurrent_publishers_keep_each_ones_order(home):
     _run_writers(_publish, home.queue_dir)
     queue = FileQueue(home.queue_dir, OPS_STREAM)
-    parsed = [mirror.Entry.from_line(line) for line in queue.read_batch(10**6).lines]
+    parsed = [streams.Entry.from_line(line) for line in queue.read_batch(10**6).lines]
     assert len(parsed) == WRITERS * LINES_EACH == queue.pending_count()
     for w in range(WRITERS):
         assert [e.data["i"] for e in parsed if e.nova == f"w{w}"] == list(range(LINES_EACH))
@@ -66,7 +66,7 @@ def test_a_torn_last_line_does_not_swallow_the_next_entry(home, redis_db):
     path = home.queue_dir / f"{OPS_STREAM}.jsonl"
     path.write_bytes(entry(0).to_line() + b"\n" + entry(1).to_line()[:25])  # crash mid-write
     FileQueueMirror(home.queue_dir).publish(OPS_STREAM, entry(2), NOW)
-    report = mirror.flush(home, config_for(redis_db.url), NOW)
+    report = streams.flush(home, config_for(redis_db.url), NOW)
     assert stream_entries(redis_db, OPS_STREAM) == [entry(0), entry(2)]
     assert report.rejected[OPS_STREAM] == 1
     rejected = (home.queue_dir / f"{OPS_STREAM}.jsonl.rejected").read_bytes()
@@ -103,7 +103,7 @@ def test_an_offset_past_the_end_replays_from_the_start(home, redis_db):
     queue.append(entry(0).to_line())
     queue.mark_replayed(10**9)
     assert queue.has_pending() and queue.pending_count() == 1
-    mirror.flush(home, config_for(redis_db.url), NOW)
+    streams.flush(home, config_for(redis_db.url), NOW)
     assert stream_entries(redis_db, OPS_STREAM) == [entry(0)]
 
 

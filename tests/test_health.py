@@ -1,13 +1,14 @@
 """The health score on crafted histories whose score is known exactly (the formula is in
-torchsm/health.py and the README)."""
+torchsm/observe/health.py and the README)."""
 
 from __future__ import annotations
 
 import pytest
 
 from dream_support import DAY, T0, History
-from torchsm import health, novas
+from torchsm import novas
 from torchsm.config import Config
+from torchsm.observe import health
 
 CONFIG = Config(redis_url="off")
 

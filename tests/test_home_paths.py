@@ -44,7 +44,7 @@ def test_the_status_watch_reads_the_homes_own_database(odd_cli: Cli):
     odd_cli("init")
     odd_cli("nova", "add", "torch")
     from torchsm.config import Home
-    from torchsm.watch import ChangeWatch
+    from torchsm.storage.change_watch import ChangeWatch
 
     watch = ChangeWatch(Home(odd_cli.home))
     try:
@@ -58,9 +58,9 @@ def test_the_status_watch_reads_the_homes_own_database(odd_cli: Cli):
 def test_alembic_reads_the_database_url_back_as_the_homes_path(tmp_path: Path, name: str):
     from sqlalchemy.engine import make_url
 
-    from torchsm import db
     from torchsm.config import Home
+    from torchsm.storage import database
 
     home = Home(tmp_path / name)
-    url = db._alembic_config(home).get_main_option("sqlalchemy.url")
+    url = database._alembic_config(home).get_main_option("sqlalchemy.url")
     assert make_url(url).database == str(home.db_path)

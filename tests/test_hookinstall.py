@@ -2,7 +2,7 @@ import json
 import shlex
 import subprocess
 
-from torchsm.hookinstall import EVENTS
+from torchsm.hooks.installer import EVENTS
 
 
 def settings_of(project):

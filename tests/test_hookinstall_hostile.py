@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from torchsm import hookinstall
-from torchsm.hookinstall import EVENTS, hook_command
+from torchsm.hooks import installer
+from torchsm.hooks.installer import EVENTS, hook_command
 
 
 def settings_path(project: Path) -> Path:
@@ -101,9 +101,9 @@ def test_the_temp_file_has_its_final_mode_before_the_rename(project, home, monke
         seen.append((Path(src).parent, mode_of(Path(src)), Path(dst)))
         return real_replace(src, dst)
 
-    monkeypatch.setattr(hookinstall.os, "replace", spy)
+    monkeypatch.setattr(installer.os, "replace", spy)
     with umask(0):
-        hookinstall.install(project, "torch", home.path)
+        installer.install(project, "torch", home.path)
     assert seen == [(path.parent, 0o640, path)]
     assert mode_of(path) == 0o640 and leftovers(path.parent) == []
 
@@ -184,7 +184,7 @@ def test_backups_are_kept_bounded_and_made_only_on_change(project, home):
     before = []
     for n in range(8):  # all at the same instant: names must still not collide
         before.append(path.read_bytes())
-        done = hookinstall.install(project, f"nova{n}", home.path, now=1_700_000_000.0)
+        done = installer.install(project, f"nova{n}", home.path, now=1_700_000_000.0)
         assert done["changed"] and done["backup"]
         assert Path(done["backup"]).read_bytes() == before[-1]
     kept = [p for p in backups(path.parent) if p.name != "settings.json.torchsm-backup-mine"]
@@ -196,7 +196,7 @@ def test_backups_are_kept_bounded_and_made_only_on_change(project, home):
     # idempotent runs add none
     names = sorted(p.name for p in path.parent.iterdir())
     for _ in range(3):
-        assert hookinstall.install(project, "nova7", home.path)["changed"] is False
+        assert installer.install(project, "nova7", home.path)["changed"] is False
     assert sorted(p.name for p in path.parent.iterdir()) == names
 
 
@@ -219,7 +219,7 @@ def user_entry(command: str) -> dict:
 
 def test_only_entries_torchsm_wrote_are_replaced(cli, project, tmp_path):
     home = str(cli.home)
-    [this_torchsm] = hookinstall.torchsm_command()[:1]
+    [this_torchsm] = installer.torchsm_command()[:1]
     users = [
         "torchsm hook stop --nova torch",                                  # on PATH, by hand
         "/opt/other/bin/torchsm hook stop --nova torch",                   # another torchsm
@@ -231,7 +231,7 @@ def test_only_entries_torchsm_wrote_are_replaced(cli, project, tmp_path):
         f"{this_torchsm} --home {home} hook stop --nova torch; echo and more",
     ]
     # what earlier versions wrote: this torchsm, this home, no mark
-    legacy = (f"{shlex.join(hookinstall.torchsm_command())} --home {shlex.quote(home)} "
+    legacy = (f"{shlex.join(installer.torchsm_command())} --home {shlex.quote(home)} "
               "hook stop --nova torch")
     other_venv = hook_command("stop", "torch", Path(home)).replace(this_torchsm,
                                                                    "/old/venv/bin/torchsm")
@@ -249,7 +249,7 @@ def test_only_entries_torchsm_wrote_are_replaced(cli, project, tmp_path):
     assert commands[:len(users)] == users  # every user entry kept, in place
     assert legacy not in commands and other_venv not in commands
     assert other_nova in commands
-    ours = [c for c in commands if hookinstall.owned_by_torchsm(c, Path(home)) == ("stop", "torch")]
+    ours = [c for c in commands if installer.owned_by_torchsm(c, Path(home)) == ("stop", "torch")]
     assert ours == [hook_command("stop", "torch", Path(home))]
     # a torchsm `stop` entry the user moved under SubagentStop is theirs now
     subagent = json.loads(path.read_text())["hooks"]["SubagentStop"]
@@ -263,7 +263,7 @@ def test_the_written_commands_carry_the_mark_and_still_run_the_handler(cli, proj
     for claude_event, event in EVENTS.items():
         [group] = json.loads(settings_path(project).read_text())["hooks"][claude_event]
         command = group["hooks"][0]["command"]
-        assert command.endswith(" " + hookinstall.MARK)
+        assert command.endswith(" " + installer.MARK)
         assert shlex.split(command.split("exec ", 1)[-1], comments=True)[-4:] == \
             ["hook", event, "--nova", "torch"]
 

@@ -25,27 +25,22 @@ def hook(cli: Cli, event: str, stdin: str, nova: str = "torch", **env) -> Result
 
 
 
-@pytest.fixture
-def torch(cli):
-    cli("nova", "add", "torch")
-    return cli
-
-
 @pytest.mark.parametrize("event", ["pre-tool-use", "post-tool-use", "user-prompt-submit",
                                    "session-end", "notification", "subagent-stop"])
-def test_record_only_events(torch, event):
+def test_record_only_events(torch_cli, event):
     stdin = (PAYLOADS / EVENT_FILES.get(event, "PreToolUse.json")).read_text()
-    result = hook(torch, event, stdin)
+    result = hook(torch_cli, event, stdin)
     assert (result.code, result.out, result.err) == (0, "", "")
-    [(recorded, outcome, session)] = rows(torch, "SELECT event, outcome, session_id FROM hook_runs")
+    [(recorded, outcome, session)] = rows(torch_cli,
+                                          "SELECT event, outcome, session_id FROM hook_runs")
     assert (recorded, outcome) == (event, "recorded") and session
 
 
-def test_stop_works_through_the_queue_then_lets_the_agent_stop(torch):
-    ids = [torch("queue", "add", f"task {n}", "--json").json()["id"] for n in range(3)]
+def test_stop_works_through_the_queue_then_lets_the_agent_stop(torch_cli):
+    ids = [torch_cli("queue", "add", f"task {n}", "--json").json()["id"] for n in range(3)]
     reasons = []
     for n in range(3):
-        result = hook(torch, "stop", payload("Stop.json", stop_hook_active=n > 0))
+        result = hook(torch_cli, "stop", payload("Stop.json", stop_hook_active=n > 0))
         decision = json.loads(result.out)
         assert decision["decision"] == "block"
         reasons.append(decision["reason"])
@@ -53,74 +48,76 @@ def test_stop_works_through_the_queue_then_lets_the_agent_stop(torch):
         assert f"work item {item_id}" in reason and f"torchsm queue done {item_id}" in reason
         assert reason.endswith('To remember something for later sessions: '
                                '`torchsm memory add torch "..."`.')
-    done = hook(torch, "stop", payload("Stop.json", stop_hook_active=True))
+    done = hook(torch_cli, "stop", payload("Stop.json", stop_hook_active=True))
     assert (done.code, done.out) == (0, "")
-    assert [r["status"] for r in torch("queue", "list", "--json").json()] == ["done"] * 3
-    outcomes = [r[0] for r in rows(torch, "SELECT outcome FROM hook_runs ORDER BY id")]
+    assert [r["status"] for r in torch_cli("queue", "list", "--json").json()] == ["done"] * 3
+    outcomes = [r[0] for r in rows(torch_cli, "SELECT outcome FROM hook_runs ORDER BY id")]
     assert outcomes == ["continued"] * 3 + ["allowed"]
 
 
-def test_an_item_the_agent_finished_itself_is_left_alone(torch):
-    first = torch("queue", "add", "one", "--json").json()["id"]
-    torch("queue", "add", "two")
-    hook(torch, "stop", payload("Stop.json"))
-    torch("queue", "fail", str(first), "--error", "could not")
-    hook(torch, "stop", payload("Stop.json", stop_hook_active=True))
-    statuses = {r["id"]: r["status"] for r in torch("queue", "list", "--json").json()}
+def test_an_item_the_agent_finished_itself_is_left_alone(torch_cli):
+    first = torch_cli("queue", "add", "one", "--json").json()["id"]
+    torch_cli("queue", "add", "two")
+    hook(torch_cli, "stop", payload("Stop.json"))
+    torch_cli("queue", "fail", str(first), "--error", "could not")
+    hook(torch_cli, "stop", payload("Stop.json", stop_hook_active=True))
+    statuses = {r["id"]: r["status"] for r in torch_cli("queue", "list", "--json").json()}
     assert statuses[first] == "failed"
 
 
-def test_the_supervisors_item_is_marked_done_at_the_first_stop(torch):
-    torch("queue", "add", "given by the supervisor")
-    item = torch("queue", "claim", "--nova", "torch", "--json").json()["id"]
-    hook(torch, "stop", payload("Stop.json"), TORCHSM_ITEM=str(item), TORCHSM_NOVA="torch")
-    assert torch("queue", "list", "--json").json()[0]["status"] == "done"
+def test_the_supervisors_item_is_marked_done_at_the_first_stop(torch_cli):
+    torch_cli("queue", "add", "given by the supervisor")
+    item = torch_cli("queue", "claim", "--nova", "torch", "--json").json()["id"]
+    hook(torch_cli, "stop", payload("Stop.json"), TORCHSM_ITEM=str(item), TORCHSM_NOVA="torch")
+    assert torch_cli("queue", "list", "--json").json()[0]["status"] == "done"
 
 
-def test_continuation_cap_per_prompt_then_restart_request(torch):
-    write_config(Home(torch.home), "[supervisor]\nmax_continuations = 2\n")
+def test_continuation_cap_per_prompt_then_restart_request(torch_cli):
+    write_config(Home(torch_cli.home), "[supervisor]\nmax_continuations = 2\n")
     for n in range(4):
-        torch("queue", "add", f"task {n}")
-    outs = [hook(torch, "stop", payload("Stop.json", stop_hook_active=n > 0)).out for n in range(3)]
+        torch_cli("queue", "add", f"task {n}")
+    outs = [hook(torch_cli, "stop", payload("Stop.json", stop_hook_active=n > 0)).out
+            for n in range(3)]
     assert [bool(o) for o in outs] == [True, True, False]
-    [(requested, reason)] = rows(torch, "SELECT restart_requested_at, restart_reason FROM novas")
+    [(requested, reason)] = rows(torch_cli,
+                                 "SELECT restart_requested_at, restart_reason FROM novas")
     assert requested and "continuation cap reached (2 of 2" in reason
     # a new prompt in the same session starts a new chain
-    hook(torch, "user-prompt-submit", payload("UserPromptSubmit.json"))
-    assert json.loads(hook(torch, "stop", payload("Stop.json")).out)["decision"] == "block"
+    hook(torch_cli, "user-prompt-submit", payload("UserPromptSubmit.json"))
+    assert json.loads(hook(torch_cli, "stop", payload("Stop.json")).out)["decision"] == "block"
 
 
-def test_stop_lets_a_cooling_nova_stop(torch):
-    torch("queue", "add", "pending work")
-    torch("transition", "torch", "cool", "--for", "60")
-    result = hook(torch, "stop", payload("Stop.json"))
+def test_stop_lets_a_cooling_nova_stop(torch_cli):
+    torch_cli("queue", "add", "pending work")
+    torch_cli("transition", "torch", "cool", "--for", "60")
+    result = hook(torch_cli, "stop", payload("Stop.json"))
     assert (result.code, result.out) == (0, "")
-    assert torch("queue", "list", "--json").json()[0]["status"] == "pending"
-    [(reason,)] = rows(torch, "SELECT restart_reason FROM novas")
+    assert torch_cli("queue", "list", "--json").json()[0]["status"] == "pending"
+    [(reason,)] = rows(torch_cli, "SELECT restart_reason FROM novas")
     assert reason.startswith("torch is cooling")
 
 
-def test_a_burst_of_stops_is_a_bang_then_meditation(torch):
-    write_config(Home(torch.home), "[safety]\nhook_burst = 3\nbangs_to_meditate = 1\n")
+def test_a_burst_of_stops_is_a_bang_then_meditation(torch_cli):
+    write_config(Home(torch_cli.home), "[safety]\nhook_burst = 3\nbangs_to_meditate = 1\n")
     for n in range(5):
-        torch("queue", "add", f"t{n}")
-    outs = [hook(torch, "stop", payload("Stop.json", stop_hook_active=True)) for _ in range(4)]
+        torch_cli("queue", "add", f"t{n}")
+    outs = [hook(torch_cli, "stop", payload("Stop.json", stop_hook_active=True)) for _ in range(4)]
     assert [bool(r.out) for r in outs] == [True, True, True, False]
     assert "bang: 4 Stop-hook runs within 60s: cooling until" in outs[3].err
-    assert torch("status", "torch", "--json").json()[0]["state"] == "cooling"
-    fifth = hook(torch, "stop", payload("Stop.json", stop_hook_active=True))
+    assert torch_cli("status", "torch", "--json").json()[0]["state"] == "cooling"
+    fifth = hook(torch_cli, "stop", payload("Stop.json", stop_hook_active=True))
     assert fifth.out == "" and "meditating until" in fifth.err
-    assert torch("status", "torch", "--json").json()[0]["state"] == "meditating"
-    outcomes = [r[0] for r in rows(torch, "SELECT outcome FROM hook_runs ORDER BY id")]
+    assert torch_cli("status", "torch", "--json").json()[0]["state"] == "meditating"
+    outcomes = [r[0] for r in rows(torch_cli, "SELECT outcome FROM hook_runs ORDER BY id")]
     assert outcomes == ["continued"] * 3 + ["bang", "bang"]
 
 
-def test_subagent_stops_are_not_counted_for_bangs(torch):
-    write_config(Home(torch.home), "[safety]\nhook_burst = 2\n")
-    torch("queue", "add", "work")
+def test_subagent_stops_are_not_counted_for_bangs(torch_cli):
+    write_config(Home(torch_cli.home), "[safety]\nhook_burst = 2\n")
+    torch_cli("queue", "add", "work")
     for _ in range(5):
-        hook(torch, "subagent-stop", payload("Stop.json"))
-    assert json.loads(hook(torch, "stop", payload("Stop.json")).out)["decision"] == "block"
+        hook(torch_cli, "subagent-stop", payload("Stop.json"))
+    assert json.loads(hook(torch_cli, "stop", payload("Stop.json")).out)["decision"] == "block"
 
 
 def a_limit_message(hours_ahead: int = 2) -> tuple[str, float]:
@@ -131,70 +128,92 @@ def a_limit_message(hours_ahead: int = 2) -> tuple[str, float]:
     return f"You've hit your 5-hour limit · resets {clock} (UTC)", reset
 
 
-def test_stop_failure_rate_limit_cools_until_the_reset(torch):
+def test_stop_failure_rate_limit_cools_until_the_reset(torch_cli):
     message, reset = a_limit_message()
     stdin = json.dumps({"hook_event_name": "StopFailure", "error": "rate_limit",
                         "session_id": "s1", "cwd": "/tmp", "last_assistant_message": message})
-    result = hook(torch, "stop-failure", stdin)
+    result = hook(torch_cli, "stop-failure", stdin)
     assert (result.code, result.out) == (0, "")
-    [row] = torch("status", "torch", "--json").json()
+    [row] = torch_cli("status", "torch", "--json").json()
     assert row["state"] == "cooling" and row["until"] == format_time(reset + 120)  # + margin
-    assert rows(torch, "SELECT account, window, status, resets_at, source FROM"
+    assert rows(torch_cli, "SELECT account, window, status, resets_at, source FROM"
                       " account_windows") == [("default", "five_hour", "rejected", reset, "text")]
 
 
-def test_stop_failure_caps_a_reset_beyond_the_window_and_says_so(torch):
+def test_stop_failure_caps_a_reset_beyond_the_window_and_says_so(torch_cli):
     stdin = json.dumps({"error": "rate_limit", "session_id": "s1",
                         "last_assistant_message": "Claude AI usage limit reached|4102444800"})
-    result = hook(torch, "stop-failure", stdin)
+    result = hook(torch_cli, "stop-failure", stdin)
     assert result.code == 0 and "capped" in result.err
-    [row] = torch("status", "torch", "--json").json()
+    [row] = torch_cli("status", "torch", "--json").json()
     assert abs(_seconds_until(row["until"]) - (5 * 3600 + 120)) < 5
 
 
-def test_stop_failure_without_a_reset_time_backs_off(torch):
+def test_stop_failure_without_a_reset_time_backs_off(torch_cli):
     stdin = json.dumps({"error": "rate_limit", "session_id": "s1",
                         "last_assistant_message": "API Error: Request rejected (429) · rate_limit_error"})
-    hook(torch, "stop-failure", stdin)
-    [row] = torch("status", "torch", "--json").json()
+    hook(torch_cli, "stop-failure", stdin)
+    [row] = torch_cli("status", "torch", "--json").json()
     assert row["state"] == "cooling"
     assert 40 <= _seconds_until(row["until"]) <= 61
 
 
-def test_stop_failure_overloaded_and_billing(torch):
-    hook(torch, "stop-failure", json.dumps({"error": "overloaded", "session_id": "s"}))
-    assert torch("status", "torch", "--json").json()[0]["state"] == "cooling"
-    hook(torch, "stop-failure", json.dumps({"error": "billing_error", "session_id": "s",
-                                            "last_assistant_message": "Credit balance too low"}))
-    [row] = torch("status", "torch", "--json").json()
-    assert row["state"] == "meditating" and row["limit_hold"].startswith("needs a person: ")
-    assert rows(torch, "SELECT nova, kind, message FROM alerts") == [
-        ("torch", "billing_error", "Credit balance too low")]
+def stop_failure(error: str, message: str) -> str:
+    """A StopFailure payload of the shape Claude Code sends (FIELD-NOTES: seen on a 429)."""
+    return json.dumps({"hook_event_name": "StopFailure", "error": error, "session_id": "s1",
+                       "cwd": "/tmp", "last_assistant_message": message})
 
 
-def test_pre_compact_then_session_start_compact_restores(torch):
-    item = torch("queue", "add", "refactor the parser", "--json").json()["id"]
-    torch("nova", "add", "echo")
-    torch("message", "send", "echo", "torch", "the schema changed")
-    hook(torch, "stop", payload("Stop.json"))  # claims the item
-    result = hook(torch, "pre-compact", payload("PreCompact-manual.json"))
+def test_stop_failure_overloaded_is_a_short_backoff_not_a_cooldown(torch_cli):
+    # issue 21: a 529 is "a short backoff, not a limit" whichever process hears it; the hook
+    # cooled the Nova (and counted it toward meditation) while the supervisor did not
+    for _ in range(4):  # more than cooldowns_to_meditate
+        result = hook(torch_cli, "stop-failure", stop_failure(
+            "overloaded", "API Error: Repeated 529 Overloaded errors · overloaded_error"))
+        assert (result.code, result.out) == (0, "")
+    [row] = torch_cli("status", "torch", "--json").json()
+    assert (row["state"], row["until"]) == ("working", None)
+    assert rows(torch_cli, "SELECT event FROM history") == []
+    assert rows(torch_cli, "SELECT cool_streak FROM novas") == [(0,)]
+    assert [r[0] for r in rows(torch_cli, "SELECT outcome FROM hook_runs")] == ["recorded"] * 4
+
+
+@pytest.mark.parametrize("error", ["billing_error", "permission_error", "authentication_failed"])
+def test_stop_failure_account_errors_meditate_until_a_person_looks(torch_cli, error):
+    # issue 21: a permission_error (403) meditated in the supervisor, and was only recorded
+    # by the hook
+    result = hook(torch_cli, "stop-failure", stop_failure(error, "Credit balance too low"))
     assert (result.code, result.out) == (0, "")
-    assert torch("status", "torch", "--json").json()[0]["state"] == "compacting"
-    [(content,)] = rows(torch, "SELECT content FROM snapshots")
+    [row] = torch_cli("status", "torch", "--json").json()
+    assert row["state"] == "meditating" and row["limit_hold"].startswith("needs a person: ")
+    assert rows(torch_cli, "SELECT nova, kind, message FROM alerts") == [
+        ("torch", error, "Credit balance too low")]
+    assert rows(torch_cli, "SELECT outcome FROM hook_runs") == [("meditated",)]
+
+
+def test_pre_compact_then_session_start_compact_restores(torch_cli):
+    item = torch_cli("queue", "add", "refactor the parser", "--json").json()["id"]
+    torch_cli("nova", "add", "echo")
+    torch_cli("message", "send", "echo", "torch", "the schema changed")
+    hook(torch_cli, "stop", payload("Stop.json"))  # claims the item
+    result = hook(torch_cli, "pre-compact", payload("PreCompact-manual.json"))
+    assert (result.code, result.out) == (0, "")
+    assert torch_cli("status", "torch", "--json").json()[0]["state"] == "compacting"
+    [(content,)] = rows(torch_cli, "SELECT content FROM snapshots")
     snapshot = json.loads(content)
     assert snapshot["current_item"]["id"] == item and snapshot["trigger"] == "manual"
     assert snapshot["messages"][0]["text"] == "the schema changed"
-    start = hook(torch, "session-start", payload("SessionStart-resume.json", source="compact"))
+    start = hook(torch_cli, "session-start", payload("SessionStart-resume.json", source="compact"))
     context = json.loads(start.out)["hookSpecificOutput"]
     assert context["hookEventName"] == "SessionStart"
     assert "refactor the parser" in context["additionalContext"]
     assert "the schema changed" in context["additionalContext"]
-    assert torch("status", "torch", "--json").json()[0]["state"] == "working"
+    assert torch_cli("status", "torch", "--json").json()[0]["state"] == "working"
 
 
-def test_pre_compact_is_mirrored_with_a_status_ttl(torch, redis_db):
+def test_pre_compact_is_mirrored_with_a_status_ttl(torch_cli, redis_db):
     env = {"TORCHSM_REDIS_URL": redis_db.url}
-    hook(torch, "pre-compact", payload("PreCompact-manual.json"), **env)
+    hook(torch_cli, "pre-compact", payload("PreCompact-manual.json"), **env)
     client = redis_db.client()
     assert client.get("nova.status.torch") == b"COMPACTING"
     assert 100 <= client.ttl("nova.status.torch") <= 120
@@ -203,12 +222,12 @@ def test_pre_compact_is_mirrored_with_a_status_ttl(torch, redis_db):
         assert b"compacting" in types
 
 
-def test_session_start_gives_the_current_task_and_messages(torch):
-    torch("nova", "add", "echo")
-    torch("queue", "add", "write the docs")
-    torch("queue", "claim", "--nova", "torch")
-    torch("message", "send", "echo", "all", "standup in 5")
-    out = hook(torch, "session-start", payload("SessionStart-startup.json")).out
+def test_session_start_gives_the_current_task_and_messages(torch_cli):
+    torch_cli("nova", "add", "echo")
+    torch_cli("queue", "add", "write the docs")
+    torch_cli("queue", "claim", "--nova", "torch")
+    torch_cli("message", "send", "echo", "all", "standup in 5")
+    out = hook(torch_cli, "session-start", payload("SessionStart-startup.json")).out
     context = json.loads(out)["hookSpecificOutput"]["additionalContext"]
     assert "write the docs" in context and "standup in 5" in context
 
@@ -217,8 +236,8 @@ def test_session_start_gives_the_current_task_and_messages(torch):
                                    "\x00\xff binary", "{}" * 100_000])
 @pytest.mark.parametrize("event", ["stop", "pre-tool-use", "session-start", "pre-compact",
                                    "stop-failure"])
-def test_bad_stdin_never_blocks(torch, event, stdin):
-    result = hook(torch, event, stdin)
+def test_bad_stdin_never_blocks(torch_cli, event, stdin):
+    result = hook(torch_cli, event, stdin)
     assert result.out == "" and result.code == 1
     assert result.err.startswith(f"torchsm: error: hook {event}: ")
     assert result.err.count("\n") == 1
@@ -229,41 +248,41 @@ def test_bad_stdin_never_blocks(torch, event, stdin):
     (["hook", "bogus", "--nova", "torch"], "hook bogus: unknown hook event 'bogus'"),
     (["hook", "stop", "--nova", "Bad!"], "hook stop: invalid Nova name 'Bad!'"),
 ])
-def test_hook_errors_exit_1(torch, args, message):
-    result = torch(*args, input=payload("Stop.json"), check=False)
+def test_hook_errors_exit_1(torch_cli, args, message):
+    result = torch_cli(*args, input=payload("Stop.json"), check=False)
     assert result.code == 1 and result.err.startswith(f"torchsm: error: {message}")
 
 
-def test_usage_errors_of_hook_exit_1_not_2(torch):
+def test_usage_errors_of_hook_exit_1_not_2(torch_cli):
     for args in (["hook", "stop"], ["hook"], ["hook", "stop", "--nova"],
                  ["hook", "stop", "--nova", "torch", "--bogus"]):
-        assert torch(*args, input="{}", check=False).code == 1, args
+        assert torch_cli(*args, input="{}", check=False).code == 1, args
 
 
-def test_missing_home_and_locked_database(tmp_path, torch):
+def test_missing_home_and_locked_database(tmp_path, torch_cli):
     missing = Cli(tmp_path / "nowhere")
     result = missing("hook", "stop", "--nova", "torch", input=payload("Stop.json"), check=False)
     assert result.code == 1 and "no torchsm home" in result.err
-    write_config(Home(torch.home), "[db]\nlock_timeout_s = 0.3\n")
-    holder = sqlite3.connect(torch.home / "torchsm.db", isolation_level=None)
+    write_config(Home(torch_cli.home), "[db]\nlock_timeout_s = 0.3\n")
+    holder = sqlite3.connect(torch_cli.home / "torchsm.db", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
-        result = hook(torch, "stop", payload("Stop.json"))
+        result = hook(torch_cli, "stop", payload("Stop.json"))
         assert result.code == 1 and "database is locked" in result.err and result.out == ""
     finally:
         holder.execute("ROLLBACK")
         holder.close()
 
 
-def test_dead_redis_does_not_fail_a_hook(torch, refused_url):
-    result = hook(torch, "pre-compact", payload("PreCompact-manual.json"),
+def test_dead_redis_does_not_fail_a_hook(torch_cli, refused_url):
+    result = hook(torch_cli, "pre-compact", payload("PreCompact-manual.json"),
                   TORCHSM_REDIS_URL=refused_url)
     assert result.code == 0
-    assert (torch.home / "queue" / "nova.coordination.messages.jsonl").exists()
+    assert (torch_cli.home / "queue" / "nova.coordination.messages.jsonl").exists()
 
 
-def test_hook_help_goes_through_click(torch):
-    out = torch("hook", "--help").out
+def test_hook_help_goes_through_click(torch_cli):
+    out = torch_cli("hook", "--help").out
     assert out.startswith("Usage: torchsm hook") and "Never exits 2" in " ".join(out.split())
 
 
@@ -283,69 +302,71 @@ def set_window(cli: Cli, window: str, utilization: float, resets_at: float,
     conn.close()
 
 
-def test_no_progress_same_message_stops_continuing(torch):
-    write_config(Home(torch.home), "[safety]\nno_progress_continuations = 2\n")
+def test_no_progress_same_message_stops_continuing(torch_cli):
+    write_config(Home(torch_cli.home), "[safety]\nno_progress_continuations = 2\n")
     for n in range(5):
-        torch("queue", "add", f"t{n}")
+        torch_cli("queue", "add", f"t{n}")
     messages = ["Starting.", "I cannot do this.", "I cannot do this."]
-    outs = [hook(torch, "stop", payload("Stop.json", last_assistant_message=m)).out
+    outs = [hook(torch_cli, "stop", payload("Stop.json", last_assistant_message=m)).out
             for m in messages]
     assert [bool(o) for o in outs] == [True, True, False]
-    [(reason,)] = rows(torch, "SELECT restart_reason FROM novas")
-    assert reason.startswith("no progress: the last 2 continuations ended with the same message")
+    [(reason,)] = rows(torch_cli, "SELECT restart_reason FROM novas")
+    assert reason.startswith("no progress: 2 continuations in a row ended with the same message"
+                             " (I cannot do this.)")  # the supervisor's breaker, worded alike
 
 
-def test_no_progress_failed_items_stop_continuing(torch):
-    write_config(Home(torch.home), "[safety]\nno_progress_continuations = 2\n")
+def test_no_progress_failed_items_stop_continuing(torch_cli):
+    write_config(Home(torch_cli.home), "[safety]\nno_progress_continuations = 2\n")
     for n in range(5):
-        torch("queue", "add", f"t{n}")
+        torch_cli("queue", "add", f"t{n}")
     for n in range(2):
-        decision = json.loads(hook(torch, "stop", payload("Stop.json",
+        decision = json.loads(hook(torch_cli, "stop", payload("Stop.json",
                                                          last_assistant_message=f"m{n}")).out)
         item = int(decision["reason"].split("work item ")[1].split(",")[0])
-        torch("queue", "fail", str(item), "--error", "broken")
-    third = hook(torch, "stop", payload("Stop.json", last_assistant_message="m2"))
+        torch_cli("queue", "fail", str(item), "--error", "broken")
+    third = hook(torch_cli, "stop", payload("Stop.json", last_assistant_message="m2"))
     assert third.out == ""
-    assert "each failed their item" in rows(torch, "SELECT detail FROM hook_runs")[-1][0]
+    assert "2 continuations in a row each failed their work item" in rows(
+        torch_cli, "SELECT detail FROM hook_runs")[-1][0]
 
 
-def test_stop_at_the_usage_limit_holds_the_nova_until_the_reset(torch):
-    torch("queue", "add", "more work")
+def test_stop_at_the_usage_limit_holds_the_nova_until_the_reset(torch_cli):
+    torch_cli("queue", "add", "more work")
     reset = time.time() + 3000
-    set_window(torch, "five_hour", 0.97, reset)
-    result = hook(torch, "stop", payload("Stop.json"))
+    set_window(torch_cli, "five_hour", 0.97, reset)
+    result = hook(torch_cli, "stop", payload("Stop.json"))
     assert result.out == ""
-    [row] = torch("status", "torch", "--json").json()
+    [row] = torch_cli("status", "torch", "--json").json()
     assert row["state"] == "cooling" and row["limit_hold"].startswith("usage limit: five_hour 97%")
     assert abs(_seconds_until(row["until"]) - 3120) < 5
 
 
-def test_stop_below_the_slow_threshold_continues(torch):
-    torch("queue", "add", "more work")
-    set_window(torch, "five_hour", 0.5, time.time() + 3000, status="allowed")
-    assert json.loads(hook(torch, "stop", payload("Stop.json")).out)["decision"] == "block"
+def test_stop_below_the_slow_threshold_continues(torch_cli):
+    torch_cli("queue", "add", "more work")
+    set_window(torch_cli, "five_hour", 0.5, time.time() + 3000, status="allowed")
+    assert json.loads(hook(torch_cli, "stop", payload("Stop.json")).out)["decision"] == "block"
 
 
-def test_stop_failure_prefers_the_recorded_window_reset(torch):
+def test_stop_failure_prefers_the_recorded_window_reset(torch_cli):
     reset = time.time() + 7200
-    set_window(torch, "five_hour", 1.0, reset, status="rejected")
-    hook(torch, "stop-failure", json.dumps({"error": "rate_limit", "session_id": "s",
+    set_window(torch_cli, "five_hour", 1.0, reset, status="rejected")
+    hook(torch_cli, "stop-failure", json.dumps({"error": "rate_limit", "session_id": "s",
                                             "last_assistant_message": "resets 5am (UTC)"}))
-    [row] = torch("status", "torch", "--json").json()
+    [row] = torch_cli("status", "torch", "--json").json()
     assert abs(_seconds_until(row["until"]) - 7320) < 5 and row["limit_hold"]
 
 
-def test_a_critical_wake_does_not_start_a_nova_held_for_a_limit(torch):
-    hook(torch, "stop-failure", json.dumps({
+def test_a_critical_wake_does_not_start_a_nova_held_for_a_limit(torch_cli):
+    hook(torch_cli, "stop-failure", json.dumps({
         "error": "rate_limit", "session_id": "s", "last_assistant_message": a_limit_message()[0]}))
-    torch("wake", "torch", "production is down, data loss!")
-    assert torch("status", "torch", "--json").json()[0]["state"] == "cooling"
+    torch_cli("wake", "torch", "production is down, data loss!")
+    assert torch_cli("status", "torch", "--json").json()[0]["state"] == "cooling"
     # a person can still resume it; that clears the hold
-    torch("transition", "torch", "work", "--force")
-    assert torch("status", "torch", "--json").json()[0]["limit_hold"] is None
+    torch_cli("transition", "torch", "work", "--force")
+    assert torch_cli("status", "torch", "--json").json()[0]["limit_hold"] is None
 
 
-def test_stop_failure_naming_the_current_minute_holds_for_the_margin(torch):
+def test_stop_failure_naming_the_current_minute_holds_for_the_margin(torch_cli):
     # the message names the minute that has begun (or, across a minute's turn, the one
     # before): the reset is now, and the account still holds for reset_margin_s
     now = time.time()
@@ -353,17 +374,17 @@ def test_stop_failure_naming_the_current_minute_holds_for_the_margin(torch):
     stdin = json.dumps({"error": "rate_limit", "session_id": "s1",
                         "last_assistant_message": f"You've hit your 5-hour limit · resets "
                                                   f"{clock} (UTC)"})
-    hook(torch, "stop-failure", stdin)
-    [row] = torch("status", "torch", "--json").json()
+    hook(torch_cli, "stop-failure", stdin)
+    [row] = torch_cli("status", "torch", "--json").json()
     assert row["state"] == "cooling" and row["limit_hold"], row
     assert 100 <= _seconds_until(row["until"]) <= 121
 
 
 @pytest.mark.parametrize("given", ["99999999999999999999", "١٢"])
-def test_a_session_item_no_database_can_hold_is_no_item(torch, given):
+def test_a_session_item_no_database_can_hold_is_no_item(torch_cli, given):
     # TORCHSM_ITEM past SQLite's integers (or in other digits) names no item: the Stop
     # hook still continues with the next one, no internal error
-    torch("queue", "add", "next task")
-    result = hook(torch, "stop", payload("Stop.json"), TORCHSM_ITEM=given, TORCHSM_NOVA="torch")
+    torch_cli("queue", "add", "next task")
+    result = hook(torch_cli, "stop", payload("Stop.json"), TORCHSM_ITEM=given, TORCHSM_NOVA="torch")
     assert result.code == 0 and result.err == "", result.err
     assert json.loads(result.out)["decision"] == "block"

@@ -10,19 +10,14 @@ import time
 import pytest
 
 from helpers import HEAVY, Cli, loaded_modules, rows, write_config
-from torchsm import accounts, limits, store
 from torchsm.clock import format_time
 from torchsm.config import Home, load_config
+from torchsm.storage import store
+from torchsm.usage import accounts, limits
 
 TOOL_CALL = json.dumps({"session_id": "s1", "hook_event_name": "PreToolUse", "cwd": "/tmp",
                         "tool_name": "Bash", "tool_input": {"command": "make test"},
                         "tool_use_id": "toolu_1"})
-
-
-@pytest.fixture
-def torch(cli: Cli) -> Cli:
-    cli("nova", "add", "torch")
-    return cli
 
 
 def learn(cli: Cli, utilization: float | None, resets_at: float, status: str,
@@ -57,13 +52,13 @@ def outcomes(cli: Cli) -> list[tuple]:
 
 @pytest.mark.parametrize("utilization, state", [(0.96, "allowed_warning"), (0.95, "allowed"),
                                                 (None, "rejected"), (0.7, "rejected")])
-def test_at_a_stop_the_turn_ends_before_the_tool_and_the_account_holds(torch, utilization,
+def test_at_a_stop_the_turn_ends_before_the_tool_and_the_account_holds(torch_cli, utilization,
                                                                         state):
-    torch("nova", "add", "echo")  # same account: held too
-    torch("nova", "add", "other", "--account", "team")  # another account: left alone
+    torch_cli("nova", "add", "echo")  # same account: held too
+    torch_cli("nova", "add", "other", "--account", "team")  # another account: left alone
     reset = int(time.time()) + 7200
-    learn(torch, utilization, reset, state)
-    result = gate(torch)
+    learn(torch_cli, utilization, reset, state)
+    result = gate(torch_cli)
     assert result.code == 0 and result.err == ""
     answer = json.loads(result.out)
     assert answer["continue"] is False
@@ -75,74 +70,74 @@ def test_at_a_stop_the_turn_ends_before_the_tool_and_the_account_holds(torch, ut
     assert f"resets {format_time(reset)}" in reason
     assert f"torch holds until {format_time(reset + 120)}" in reason  # + reset_margin_s
     for nova in ("torch", "echo"):
-        row = status(torch, nova)
+        row = status(torch_cli, nova)
         assert row["state"] == "cooling" and row["until"] == format_time(reset + 120)
         assert row["limit_hold"].startswith("usage limit: five_hour")
-    assert status(torch, "other")["state"] == "working"
-    [(event, outcome, session)] = outcomes(torch)
+    assert status(torch_cli, "other")["state"] == "working"
+    [(event, outcome, session)] = outcomes(torch_cli)
     assert (event, outcome, session) == ("pre-tool-use", "blocked", "s1")
-    [(detail,)] = rows(torch, "SELECT detail FROM hook_runs")
+    [(detail,)] = rows(torch_cli, "SELECT detail FROM hook_runs")
     assert detail.startswith("usage limit: five_hour") and format_time(reset + 120) in detail
 
 
-def test_a_held_nova_blocks_again_without_a_new_transition(torch):
+def test_a_held_nova_blocks_again_without_a_new_transition(torch_cli):
     reset = int(time.time()) + 3600
-    learn(torch, 0.97, reset, "allowed_warning")
-    gate(torch)
-    history = rows(torch, "SELECT count(*) FROM history")
-    again = gate(torch)  # a parallel tool call of the same message
+    learn(torch_cli, 0.97, reset, "allowed_warning")
+    gate(torch_cli)
+    history = rows(torch_cli, "SELECT count(*) FROM history")
+    again = gate(torch_cli)  # a parallel tool call of the same message
     assert json.loads(again.out)["continue"] is False
-    assert rows(torch, "SELECT count(*) FROM history") == history
-    assert [o for _, o, _ in outcomes(torch)] == ["blocked", "blocked"]
+    assert rows(torch_cli, "SELECT count(*) FROM history") == history
+    assert [o for _, o, _ in outcomes(torch_cli)] == ["blocked", "blocked"]
 
 
 @pytest.mark.parametrize("utilization, state, kind", [(0.5, "allowed", "ok"),
                                                       (0.9, "allowed_warning", "pace")])
-def test_below_the_stop_nothing_is_printed(torch, utilization, state, kind):
-    learn(torch, utilization, time.time() + 7200, state)
-    assert verdict_now(torch) == kind  # the gate lets a pace through: only a stop ends a turn
-    result = gate(torch)
+def test_below_the_stop_nothing_is_printed(torch_cli, utilization, state, kind):
+    learn(torch_cli, utilization, time.time() + 7200, state)
+    assert verdict_now(torch_cli) == kind  # the gate lets a pace through: only a stop ends a turn
+    result = gate(torch_cli)
     assert (result.code, result.out, result.err) == (0, "", "")
-    assert status(torch)["state"] == "working"
-    assert outcomes(torch) == [("pre-tool-use", "recorded", "s1")]
+    assert status(torch_cli)["state"] == "working"
+    assert outcomes(torch_cli) == [("pre-tool-use", "recorded", "s1")]
 
 
-def test_the_accounts_own_stop_utilization_counts(torch):
-    write_config(Home(torch.home), "[accounts.default]\nstop_utilization = 0.99\n")
-    learn(torch, 0.96, time.time() + 7200, "allowed_warning")
-    assert gate(torch).out == ""
-    learn(torch, 0.99, time.time() + 7200, "allowed_warning")
-    assert json.loads(gate(torch).out)["continue"] is False
+def test_the_accounts_own_stop_utilization_counts(torch_cli):
+    write_config(Home(torch_cli.home), "[accounts.default]\nstop_utilization = 0.99\n")
+    learn(torch_cli, 0.96, time.time() + 7200, "allowed_warning")
+    assert gate(torch_cli).out == ""
+    learn(torch_cli, 0.99, time.time() + 7200, "allowed_warning")
+    assert json.loads(gate(torch_cli).out)["continue"] is False
 
 
 @pytest.mark.parametrize("where", ["none", "another account", "past its reset"])
-def test_without_a_live_window_of_its_account_nothing_is_printed(torch, where):
+def test_without_a_live_window_of_its_account_nothing_is_printed(torch_cli, where):
     if where == "another account":
-        learn(torch, 1.0, time.time() + 7200, "rejected", account="team")
+        learn(torch_cli, 1.0, time.time() + 7200, "rejected", account="team")
     elif where == "past its reset":  # and past the margin after it
-        learn(torch, 1.0, time.time() - 125, "rejected")
-    result = gate(torch)
+        learn(torch_cli, 1.0, time.time() - 125, "rejected")
+    result = gate(torch_cli)
     assert (result.code, result.out, result.err) == (0, "", "")
-    assert status(torch)["state"] == "working"
-    assert [o for _, o, _ in outcomes(torch)] == ["recorded"]
+    assert status(torch_cli)["state"] == "working"
+    assert [o for _, o, _ in outcomes(torch_cli)] == ["recorded"]
 
 
 @pytest.mark.parametrize("stdin", ["", "garbage", "[1, 2]", "{\"session_id\": "])
-def test_bad_stdin_at_a_stop_still_never_exits_2(torch, stdin):
-    learn(torch, 0.99, time.time() + 7200, "allowed_warning")
-    result = gate(torch, stdin)
+def test_bad_stdin_at_a_stop_still_never_exits_2(torch_cli, stdin):
+    learn(torch_cli, 0.99, time.time() + 7200, "allowed_warning")
+    result = gate(torch_cli, stdin)
     assert (result.code, result.out) == (1, "")
     assert result.err.startswith("torchsm: error: hook pre-tool-use: ")
-    assert status(torch)["state"] == "working"
+    assert status(torch_cli)["state"] == "working"
 
 
 @pytest.mark.parametrize("utilization, watched, allowed", [
     (0.5, HEAVY + ("click", "transitions"), []),  # the every-call path: a verdict, no more
     (0.99, HEAVY + ("click",), []),  # a stop loads the state machine to hold, nothing heavy
 ])
-def test_the_gate_stays_light(torch, utilization, watched, allowed):
-    learn(torch, utilization, time.time() + 7200, "allowed_warning")
-    outcome = loaded_modules(torch, "hook", "pre-tool-use", "--nova", "torch", watch=watched,
+def test_the_gate_stays_light(torch_cli, utilization, watched, allowed):
+    learn(torch_cli, utilization, time.time() + 7200, "allowed_warning")
+    outcome = loaded_modules(torch_cli, "hook", "pre-tool-use", "--nova", "torch", watch=watched,
                              input=TOOL_CALL)
     assert (outcome["code"], outcome["heavy"]) == (0, allowed)
     assert bool(outcome["out"]) == (utilization > 0.95)

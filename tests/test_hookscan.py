@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from torchsm.hookscan import scan_paths, scan_text
+from torchsm.hooks.scanner import scan_paths, scan_text
 
 A, S, L, K = "agent-from-hook", "self-reexec", "busy-restart-loop", "clear-api-key"
 

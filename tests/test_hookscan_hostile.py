@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from torchsm import hookscan
-from torchsm.hookscan import scan_paths
+from torchsm.hooks import scanner
+from torchsm.hooks.scanner import scan_paths
 
 
 def scan(paths):
-    return hookscan.scan(paths)
+    return scanner.scan(paths)
 
 A, S, L, K = "agent-from-hook", "self-reexec", "busy-restart-loop", "clear-api-key"
 LINEAR_TIMEOUT_S = 20  # the old scan needed ~100 s for 224 KB; the linear one well under 2 s
@@ -55,7 +55,7 @@ def test_a_megabyte_line_is_scanned_in_linear_time(bare_cli, tmp_path, unit, end
     result = scan_cli(bare_cli, script, "--json")
     assert result.code == code, result.err
     assert {f["rule"] for f in result.json()} == rules
-    assert all(len(f["text"]) <= hookscan.MAX_SHOWN + 1 for f in result.json())
+    assert all(len(f["text"]) <= scanner.MAX_SHOWN + 1 for f in result.json())
 
 
 def test_many_open_loops_are_linear(bare_cli, tmp_path):
@@ -98,7 +98,7 @@ def test_the_linear_matchers_agree_with_the_regexes_they_replace():
     import random
     import re
 
-    agent = re.compile(hookscan._AGENT + r"""[^\n|;&]*?(?:^|[\s"',\[])""" + hookscan._AGENT_FLAGS
+    agent = re.compile(scanner._AGENT + r"""[^\n|;&]*?(?:^|[\s"',\[])""" + scanner._AGENT_FLAGS
                        + r"""(?=[\s"',\]=]|$)""")
     os_exec = re.compile(r"""\bos\.exec\w*\(.*\bsys\.argv\b""")
     words = ["claude", "codex", "-p", "--print", "-c", "exec", "-m", "--message", " ", " ", "\n",
@@ -107,8 +107,8 @@ def test_the_linear_matchers_agree_with_the_regexes_they_replace():
     rng = random.Random(14)
     for _ in range(20_000):
         line = "".join(rng.choice(words) for _ in range(rng.randint(1, 12)))
-        assert hookscan._agent_call(line) == bool(agent.search(line)), repr(line)
-        assert hookscan._os_exec_argv(line) == bool(os_exec.search(line)), repr(line)
+        assert scanner._agent_call(line) == bool(agent.search(line)), repr(line)
+        assert scanner._os_exec_argv(line) == bool(os_exec.search(line)), repr(line)
 
 
 # --- b. symlink loops ------------------------------------------------------------------
@@ -188,7 +188,7 @@ def test_a_file_over_two_megabytes_is_scanned(bare_cli, tmp_path):
 
 
 def test_a_line_longer_than_a_piece_is_scanned_in_pieces(tmp_path, monkeypatch):
-    monkeypatch.setattr(hookscan, "MAX_LINE_BYTES", 64 * 1024)
+    monkeypatch.setattr(scanner, "MAX_LINE_BYTES", 64 * 1024)
     path = tmp_path / "long.sh"
     # one pattern straddles the first boundary, one sits in the last piece, one in a comment
     first = "x" * (64 * 1024 - 5) + " claude -p go " + "y" * 200_000
@@ -200,7 +200,7 @@ def test_a_line_longer_than_a_piece_is_scanned_in_pieces(tmp_path, monkeypatch):
 
 MEMORY_PROBE = textwrap.dedent("""
     import resource, sys
-    from torchsm.hookscan import scan
+    from torchsm.hooks.scanner import scan
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     report = scan([sys.argv[1]])
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -256,14 +256,14 @@ def test_an_unreadable_file_is_a_note_and_an_incomplete_scan(tmp_path, monkeypat
 def test_a_read_error_midway_keeps_what_was_found_and_says_incomplete(tmp_path, monkeypatch):
     path = tmp_path / "flaky.sh"
     path.write_text("claude -p first\n" + "echo x\n" * 10_000)
-    real_read = hookscan._read_chunk
+    real_read = scanner._read_chunk
 
     def failing(f, size):
         if f.tell() > 0:
             raise OSError(errno.EIO, "Input/output error")
         return real_read(f, size)
 
-    monkeypatch.setattr(hookscan, "_read_chunk", failing)
+    monkeypatch.setattr(scanner, "_read_chunk", failing)
     report = scan([path])
     assert [f.rule for f in report.findings] == [A]
     assert [Path(n.file).name for n in report.unscanned] == ["flaky.sh"]

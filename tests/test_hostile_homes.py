@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from helpers import Cli, Result, rows, torchsm_executable
-from torchsm.store import SCHEMA_REVISION
+from torchsm.storage.store import SCHEMA_REVISION
 
 
 def without_override(cli: Cli, *args: str, input: str | None = None, **env: str) -> Result:
@@ -77,9 +77,9 @@ def test_every_revision_is_a_number_in_sequence():
     """The hot path tells a newer schema from an older one by number: keep it so."""
     from alembic.script import ScriptDirectory
 
-    from torchsm import db
+    from torchsm.storage import database
 
-    script = ScriptDirectory.from_config(db._alembic_config(db.Home(Path("."))))
+    script = ScriptDirectory.from_config(database._alembic_config(database.Home(Path("."))))
     revisions = sorted(r.revision for r in script.walk_revisions())
     assert revisions == [f"{n:04d}" for n in range(1, int(SCHEMA_REVISION) + 1)]
 

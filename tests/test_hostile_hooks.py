@@ -26,12 +26,6 @@ def hook_bytes(cli: Cli, event: str, data: bytes, nova: str = "torch") -> Result
     return result
 
 
-@pytest.fixture
-def torch(cli):
-    cli("nova", "add", "torch")
-    return cli
-
-
 def statuses(cli: Cli) -> dict[int, str]:
     return {i["id"]: i["status"] for i in cli("queue", "list", "--json").json()}
 
@@ -49,22 +43,22 @@ ODD_STOPS = {
 
 
 @pytest.mark.parametrize("case", ODD_STOPS)
-def test_stop_with_odd_text_continues_with_the_claim_recorded(torch, case):
-    first = torch("queue", "add", "first task", "--json").json()["id"]
-    second = torch("queue", "add", "second task", "--json").json()["id"]
+def test_stop_with_odd_text_continues_with_the_claim_recorded(torch_cli, case):
+    first = torch_cli("queue", "add", "first task", "--json").json()["id"]
+    second = torch_cli("queue", "add", "second task", "--json").json()["id"]
     stdin = ODD_STOPS[case]
-    result = hook_bytes(torch, "stop", stdin if isinstance(stdin, bytes) else stdin.encode())
+    result = hook_bytes(torch_cli, "stop", stdin if isinstance(stdin, bytes) else stdin.encode())
     assert (result.code, result.err) == (0, ""), result.err
     decision = json.loads(result.out)
     assert decision["decision"] == "block" and f"work item {first}" in decision["reason"]
-    assert statuses(torch) == {first: "claimed", second: "pending"}
+    assert statuses(torch_cli) == {first: "claimed", second: "pending"}
     [(outcome, item, session, digest)] = rows(
-        torch, "SELECT outcome, item_id, session_id, message_digest FROM hook_runs")
+        torch_cli, "SELECT outcome, item_id, session_id, message_digest FROM hook_runs")
     assert (outcome, item) == ("continued", first) and session and digest
     # the chain goes on: the next Stop finishes the first item and hands over the second
-    again = hook_bytes(torch, "stop", stdin if isinstance(stdin, bytes) else stdin.encode())
+    again = hook_bytes(torch_cli, "stop", stdin if isinstance(stdin, bytes) else stdin.encode())
     assert f"work item {second}" in json.loads(again.out)["reason"]
-    assert statuses(torch) == {first: "done", second: "claimed"}
+    assert statuses(torch_cli) == {first: "done", second: "claimed"}
 
 
 ODD_COMPACTS = {
@@ -80,66 +74,69 @@ ODD_COMPACTS = {
 
 
 @pytest.mark.parametrize("case", ODD_COMPACTS)
-def test_pre_compact_with_odd_text_saves_a_snapshot_and_transitions(torch, case):
-    item = torch("queue", "add", "refactor the parser", "--json").json()["id"]
-    torch("queue", "claim", "--nova", "torch")
+def test_pre_compact_with_odd_text_saves_a_snapshot_and_transitions(torch_cli, case):
+    item = torch_cli("queue", "add", "refactor the parser", "--json").json()["id"]
+    torch_cli("queue", "claim", "--nova", "torch")
     stdin = ODD_COMPACTS[case]
-    result = hook_bytes(torch, "pre-compact",
+    result = hook_bytes(torch_cli, "pre-compact",
                         stdin if isinstance(stdin, bytes) else stdin.encode())
     assert (result.code, result.out, result.err) == (0, "", "")
-    assert torch("status", "torch", "--json").json()[0]["state"] == "compacting"
-    [(content, session, trigger)] = rows(torch,
+    assert torch_cli("status", "torch", "--json").json()[0]["state"] == "compacting"
+    [(content, session, trigger)] = rows(torch_cli,
                                          "SELECT content, session_id, trigger FROM snapshots")
     assert json.loads(content)["current_item"]["id"] == item and session and trigger
-    start = hook_bytes(torch, "session-start",
+    start = hook_bytes(torch_cli, "session-start",
                        payload("SessionStart-resume.json", source="compact").encode())
     assert "refactor the parser" in json.loads(start.out)["hookSpecificOutput"]["additionalContext"]
-    assert torch("status", "torch", "--json").json()[0]["state"] == "working"
+    assert torch_cli("status", "torch", "--json").json()[0]["state"] == "working"
 
 
-def test_session_start_and_stop_failure_with_odd_text(torch):
-    start = hook_bytes(torch, "session-start", b'{"source": "st\xffartup", "session_id": "\xfe"}')
+def test_session_start_and_stop_failure_with_odd_text(torch_cli):
+    start = hook_bytes(torch_cli, "session-start",
+                       b'{"source": "st\xffartup", "session_id": "\xfe"}')
     assert start.code == 0 and json.loads(start.out)["hookSpecificOutput"]["additionalContext"]
-    failure = hook_bytes(torch, "stop-failure", b'{"error": "over\xffloaded", "session_id": "s",'
-                                               b' "last_assistant_message": "\\udc80"}')
+    failure = hook_bytes(torch_cli, "stop-failure",
+                         b'{"error": "over\xffloaded", "session_id": "s",'
+                         b' "last_assistant_message": "\\udc80"}')
     assert failure.code == 0
-    assert [r[0] for r in rows(torch, "SELECT outcome FROM hook_runs")] == ["context", "recorded"]
+    outcomes = [r[0] for r in rows(torch_cli, "SELECT outcome FROM hook_runs")]
+    assert outcomes == ["context", "recorded"]
 
 
-def _in_process(torch: Cli, event: str, stdin: str):
-    from torchsm.hooks import run_hook
+def _in_process(torch_cli: Cli, event: str, stdin: str):
+    from torchsm.hooks.handlers import run_hook
 
-    home = Home(torch.home)
+    home = Home(torch_cli.home)
     return run_hook(home, load_config(home), event, "torch", stdin, env={})
 
 
-def test_a_stop_that_fails_after_deciding_leaves_nothing_claimed(torch, monkeypatch):
-    from torchsm import hooks
+def test_a_stop_that_fails_after_deciding_leaves_nothing_claimed(torch_cli, monkeypatch):
+    from torchsm.hooks import handlers
 
-    torch("queue", "add", "a task")
+    torch_cli("queue", "add", "a task")
     monkeypatch.setenv("TORCHSM_REDIS_URL", "off")
 
     def broken(item, **_):
         raise RuntimeError("could not word the task")
 
-    monkeypatch.setattr(hooks, "continuation_reason", broken)
+    monkeypatch.setattr(handlers, "continuation_reason", broken)
     with pytest.raises(RuntimeError):
-        _in_process(torch, "stop", payload("Stop.json"))
-    assert list(statuses(torch).values()) == ["pending"]
+        _in_process(torch_cli, "stop", payload("Stop.json"))
+    assert list(statuses(torch_cli).values()) == ["pending"]
 
 
-def test_a_pre_compact_that_fails_to_snapshot_changes_no_state(torch, monkeypatch):
-    from torchsm import hooks
+def test_a_pre_compact_that_fails_to_snapshot_changes_no_state(torch_cli, monkeypatch):
+    from torchsm.hooks import handlers
 
     monkeypatch.setenv("TORCHSM_REDIS_URL", "off")
 
     def broken(ctx, trigger):
         raise RuntimeError("could not read the work state")
 
-    monkeypatch.setattr(hooks, "_snapshot", broken)
+    monkeypatch.setattr(handlers, "_snapshot", broken)
     with pytest.raises(RuntimeError):
-        _in_process(torch, "pre-compact", payload("PreCompact-manual.json"))
-    assert torch("status", "torch", "--json").json()[0]["state"] == "working"
+        _in_process(torch_cli, "pre-compact", payload("PreCompact-manual.json"))
+    assert torch_cli("status", "torch", "--json").json()[0]["state"] == "working"
 
 
 # --- finding 7: a long item or message stays under Claude Code's cap --------------------
@@ -153,10 +150,10 @@ def big_text(kind: str) -> str:
 def add_item(cli: Cli, text: str) -> int:
     """Add an item through the library: 100,000 characters of non-ASCII text are more
     than one command-line argument may hold."""
-    from torchsm import workqueue
+    from torchsm.work import work_queue
 
     home = Home(cli.home)
-    with workqueue.open_queue(home, load_config(home)) as q:
+    with work_queue.open_queue(home, load_config(home)) as q:
         return q.add(text).id
 
 
@@ -166,41 +163,42 @@ def pointer_id(text: str) -> int:
 
 
 @pytest.mark.parametrize("kind", ["ascii", "unicode", "lines"])
-def test_a_long_item_is_cut_in_the_stop_reason_with_a_pointer(torch, kind):
+def test_a_long_item_is_cut_in_the_stop_reason_with_a_pointer(torch_cli, kind):
     text = big_text(kind)
-    item = add_item(torch, text)
-    result = hook_bytes(torch, "stop", payload("Stop.json").encode())
+    item = add_item(torch_cli, text)
+    result = hook_bytes(torch_cli, "stop", payload("Stop.json").encode())
     assert result.code == 0 and len(result.out) < CLAUDE_CODE_CAP, len(result.out)
     reason = json.loads(result.out)["reason"]
     assert pointer_id(reason) == item and f"torchsm queue done {item}" in reason
     assert text[:1000] in reason and "THE END" not in reason
-    shown = torch("queue", "show", str(item))
+    shown = torch_cli("queue", "show", str(item))
     assert "status:      claimed" in shown.out and shown.out.endswith("THE END\n")
     if kind != "unicode":  # (text output shows control characters as escapes)
         assert shown.out.endswith("\n\n" + text + "\n")
-    assert torch("queue", "show", str(item), "--json").json()["text"] == text
+    assert torch_cli("queue", "show", str(item), "--json").json()["text"] == text
 
 
-def test_queue_show(torch):
-    item = torch("queue", "add", "two\nlines", "--nova", "torch", "-p", "high", "--json").json()
-    out = torch("queue", "show", str(item["id"])).out
+def test_queue_show(torch_cli):
+    item = torch_cli("queue", "add", "two\nlines", "--nova", "torch", "-p", "high", "--json").json()
+    out = torch_cli("queue", "show", str(item["id"])).out
     assert out.splitlines()[0] == f"id:          {item['id']}"
     assert "status:      pending" in out and "priority:    high" in out
     assert out.endswith("\n\ntwo\nlines\n")
-    assert torch("queue", "show", str(item["id"]), "--json").json() == item
-    missing = torch.fails("queue", "show", "999")
+    assert torch_cli("queue", "show", str(item["id"]), "--json").json() == item
+    missing = torch_cli.fails("queue", "show", "999")
     assert missing.err == "torchsm: error: no work item 999\n"
-    assert torch.fails("queue", "show", "abc").err.startswith("torchsm: error: invalid work item")
+    assert torch_cli.fails("queue", "show", "abc").err.startswith(
+        "torchsm: error: invalid work item")
 
 
-def test_session_start_cuts_a_long_task_and_long_messages(torch):
-    torch("nova", "add", "echo")
+def test_session_start_cuts_a_long_task_and_long_messages(torch_cli):
+    torch_cli("nova", "add", "echo")
     text = big_text("unicode")
-    item = add_item(torch, text)
-    torch("queue", "claim", "--nova", "torch")
+    item = add_item(torch_cli, text)
+    torch_cli("queue", "claim", "--nova", "torch")
     for n in range(5):
-        torch("message", "send", "echo", "torch", f"message {n} " + big_text("ascii"))
-    result = hook_bytes(torch, "session-start", payload("SessionStart-startup.json").encode())
+        torch_cli("message", "send", "echo", "torch", f"message {n} " + big_text("ascii"))
+    result = hook_bytes(torch_cli, "session-start", payload("SessionStart-startup.json").encode())
     assert result.code == 0 and len(result.out) < CLAUDE_CODE_CAP, len(result.out)
     context = json.loads(result.out)["hookSpecificOutput"]["additionalContext"]
     assert pointer_id(context) == item and text[:500] in context
@@ -209,30 +207,31 @@ def test_session_start_cuts_a_long_task_and_long_messages(torch):
     assert context.count("`torchsm message list torch`") == 5 and "THE END" not in context
 
 
-def test_a_long_message_alone_in_the_inbox_is_cut(torch):
-    torch("nova", "add", "echo")
-    torch("message", "send", "echo", "all", big_text("lines"))
-    result = hook_bytes(torch, "session-start", payload("SessionStart-startup.json").encode())
+def test_a_long_message_alone_in_the_inbox_is_cut(torch_cli):
+    torch_cli("nova", "add", "echo")
+    torch_cli("message", "send", "echo", "all", big_text("lines"))
+    result = hook_bytes(torch_cli, "session-start", payload("SessionStart-startup.json").encode())
     assert result.code == 0 and len(result.out) < CLAUDE_CODE_CAP, len(result.out)
     context = json.loads(result.out)["hookSpecificOutput"]["additionalContext"]
     assert "`torchsm message list torch`" in context and "line\nline\n" in context
-    listed = torch("message", "list", "torch", "--json").json()
+    listed = torch_cli("message", "list", "torch", "--json").json()
     assert listed[0]["text"] == big_text("lines")
 
 
-def test_the_compaction_snapshot_is_cut_too(torch):
-    torch("nova", "add", "echo")
+def test_the_compaction_snapshot_is_cut_too(torch_cli):
+    torch_cli("nova", "add", "echo")
     text = big_text("unicode")
-    item = add_item(torch, text)
-    torch("queue", "claim", "--nova", "torch")
+    item = add_item(torch_cli, text)
+    torch_cli("queue", "claim", "--nova", "torch")
     for n in range(5):
-        torch("message", "send", "echo", "torch", big_text("unicode")[:40_000])
-    torch("transition", "torch", "cool", "--for", "1", "--reason", big_text("ascii"))
-    torch("transition", "torch", "work", "--force")
-    assert hook_bytes(torch, "pre-compact", payload("PreCompact-manual.json").encode()).code == 0
-    [(content,)] = rows(torch, "SELECT content FROM snapshots")
+        torch_cli("message", "send", "echo", "torch", big_text("unicode")[:40_000])
+    torch_cli("transition", "torch", "cool", "--for", "1", "--reason", big_text("ascii"))
+    torch_cli("transition", "torch", "work", "--force")
+    compact = payload("PreCompact-manual.json").encode()
+    assert hook_bytes(torch_cli, "pre-compact", compact).code == 0
+    [(content,)] = rows(torch_cli, "SELECT content FROM snapshots")
     assert json.loads(content)["current_item"]["text"] == text  # stored whole
-    start = hook_bytes(torch, "session-start",
+    start = hook_bytes(torch_cli, "session-start",
                        payload("SessionStart-resume.json", source="compact").encode())
     assert start.code == 0 and len(start.out) < CLAUDE_CODE_CAP, len(start.out)
     context = json.loads(start.out)["hookSpecificOutput"]["additionalContext"]
@@ -240,11 +239,11 @@ def test_the_compaction_snapshot_is_cut_too(torch):
 
 
 def test_the_supervisors_prompt_is_cut_for_the_argument_limit():
-    from torchsm import prompts, workqueue
     from torchsm.tiers import Tier
+    from torchsm.work import prompts, work_queue
 
     def item(text):
-        return workqueue.WorkItem(7, text, None, Tier.HIGH, workqueue.ItemStatus.CLAIMED, 1, 3,
+        return work_queue.WorkItem(7, text, None, Tier.HIGH, work_queue.ItemStatus.CLAIMED, 1, 3,
                                   None, None, "torch", 0.0, 0.0, None, None, None)
 
     short = prompts.item_prompt(item("short task"))
@@ -259,7 +258,7 @@ def test_the_supervisors_prompt_is_cut_for_the_argument_limit():
 
 
 def test_cut_measures_what_is_printed():
-    from torchsm import prompts
+    from torchsm.work import prompts
 
     assert prompts.cut("short", 100, "task", "torchsm queue show 1") == "short"
     for text in ("a" * 50_000, "\x01" * 50_000, "😀" * 50_000):
@@ -280,10 +279,10 @@ def _reading_stdin(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
-def test_a_signal_in_a_hook_is_one_line_and_exit_1(torch, signum):
+def test_a_signal_in_a_hook_is_one_line_and_exit_1(torch_cli, signum):
     proc = subprocess.Popen([*torchsm_executable(), "hook", "stop", "--nova", "torch"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=torch.env())
+                            env=torch_cli.env())
     try:
         deadline = time.monotonic() + 20
         while not _reading_stdin(proc.pid) and time.monotonic() < deadline:
@@ -302,14 +301,14 @@ def test_a_signal_in_a_hook_is_one_line_and_exit_1(torch, signum):
     assert out == b""
 
 
-def test_deeply_nested_json_on_stdin_is_one_line_and_exit_1(torch):
-    result = hook_bytes(torch, "stop", b"[" * 100_000)
+def test_deeply_nested_json_on_stdin_is_one_line_and_exit_1(torch_cli):
+    result = hook_bytes(torch_cli, "stop", b"[" * 100_000)
     assert result.code == 1 and "Traceback" not in result.err
     assert result.err == "torchsm: error: hook stop: stdin is JSON nested too deeply; the agent may stop\n"
 
 
 def test_a_long_wake_message_is_cut_in_the_prompt_with_a_pointer():
-    from torchsm import prompts
+    from torchsm.work import prompts
 
     prompt = prompts.wake_prompt("critical", "pager", "x" * 300_000, "torch")
     assert len(prompt.encode()) <= prompts.PROMPT_MAX

@@ -92,9 +92,9 @@ def test_the_prometheus_format_does_load_it(cli):
 
 
 # The dashboard and its server (issue 16) load only on `dashboard` and `serve`. Watched by
-# full module name: `torchsm.dashboard` is part of the `torchsm` package the hook needs.
-DASHBOARD_MODULES = ("torchsm.dashboard", "torchsm.charts", "torchsm.server", "http.server",
-                     "prometheus_client")
+# full module name: `torchsm.observe.dashboard` is part of the `torchsm` package the hook needs.
+DASHBOARD_MODULES = ("torchsm.observe.dashboard", "torchsm.observe.charts",
+                     "torchsm.observe.http_server", "http.server", "prometheus_client")
 _FULL_PROBE = """
 import json, sys
 from torchsm.cli import execute
@@ -133,4 +133,111 @@ def test_the_dashboard_does_load_them(cli, tmp_path):
     # the probe above can fail: it sees these modules when a command loads them
     cli("nova", "add", "torch")
     found = modules_loaded_by(cli, "dashboard", "--out", str(tmp_path / "page.html"))
-    assert found == {"code": 0, "loaded": ["torchsm.charts", "torchsm.dashboard"]}
+    assert found == {"code": 0, "loaded": ["torchsm.observe.charts", "torchsm.observe.dashboard"]}
+
+
+
+# Issue 21, point 7: the hook and transition paths pay for start-up alone (FIELD-NOTES:
+# `typing` ~11 ms of the fast path's 14 ms import). Watched by top-level name. `re` is not
+# among them: `json`, which both paths need, imports it; torchsm's own modules compile no
+# pattern there (below).
+STDLIB_AVOIDED = ("typing", "pathlib", "urllib", "dataclasses")
+HOT_CALLS = [
+    (["hook", "pre-tool-use", "--nova", "torch"],
+     '{"session_id": "s1", "tool_name": "Bash", "tool_input": {"command": "ls"}}'),
+    (["transition", "torch", "cool", "--for", "5"], None),
+    (["transition", "torch", "work", "--force"], None),
+]
+
+
+@pytest.mark.parametrize("args, stdin", HOT_CALLS)
+def test_the_hot_paths_skip_typing_pathlib_urllib_and_dataclasses(cli, args, stdin):
+    cli("nova", "add", "torch")
+    outcome = loaded_modules(cli, *args, watch=STDLIB_AVOIDED, input=stdin)
+    assert (outcome["code"], outcome["heavy"]) == (0, [])
+
+
+def test_the_stdlib_probe_sees_them_when_loaded(cli):
+    # the probe above can fail: `status` goes through click, which loads them
+    cli("nova", "add", "torch")
+    outcome = loaded_modules(cli, "status", watch=STDLIB_AVOIDED)
+    assert outcome["code"] == 0 and "typing" in outcome["heavy"]
+
+
+_PATTERN_PROBE = """
+import json, re, sys
+from torchsm.cli import execute
+code = execute(sys.argv[1:])
+sys.stdout.flush()
+compiled = sorted(f"{name}.{attr}" for name, module in list(sys.modules.items())
+                  if name.startswith("torchsm") for attr, value in vars(module).items()
+                  if isinstance(value, re.Pattern))
+print(json.dumps({"code": code, "compiled": compiled}), file=sys.stderr)
+"""
+
+
+def patterns_compiled_by(cli, *args, stdin: str | None = None) -> dict:
+    """Run the CLI in a fresh interpreter: its exit code and the regexes torchsm's loaded
+    modules hold, compiled (`module.NAME`)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _PATTERN_PROBE, *args], input=stdin,
+                          capture_output=True, text=True, env=cli.env(), timeout=60)
+    return json.loads(proc.stderr.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("args, stdin", HOT_CALLS)
+def test_the_hot_paths_compile_no_regex(cli, args, stdin):
+    cli("nova", "add", "torch")
+    (cli.home / "torchsm.toml").write_text('[wake]\nquiet_hours = "22:00-07:00"\n'
+                                           '[accounts.work]\nstop_utilization = 0.9\n')
+    assert patterns_compiled_by(cli, *args, stdin=stdin) == {"code": 0, "compiled": []}
+
+
+def test_the_pattern_probe_sees_a_compiled_regex(cli):
+    # the probe above can fail: `status` loads modules that compile theirs at import
+    cli("nova", "add", "torch")
+    assert patterns_compiled_by(cli, "status")["compiled"] != []
+
+
+# Issue 21, point 7, second round: tomllib costs a hook call ~15 ms under load (it imports
+# `typing` and `string` and compiles its regexes at import), more than the rest of
+# torchsm's modules. An unchanged torchsm.toml is read from its parsed copy.
+CONFIG = '[safety]\nhook_burst = 1000\n[wake]\nquiet_hours = "22:00-07:00"\n'
+
+
+@pytest.mark.parametrize("args, stdin", HOT_CALLS)
+def test_the_hot_paths_parse_an_unchanged_config_once(cli, args, stdin):
+    cli("nova", "add", "torch")
+    (cli.home / "torchsm.toml").write_text(CONFIG)
+    cli("status")  # parses it
+    outcome = loaded_modules(cli, *args, watch=("tomllib", *STDLIB_AVOIDED), input=stdin)
+    assert (outcome["code"], outcome["heavy"]) == (0, [])
+
+
+def test_a_changed_config_is_parsed_again(cli):
+    # the probe above can fail: a config that changed is parsed, and what it says counts
+    cli("nova", "add", "torch")
+    (cli.home / "torchsm.toml").write_text(CONFIG)
+    cli("status")
+    (cli.home / "torchsm.toml").write_text(CONFIG.replace("1000", "'ten'"))
+    outcome = loaded_modules(cli, *HOT_CALLS[0][0], watch=("tomllib",), input=HOT_CALLS[0][1])
+    assert (outcome["code"], outcome["heavy"]) == (1, ["tomllib"])
+
+
+# `random` (~2 ms with bisect, warnings and hashlib's sha512) only waits out a lock on the
+# hook path. The transition path keeps it: novas picks a cooldown's jitter.
+@pytest.mark.parametrize("event", ["pre-tool-use", "post-tool-use", "notification"])
+def test_the_recording_hooks_skip_random(cli, event):
+    cli("nova", "add", "torch")
+    outcome = loaded_modules(cli, "hook", event, "--nova", "torch", watch=("random",),
+                             input='{"session_id": "s1", "tool_name": "Bash"}')
+    assert (outcome["code"], outcome["heavy"]) == (0, [])
+
+
+def test_the_random_probe_sees_it_when_loaded(cli):
+    # the probe above can fail: a transition loads it
+    cli("nova", "add", "torch")
+    assert loaded_modules(cli, "transition", "torch", "cool", watch=("random",))["heavy"] == [
+        "random"]

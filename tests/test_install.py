@@ -47,6 +47,6 @@ def test_wheel_ships_migrations_and_works_from_anywhere(tmp_path):
                          env=env))
     assert out["to"] == "cooling"
     # the installed package, not the checkout, was used
-    location = run(str(python), "-c", "import torchsm.db as d; print(d.migrations_location())",
-                   cwd=elsewhere, env=env).strip()
+    location = run(str(python), "-c", "import torchsm.storage.database as d; "
+                   "print(d.migrations_location())", cwd=elsewhere, env=env).strip()
     assert location.startswith(str(env_dir)) and location.endswith("torchsm/migrations")

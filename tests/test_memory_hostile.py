@@ -17,17 +17,10 @@ import pytest
 
 from helpers import Cli, rows, write_config
 from torchsm.config import Home
-from torchsm.prompts import json_size
+from torchsm.work.prompts import json_size
 
 CAP = 10_000  # what Claude Code reads of a hook's stdout (FIELD-NOTES)
 USER = pwd.getpwuid(os.getuid()).pw_name
-
-
-@pytest.fixture
-def crew(cli: Cli) -> Cli:
-    for name in ("torch", "echo", "helix"):
-        cli("nova", "add", name)
-    return cli
 
 
 def add(cli: Cli, nova: str, text: str, *args: str, writer: str | None = None) -> dict:

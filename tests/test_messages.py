@@ -9,20 +9,10 @@ import time
 
 import pytest
 
-from torchsm.mirror import MESSAGES_STREAM, FileQueueMirror
+from torchsm.mirror.streams import MESSAGES_STREAM, FileQueueMirror
 
 from mirror_support import stream_entries
 from helpers import torchsm_executable as torchsm_command
-
-
-@pytest.fixture
-def crew(cli, home):
-    from torchsm import novas
-    from torchsm.config import Config
-
-    for name in ("torch", "echo", "helix"):
-        novas.add(home, Config(redis_url="off"), name)
-    return cli
 
 
 def inbox(cli, name: str, url: str, *extra: str) -> list[dict]:
@@ -55,11 +45,13 @@ def test_a_broadcast_is_not_in_its_senders_inbox(crew, redis_db):
 
 
 def test_the_stream_brings_messages_from_other_homes(crew, redis_db, tmp_path):
+    from torchsm import novas
     from torchsm.config import Home, Config
-    from torchsm import db, messages, novas
+    from torchsm.storage import database
+    from torchsm.work import messages
 
     elsewhere = Home(tmp_path / "elsewhere")
-    db.initialise(elsewhere)
+    database.initialise(elsewhere)
     remote = Config(redis_url=redis_db.url)
     novas.add(elsewhere, remote, "vaeris")
     messages.send(elsewhere, remote, "vaeris", "all", "from another home")

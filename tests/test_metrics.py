@@ -7,9 +7,10 @@ import json
 import pytest
 
 from dream_support import DAY, T0, History, work_beside_older_history
-from torchsm import metrics, novas
+from torchsm import novas
 from torchsm.config import Config
-from torchsm.health import measure
+from torchsm.observe import metrics
+from torchsm.observe.health import measure
 
 CONFIG = Config(redis_url="off")
 

@@ -5,9 +5,9 @@ import sqlite3
 
 import pytest
 
-from torchsm import db
 from torchsm.config import Home
-from torchsm.store import SCHEMA_REVISION
+from torchsm.storage import database
+from torchsm.storage.store import SCHEMA_REVISION
 
 T0 = 1_790_000_000.0
 
@@ -17,7 +17,7 @@ def at_revision(home: Home, revision: str) -> Home:
     for folder in (home.path, home.queue_dir, home.log_dir):
         folder.mkdir(parents=True, exist_ok=True)
     home.db_path.touch()
-    assert db.upgrade(home, revision=revision) == revision
+    assert database.upgrade(home, revision=revision) == revision
     return home
 
 
@@ -28,9 +28,9 @@ def at_0005(home: Home) -> Home:
 def downgrade(home: Home, revision: str) -> None:
     from alembic import command
 
-    engine = db.make_engine(home, foreign_keys=False)
+    engine = database.make_engine(home, foreign_keys=False)
     with engine.connect() as conn:
-        command.downgrade(db._alembic_config(home, conn), revision)
+        command.downgrade(database._alembic_config(home, conn), revision)
         conn.commit()
     engine.dispose()
 
@@ -80,7 +80,7 @@ def old_home(tmp_path) -> Home:
 
 
 def test_upgrade_puts_every_nova_on_default_with_the_latest_word_per_window(old_home):
-    assert db.upgrade(old_home) == SCHEMA_REVISION
+    assert database.upgrade(old_home) == SCHEMA_REVISION
     assert query(old_home, "SELECT name, account FROM novas ORDER BY name") == [
         ("echo", "default"), ("torch", "default")]
     assert query(old_home, "SELECT account, window, status, utilization, resets_at,"
@@ -97,13 +97,13 @@ def test_upgrade_puts_every_nova_on_default_with_the_latest_word_per_window(old_
 def test_upgrade_of_a_home_without_windows(tmp_path):
     home = at_0005(Home(tmp_path / "home"))
     execute(home, nova(1, "torch"))
-    assert db.upgrade(home) == SCHEMA_REVISION
+    assert database.upgrade(home) == SCHEMA_REVISION
     assert query(home, "SELECT name, account FROM novas") == [("torch", "default")]
     assert query(home, "SELECT count(*) FROM account_windows") == [(0,)]
 
 
 def test_downgrade_gives_each_nova_its_accounts_windows_and_upgrade_takes_them_back(old_home):
-    db.upgrade(old_home)
+    database.upgrade(old_home)
     execute(old_home, nova(3, "helix"),
             ("UPDATE novas SET account = 'work' WHERE name = 'helix'", ()),
             ("INSERT INTO account_windows (account, window, status, utilization, resets_at,"
@@ -111,7 +111,7 @@ def test_downgrade_gives_each_nova_its_accounts_windows_and_upgrade_takes_them_b
              " 'event', 'helix')", (T0 + 3600, T0 + 40)))
 
     downgrade(old_home, "0005")
-    assert db.current(old_home) == "0005"
+    assert database.current(old_home) == "0005"
     columns = {r[1] for r in query(old_home, "PRAGMA table_info(novas)")}
     assert "account" not in columns and "limit_hold" in columns
     assert query(old_home, "SELECT n.name, w.window, w.utilization FROM usage_windows w"
@@ -120,7 +120,7 @@ def test_downgrade_gives_each_nova_its_accounts_windows_and_upgrade_takes_them_b
         ("helix", "five_hour", 0.9),
         ("torch", "five_hour", 0.55), ("torch", "seven_day", 0.30)]
 
-    assert db.upgrade(old_home) == SCHEMA_REVISION
+    assert database.upgrade(old_home) == SCHEMA_REVISION
     # back up, every Nova is on `default` (0005 knew no accounts) with the latest words
     assert {r[0] for r in query(old_home, "SELECT account FROM novas")} == {"default"}
     # (0005 kept no word of who heard a window: each Nova had a copy of its account's)
@@ -131,8 +131,8 @@ def test_downgrade_gives_each_nova_its_accounts_windows_and_upgrade_takes_them_b
 
 
 def test_full_round_trip_to_base_and_back(old_home):
-    db.upgrade(old_home)
+    database.upgrade(old_home)
     downgrade(old_home, "base")
-    assert db.current(old_home) is None
-    assert db.upgrade(old_home) == SCHEMA_REVISION
+    assert database.current(old_home) is None
+    assert database.upgrade(old_home) == SCHEMA_REVISION
     assert query(old_home, "SELECT count(*) FROM novas") == [(0,)]

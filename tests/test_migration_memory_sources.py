@@ -2,9 +2,8 @@
 `source` names, each counted once in memory_writers; and back down again."""
 
 from test_migration_accounts import T0, at_revision, downgrade, execute, query
-from torchsm import db
 from torchsm.config import Home
-from torchsm.store import SCHEMA_REVISION
+from torchsm.storage import database
 
 
 def memory(id_: int, nova_id: int | None, source: str | None, strength: int = 1) -> tuple:
@@ -19,7 +18,7 @@ def test_old_memories_get_the_writer_their_source_names(home_dir):
                    " created_at) VALUES (1, 'torch', 'torch', 'working', ?, 0, ?)", (T0, T0)),
             memory(1, 1, "agent", strength=7), memory(2, 1, "item:12"), memory(3, 1, "dream:4"),
             memory(4, 1, "cli"), memory(5, None, "agent"), memory(6, 1, None))
-    assert db.upgrade(home) == SCHEMA_REVISION == "0011"
+    assert database.upgrade(home, revision="0011") == "0011"  # 0012 (issue 21) came after it
     assert query(home, "SELECT id, writer, strength FROM memories ORDER BY id") == [
         (1, "torch", 7), (2, "torch", 1), (3, "dream:4", 1), (4, None, 1), (5, None, 1),
         (6, None, 1)]  # strengths as they were; unknown writers stay unknown

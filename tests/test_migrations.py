@@ -7,20 +7,20 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from torchsm import db
 from torchsm.config import Home
-from torchsm.models import Base
-from torchsm.store import SCHEMA_REVISION
+from torchsm.storage import database
+from torchsm.storage.schema import Base
+from torchsm.storage.store import SCHEMA_REVISION
 
 from helpers import REPO
 
 
 def test_head_constant_matches_alembic():
-    assert db.head_revision() == SCHEMA_REVISION
+    assert database.head_revision() == SCHEMA_REVISION
 
 
 def test_migrated_schema_matches_models(home: Home):
-    engine = db.make_engine(home)
+    engine = database.make_engine(home)
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     engine.dispose()
@@ -36,24 +36,24 @@ def test_database_is_in_wal_mode(home: Home):
 def test_downgrade_and_upgrade_round_trip(home: Home):
     from alembic import command
 
-    engine = db.make_engine(home, foreign_keys=False)
+    engine = database.make_engine(home, foreign_keys=False)
     with engine.connect() as conn:
-        command.downgrade(db._alembic_config(home, conn), "base")
+        command.downgrade(database._alembic_config(home, conn), "base")
         conn.commit()
     engine.dispose()
-    assert db.current(home) is None
-    assert db.upgrade(home) == SCHEMA_REVISION
+    assert database.current(home) is None
+    assert database.upgrade(home) == SCHEMA_REVISION
 
 
 def test_migrations_location_checkout_and_wheel_layouts(tmp_path, monkeypatch):
     # checkout / editable install: the repository's top-level migrations/
-    assert Path(db.migrations_location()) == REPO / "migrations"
+    assert Path(database.migrations_location()) == REPO / "migrations"
     # wheel layout: migrations/ shipped inside the package
     package = tmp_path / "site" / "torchsm"
     shutil.copytree(REPO / "torchsm", package)
     shutil.copytree(REPO / "migrations", package / "migrations")
-    monkeypatch.setattr(db, "_PACKAGE_DIR", package)
-    assert Path(db.migrations_location()) == package / "migrations"
+    monkeypatch.setattr(database, "_PACKAGE_DIR", package)
+    assert Path(database.migrations_location()) == package / "migrations"
 
 
 def test_migrating_keeps_rows_of_tables_that_refer_to_novas(home: Home, cli):
@@ -62,10 +62,10 @@ def test_migrating_keeps_rows_of_tables_that_refer_to_novas(home: Home, cli):
 
     cli("nova", "add", "torch")
     cli("transition", "torch", "cool", "--for", "5")
-    engine = db.make_engine(home, foreign_keys=False)
+    engine = database.make_engine(home, foreign_keys=False)
     with engine.connect() as conn:
-        command.downgrade(db._alembic_config(home, conn), "0003")
+        command.downgrade(database._alembic_config(home, conn), "0003")
         conn.commit()
     engine.dispose()
-    assert db.upgrade(home) == SCHEMA_REVISION
+    assert database.upgrade(home) == SCHEMA_REVISION
     assert [r["to"] for r in cli("history", "torch", "--json").json()] == ["cooling"]

@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from torchsm import mirror
 from torchsm.config import Home
 from torchsm.errors import MirrorOff, MirrorUnavailable
-from torchsm.mirror import (DISCARDED, IN_QUEUE, IN_STREAM, MESSAGES_STREAM, OPS_STREAM,
+from torchsm.mirror import streams
+from torchsm.mirror.shared_state import MirrorMemory
+from torchsm.mirror.streams import (DISCARDED, IN_QUEUE, IN_STREAM, MESSAGES_STREAM, OPS_STREAM,
                             FileQueueMirror, NullMirror, RedisMirror, open_mirror)
-from torchsm.mirrorstate import MirrorMemory
 
 from mirror_support import NOW, config_for, entry, stream_entries
 
@@ -38,7 +38,7 @@ class Subject:
     def deliver(self) -> None:
         """Whatever the implementation still holds, sent on to the server."""
 
-    def delivered(self, stream: str) -> list[mirror.Entry]:
+    def delivered(self, stream: str) -> list[streams.Entry]:
         self.deliver()
         return stream_entries(self.server, stream)
 
@@ -181,7 +181,7 @@ def test_flush_refuses_when_off_or_unreachable(home, refused_url):
         NullMirror().flush()
     FileQueueMirror(home.queue_dir).publish(OPS_STREAM, entry(1))
     with pytest.raises(MirrorUnavailable, match="connection refused; 1 entry stays queued"):
-        mirror.flush(home, config_for(refused_url))
+        streams.flush(home, config_for(refused_url))
 
 
 def test_an_outage_is_remembered_across_mirrors(home, refused_url):
@@ -220,9 +220,9 @@ def test_dedup_keys_expire(home, redis_db):
 
 
 def test_status_with_ttl_keeps_its_expiry_on_replay(home, redis_db):
-    fresh = mirror.Entry.new("test", "torch", {"status": "COMPACTING", "status_ttl_s": 120},
+    fresh = streams.Entry.new("test", "torch", {"status": "COMPACTING", "status_ttl_s": 120},
                              NOW)
-    stale = mirror.Entry.new("test", "echo", {"status": "COMPACTING", "status_ttl_s": 120},
+    stale = streams.Entry.new("test", "echo", {"status": "COMPACTING", "status_ttl_s": 120},
                              NOW)
     with redis_mirror(home, redis_db.url) as server:
         server.publish(OPS_STREAM, fresh, NOW + 20)   # replayed 20 s late: 100 s left
@@ -246,7 +246,7 @@ def test_a_refused_entry_stays_queued(home, redis_db):
         assert server.publish(OPS_STREAM, entry(1), NOW) == IN_QUEUE
     assert FileQueueMirror(home.queue_dir).queued()[OPS_STREAM] == 1
     redis_db.client().delete(OPS_STREAM)
-    report = mirror.flush(home, config_for(redis_db.url), NOW)
+    report = streams.flush(home, config_for(redis_db.url), NOW)
     assert report.published[OPS_STREAM] == 1
 
 

@@ -14,8 +14,8 @@ import pytest
 
 from torchsm import novas
 from torchsm.config import Home, load_config
-from torchsm.filequeue import FileQueue
-from torchsm.mirror import OPS_STREAM
+from torchsm.mirror.file_queue import FileQueue
+from torchsm.mirror.streams import OPS_STREAM
 
 from mirror_support import history_event_ids, per_nova, stream_entries, write_mirror_config
 

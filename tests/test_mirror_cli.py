@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import subprocess
 
-import pytest
-
-from torchsm.mirror import MESSAGES_STREAM, OPS_STREAM
+from torchsm.mirror.streams import MESSAGES_STREAM, OPS_STREAM
 
 from helpers import torchsm_executable as torchsm_command
-
-
-@pytest.mark.parametrize("command", [["mirror"], ["mirror", "status"], ["mirror", "flush"],
-                                     ["message"], ["message", "send"], ["message", "list"]])
-def test_commands_have_help(cli, command):
-    out = cli(*command, "--help").out
-    assert out.startswith("Usage: torchsm " + " ".join(command))
-    assert "--home" in out and "--json" in out
 
 
 def test_status_masks_the_password_and_reports_the_outage(cli, refused_url):

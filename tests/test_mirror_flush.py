@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from torchsm.mirror import OPS_STREAM, FileQueueMirror
+from torchsm.mirror.streams import OPS_STREAM, FileQueueMirror
 
 from mirror_support import entry, stream_entries
 from helpers import torchsm_executable as torchsm_command

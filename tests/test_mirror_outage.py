@@ -7,9 +7,9 @@ import time
 import pytest
 
 from torchsm import novas
-from torchsm.config import Config, load_config
-from torchsm.mirror import MESSAGES_STREAM, OPS_STREAM, FileQueueMirror
-from torchsm.mirrorstate import MirrorMemory
+from torchsm.config import load_config
+from torchsm.mirror.shared_state import MirrorMemory
+from torchsm.mirror.streams import MESSAGES_STREAM, OPS_STREAM, FileQueueMirror
 
 from helpers import loaded_modules
 from mirror_support import (entry, history_event_ids, per_nova, stream_entries,
@@ -23,12 +23,6 @@ def run_probe(cli, *args, url: str) -> dict:
 
 def queued(home) -> dict:
     return FileQueueMirror(home.queue_dir).queued()
-
-
-@pytest.fixture
-def torch(home):
-    novas.add(home, Config(redis_url="off"), "torch")
-    return "torch"
 
 
 def test_transition_publishes_to_the_stream_without_importing_redis(cli, home, redis_db):

@@ -122,8 +122,9 @@ def test_deep_json_on_a_hooks_stdin_never_exits_2(cli: Cli):
 
 
 def test_deep_json_on_a_hooks_stdin_is_a_clear_line(cli: Cli):
-    """The hook's payload is parsed in torchsm.hooks (`_parse_payload`): the fast path never
-    reaches torchsm.cli.app's handler, so the parser itself must catch RecursionError."""
+    """The hook's payload is parsed in torchsm.hooks.handlers (`_parse_payload`): the fast
+    path never reaches torchsm.cli.app's handler, so the parser itself must catch
+    RecursionError."""
     cli("nova", "add", "x")
     for payload in (DEEP_ARRAY, DEEP_OBJECT):
         result = cli("hook", "stop", "--nova", "x", input=payload, check=False)

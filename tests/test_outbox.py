@@ -10,9 +10,10 @@ import time
 
 from helpers import torchsm_executable
 from mirror_support import history_event_ids, per_nova, stream_entries, write_mirror_config
-from torchsm import novas, outbox
+from torchsm import novas
 from torchsm.config import load_config
-from torchsm.mirror import OPS_STREAM
+from torchsm.mirror import outbox
+from torchsm.mirror.streams import OPS_STREAM
 
 NOVAS = ("torch", "echo")
 TIMER = "timer"

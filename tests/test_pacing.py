@@ -3,9 +3,9 @@ into account windows, bad fields included."""
 
 import pytest
 
-from torchsm.accounts import WindowRow, windows_from_event
 from torchsm.config import UsageConfig
-from torchsm.pacing import IN_FLIGHT_POLL_S, UNKNOWN_RESET_HOLD_S, requests_left, verdict
+from torchsm.usage.accounts import WindowRow, windows_from_event
+from torchsm.usage.pacing import IN_FLIGHT_POLL_S, UNKNOWN_RESET_HOLD_S, requests_left, verdict
 
 CFG = UsageConfig()  # slow 0.8, stop 0.95, margin 120
 NOW = 1_000_000.0

@@ -6,9 +6,10 @@ import json
 import pytest
 
 from supervisor_support import T0, FakeClock, agent_script, config_with, history, supervisor
-from torchsm import novas, wake, workqueue
-from torchsm.ledger import Ending
-from torchsm.progress import no_progress
+from torchsm import novas
+from torchsm.endings.breaker import Ending
+from torchsm.endings.breaker import no_progress
+from torchsm.work import wake, work_queue
 
 BASE = 'redis_url = "off"\n'
 
@@ -47,41 +48,35 @@ def test_the_breaker_is_off_at_zero():
 
 
 def add_items(home, config, count):
-    with workqueue.open_queue(home, config) as q:
+    with work_queue.open_queue(home, config) as q:
         return [q.add(f"task {n}", now=T0 - 60).id for n in range(count)]
-
-
-@pytest.fixture
-def torch(home):
-    novas.add(home, config_with(BASE), "torch", now=T0 - 7200)
-    return home
 
 
 def cools(home) -> list[tuple]:
     return [(h[0], h[3] - h[2], h[4]) for h in history(home) if h[0] in ("cool", "meditate")]
 
 
-def test_sessions_ending_with_the_same_message_cool_with_growing_backoff(torch, tmp_path):
+def test_sessions_ending_with_the_same_message_cool_with_growing_backoff(torch_home, tmp_path):
     config = config_with(BASE + "[safety]\ncooldown_jitter = 0\n")
     for n in range(12):  # sessions without items: nothing says they finished anything
-        wake.send(torch, config, "torch", f"look at the build {n}", now=T0 - 7000 + n)
+        wake.send(torch_home, config, "torch", f"look at the build {n}", now=T0 - 7000 + n)
     said = {"type": "assistant", "message": {"content": [
         {"type": "text", "text": "I am stuck on the same thing."}]}}
     command = agent_script(tmp_path, f"print({json.dumps(json.dumps(said))})")
     clock = FakeClock()
-    sup = supervisor(torch, config, command, clock)
+    sup = supervisor(torch_home, config, command, clock)
     clock.at(T0 + 3 * 3600, sup.stop.set)
     sup.run()
-    waits = cools(torch)
+    waits = cools(torch_home)
     assert [w[0] for w in waits[:4]] == ["cool", "cool", "cool", "meditate"]
     assert [w[1] for w in waits[:3]] == [60, 120, 240]
     assert all("no progress: 3 sessions in a row ended with the same message" in w[2]
                for w in waits[:4])
 
 
-def test_sessions_that_each_fail_their_item_cool_and_say_why(torch, tmp_path):
+def test_sessions_that_each_fail_their_item_cool_and_say_why(torch_home, tmp_path):
     config = config_with(BASE)
-    add_items(torch, config, 5)
+    add_items(torch_home, config, 5)
     command = agent_script(tmp_path, """
         import os, subprocess, sys
         subprocess.run([sys.executable, "-m", "torchsm", "queue", "fail",
@@ -89,20 +84,20 @@ def test_sessions_that_each_fail_their_item_cool_and_say_why(torch, tmp_path):
     """)
     env = {"TORCHSM_REDIS_URL": "off"}
     clock = FakeClock()
-    sup = supervisor(torch, config, command, clock, max_sessions=3)
+    sup = supervisor(torch_home, config, command, clock, max_sessions=3)
     sup.base_env.update(env)
     sup.run()
-    [row] = novas.status(torch, config, "torch")
+    [row] = novas.status(torch_home, config, "torch")
     assert row["state"] == "cooling"
     assert row["reason"] == "no progress: 3 sessions in a row each failed their work item"
 
 
-def test_repeated_crashes_say_they_make_no_progress(torch):
+def test_repeated_crashes_say_they_make_no_progress(torch_home):
     config = config_with(BASE)
-    add_items(torch, config, 5)
+    add_items(torch_home, config, 5)
     clock = FakeClock()
-    sup = supervisor(torch, config, ["false"], clock, max_sessions=3)
+    sup = supervisor(torch_home, config, ["false"], clock, max_sessions=3)
     sup.run()
-    reasons = [w[2] for w in cools(torch)]
+    reasons = [w[2] for w in cools(torch_home)]
     assert reasons[0].startswith("session 1 crashed") and reasons[1].startswith("session 2")
     assert reasons[2].startswith("no progress: 3 sessions in a row ended with the same error")

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from dream_support import DAY, T0, History
 from torchsm import novas
 from torchsm.config import Config
-from torchsm.prometheus import DatabaseCollector, exposition
+from torchsm.observe.prometheus import DatabaseCollector, exposition
 
 CONFIG = Config(redis_url="off")
 ODD = 'five"hour\\\nweek\u00e9'  # a quote, a backslash, a newline, non-ASCII
@@ -25,7 +25,9 @@ def samples(text: str) -> dict[tuple, float]:
 
 
 @pytest.fixture
-def busy(home):
+def metered(home):
+    """Nova torch with one of each thing the collector reads: a bang, a signal, a session
+    and a usage window."""
     novas.add(home, CONFIG, "torch", now=T0 - DAY)
     h = History(home)
     h.hook_run(T0 - 100, outcome="bang")
@@ -36,8 +38,8 @@ def busy(home):
     return home
 
 
-def test_the_collector_reads_the_database_and_the_parser_reads_it_back(busy):
-    text = exposition(DatabaseCollector(busy, CONFIG, None, DAY, clock=lambda: T0))
+def test_the_collector_reads_the_database_and_the_parser_reads_it_back(metered):
+    text = exposition(DatabaseCollector(metered, CONFIG, None, DAY, clock=lambda: T0))
     found = samples(text)
     assert found[("torchsm_hooks_bangs", (("nova", "torch"),))] == 1
     assert found[("torchsm_health_score", (("nova", "torch"),))] == 90
@@ -51,8 +53,8 @@ def test_the_collector_reads_the_database_and_the_parser_reads_it_back(busy):
                   (("account", "default"), ("window", ODD)))] == 0.5
 
 
-def test_every_family_is_a_gauge_with_help(busy):
-    text = exposition(DatabaseCollector(busy, CONFIG, "torch", DAY, clock=lambda: T0))
+def test_every_family_is_a_gauge_with_help(metered):
+    text = exposition(DatabaseCollector(metered, CONFIG, "torch", DAY, clock=lambda: T0))
     families = list(text_string_to_metric_families(text))
     assert families and {f.type for f in families} == {"gauge"}
     assert all(f.documentation for f in families)
@@ -69,7 +71,7 @@ def promtool() -> str:
     return found
 
 
-def test_promtool_accepts_the_commands_output(busy, cli):
+def test_promtool_accepts_the_commands_output(metered, cli):
     tool = promtool()
     out = cli("metrics", "--format", "prometheus").out
     assert "torchsm_health_score_overall" in out
@@ -78,9 +80,9 @@ def test_promtool_accepts_the_commands_output(busy, cli):
     assert (checked.returncode, checked.stdout, checked.stderr) == (0, "", "")
 
 
-def test_promtool_would_catch_a_broken_exposition(busy):
+def test_promtool_would_catch_a_broken_exposition(metered):
     tool = promtool()
-    text = exposition(DatabaseCollector(busy, CONFIG, None, DAY, clock=lambda: T0))
+    text = exposition(DatabaseCollector(metered, CONFIG, None, DAY, clock=lambda: T0))
     broken = text.replace("# TYPE torchsm_hooks_bangs gauge", "# TYPE torchsm_hooks_bangs nonsense")
     checked = subprocess.run([tool, "check", "metrics"], input=broken, capture_output=True,
                              text=True, timeout=60)

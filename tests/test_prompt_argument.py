@@ -6,9 +6,8 @@ shell script, so an item could run commands; such a COMMAND is refused at startu
 
 import pytest
 
-from test_run_cli import torch  # noqa: F401 (the fixture)
 from helpers import Cli, rows
-from torchsm.agents import build_argv, check_template
+from torchsm.agent.session import build_argv, check_template
 from torchsm.errors import AgentCommandError
 
 HOSTILE = "; touch PWNED"
@@ -37,33 +36,33 @@ def test_a_whole_argument_is_replaced_verbatim():
     check_template(["sh", "-c", 'echo "$1"', "sh", "{prompt}"])  # the safe shell form
 
 
-def test_run_refuses_an_embedded_placeholder_at_startup(torch, tmp_path):
+def test_run_refuses_an_embedded_placeholder_at_startup(fast_torch, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
-    torch("queue", "add", HOSTILE)
-    result = torch.fails("run", "torch", "--once", "--cwd", str(work), "--",
+    fast_torch("queue", "add", HOSTILE)
+    result = fast_torch.fails("run", "torch", "--once", "--cwd", str(work), "--",
                          "sh", "-c", "echo {prompt}")
     assert result.out == ""
     assert result.err.startswith("torchsm: error: {prompt} must be a whole argument")
     assert result.err.count("\n") == 1 and "'echo {prompt}'" in result.err
     assert not (work / "PWNED").exists() and list(work.iterdir()) == []
-    assert rows(torch, "SELECT COUNT(*) FROM sessions") == [(0,)]
-    [item] = torch("queue", "list", "--json").json()
+    assert rows(fast_torch, "SELECT COUNT(*) FROM sessions") == [(0,)]
+    [item] = fast_torch("queue", "list", "--json").json()
     assert (item["status"], item["attempts"]) == ("pending", 0)
 
 
-def test_run_passes_a_hostile_text_as_one_argument(torch, tmp_path):
+def test_run_passes_a_hostile_text_as_one_argument(fast_torch, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
-    torch("queue", "add", HOSTILE)
-    torch("queue", "add", HOSTILE)
-    out = torch("run", "torch", "--once", "--cwd", str(work), "--", "echo", "{prompt}").out
+    fast_torch("queue", "add", HOSTILE)
+    fast_torch("queue", "add", HOSTILE)
+    out = fast_torch("run", "torch", "--once", "--cwd", str(work), "--", "echo", "{prompt}").out
     assert "session 1 ok" in out
-    torch("run", "torch", "--once", "--cwd", str(work), "--",
+    fast_torch("run", "torch", "--once", "--cwd", str(work), "--",
           "sh", "-c", 'printf %s "$1" > got', "sh", "{prompt}")
     assert not (work / "PWNED").exists()
     assert HOSTILE in (work / "got").read_text()
-    assert [i["status"] for i in torch("queue", "list", "--json").json()] == ["done", "done"]
+    assert [i["status"] for i in fast_torch("queue", "list", "--json").json()] == ["done", "done"]
 
 
 def test_run_help_says_so(bare_cli: Cli):

@@ -13,7 +13,7 @@ import subprocess
 import threading
 
 from helpers import ZERO_DEVICE, Cli, char_device, rows, torchsm_executable
-from torchsm.userfiles import MAX_READ_BYTES
+from torchsm.user_files import MAX_READ_BYTES
 
 LINES = 'Write the guide\nWORK_PROCESSED: Fix the typo\n{"text": "Ship it"}\nsame\nsame\n'
 

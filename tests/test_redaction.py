@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from torchsm import resp
-from torchsm.resp import Endpoint, mask_url, parse_url
+from torchsm.mirror import redis_wire
+from torchsm.mirror.redis_wire import Endpoint, mask_url, parse_url
 
 SECRET = "hunter2@x9q"  # both halves are checked, around the `@`
 
@@ -67,14 +67,14 @@ def test_the_url_is_parsed_the_same_way(url, endpoint):
 @pytest.mark.parametrize("url", ["REDIS://:hunter2@x9q@h:1/x", "HTTP://:hunter2@x9q@h",
                                  "redis://:hunter2@x9q@"])
 def test_a_bad_url_error_hides_the_password(url):
-    with pytest.raises(resp.BadUrl) as caught:
+    with pytest.raises(redis_wire.BadUrl) as caught:
         parse_url(url)
     assert_hidden(str(caught.value))
 
 
 def test_a_password_with_an_at_sign_logs_in(start_redis):
     server = start_redis(password=SECRET)
-    conn = resp.Connection.open(parse_url(f"REDIS://:{SECRET}@127.0.0.1:{server.port}/2"), 1.0)
+    conn = redis_wire.Connection.open(parse_url(f"REDIS://:{SECRET}@127.0.0.1:{server.port}/2"), 1.0)
     try:
         assert conn.call("PING") in (b"PONG", "PONG")
     finally:

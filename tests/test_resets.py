@@ -6,14 +6,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from torchsm.resets import (
+from torchsm.usage.resets import (
     DEFAULT_SPAN_S, KNOWN_WINDOWS, WINDOW_SPANS_S, cap_reset, latest_reset, parse_reset_time,
     text_reset, window_from_text,
 )
 
 UTC = dt.timezone.utc
 NEW_YORK = ZoneInfo("America/New_York")
-ADELAIDE = ZoneInfo("Australia/Adelaide")
 MADRID = ZoneInfo("Europe/Madrid")
 HOUR = 3600
 DAY = 86400

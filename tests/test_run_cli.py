@@ -9,25 +9,9 @@ import time
 
 import pytest
 
-from helpers import Cli, torchsm_executable, write_config
+from helpers import FAST, Cli, torchsm_executable, write_config
 from supervisor_support import agent_script
 from torchsm.config import Home
-
-FAST = """
-redis_url = "off"
-[personalities.torch]
-base_cycle_s = 0.2
-[supervisor]
-stop_grace_s = 1
-load_stretch_above = 0
-"""
-
-
-@pytest.fixture
-def torch(cli: Cli) -> Cli:
-    write_config(Home(cli.home), FAST)
-    cli("nova", "add", "torch")
-    return cli
 
 
 def start(cli: Cli, *args: str) -> subprocess.Popen:
@@ -75,24 +59,24 @@ def test_help(bare_cli: Cli):
     assert "claude -c -p {prompt} --output-format stream-json --verbose" in out
 
 
-def test_a_queue_runs_to_the_end_and_status_shows_the_history(torch):
+def test_a_queue_runs_to_the_end_and_status_shows_the_history(fast_torch):
     for text in ("write the README", "fix the flaky test"):
-        torch("queue", "add", text)
-    result = torch("run", "torch", "--until-idle", "--", sys.executable, "-m",
-                   "torchsm.example_agent", "--work-s", "0", "{prompt}")
+        fast_torch("queue", "add", text)
+    result = fast_torch("run", "torch", "--until-idle", "--", sys.executable, "-m",
+                   "torchsm.agent.example", "--work-s", "0", "{prompt}")
     lines = result.out.splitlines()
     assert "session 1 ok" in result.out and "session 2 ok" in result.out
     assert "marked item 1 done" in result.out
     assert lines[-1].endswith("supervisor ends after 2 sessions: idle: nothing to do")
-    assert [i["status"] for i in torch("queue", "list", "--json").json()] == ["done", "done"]
-    assert plan(torch) is None  # nothing planned once the supervisor is gone
-    log = (torch.home / "log" / "torch.log").read_text()
+    assert [i["status"] for i in fast_torch("queue", "list", "--json").json()] == ["done", "done"]
+    assert plan(fast_torch) is None  # nothing planned once the supervisor is gone
+    log = (fast_torch.home / "log" / "torch.log").read_text()
     assert "=== session 2" in log and "did 'fix the flaky test'" in log
 
 
-def test_json_lines_one_event_each(torch):
-    torch("queue", "add", "one thing")
-    out = torch("run", "torch", "--once", "--json", "--", "true").out
+def test_json_lines_one_event_each(fast_torch):
+    fast_torch("queue", "add", "one thing")
+    out = fast_torch("run", "torch", "--once", "--json", "--", "true").out
     events = [json.loads(line) for line in out.splitlines()]
     assert [e["event"] for e in events] == ["start", "session.started", "session.ended", "end"]
     assert events[2]["outcome"] == "ok" and events[2]["exit_status"] == 0
@@ -108,8 +92,8 @@ def test_json_lines_one_event_each(torch):
     (["run", "Bad Name", "--", "true"], "invalid Nova name 'Bad Name': use "
                                         "[a-z0-9][a-z0-9_-]{0,31}"),
 ])
-def test_errors_are_one_line(torch, args, message):
-    result = torch.fails(*args)
+def test_errors_are_one_line(fast_torch, args, message):
+    result = fast_torch.fails(*args)
     assert result.err == f"torchsm: error: {message}\n" and result.out == ""
 
 
@@ -119,12 +103,12 @@ def test_uninitialised_home(bare_cli: Cli):
                           "run `torchsm init`\n")
 
 
-def test_locked_database(torch):
-    write_config(Home(torch.home), FAST + "[db]\nlock_timeout_s = 0.3\n")
-    holder = sqlite3.connect(torch.home / "torchsm.db", isolation_level=None)
+def test_locked_database(fast_torch):
+    write_config(Home(fast_torch.home), FAST + "[db]\nlock_timeout_s = 0.3\n")
+    holder = sqlite3.connect(fast_torch.home / "torchsm.db", isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        result = torch.fails("run", "torch", "--", "true")
+        result = fast_torch.fails("run", "torch", "--", "true")
     finally:
         holder.execute("ROLLBACK")
         holder.close()
@@ -132,48 +116,48 @@ def test_locked_database(torch):
                           "(gave up after 0.3s)\n")
 
 
-def test_a_second_supervisor_for_the_same_nova_is_refused(torch):
-    first = start(torch, "torch", "--", "true")
+def test_a_second_supervisor_for_the_same_nova_is_refused(fast_torch):
+    first = start(fast_torch, "torch", "--", "true")
     try:
-        wait_for(lambda: plan(torch))
-        second = torch.fails("run", "torch", "--once", "--", "true")
+        wait_for(lambda: plan(fast_torch))
+        second = fast_torch.fails("run", "torch", "--once", "--", "true")
         assert second.err == (f"torchsm: error: a supervisor for torch is already running "
                               f"(pid {first.pid})\n")
     finally:
         first.send_signal(signal.SIGTERM)
         first.wait(10)
-    torch("queue", "add", "now it may")
-    assert "session 1 ok" in torch("run", "torch", "--once", "--", "true").out
+    fast_torch("queue", "add", "now it may")
+    assert "session 1 ok" in fast_torch("run", "torch", "--once", "--", "true").out
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])  # SIGHUP: a closed terminal
-def test_a_stop_signal_mid_session_stops_the_agent_and_puts_the_item_back(torch, tmp_path,
+def test_a_stop_signal_mid_session_stops_the_agent_and_puts_the_item_back(fast_torch, tmp_path,
                                                                          sig):
-    torch("queue", "add", "a long task")
+    fast_torch("queue", "add", "a long task")
     pid_file = tmp_path / "agent.pid"
     command = agent_script(tmp_path, f"""
         import os, time
         open({str(pid_file)!r}, "w").write(str(os.getpid()))
         time.sleep(60)
     """)
-    run = start(torch, "torch", "--", *command)
+    run = start(fast_torch, "torch", "--", *command)
     agent = int(wait_for(lambda: pid_file.exists() and pid_file.read_text()))
-    assert wait_for(lambda: (plan(torch) or {}).get("state") == "running")
+    assert wait_for(lambda: (plan(fast_torch) or {}).get("state") == "running")
     run.send_signal(sig)
     out, err = run.communicate(timeout=10)
     assert run.returncode == 0, err
     assert out.splitlines()[-1].endswith(f"supervisor ends after 1 session: stopped by {sig.name}")
     assert not alive(agent)
-    [(outcome, exit_status)] = query(torch, "SELECT outcome, exit_status FROM sessions")
+    [(outcome, exit_status)] = query(fast_torch, "SELECT outcome, exit_status FROM sessions")
     assert (outcome, exit_status) == ("stopped", -signal.SIGTERM)
-    [item] = torch("queue", "list", "--json").json()
+    [item] = fast_torch("queue", "list", "--json").json()
     assert (item["status"], item["attempts"], item["owner"]) == ("pending", 0, None)
-    assert plan(torch) is None
-    assert torch("status", "torch", "--json").json()[0]["state"] == "working"  # no cooldown
+    assert plan(fast_torch) is None
+    assert fast_torch("status", "torch", "--json").json()[0]["state"] == "working"  # no cooldown
 
 
-def test_sigint_with_an_agent_that_ignores_sigterm_kills_it_after_the_grace(torch, tmp_path):
-    torch("queue", "add", "stubborn")
+def test_sigint_with_an_agent_that_ignores_sigterm_kills_it_after_the_grace(fast_torch, tmp_path):
+    fast_torch("queue", "add", "stubborn")
     pid_file = tmp_path / "agent.pid"
     command = agent_script(tmp_path, f"""
         import os, signal, time
@@ -181,7 +165,7 @@ def test_sigint_with_an_agent_that_ignores_sigterm_kills_it_after_the_grace(torc
         open({str(pid_file)!r}, "w").write(str(os.getpid()))
         time.sleep(60)
     """)
-    run = start(torch, "torch", "--", *command)
+    run = start(fast_torch, "torch", "--", *command)
     agent = int(wait_for(lambda: pid_file.exists() and pid_file.read_text()))
     run.send_signal(signal.SIGINT)
     started = time.monotonic()
@@ -189,41 +173,41 @@ def test_sigint_with_an_agent_that_ignores_sigterm_kills_it_after_the_grace(torc
     assert run.returncode == 0 and "stopped by SIGINT" in out
     assert 0.9 <= time.monotonic() - started < 5  # stop_grace_s = 1, then SIGKILL
     assert not alive(agent)
-    assert query(torch, "SELECT outcome, exit_status FROM sessions") == [("stopped", -9)]
-    assert torch("queue", "list", "--json").json()[0]["status"] == "pending"
+    assert query(fast_torch, "SELECT outcome, exit_status FROM sessions") == [("stopped", -9)]
+    assert fast_torch("queue", "list", "--json").json()[0]["status"] == "pending"
 
 
-def test_a_critical_wake_starts_a_cooling_nova_within_two_seconds(torch, tmp_path):
-    torch("transition", "torch", "cool", "--for", "600")
+def test_a_critical_wake_starts_a_cooling_nova_within_two_seconds(fast_torch, tmp_path):
+    fast_torch("transition", "torch", "cool", "--for", "600")
     started_file = tmp_path / "started"
     command = agent_script(tmp_path, f"""
         import time
         open({str(started_file)!r}, "w").write(repr(time.time()))
     """)
-    run = start(torch, "torch", "--once", "--", *command)
+    run = start(fast_torch, "torch", "--once", "--", *command)
     try:
-        assert wait_for(lambda: (plan(torch) or {}).get("why", "").startswith("cooling until"))
+        assert wait_for(lambda: (plan(fast_torch) or {}).get("why", "").startswith("cooling until"))
         sent = time.time()
-        torch("wake", "torch", "the build server is down: urgent")
+        fast_torch("wake", "torch", "the build server is down: urgent")
         run.wait(10)
     finally:
         if run.poll() is None:
             run.kill()
     assert float(started_file.read_text()) - sent < 2.0
-    [(kind, outcome)] = query(torch, "SELECT kind, outcome FROM sessions")
+    [(kind, outcome)] = query(fast_torch, "SELECT kind, outcome FROM sessions")
     assert (kind, outcome) == ("wake", "ok")
 
 
-def test_status_shows_the_next_planned_start_and_why(torch):
-    write_config(Home(torch.home), FAST.replace("0.2", "600"))
-    run = start(torch, "torch", "--", "true")
+def test_status_shows_the_next_planned_start_and_why(fast_torch):
+    write_config(Home(fast_torch.home), FAST.replace("0.2", "600"))
+    run = start(fast_torch, "torch", "--", "true")
     try:
-        row = wait_for(lambda: torch("status", "torch", "--json").json()[0]["plan"] and
-                       torch("status", "torch", "--json").json()[0])
+        row = wait_for(lambda: fast_torch("status", "torch", "--json").json()[0]["plan"] and
+                       fast_torch("status", "torch", "--json").json()[0])
         assert row["plan"]["pid"] == run.pid and row["plan"]["state"] == "waiting"
         assert row["next_start"] == row["plan"]["next_start"] and row["next_start"].endswith("Z")
         assert row["plan"]["why"] == "idle: no work; looking again in 600s"
-        text = torch("status").out
+        text = fast_torch("status").out
         assert "NEXT START" in text and row["next_start"] in text
         assert f"torch: supervised (pid {run.pid}): idle: no work" in text
     finally:
@@ -231,28 +215,28 @@ def test_status_shows_the_next_planned_start_and_why(torch):
         run.wait(10)
 
 
-def test_a_spent_budget_survives_a_restart_and_cools_the_nova(torch):
-    write_config(Home(torch.home), FAST + "max_sessions_per_hour = 2\n")
+def test_a_spent_budget_survives_a_restart_and_cools_the_nova(fast_torch):
+    write_config(Home(fast_torch.home), FAST + "max_sessions_per_hour = 2\n")
     for n in range(3):
-        torch("queue", "add", f"item {n}")
-    first = torch("run", "torch", "--max-sessions", "2", "--", "true").out
+        fast_torch("queue", "add", f"item {n}")
+    first = fast_torch("run", "torch", "--max-sessions", "2", "--", "true").out
     assert first.splitlines()[-1].endswith("supervisor ends after 2 sessions: 2 sessions done")
-    run = start(torch, "torch", "--once", "--", "true")
+    run = start(fast_torch, "torch", "--once", "--", "true")
     try:
-        row = wait_for(lambda: (torch("status", "torch", "--json").json()[0]["state"]
-                                == "cooling") and torch("status", "torch", "--json").json()[0])
+        row = wait_for(lambda: (fast_torch("status", "torch", "--json").json()[0]["state"]
+                                == "cooling") and fast_torch("status", "torch", "--json").json()[0])
         assert "session budget spent: 2 of 2 in the last hour" in row["reason"]
-        assert len(query(torch, "SELECT id FROM sessions")) == 2
+        assert len(query(fast_torch, "SELECT id FROM sessions")) == 2
     finally:
         run.send_signal(signal.SIGTERM)
         run.wait(10)
     assert run.returncode == 0
 
 
-def test_an_agent_that_fails_at_once_in_real_time(torch):
+def test_an_agent_that_fails_at_once_in_real_time(fast_torch):
     """Shortened durations, real waiting: cooldowns grow, then the Nova meditates, and the
     session count never passes the budget."""
-    write_config(Home(torch.home), FAST + """max_sessions_per_hour = 5
+    write_config(Home(fast_torch.home), FAST + """max_sessions_per_hour = 5
 crash_window_s = 0
 [safety]
 cooldown_base_s = 0.3
@@ -261,18 +245,18 @@ cooldown_jitter = 0
 meditation_s = 600
 """)
     for n in range(3):
-        torch("queue", "add", f"doomed {n}")
-    run = start(torch, "torch", "--", "false")
+        fast_torch("queue", "add", f"doomed {n}")
+    run = start(fast_torch, "torch", "--", "false")
     try:
-        wait_for(lambda: torch("status", "torch", "--json").json()[0]["state"] == "meditating",
+        wait_for(lambda: fast_torch("status", "torch", "--json").json()[0]["state"] == "meditating",
                  timeout=30)
     finally:
         run.send_signal(signal.SIGTERM)
         run.communicate(timeout=10)
-    waits = query(torch, "SELECT event, round(until - at, 1) FROM history"
+    waits = query(fast_torch, "SELECT event, round(until - at, 1) FROM history"
                          " WHERE event IN ('cool', 'meditate') ORDER BY id")
     assert waits == [("cool", 0.3), ("cool", 0.6), ("cool", 1.2), ("meditate", 600.0)]
-    outcomes = query(torch, "SELECT outcome FROM sessions")
+    outcomes = query(fast_torch, "SELECT outcome FROM sessions")
     assert outcomes == [("failed",)] * 4  # within the budget of 5
-    assert [(i["status"], i["attempts"]) for i in torch("queue", "list", "--json").json()] == [
+    assert [(i["status"], i["attempts"]) for i in fast_torch("queue", "list", "--json").json()] == [
         ("dead", 3), ("pending", 1), ("pending", 0)]

@@ -7,35 +7,36 @@ import sys
 
 import pytest
 
-from torchsm import novas, runfiles
+from torchsm import novas
 from torchsm.config import Home, load_config
 from torchsm.errors import SupervisorRunning
-from torchsm.watch import ChangeWatch
+from torchsm.storage import run_files
+from torchsm.storage.change_watch import ChangeWatch
 
 
 def test_one_lock_per_nova_and_the_holder_is_named(home):
-    lock = runfiles.lock_supervisor(home, "torch")
+    lock = run_files.lock_supervisor(home, "torch")
     try:
         holder = subprocess.run(
-            [sys.executable, "-c", "import sys\nfrom torchsm import runfiles\n"
+            [sys.executable, "-c", "import sys\nfrom torchsm.storage import run_files\n"
              "from torchsm.config import Home\nfrom pathlib import Path\n"
-             "try:\n    runfiles.lock_supervisor(Home(Path(sys.argv[1])), 'torch')\n"
+             "try:\n    run_files.lock_supervisor(Home(Path(sys.argv[1])), 'torch')\n"
              "except Exception as exc:\n    print(exc)", str(home.path)],
             capture_output=True, text=True).stdout.strip()
         assert holder == f"a supervisor for torch is already running (pid {os.getpid()})"
-        other = runfiles.lock_supervisor(home, "echo")  # another Nova is not blocked
+        other = run_files.lock_supervisor(home, "echo")  # another Nova is not blocked
         other.release()
     finally:
         lock.release()
-    runfiles.lock_supervisor(home, "torch").release()  # free again
+    run_files.lock_supervisor(home, "torch").release()  # free again
     assert (home.path / "run").stat().st_mode & 0o777 == 0o700
 
 
 def test_the_lock_is_exclusive_within_a_process_too(home):
-    lock = runfiles.lock_supervisor(home, "torch")
+    lock = run_files.lock_supervisor(home, "torch")
     try:
         with pytest.raises(SupervisorRunning):
-            runfiles.lock_supervisor(home, "torch")
+            run_files.lock_supervisor(home, "torch")
     finally:
         lock.release()
 
@@ -43,17 +44,17 @@ def test_the_lock_is_exclusive_within_a_process_too(home):
 def test_a_supervisor_starting_waits_while_another_cleans_up_after_a_dead_one(home):
     # the lock file names a supervisor that died; another Nova's supervisor holds the
     # lock for a moment to clean up after it (recovery.recover_others)
-    dead = subprocess.run([sys.executable, "-c", "import sys\nfrom torchsm import runfiles\n"
+    dead = subprocess.run([sys.executable, "-c", "import sys\nfrom torchsm.storage import run_files\n"
                            "from torchsm.config import Home\nfrom pathlib import Path\n"
-                           "runfiles.lock_supervisor(Home(Path(sys.argv[1])), 'torch')",
+                           "run_files.lock_supervisor(Home(Path(sys.argv[1])), 'torch')",
                            str(home.path)], check=True)
     assert dead.returncode == 0
-    cleaner = runfiles.lock_if_free(home, "torch")
+    cleaner = run_files.lock_if_free(home, "torch")
     assert cleaner is not None
     starting = subprocess.Popen(
-        [sys.executable, "-c", "import sys\nfrom torchsm import runfiles\n"
+        [sys.executable, "-c", "import sys\nfrom torchsm.storage import run_files\n"
          "from torchsm.config import Home\nfrom pathlib import Path\n"
-         "runfiles.lock_supervisor(Home(Path(sys.argv[1])), 'torch')\nprint('locked')",
+         "run_files.lock_supervisor(Home(Path(sys.argv[1])), 'torch')\nprint('locked')",
          str(home.path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         with pytest.raises(subprocess.TimeoutExpired):
@@ -65,15 +66,15 @@ def test_a_supervisor_starting_waits_while_another_cleans_up_after_a_dead_one(ho
 
 
 def test_a_plan_left_by_a_dead_supervisor_is_ignored(home):
-    runfiles.write_plan(home, "torch", {"pid": 2 ** 22 + 12345, "next_start": "x"})
-    assert runfiles.read_plan(home, "torch") is None
-    runfiles.write_plan(home, "torch", {"pid": os.getpid(), "next_start": "2026-11-26T00:00:00Z"})
-    assert runfiles.read_plan(home, "torch")["next_start"] == "2026-11-26T00:00:00Z"
+    run_files.write_plan(home, "torch", {"pid": 2 ** 22 + 12345, "next_start": "x"})
+    assert run_files.read_plan(home, "torch") is None
+    run_files.write_plan(home, "torch", {"pid": os.getpid(), "next_start": "2026-11-26T00:00:00Z"})
+    assert run_files.read_plan(home, "torch")["next_start"] == "2026-11-26T00:00:00Z"
     (home.path / "run" / "torch.json").write_text("{torn")
-    assert runfiles.read_plan(home, "torch") is None
-    runfiles.remove_plan(home, "torch")
-    runfiles.remove_plan(home, "torch")  # twice is fine
-    assert runfiles.with_plans(home, [{"nova": "torch"}]) == [
+    assert run_files.read_plan(home, "torch") is None
+    run_files.remove_plan(home, "torch")
+    run_files.remove_plan(home, "torch")  # twice is fine
+    assert run_files.with_plans(home, [{"nova": "torch"}]) == [
         {"nova": "torch", "next_start": None, "plan": None}]
 
 
@@ -93,7 +94,7 @@ def test_status_stays_light_while_a_supervisor_runs(cli):
     from test_imports import probe
 
     cli("nova", "add", "torch")
-    runfiles.write_plan(Home(cli.home), "torch", {"pid": os.getpid(), "state": "waiting",
+    run_files.write_plan(Home(cli.home), "torch", {"pid": os.getpid(), "state": "waiting",
                                                   "next_start": None, "why": "idle"})
     assert probe(cli, "status") == {"code": 0, "heavy": []}
     assert json.loads(cli("status", "--json").out)[0]["plan"]["why"] == "idle"

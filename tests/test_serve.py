@@ -180,7 +180,7 @@ def test_healthz_says_when_the_database_cannot_be_read(server, cli):
 
 
 def test_an_idle_connection_is_closed(server):
-    from torchsm.server import IDLE_S
+    from torchsm.observe.http_server import IDLE_S
 
     _, url = server
     with socket.create_connection(("127.0.0.1", port_of(url)), timeout=IDLE_S + 30) as sock:
@@ -191,7 +191,7 @@ def test_an_idle_connection_is_closed(server):
 
 def test_a_request_trickled_byte_by_byte_is_cut_at_its_deadline(server):
     # slowloris: each byte comes well within the idle timeout, the request never ends
-    from torchsm.server import REQUEST_S
+    from torchsm.observe.http_server import REQUEST_S
 
     _, url = server
     with socket.create_connection(("127.0.0.1", port_of(url)), timeout=30) as sock:
@@ -210,7 +210,7 @@ def test_a_request_trickled_byte_by_byte_is_cut_at_its_deadline(server):
 
 
 def test_connections_are_bounded_and_queued_beyond_the_bound(server):
-    from torchsm.server import MAX_CONNECTIONS
+    from torchsm.observe.http_server import MAX_CONNECTIONS
 
     proc, url = server
     idle = [socket.create_connection(("127.0.0.1", port_of(url)), timeout=30)

@@ -27,12 +27,6 @@ def units(tmp_path: Path) -> Path:
     return tmp_path / "units"
 
 
-@pytest.fixture
-def nova(cli: Cli) -> str:
-    cli("nova", "add", "torch")
-    return "torch"
-
-
 def service(cli: Cli, *args: str, check: bool = True, code: int | None = None, **env):
     env.setdefault("TORCHSM_SYSTEMCTL", "off")
     if code is not None:
@@ -109,7 +103,7 @@ exit {status}
     return script, log
 
 
-def test_install_writes_the_unit_and_a_private_env_file(cli: Cli, nova, units, tmp_path):
+def test_install_writes_the_unit_and_a_private_env_file(cli: Cli, torch, units, tmp_path):
     write_config(Home(cli.home), "[supervisor]\nstop_grace_s = 5\n")
     done = install(cli, units, "--cwd", str(tmp_path), "--env", "SECRET_TOKEN", "--json",
                    command=("sh", "-c", 'echo "$1"', "sh", "{prompt}"),
@@ -149,7 +143,7 @@ def test_install_writes_the_unit_and_a_private_env_file(cli: Cli, nova, units, t
                          'SECRET_TOKEN="sk-very-secret"']
 
 
-def test_the_unit_passes_systemd_analyze_verify(cli: Cli, nova, tmp_path, request):
+def test_the_unit_passes_systemd_analyze_verify(cli: Cli, torch, tmp_path, request):
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
@@ -179,7 +173,7 @@ def test_the_unit_passes_systemd_analyze_verify(cli: Cli, nova, tmp_path, reques
     assert "Failed to parse kill mode specification, ignoring: mixd" in proc.stderr
 
 
-def test_arguments_survive_systemd_quoting(cli: Cli, nova, units, tmp_path):
+def test_arguments_survive_systemd_quoting(cli: Cli, torch, units, tmp_path):
     command = ("sh", "-c", 'printf "%s" "$1"', "sh", TRICKY, "", ";", "'", "{prompt}")
     done = install(cli, units, "--cwd", str(tmp_path), "--json", command=command).json()
     assert systemd_argv(done["exec_start"]) == [
@@ -191,7 +185,7 @@ def test_arguments_survive_systemd_quoting(cli: Cli, nova, units, tmp_path):
 
 
 @pytest.mark.parametrize("declared", ["claude-code", "plain"])
-def test_what_the_agent_prints_is_declared_in_the_unit_too(cli: Cli, nova, units, tmp_path,
+def test_what_the_agent_prints_is_declared_in_the_unit_too(cli: Cli, torch, units, tmp_path,
                                                             declared):
     done = install(cli, units, "--cwd", str(tmp_path), "--agent-output", declared,
                    "--json").json()
@@ -200,7 +194,7 @@ def test_what_the_agent_prints_is_declared_in_the_unit_too(cli: Cli, nova, units
         str(tmp_path), "--agent-output", declared, "--", "sh", "-c", "true"]
 
 
-def test_env_file_values_read_back_as_written(cli: Cli, nova, units, tmp_path):
+def test_env_file_values_read_back_as_written(cli: Cli, torch, units, tmp_path):
     """systemd reads a double-quoted value as a POSIX shell does (a backslash escapes
     \\ " ` $ only), so the shell is a fair judge of what the service will see."""
     value = TRICKY + " `date` $(id) 'single' \\\" end"
@@ -211,7 +205,7 @@ def test_env_file_values_read_back_as_written(cli: Cli, nova, units, tmp_path):
     assert proc.stdout == value
 
 
-def test_installing_again_is_a_no_op_and_a_new_command_replaces_the_unit(cli: Cli, nova,
+def test_installing_again_is_a_no_op_and_a_new_command_replaces_the_unit(cli: Cli, torch,
                                                                           units, tmp_path):
     first = install(cli, units, "--cwd", str(tmp_path), "--json").json()
     path = Path(first["path"])
@@ -226,7 +220,7 @@ def test_installing_again_is_a_no_op_and_a_new_command_replaces_the_unit(cli: Cl
     assert sorted(p.name for p in units.iterdir()) == ["torchsm-torch.service"]  # no temp
 
 
-def test_a_unit_torchsm_did_not_write_is_left_alone(cli: Cli, nova, units, tmp_path):
+def test_a_unit_torchsm_did_not_write_is_left_alone(cli: Cli, torch, units, tmp_path):
     units.mkdir()
     foreign = units / "torchsm-torch.service"
     foreign.write_text("[Service]\nExecStart=/bin/true\n")
@@ -241,7 +235,7 @@ def test_a_unit_torchsm_did_not_write_is_left_alone(cli: Cli, nova, units, tmp_p
     assert found["installed"] is True and found["ours"] is False
 
 
-def test_uninstall_removes_the_unit_and_the_env_file(cli: Cli, nova, units, tmp_path):
+def test_uninstall_removes_the_unit_and_the_env_file(cli: Cli, torch, units, tmp_path):
     install(cli, units, "--cwd", str(tmp_path))
     path, env_file = units / "torchsm-torch.service", cli.home / "service" / "torch.env"
     done = service(cli, "uninstall", "torch", "--unit-dir", str(units), "--json").json()
@@ -252,7 +246,7 @@ def test_uninstall_removes_the_unit_and_the_env_file(cli: Cli, nova, units, tmp_
                           f"(no {path})\n")
 
 
-def test_status_text_and_json(cli: Cli, nova, units, tmp_path):
+def test_status_text_and_json(cli: Cli, torch, units, tmp_path):
     path = units / "torchsm-torch.service"
     args = ("status", "torch", "--unit-dir", str(units))
     assert service(cli, *args).out == f"torchsm-torch.service: not installed ({path})\n"
@@ -270,7 +264,7 @@ def test_status_text_and_json(cli: Cli, nova, units, tmp_path):
         (True, True, done["exec_start"], str(env_file))
 
 
-def test_systemctl_is_called_where_systemd_runs(cli: Cli, nova, units, tmp_path):
+def test_systemctl_is_called_where_systemd_runs(cli: Cli, torch, units, tmp_path):
     systemctl, log = fake_systemctl(tmp_path)
     done = install(cli, units, "--user", "--cwd", str(tmp_path), "--json",
                    TORCHSM_SYSTEMCTL=str(systemctl)).json()
@@ -288,7 +282,7 @@ def test_systemctl_is_called_where_systemd_runs(cli: Cli, nova, units, tmp_path)
         "--user --no-ask-password daemon-reload"]
 
 
-def test_a_failing_systemctl_is_a_warning(cli: Cli, nova, units, tmp_path):
+def test_a_failing_systemctl_is_a_warning(cli: Cli, torch, units, tmp_path):
     systemctl, _log = fake_systemctl(tmp_path, status=1)
     result = install(cli, units, "--cwd", str(tmp_path), TORCHSM_SYSTEMCTL=str(systemctl))
     assert result.err == ("torchsm: warning: `systemctl daemon-reload` failed (status 1): "
@@ -301,7 +295,7 @@ def test_a_failing_systemctl_is_a_warning(cli: Cli, nova, units, tmp_path):
     assert not (units / "torchsm-torch.service").exists()
 
 
-def test_a_user_unit(cli: Cli, nova, tmp_path):
+def test_a_user_unit(cli: Cli, torch, tmp_path):
     config_home = tmp_path / "xdg"
     done = service(cli, "install", "torch", "--user", "--cwd", str(tmp_path), "--json",
                    "--", "sh", "-c", "true", XDG_CONFIG_HOME=str(config_home)).json()
@@ -318,7 +312,7 @@ def test_a_user_unit(cli: Cli, nova, tmp_path):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a home to another user needs root")
-def test_a_system_unit_runs_as_the_homes_owner(cli: Cli, nova, units, tmp_path):
+def test_a_system_unit_runs_as_the_homes_owner(cli: Cli, torch, units, tmp_path):
     try:
         nobody = pwd.getpwnam("nobody")
     except KeyError:
@@ -333,7 +327,7 @@ def test_a_system_unit_runs_as_the_homes_owner(cli: Cli, nova, units, tmp_path):
         assert (path.stat().st_uid, path.stat().st_gid) == (nobody.pw_uid, nobody.pw_gid)
 
 
-def test_refusals(cli: Cli, nova, units, tmp_path):
+def test_refusals(cli: Cli, torch, units, tmp_path):
     args = ("install", "torch", "--unit-dir", str(units), "--cwd", str(tmp_path))
     assert service(cli, "install", "nope", "--unit-dir", str(units), "--", "sh",
                    code=1).err == "torchsm: error: no Nova named 'nope'\n"
@@ -364,7 +358,7 @@ def test_help_says_how_to_keep_it_running(bare_cli: Cli):
         assert all(option in out for option in ("--home", "--json", "--user", "--unit-dir"))
 
 
-def test_a_user_unit_folder_is_made_0755_whatever_the_umask(cli: Cli, nova, tmp_path):
+def test_a_user_unit_folder_is_made_0755_whatever_the_umask(cli: Cli, torch, tmp_path):
     config_home = tmp_path / "xdg"
     old = os.umask(0)
     try:

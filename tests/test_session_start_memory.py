@@ -8,18 +8,10 @@ import json
 import os
 import pwd
 
-import pytest
-
 from helpers import Cli
 
 CAP = 10_000  # what Claude Code reads of a hook's stdout (FIELD-NOTES)
 USER = pwd.getpwuid(os.getuid()).pw_name
-
-
-@pytest.fixture
-def torch(cli: Cli) -> Cli:
-    cli("nova", "add", "torch")
-    return cli
 
 
 def session_start(cli: Cli, source: str = "startup") -> tuple[str, str]:
@@ -29,18 +21,18 @@ def session_start(cli: Cli, source: str = "startup") -> tuple[str, str]:
     return out, context
 
 
-def test_a_session_starts_with_the_task_the_memories_and_the_insights(torch):
-    torch("memory", "add", "torch", "the deploy key lives in the vault, not in .env",
+def test_a_session_starts_with_the_task_the_memories_and_the_insights(torch_cli):
+    torch_cli("memory", "add", "torch", "the deploy key lives in the vault, not in .env",
           TORCHSM_NOVA="torch")  # from its own session
-    torch("memory", "add", "torch", "reports run after billing", "--shared")
+    torch_cli("memory", "add", "torch", "reports run after billing", "--shared")
     for n in range(3):
-        item = torch("queue", "add", f"task {n}").out.strip()
-        torch("queue", "claim", "--nova", "torch")
-        torch("queue", "fail", item, "--error", "ImportError: cannot import name 'v2'")
-    dream = torch("dream", "torch", "--json").json()
-    torch("queue", "add", "ship the invoice export")
-    torch("queue", "claim", "--nova", "torch")
-    _, context = session_start(torch)
+        item = torch_cli("queue", "add", f"task {n}").out.strip()
+        torch_cli("queue", "claim", "--nova", "torch")
+        torch_cli("queue", "fail", item, "--error", "ImportError: cannot import name 'v2'")
+    dream = torch_cli("dream", "torch", "--json").json()
+    torch_cli("queue", "add", "ship the invoice export")
+    torch_cli("queue", "claim", "--nova", "torch")
+    _, context = session_start(torch_cli)
     lines = context.splitlines()
     assert lines[0].startswith("torchsm: you are Nova torch")
     assert "Current task (work item 4): ship the invoice export" in context
@@ -50,28 +42,28 @@ def test_a_session_starts_with_the_task_the_memories_and_the_insights(torch):
     assert "cannot import name 'v2'" in "\n".join(lines[insights:memories])
     assert "the deploy key lives in the vault" in "\n".join(lines[memories:])
     # the dream remembered its findings as insight memories: said once, not twice
-    remembered = torch("memory", "list", "torch", "--json").json()
+    remembered = torch_cli("memory", "list", "torch", "--json").json()
     assert any(m["kind"] == "insight" and "v2" in m["text"] for m in remembered)
     assert "v2" not in "\n".join(lines[memories:])
     assert f"[note, shared, by user {USER}] reports run after billing" in context
 
 
-def test_long_memories_and_a_long_task_stay_under_claude_codes_cap(torch):
+def test_long_memories_and_a_long_task_stay_under_claude_codes_cap(torch_cli):
     for n in range(60):
-        torch("memory", "add", "torch", f"memory {n}: " + "detail " * 250)
-    torch("queue", "add", "a long task " + "with many words " * 2000)
-    torch("queue", "claim", "--nova", "torch")
+        torch_cli("memory", "add", "torch", f"memory {n}: " + "detail " * 250)
+    torch_cli("queue", "add", "a long task " + "with many words " * 2000)
+    torch_cli("queue", "claim", "--nova", "torch")
     for source in ("startup", "compact"):
         if source == "compact":
-            torch("hook", "pre-compact", "--nova", "torch", input=json.dumps(
+            torch_cli("hook", "pre-compact", "--nova", "torch", input=json.dumps(
                 {"session_id": "s1", "hook_event_name": "PreCompact", "trigger": "auto"}))
-        out, context = session_start(torch, source)
+        out, context = session_start(torch_cli, source)
         assert len(out) < CAP
         assert "torchsm queue show 1" in context  # the task, cut, with its pointer
         assert "memory 59:" in context  # the newest memory first among equals
         assert "more: `torchsm memory list torch`" in context
 
 
-def test_no_memory_no_dream_the_context_is_as_before(torch):
-    _, context = session_start(torch)
+def test_no_memory_no_dream_the_context_is_as_before(torch_cli):
+    _, context = session_start(torch_cli)
     assert context == "torchsm: you are Nova torch (torch), state working."

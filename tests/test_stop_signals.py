@@ -1,4 +1,4 @@
-"""`torchsm run`'s signal handling (runner.stop_on_signals) never takes a lock in a signal
+"""`torchsm run`'s signal handling (process.stop_on_signals) never takes a lock in a signal
 handler: the supervisor's main thread sleeps in `stop.wait()`, and a SIGTERM whose handler
 ran while that wait held the Event's lock (just woken, not yet out of `with self._cond`)
 deadlocked the supervisor for good (a SIGTERM round of bench_alerts hung past 120 s)."""
@@ -12,9 +12,9 @@ import sys
 # which Event.wait sits between waking and returning. Then the stop must still come.
 HELD_LOCK_AT_THE_SIGNAL = """
 import os, signal, sys, threading
-from torchsm import runner
+from torchsm.supervisor import process
 stop = threading.Event()
-with runner.stop_on_signals(stop) as received:
+with process.stop_on_signals(stop) as received:
     with stop._cond:
         os.kill(os.getpid(), signal.SIGTERM)
         for _ in range(1000):
@@ -40,9 +40,9 @@ def test_a_signal_while_the_stop_event_is_locked_still_stops():
 def test_each_signal_is_reported_once_in_order():
     code = """
 import os, signal, threading
-from torchsm import runner
+from torchsm.supervisor import process
 stop = threading.Event()
-with runner.stop_on_signals(stop) as received:
+with process.stop_on_signals(stop) as received:
     os.kill(os.getpid(), signal.SIGHUP)
     stop.wait(5)
     os.kill(os.getpid(), signal.SIGINT)

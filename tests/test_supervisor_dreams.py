@@ -2,11 +2,12 @@
 in the database, so a restart does not reset it), after the personality's
 `reflection_every` sessions, and never in the way of work."""
 
-import pytest
-
 from supervisor_support import T0, FakeClock, config_with, sessions, supervisor
-from torchsm import dream_reflection, dreams, novas, store, workqueue
-from torchsm.supervisor import Ran, Wait
+from torchsm import novas
+from torchsm.dreams import dreaming, reflection
+from torchsm.storage import store
+from torchsm.supervisor.loop import Ran, Wait
+from torchsm.work import work_queue
 
 BASE = """
 redis_url = "off"
@@ -18,12 +19,6 @@ reflection_every = 1
 """
 
 
-@pytest.fixture
-def torch(home):
-    novas.add(home, config_with(BASE), "torch", now=T0 - 7200)
-    return home
-
-
 def dream_rows(home) -> list[tuple]:
     with store.open_store(home) as db:
         return db.read(lambda conn: conn.execute(
@@ -31,7 +26,7 @@ def dream_rows(home) -> list[tuple]:
 
 
 def add_item(home, config, at: float, text: str = "task") -> None:
-    with workqueue.open_queue(home, config) as q:
+    with work_queue.open_queue(home, config) as q:
         q.add(text, now=at)
 
 
@@ -42,19 +37,19 @@ def ended_session(home, at: float) -> None:
             " VALUES (1, ?, ?, 'item', 'x', 'ok')", (at - 60, at)))
 
 
-def test_an_idle_nova_dreams_at_most_once_per_interval(torch):
+def test_an_idle_nova_dreams_at_most_once_per_interval(torch_home):
     config = config_with(BASE)
     clock = FakeClock()
-    sup = supervisor(torch, config, ["true"], clock)
+    sup = supervisor(torch_home, config, ["true"], clock)
     events = []
     sup._report = events.append
-    add_item(torch, config, T0)
+    add_item(torch_home, config, T0)
     for n in range(1, 13):  # an item every 20 minutes for four hours: 13 idle stretches
-        clock.at(T0 + 1200 * n, lambda n=n: add_item(torch, config, T0 + 1200 * n))
+        clock.at(T0 + 1200 * n, lambda n=n: add_item(torch_home, config, T0 + 1200 * n))
     clock.at(T0 + 4.5 * 3600, sup.stop.set)
     sup.run()
-    assert len(sessions(torch)) == 13
-    rows = dream_rows(torch)
+    assert len(sessions(torch_home)) == 13
+    rows = dream_rows(torch_home)
     starts = [started for started, _, _ in rows]
     assert {(status, trigger) for _, status, trigger in rows} == {("done", "supervisor")}
     assert len(rows) == 5  # 4.5 hours: at T0 (after the first session) and hourly since
@@ -66,58 +61,58 @@ def test_an_idle_nova_dreams_at_most_once_per_interval(torch):
     assert dreamt[1]["message"].startswith("dream 2 done: read sessions 3, items 3; ")
 
 
-def test_a_restarted_supervisor_does_not_dream_again_within_the_interval(torch):
+def test_a_restarted_supervisor_does_not_dream_again_within_the_interval(torch_home):
     config = config_with(BASE)
-    ended_session(torch, T0 - 100)
-    supervisor(torch, config, ["true"], FakeClock()).step(T0)
-    assert len(dream_rows(torch)) == 1
-    ended_session(torch, T0 + 200)
-    again = supervisor(torch, config, ["true"], FakeClock(T0 + 300))
+    ended_session(torch_home, T0 - 100)
+    supervisor(torch_home, config, ["true"], FakeClock()).step(T0)
+    assert len(dream_rows(torch_home)) == 1
+    ended_session(torch_home, T0 + 200)
+    again = supervisor(torch_home, config, ["true"], FakeClock(T0 + 300))
     again.step(T0 + 300)
-    assert len(dream_rows(torch)) == 1  # the last dream's start is in the database
-    supervisor(torch, config, ["true"], FakeClock(T0 + 3600)).step(T0 + 3600)
-    assert len(dream_rows(torch)) == 2
+    assert len(dream_rows(torch_home)) == 1  # the last dream's start is in the database
+    supervisor(torch_home, config, ["true"], FakeClock(T0 + 3600)).step(T0 + 3600)
+    assert len(dream_rows(torch_home)) == 2
 
 
-def test_no_dream_before_reflection_every_sessions_ended(torch):
+def test_no_dream_before_reflection_every_sessions_ended(torch_home):
     config = config_with(BASE.replace("reflection_every = 1", "reflection_every = 3"))
     for n in range(2):
-        ended_session(torch, T0 - 1000 + n)
-    supervisor(torch, config, ["true"], FakeClock()).step(T0)
-    assert dream_rows(torch) == []
-    ended_session(torch, T0 - 500)
-    supervisor(torch, config, ["true"], FakeClock()).step(T0)
-    assert len(dream_rows(torch)) == 1
+        ended_session(torch_home, T0 - 1000 + n)
+    supervisor(torch_home, config, ["true"], FakeClock()).step(T0)
+    assert dream_rows(torch_home) == []
+    ended_session(torch_home, T0 - 500)
+    supervisor(torch_home, config, ["true"], FakeClock()).step(T0)
+    assert len(dream_rows(torch_home)) == 1
 
 
-def test_work_arriving_ends_a_dream_early_and_runs_at_once(torch, monkeypatch):
+def test_work_arriving_ends_a_dream_early_and_runs_at_once(torch_home, monkeypatch):
     config = config_with(BASE)
-    ended_session(torch, T0 - 100)
-    reflect = dream_reflection.reflect
+    ended_session(torch_home, T0 - 100)
+    reflect = reflection.reflect
 
     def reflect_while_work_arrives(exp, cfg):  # an item comes in during phase 1
-        add_item(torch, config, T0, "urgent")
+        add_item(torch_home, config, T0, "urgent")
         return reflect(exp, cfg)
 
-    monkeypatch.setattr(dream_reflection, "reflect", reflect_while_work_arrives)
-    sup = supervisor(torch, config, ["true"], FakeClock())
+    monkeypatch.setattr(reflection, "reflect", reflect_while_work_arrives)
+    sup = supervisor(torch_home, config, ["true"], FakeClock())
     step = sup.step(T0)
     assert isinstance(step, Wait) and (step.until, step.why) == (
         T0, "a dream ended early: work arrived")
-    [(_, status, _)] = dream_rows(torch)
+    [(_, status, _)] = dream_rows(torch_home)
     assert status == "interrupted"
-    assert novas.status(torch, config, "torch")[0]["state"] == "working"
+    assert novas.status(torch_home, config, "torch")[0]["state"] == "working"
     assert isinstance(sup.step(T0), Ran)  # the item, at once
-    assert sessions(torch)[-1][2:5] == ("item", 1, "ok")
+    assert sessions(torch_home)[-1][2:5] == ("item", 1, "ok")
 
 
-def test_the_supervisor_leaves_a_persons_dream_alone(torch):
+def test_the_supervisor_leaves_a_persons_dream_alone(torch_home):
     config = config_with(BASE)
-    novas.transition(torch, config, "torch", "dream", now=T0 - 1)
-    sup = supervisor(torch, config, ["true"], FakeClock())
-    with dreams._dream_lock(torch, "torch"):  # `torchsm dream torch` runs
+    novas.transition(torch_home, config, "torch", "dream", now=T0 - 1)
+    sup = supervisor(torch_home, config, ["true"], FakeClock())
+    with dreaming._dream_lock(torch_home, "torch"):  # `torchsm dream torch` runs
         step = sup.step(T0)
         assert isinstance(step, Wait) and step.why == "dreaming"
-        assert novas.status(torch, config, "torch")[0]["state"] == "dreaming"
+        assert novas.status(torch_home, config, "torch")[0]["state"] == "dreaming"
     sup.step(T0 + 1)  # its process died without sending the Nova back: the supervisor does
-    assert novas.status(torch, config, "torch")[0]["state"] == "working"
+    assert novas.status(torch_home, config, "torch")[0]["state"] == "working"

@@ -16,14 +16,12 @@ import unicodedata
 
 import pytest
 
-from test_run_cli import torch  # noqa: F401 (the fixture)
 from helpers import torchsm_executable
 from torchsm.cli.common import json_line, printable, table
 
 HOSTILE = "\x1b]0;pwned\x07\x1b[2J\x9b31m\rfake\x7f"
 # what may reach the terminal: printable text, newlines and tabs
 RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
 
 
 def assert_clean(out: str) -> None:
@@ -41,43 +39,43 @@ def test_printable_escapes_controls_visibly():
     assert table([["1", "x\x1b[2J\ny"]], ["ID", "TEXT"]) == "ID  TEXT\n1   x\\x1b[2J\\ny"
 
 
-def test_queue_texts(torch):
-    item_id = torch("queue", "add", HOSTILE).out.strip()
-    out = torch("queue", "list").out
+def test_queue_texts(fast_torch):
+    item_id = fast_torch("queue", "add", HOSTILE).out.strip()
+    out = fast_torch("queue", "list").out
     assert_clean(out)
     assert "\\x1b]0;pwned\\x07\\x1b[2J" in out
-    claimed = torch("queue", "claim", "--nova", "torch").out
+    claimed = fast_torch("queue", "claim", "--nova", "torch").out
     assert_clean(claimed)
     assert claimed.startswith(f"{item_id}\t\\x1b]0;pwned")
-    [item] = torch("queue", "list", "--json").json()
+    [item] = fast_torch("queue", "list", "--json").json()
     assert item["text"] == HOSTILE  # stored and shown as JSON unchanged
 
 
-def test_wake_texts_and_senders(torch):
-    sent = torch("wake", "torch", HOSTILE, "--sender", "ev\x1b[2Jil")
+def test_wake_texts_and_senders(fast_torch):
+    sent = fast_torch("wake", "torch", HOSTILE, "--sender", "ev\x1b[2Jil")
     assert_clean(sent.out)
-    out = torch("wake", "list").out
+    out = fast_torch("wake", "list").out
     assert_clean(out)
     assert "ev\\x1b[2Jil" in out and "\\x1b]0;pwned" in out
-    assert_clean(torch("wake", "classify", HOSTILE, "--explain").out)
-    [signal] = torch("wake", "list", "--json").json()
+    assert_clean(fast_torch("wake", "classify", HOSTILE, "--explain").out)
+    [signal] = fast_torch("wake", "list", "--json").json()
     assert signal["message"] == HOSTILE
 
 
-def test_message_texts(torch):
-    assert_clean(torch("message", "send", "torch", "torch", HOSTILE).out)
-    out = torch("message", "list", "torch").out
+def test_message_texts(fast_torch):
+    assert_clean(fast_torch("message", "send", "torch", "torch", HOSTILE).out)
+    out = fast_torch("message", "list", "torch").out
     assert_clean(out)
     assert "\\x1b]0;pwned" in out
-    raw = torch("message", "list", "torch", "--json").out
+    raw = fast_torch("message", "list", "torch", "--json").out
     assert not RAW_CONTROL.search(raw)  # JSON: \u001b ..., and C1 as \u009b
     assert json.loads(raw)[0]["text"] == HOSTILE
 
 
-def test_message_follow(torch):
-    torch("message", "send", "torch", "torch", HOSTILE)
+def test_message_follow(fast_torch):
+    fast_torch("message", "send", "torch", "torch", HOSTILE)
     follow = subprocess.Popen([*torchsm_executable(), "message", "list", "torch", "--follow"],
-                              env=torch.env(), stdin=subprocess.DEVNULL,
+                              env=fast_torch.env(), stdin=subprocess.DEVNULL,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         line = follow.stdout.readline().decode()
@@ -88,22 +86,22 @@ def test_message_follow(torch):
     assert_clean(line.rstrip("\n"))
 
 
-def test_history_reasons(torch):
-    torch("transition", "torch", "cool", "--for", "5", "--reason", HOSTILE)
-    out = torch("history", "torch").out
+def test_history_reasons(fast_torch):
+    fast_torch("transition", "torch", "cool", "--for", "5", "--reason", HOSTILE)
+    out = fast_torch("history", "torch").out
     assert_clean(out)
     assert "\\x1b]0;pwned" in out
 
 
-def test_run_event_lines(torch):
-    torch("queue", "add", HOSTILE)
-    lines = torch("run", "torch", "--once", "--json", "--", "true").out
+def test_run_event_lines(fast_torch):
+    fast_torch("queue", "add", HOSTILE)
+    lines = fast_torch("run", "torch", "--once", "--json", "--", "true").out
     assert not RAW_CONTROL.search(lines)  # JSON: \u001b ..., and C1 as \u009b
     events = [json.loads(line) for line in lines.splitlines()]
     assert any("\x1b]0;pwned\x07" in e["message"] for e in events)
-    torch("queue", "add", HOSTILE)
+    fast_torch("queue", "add", HOSTILE)
     # a failing agent: its output is quoted in the event lines too
-    out = torch("run", "torch", "--once", "--", "sh", "-c",
+    out = fast_torch("run", "torch", "--once", "--", "sh", "-c",
                 "printf 'agent says \\033[2J\\n' >&2; exit 3").out
     assert "session 2 started" in out and "crashed" in out
     assert_clean(out)
@@ -140,15 +138,15 @@ def test_printable_shows_bidi_and_other_invisible_characters():
     assert not invisible(line) and json.loads(line) == {"text": BIDI + "\U000e0041"}
 
 
-def test_bidi_in_texts_is_shown_as_escapes(torch):
-    torch("queue", "add", SNEAKY)
-    out = torch("queue", "list").out
+def test_bidi_in_texts_is_shown_as_escapes(fast_torch):
+    fast_torch("queue", "add", SNEAKY)
+    out = fast_torch("queue", "list").out
     assert_visible(out)
     assert "ok\\u202egnp.exe\\u2069" in out
-    raw = torch("queue", "list", "--json").out
+    raw = fast_torch("queue", "list", "--json").out
     assert not invisible(raw) and json.loads(raw)[0]["text"] == SNEAKY
-    torch("message", "send", "torch", "torch", SNEAKY)
-    assert_visible(torch("message", "list", "torch").out)
+    fast_torch("message", "send", "torch", "torch", SNEAKY)
+    assert_visible(fast_torch("message", "list", "torch").out)
 
 
 @pytest.mark.parametrize("args", [
@@ -156,26 +154,26 @@ def test_bidi_in_texts_is_shown_as_escapes(torch):
     ["transition", "torch", "work\x1b]0;pwned\x07" + BIDI],  # the fast path
     ["hook", "stop", "--nova", "torch", "--home", "/tmp/no\x1b]0;pwned\x07" + BIDI],
 ], ids=["click", "transition", "hook"])
-def test_error_lines_show_escapes(torch, args):
-    result = torch.fails(*args, input="{}")
+def test_error_lines_show_escapes(fast_torch, args):
+    result = fast_torch.fails(*args, input="{}")
     assert result.err.startswith("torchsm: error: ") and result.err.count("\n") == 1
     assert_visible(result.err)
     assert "\\x1b]0;pwned\\x07" in result.err and "\\u202e" in result.err
 
 
-def test_warning_lines_show_escapes(torch, tmp_path):
+def test_warning_lines_show_escapes(fast_torch, tmp_path):
     path = tmp_path / ("items\x1b]0;pwned\x07\u202e.txt")
     path.write_text("first\n{\"text\": \n")
-    result = torch("queue", "import", str(path))
+    result = fast_torch("queue", "import", str(path))
     assert result.err.startswith("torchsm: warning: ")
     assert_visible(result.err)
     assert "\\x1b]0;pwned\\x07\\u202e" in result.err
 
 
-def test_the_logs_session_header_is_one_visible_line(torch):
-    torch("queue", "add", "first line " + SNEAKY + "\nsecond line")
-    torch("run", "torch", "--once", "--", "true")
-    log = (torch.home / "log" / "torch.log").read_text()
+def test_the_logs_session_header_is_one_visible_line(fast_torch):
+    fast_torch("queue", "add", "first line " + SNEAKY + "\nsecond line")
+    fast_torch("run", "torch", "--once", "--", "true")
+    log = (fast_torch.home / "log" / "torch.log").read_text()
     [header] = [line for line in log.splitlines() if line.startswith("=== ")]
     assert_visible(header)
     assert "\\x1b]0;pwned\\x07 ok\\u202egnp.exe\\u2069" in header

@@ -13,12 +13,6 @@ from torchsm.errors import NovaNotFound, TorchsmError, TransitionRefused
 NOW = 1_800_000_000.0
 
 
-@pytest.fixture
-def torch(home, config):
-    novas.add(home, config, "torch", now=NOW)
-    return "torch"
-
-
 def history_rows(home, name="torch"):
     conn = sqlite3.connect(home.db_path)
     try:

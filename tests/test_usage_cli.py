@@ -4,9 +4,10 @@ import time
 
 import pytest
 
-from helpers import Cli
-from torchsm import accounts, ledger, store
-from torchsm.usage_report import parse_duration
+from helpers import Cli, add_novas
+from torchsm.storage import store
+from torchsm.usage import accounts, ledger
+from torchsm.usage.report import parse_duration
 
 
 def add_session(home, nova_id, started, *, cost=0.01, turns=1, outcome="ok", status=None):
@@ -22,9 +23,9 @@ def add_session(home, nova_id, started, *, cost=0.01, turns=1, outcome="ok", sta
 
 
 @pytest.fixture
-def torch(cli: Cli, home):
-    cli("nova", "add", "torch")
-    cli("nova", "add", "echo")
+def spent(cli: Cli, home):
+    """Novas torch and echo (ids 1, 2) with sessions over three days and a usage window."""
+    add_novas(home, "torch", "echo")
     now = time.time()
     add_session(home, 1, now - 600, cost=0.25, turns=3)
     add_session(home, 1, now - 500, cost=0.05, turns=1, outcome="rate_limited", status=429)
@@ -37,8 +38,8 @@ def torch(cli: Cli, home):
     return cli
 
 
-def test_json_per_nova_totals_errors_buckets_and_windows(torch):
-    report = torch("usage", "torch", "--json").json()
+def test_json_per_nova_totals_errors_buckets_and_windows(spent):
+    report = spent("usage", "torch", "--json").json()
     assert report["bucket"] == "hour"
     [nova] = report["novas"]
     assert (nova["nova"], nova["sessions"], nova["turns"]) == ("torch", 3, 4)
@@ -60,8 +61,8 @@ def test_json_per_nova_totals_errors_buckets_and_windows(torch):
     assert account["cost_limit_usd"] == 0
 
 
-def test_a_longer_span_is_shown_per_day_and_for_every_nova(torch):
-    report = torch("usage", "--since", "7d", "--json").json()
+def test_a_longer_span_is_shown_per_day_and_for_every_nova(spent):
+    report = spent("usage", "--since", "7d", "--json").json()
     assert report["bucket"] == "day"
     by_name = {n["nova"]: n for n in report["novas"]}
     assert by_name["torch"]["sessions"] == 4 and by_name["echo"]["sessions"] == 1
@@ -69,8 +70,8 @@ def test_a_longer_span_is_shown_per_day_and_for_every_nova(torch):
     assert [a["account"] for a in report["accounts"]] == ["default"]
 
 
-def test_text_shows_totals_buckets_and_windows(torch):
-    out = torch("usage", "--since", "6h").out
+def test_text_shows_totals_buckets_and_windows(spent):
+    out = spent("usage", "--since", "6h").out
     assert "torch: 3 sessions, 4 turns, $0.3000, errors: 429 x1, crashed x1" in out
     assert "HOUR" in out and "five_hour" in out and "91%" in out and "allowed_warning" in out
     assert "echo: 1 session, 2 turns, $1.0000" in out
@@ -83,8 +84,8 @@ def test_text_shows_totals_buckets_and_windows(torch):
     (["usage", "--since", "0h"], "torchsm: error: bad duration '0h'"),
     (["usage", "ghost"], "torchsm: error: no Nova named 'ghost'"),
 ])
-def test_clear_one_line_errors(torch, args, message):
-    err = torch.fails(*args).err
+def test_clear_one_line_errors(spent, args, message):
+    err = spent.fails(*args).err
     assert err.startswith(message) and err.count("\n") == 1
 
 
@@ -94,19 +95,19 @@ def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
 
-def test_status_says_why_and_until_when_the_usage_slows_a_nova(torch):
+def test_status_says_why_and_until_when_the_usage_slows_a_nova(spent):
     import os
 
-    from torchsm import runfiles
     from torchsm.config import Home
+    from torchsm.storage import run_files
 
     usage = {"verdict": "slow", "why": "usage five_hour at 85%, resets 2026-11-26T09:00:00Z",
              "until": "2026-11-26T09:00:00Z", "pressure": 0.333}
-    runfiles.write_plan(Home(torch.home), "torch", {
+    run_files.write_plan(Home(spent.home), "torch", {
         "nova": "torch", "pid": os.getpid(), "state": "waiting",
         "next_start": "2026-11-26T08:20:00Z", "why": "rhythm: stretched", "usage": usage})
-    out = torch("status").out
+    out = spent("status").out
     assert ("torch: usage slows it: usage five_hour at 85%, resets 2026-11-26T09:00:00Z "
             "(until 2026-11-26T09:00:00Z)") in out
-    [row] = [r for r in torch("status", "--json").json() if r["nova"] == "torch"]
+    [row] = [r for r in spent("status", "--json").json() if r["nova"] == "torch"]
     assert row["plan"]["usage"] == usage

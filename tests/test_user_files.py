@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from helpers import NULL_DEVICE, ZERO_DEVICE, Cli, char_device
-from torchsm import userfiles
+from torchsm import user_files
 from torchsm.errors import UserFileError
 
 def block_device(path: Path) -> Path:
@@ -152,18 +152,12 @@ def test_a_new_dashboard_file_is_private_whatever_the_umask(cli: Cli, tmp_path):
 
 # --- service install: the unit file -----------------------------------------------------
 
-@pytest.fixture
-def nova(cli: Cli) -> str:
-    cli("nova", "add", "torch")
-    return "torch"
-
-
 def service_install(cli: Cli, units: Path, *command: str, **kw):
     return cli("service", "install", "torch", "--unit-dir", str(units), "--", *command,
                TORCHSM_SYSTEMCTL="off", **kw)
 
 
-def test_service_refuses_a_fifo_unit_without_waiting_on_it(cli: Cli, nova, tmp_path):
+def test_service_refuses_a_fifo_unit_without_waiting_on_it(cli: Cli, torch, tmp_path):
     units = tmp_path / "units"
     units.mkdir()
     os.mkfifo(units / "torchsm-torch.service")
@@ -173,7 +167,7 @@ def test_service_refuses_a_fifo_unit_without_waiting_on_it(cli: Cli, nova, tmp_p
     assert kind(units / "torchsm-torch.service") == stat.S_IFIFO
 
 
-def test_service_writes_a_unit_through_its_symlink(cli: Cli, nova, tmp_path):
+def test_service_writes_a_unit_through_its_symlink(cli: Cli, torch, tmp_path):
     dotfiles, units = tmp_path / "dotfiles", tmp_path / "units"
     service_install(cli, dotfiles, "true")
     units.mkdir()
@@ -185,7 +179,7 @@ def test_service_writes_a_unit_through_its_symlink(cli: Cli, nova, tmp_path):
     assert stat.S_IMODE((dotfiles / "torchsm-torch.service").stat().st_mode) == 0o644
 
 
-def test_service_refuses_a_read_only_unit(cli: Cli, nova, tmp_path):
+def test_service_refuses_a_read_only_unit(cli: Cli, torch, tmp_path):
     units = tmp_path / "units"
     service_install(cli, units, "true")
     unit = units / "torchsm-torch.service"
@@ -197,7 +191,7 @@ def test_service_refuses_a_read_only_unit(cli: Cli, nova, tmp_path):
     assert unit.read_text() == before
 
 
-def test_service_refuses_a_unit_that_is_a_device(cli: Cli, nova, tmp_path):
+def test_service_refuses_a_unit_that_is_a_device(cli: Cli, torch, tmp_path):
     units = tmp_path / "units"
     units.mkdir()
     null = char_device(units / "torchsm-torch.service")
@@ -211,7 +205,7 @@ def test_service_refuses_a_unit_that_is_a_device(cli: Cli, nova, tmp_path):
 # --- hooks install: the settings file ---------------------------------------------------
 
 @pytest.mark.parametrize("special", ["fifo", "device"])
-def test_hooks_install_refuses_a_special_settings_file(cli: Cli, nova, tmp_path, special):
+def test_hooks_install_refuses_a_special_settings_file(cli: Cli, torch, tmp_path, special):
     claude = tmp_path / "project" / ".claude"
     claude.mkdir(parents=True)
     settings = claude / "settings.json"
@@ -232,13 +226,13 @@ def test_reading_refuses_a_fifo_at_once_and_bounds_a_device(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     with pytest.raises(UserFileError, match="is a FIFO, not a file torchsm reads"):
-        userfiles.read(fifo)  # nobody writes to it: refused, not waited on
+        user_files.read(fifo)  # nobody writes to it: refused, not waited on
     zero = char_device(tmp_path / "zero", ZERO_DEVICE)
     with pytest.raises(UserFileError, match="is a character device"):
-        userfiles.read(zero)
+        user_files.read(zero)
     with pytest.raises(UserFileError, match="larger than 1 MiB"):
-        userfiles.read(zero, limit=1024 * 1024, streams=True)
+        user_files.read(zero, limit=1024 * 1024, streams=True)
     with pytest.raises(FileNotFoundError):
-        userfiles.read(tmp_path / "missing")
+        user_files.read(tmp_path / "missing")
     (tmp_path / "small").write_bytes(b"abc")
-    assert userfiles.read(tmp_path / "small", limit=3) == b"abc"
+    assert user_files.read(tmp_path / "small", limit=3) == b"abc"

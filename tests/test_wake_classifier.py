@@ -1,7 +1,7 @@
 """The wake prioritizer against a table of realistic messages.
 
 Written before the default rules were tuned: the table says what a person would expect,
-and the rules in torchsm/wake.py are tuned until it passes.
+and the rules in torchsm/work/wake.py are tuned until it passes.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import datetime as dt
 
 import pytest
 
-from torchsm import wake
 from torchsm.config import WakeConfig
 from torchsm.tiers import Tier
+from torchsm.work import wake
 
 UTC = dt.timezone.utc
 NOON = dt.datetime(2026, 11, 26, 12, 0, tzinfo=UTC).timestamp()

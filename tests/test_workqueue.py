@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from torchsm import novas, workqueue
+from torchsm import novas
 from torchsm.errors import (ImportFailed, InvalidWorkItem, ItemNotFound, ItemNotOpen,
                             LeaseLost, NothingToClaim, NovaNotFound, UnknownTier)
 from torchsm.tiers import Tier
-from torchsm.workqueue import ItemStatus
+from torchsm.work import work_queue
+from torchsm.work.work_queue import ItemStatus
 
 T0 = 1_800_000_000.0
 
@@ -18,7 +19,7 @@ T0 = 1_800_000_000.0
 def queue(home, config):
     novas.add(home, config, "torch")
     novas.add(home, config, "echo")
-    with workqueue.open_queue(home, config) as q:
+    with work_queue.open_queue(home, config) as q:
         yield q
 
 

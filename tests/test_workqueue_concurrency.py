@@ -9,18 +9,19 @@ import sys
 import time
 from collections import Counter
 
-from torchsm import novas, workqueue
-from torchsm.workqueue import ItemStatus
+from torchsm import novas
+from torchsm.work import work_queue
+from torchsm.work.work_queue import ItemStatus
 
 WORKER = """
 import json, sys, time
 from pathlib import Path
-from torchsm import workqueue
+from torchsm.work import work_queue
 from torchsm.config import Home, load_config
 
 home, go, nova = Home(Path(sys.argv[1])), Path(sys.argv[2]), sys.argv[3]
 claimed = []
-with workqueue.open_queue(home, load_config(home)) as queue:
+with work_queue.open_queue(home, load_config(home)) as queue:
     while not go.exists():
         time.sleep(0.001)
     while (item := queue.try_claim(nova)) is not None:
@@ -32,11 +33,11 @@ print(json.dumps(claimed))
 CLAIM_AND_HANG = """
 import sys, time
 from pathlib import Path
-from torchsm import workqueue
+from torchsm.work import work_queue
 from torchsm.config import Home, load_config
 
 home = Home(Path(sys.argv[1]))
-with workqueue.open_queue(home, load_config(home)) as queue:
+with work_queue.open_queue(home, load_config(home)) as queue:
     item = queue.claim("torch", lease_s=float(sys.argv[2]))
     print(item.id, flush=True)
     time.sleep(60)
@@ -52,7 +53,7 @@ def test_eight_processes_never_share_or_lose_an_item(home, config, tmp_path):
     names = ["torch", "echo", "helix", "vaeris"]
     for name in names:
         novas.add(home, config, name)
-    with workqueue.open_queue(home, config) as queue:
+    with work_queue.open_queue(home, config) as queue:
         for n in range(3000):
             target = names[n % 4] if n % 3 == 0 else None  # a third are targeted
             queue.add(f"item {n}", nova=target, priority=["high", "medium", "low"][n % 3])
@@ -73,7 +74,7 @@ def test_eight_processes_never_share_or_lose_an_item(home, config, tmp_path):
     assert set(counts) == set(all_items)  # none lost
     for item_id, item in all_items.items():
         assert item.nova in (None, claims[item_id])  # targeted items went to their Nova
-    with workqueue.open_queue(home, config) as queue:
+    with work_queue.open_queue(home, config) as queue:
         finished = queue.items()
     assert {(i.status, i.attempts) for i in finished} == {(ItemStatus.DONE, 1)}
     assert len(set(claims.values())) == 4  # every Nova got work
@@ -100,13 +101,13 @@ def cli_command() -> list[str]:
 
 def test_a_killed_claimer_loses_its_item_to_the_next_claim_after_the_lease(home, config):
     novas.add(home, config, "torch")
-    with workqueue.open_queue(home, config) as queue:
+    with work_queue.open_queue(home, config) as queue:
         queue.add("survives its worker")
     proc = start(CLAIM_AND_HANG, home.path, 30)
     item_id = int(proc.stdout.readline())
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    with workqueue.open_queue(home, config) as queue:
+    with work_queue.open_queue(home, config) as queue:
         assert queue.try_claim("torch") is None  # the dead worker's lease still holds
         retry = queue.claim("torch", now=time.time() + 31)
         assert (retry.id, retry.attempts) == (item_id, 2)

@@ -1,31 +1,54 @@
 """Home resolution and `torchsm.toml`: every duration and limit of the contract, validated.
 
-A config is a tree of NamedTuples (immutable, and cheap to define: this module is on
-the hook path, where the frozen dataclasses it had cost ~20 ms of start-up). Every key is optional; an unknown key or a value
-of the wrong type is an error that names the key, so a typo never silently means "default".
+A config is a tree of records (torchsm.records: immutable tuples, cheap to define: this
+module is on the hook path, where the frozen dataclasses it had cost ~20 ms of start-up, and
+`typing`, `pathlib` and `re` would cost ~10 ms more). Every key is optional; an unknown key
+or a value of the wrong type is an error that names the key, so a typo never silently means
+"default".
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
 import stat
-from pathlib import Path
-from typing import Any, NamedTuple, get_type_hints
 
+from torchsm import config_cache
 from torchsm.errors import ConfigError, HomeUnusable
+from torchsm.records import record
 from torchsm.tiers import Tier
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # names for annotations only: every hook call would import them
+    from pathlib import Path
+    from typing import Any
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:18000/0"
 CONFIG_FILE = "torchsm.toml"
 DB_FILE = "torchsm.db"
 
 
-class Home(NamedTuple):
-    """The folder that holds one installation's data."""
+@record
+class Home:
+    """The folder that holds one installation's data. `root` is its absolute path as text:
+    the hot path names its files with os.path (`db_file`, `config_file`); `path` and the
+    `*_path` properties are the same as pathlib Paths, for everything else."""
 
-    path: Path
+    root: str
+
+    @property
+    def path(self) -> Path:
+        from pathlib import Path
+
+        return Path(self.root)
+
+    @property
+    def db_file(self) -> str:
+        return os.path.join(self.root, DB_FILE)
+
+    @property
+    def config_file(self) -> str:
+        return os.path.join(self.root, CONFIG_FILE)
 
     @property
     def db_path(self) -> Path:
@@ -44,9 +67,9 @@ class Home(NamedTuple):
         return self.path / "log"
 
     def is_initialised(self) -> bool:
-        return self.holds_file(self.db_path)
+        return self.holds_file(self.db_file)
 
-    def holds_file(self, path: Path) -> bool:
+    def holds_file(self, path: str | os.PathLike) -> bool:
         """Whether `path`, in this home, is a regular file. HomeUnusable when the home
         cannot be looked into, or is not a folder: never mistaken for "not initialised"."""
         try:
@@ -54,20 +77,21 @@ class Home(NamedTuple):
         except FileNotFoundError:
             return False
         except NotADirectoryError:
-            raise HomeUnusable(f"{self.path} is not a folder: choose another --home") \
+            raise HomeUnusable(f"{self.root} is not a folder: choose another --home") \
                 from None
         except PermissionError:
-            raise HomeUnusable(f"cannot read the torchsm home {self.path}: permission "
+            raise HomeUnusable(f"cannot read the torchsm home {self.root}: permission "
                                "denied") from None
 
 
 def resolve_home(option: str | os.PathLike | None = None) -> Home:
     """`--home DIR`, else `$TORCHSM_HOME`, else `./var`, made absolute."""
     chosen = option or os.environ.get("TORCHSM_HOME") or "var"
-    return Home(Path(chosen).expanduser().resolve())
+    return Home(os.path.realpath(os.path.expanduser(chosen)))  # as Path.expanduser().resolve()
 
 
-class SafetyConfig(NamedTuple):
+@record
+class SafetyConfig:
     hook_burst: int = 10
     hook_window_s: float = 60
     cooldown_base_s: float = 60
@@ -82,7 +106,8 @@ class SafetyConfig(NamedTuple):
     no_progress_continuations: int = 3
 
 
-class SupervisorConfig(NamedTuple):
+@record
+class SupervisorConfig:
     max_sessions_per_hour: int = 12
     max_continuations: int = 8
     session_timeout_s: float = 3600
@@ -95,40 +120,46 @@ class SupervisorConfig(NamedTuple):
     no_progress_sessions: int = 3
 
 
-class UsageConfig(NamedTuple):
+@record
+class UsageConfig:
     slow_utilization: float = 0.8
     stop_utilization: float = 0.95
     reset_margin_s: float = 120
     auto_resume: bool = True
 
 
-class WakeConfig(NamedTuple):
+@record
+class WakeConfig:
     quiet_hours: str = ""
     load_defer_per_core: float = 2.0  # 0: never defer for load
     repeat_window_s: float = 600
     senders: dict[str, int] = {}
-    # tier -> {rule name: regex}; adds to or overrides torchsm.wake's default rules by
+    # tier -> {rule name: regex}; adds to or overrides torchsm.work.wake's default rules by
     # name, and an empty regex switches a default rule off
     rules: dict[str, dict[str, str]] = {}
 
 
-class QueueConfig(NamedTuple):
+@record
+class QueueConfig:
     lease_s: float = 1800.0
     max_attempts: int = 3
 
 
-class DatabaseConfig(NamedTuple):
+@record
+class DatabaseConfig:
     lock_timeout_s: float = 5.0
 
 
-class MirrorConfig(NamedTuple):
+@record
+class MirrorConfig:
     maxlen: int = 100_000
     connect_timeout_s: float = 0.25
     outage_memory_s: float = 30.0
     dedup_ttl_s: float = 7 * 24 * 3600.0  # how long a replay recognises an entry as mirrored
 
 
-class DreamsConfig(NamedTuple):
+@record
+class DreamsConfig:
     interval_s: float = 3600.0  # at most one supervisor-started dream per Nova this often
     span_max_s: float = 7 * 86400.0  # a dream reads no further back than this
     rows_max: int = 5000  # nor more than this many rows of any one source
@@ -136,7 +167,8 @@ class DreamsConfig(NamedTuple):
     max_work_per_day: int = 3  # work items dreams may add per Nova per day
 
 
-class MemoryConfig(NamedTuple):
+@record
+class MemoryConfig:
     # SessionStart: the room for the latest dream's insights (up to a third) and the
     # memories, out of the 9,000 characters a hook prints; the task or snapshot and the
     # messages keep the rest
@@ -147,8 +179,9 @@ class MemoryConfig(NamedTuple):
     episode_ttl_s: float = 30 * 86400.0  # an episode no dream strengthened fades after this
 
 
-class AlertsConfig(NamedTuple):
-    """When torchsm.alerts raises an alert, and how it reaches a person. A count of 0
+@record
+class AlertsConfig:
+    """When torchsm.alerts.conditions raises an alert, and how it reaches a person. A count of 0
     turns its condition off."""
 
     bangs_per_hour: int = 3  # bangs of one Nova within an hour
@@ -163,7 +196,8 @@ class AlertsConfig(NamedTuple):
     command_attempts: int = 5  # tries per alert, one per evaluation, before giving up
 
 
-class Config(NamedTuple):
+@record
+class Config:
     redis_url: str = DEFAULT_REDIS_URL
     safety: SafetyConfig = SafetyConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
@@ -181,10 +215,18 @@ class Config(NamedTuple):
     accounts: dict[str, dict[str, Any]] = {}
 
 
-ACCOUNT_KEYS = {**get_type_hints(UsageConfig), "max_cost_usd_per_day": float}
+def field_kinds(section: type) -> dict[str, type | str]:
+    """Each field of a config section with its type (`"int"` -> int): what validation needs
+    of typing.get_type_hints, without importing typing. A table's type stays its text."""
+    return {name: _KINDS.get(text, text) for name, text in section.__annotations__.items()}
 
 
-class NumberRange(NamedTuple):
+_KINDS = {"int": int, "float": float, "bool": bool, "str": str}
+ACCOUNT_KEYS = {**field_kinds(UsageConfig), "max_cost_usd_per_day": float}
+
+
+@record
+class NumberRange:
     """Where one config number may lie. Every number must also be finite: TOML allows
     `inf` and `nan`, and a cooldown of `inf` committed to the database outlives the
     config that caused it."""
@@ -319,25 +361,23 @@ _SECTIONS = {
     "memory": MemoryConfig,
     "alerts": AlertsConfig,
 }
-_QUIET_HOURS = re.compile(r"^$|^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
 
 
 def load_config(home: Home) -> Config:
     """Read HOME/torchsm.toml (if any) and apply `$TORCHSM_REDIS_URL`."""
     config = Config()
-    if home.holds_file(home.config_path):
-        config = parse_config(_read_toml(home.config_path))
+    if home.holds_file(home.config_file):
+        config = parse_config(_read_toml(home.config_file))
     url = os.environ.get("TORCHSM_REDIS_URL")
     if url:
         config = config._replace(redis_url=url)
     return config
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    import tomllib
-
+def _read_toml(path: str) -> dict[str, Any]:
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as file:
+            data = file.read()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     try:
@@ -346,6 +386,16 @@ def _read_toml(path: Path) -> dict[str, Any]:
         line = data[:exc.start].count(b"\n") + 1
         raise ConfigError(f"{path}: not valid UTF-8 (line {line}: byte "
                           f"0x{data[exc.start]:02x}); save it as UTF-8") from None
+    parsed = config_cache.parsed_copy(path, text)
+    if parsed is None:
+        parsed = _parsed(path, text)
+        config_cache.keep_parsed(path, text, parsed)
+    return parsed
+
+
+def _parsed(path: str, text: str) -> dict[str, Any]:
+    import tomllib  # ~15 ms under load: only for a config that changed (torchsm.config_cache)
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -375,7 +425,7 @@ def parse_config(raw: dict[str, Any]) -> Config:
 def _parse_section(name: str, raw: Any, cls: type) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"torchsm.toml: '{name}' must be a table")
-    known = get_type_hints(cls)
+    known = field_kinds(cls)
     values = {}
     for key, value in raw.items():
         qualified = f"{name}.{key}"
@@ -383,11 +433,11 @@ def _parse_section(name: str, raw: Any, cls: type) -> Any:
             raise ConfigError(f"torchsm.toml: unknown key '{qualified}'")
         if qualified == "wake.rules":
             values[key] = _wake_rules(qualified, value)
-        elif known[key] == dict[str, int]:
+        elif known[key] == "dict[str, int]":
             values[key] = _sender_weights(qualified, value)
         else:
             values[key] = _check_value(qualified, value, known[key])
-    if name == "wake" and not _QUIET_HOURS.match(values.get("quiet_hours", "")):
+    if name == "wake" and not is_quiet_hours(values.get("quiet_hours", "")):
         raise ConfigError(
             "torchsm.toml: 'wake.quiet_hours' must look like \"22:00-07:00\" or be empty"
         )
@@ -395,13 +445,13 @@ def _parse_section(name: str, raw: Any, cls: type) -> Any:
 
 
 def _account_tables(raw: Any) -> dict[str, dict[str, Any]]:
-    from torchsm.names import NAME_PATTERN
+    from torchsm.names import is_name
 
     if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
         raise ConfigError("torchsm.toml: 'accounts' must hold one table per account")
     tables = {}
     for name, table in raw.items():
-        if not NAME_PATTERN.fullmatch(name):
+        if not is_name(name):
             raise ConfigError(f"torchsm.toml: 'accounts.{name}' is not a valid account name "
                               "([a-z0-9][a-z0-9_-]{0,31})")
         values = {}
@@ -467,7 +517,26 @@ def _wake_rules(key: str, raw: Any) -> dict[str, dict[str, str]]:
     return raw
 
 
+def is_quiet_hours(text: str) -> bool:
+    r"""Whether `text` is empty or a span of two clock times, `22:00-07:00` (00:00 to 23:59
+    each). What the regex `^$|^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$` matched,
+    trailing newline included, without compiling one on the hook path."""
+    text = text[:-1] if text.endswith("\n") else text
+    start, dash, end = text.partition("-")
+    return text == "" or (dash == "-" and _is_clock_time(start) and _is_clock_time(end))
+
+
+def _is_clock_time(text: str) -> bool:
+    r"""`HH:MM`, 00:00 to 23:59; a digit is what the regex `\d` took (Unicode decimals)."""
+    if len(text) != 5 or text[2] != ":" or not (text[:2] + text[3:]).isdecimal():
+        return False
+    hours, minutes = text[:2], text[3:]
+    return (hours[0] in "01" or (hours[0] == "2" and hours[1] in "0123")) and minutes[0] in "012345"
+
+
 def _check_regex(key: str, pattern: Any) -> None:
+    import re
+
     if not isinstance(pattern, str):
         raise ConfigError(f"torchsm.toml: '{key}' must be a string (a regex), got {pattern!r}")
     try:

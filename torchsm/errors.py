@@ -91,6 +91,9 @@ class InvalidName(TorchsmError):
 class NovaNotFound(TorchsmError):
     """No such Nova."""
 
+    def __init__(self, name: str, detail: str = ""):
+        super().__init__(f"no Nova named '{name}'{detail}")
+
 
 class NovaExists(TorchsmError):
     """A Nova of that name already exists."""

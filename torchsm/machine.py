@@ -8,13 +8,13 @@ persists the decision inside the same database transaction that read the state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 
 from transitions import Machine, MachineError
 
 from torchsm.clock import format_time
 from torchsm.errors import TransitionRefused, UnknownEvent
+from torchsm.records import record
 
 
 class State(str, Enum):
@@ -53,14 +53,12 @@ TRANSITIONS = [
 ]
 
 
-@dataclass
 class _Subject:
-    """What the machine looks at: the state, when the wait ends, and the caller's context."""
+    """What the machine looks at: the state, when the wait ends, and the caller's context.
+    A plain object, not a record: the machine sets its `state` and adds its triggers."""
 
-    state: str
-    until: float | None
-    now: float
-    force: bool
+    def __init__(self, state: str, until: float | None, now: float, force: bool):
+        self.state, self.until, self.now, self.force = state, until, now, force
 
     def wait_is_over(self) -> bool:
         return self.force or self.until is None or self.until <= self.now
@@ -78,7 +76,7 @@ _MACHINE = Machine(
 )
 
 
-@dataclass(frozen=True)
+@record
 class Decision:
     source: State
     target: State

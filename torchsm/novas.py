@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
-from typing import Any
 
-from torchsm import machine, mirror, outbox, safety, store
+from torchsm import machine, safety
 from torchsm.config import MAX_DURATION_S, Config, Home
-from torchsm.errors import NovaExists, NovaNotFound, TorchsmError
+from torchsm.errors import NovaExists, TorchsmError
 from torchsm.machine import Event, State, format_time
-from torchsm.accounts import DEFAULT_ACCOUNT
-from torchsm.names import check_account, check_name
+from torchsm.mirror import outbox, streams
+from torchsm.names import DEFAULT_ACCOUNT, check_account, check_name
+from torchsm.records import record
+from torchsm.storage import store
 
-@dataclass(frozen=True)
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # names for annotations only: every hook call would import them
+    from typing import Any, Callable
+
+
+@record
 class TransitionResult:
     nova: str
     source: str
@@ -46,15 +51,15 @@ class TransitionResult:
             text += f" until {format_time(self.until)}"
         return text + (" [forced]" if self.forced else "")
 
-    def mirror_entry(self) -> mirror.Entry:
+    def mirror_entry(self) -> streams.Entry:
         """The `transition` entry of torch.continuous.ops; it also sets nova.status.NAME."""
         data = {"from": self.source, "to": self.target, "event": self.event,
                 "reason": self.reason, "until": format_time(self.until),
                 "forced": self.forced, "status": self.target.upper()}
-        return mirror.Entry.new("transition", self.nova, data, self.at, self.event_id)
+        return streams.Entry.new("transition", self.nova, data, self.at, self.event_id)
 
 
-@dataclass(frozen=True)
+@record
 class _Request:
     name: str
     event: Event
@@ -86,7 +91,9 @@ def transition(home: Home, config: Config, name: str, event: str | Event, *,
 
 def safety_cool(home: Home, config: Config, name: str, *, reason: str,
                 until: float | None = None, bang: bool = False, limit: str | None = None,
-                now: float | None = None, rng: random.Random | None = None) -> TransitionResult:
+                now: float | None = None, rng: random.Random | None = None,
+                unless_answered: Callable[[object], bool] | None = None
+                ) -> TransitionResult | None:
     """Cool a Nova because something went wrong (a bang, a failed session, a limit).
 
     The cooldown is the backoff, or lasts until `until` (a usage limit's reset) when that
@@ -97,10 +104,14 @@ def safety_cool(home: Home, config: Config, name: str, *, reason: str,
 
     `limit` (why) marks a usage limit: the Nova is held until `until`, and nothing starts
     it early, critical wakes included; with `auto_resume = false` a person must resume it.
+
+    `unless_answered(conn)`, asked in the cooldown's own transaction, records the answer
+    it gives and says whether it is this cooldown's to give (torchsm.endings.answers.claim): the
+    answer and the cooldown commit together or not at all. None when it was not.
     """
     request = _Request(check_name(name), Event.COOL, reason, None, until, False,
                        escalate=True, bang=bang, limit=limit)
-    return _fire(home, config, request, now, rng)
+    return _fire(home, config, request, now, rng, unless_answered)
 
 
 def hold_for_limit(home: Home, config: Config, name: str, *, until: float, reason: str,
@@ -156,34 +167,36 @@ def transition_in(conn, config: Config, name: str, event: Event, *, reason: str 
     change, its history row and its outbox entry commit with whatever else the caller
     writes; the caller delivers the outbox after the commit."""
     request = _Request(check_name(name), event, reason, None, None, False, escalate=False)
-    return _recorded_in(conn, config, request, now, None, mirror.new_event_id(now))
+    return _recorded_in(conn, config, request, now, None, streams.new_event_id(now))
 
 
 def _recorded_in(conn, config: Config, request: _Request, now: float, rng,
                  event_id: str) -> TransitionResult:
     result = _transition_in(conn, config, request, now, rng, event_id)
     if result.recorded:  # committed with the change, delivered after it (outbox.py)
-        outbox.put(conn, config, mirror.OPS_STREAM, result.mirror_entry())
+        outbox.put(conn, config, streams.OPS_STREAM, result.mirror_entry())
     return result
 
 
 def _fire(home: Home, config: Config, request: _Request, now: float | None,
-          rng: random.Random | None) -> TransitionResult:
+          rng: random.Random | None, unless_answered=None) -> TransitionResult | None:
     now = time.time() if now is None else now
-    event_id = mirror.new_event_id(now)
-    def write(conn) -> TransitionResult:
+    event_id = streams.new_event_id(now)
+    def write(conn) -> TransitionResult | None:
+        if unless_answered is not None and not unless_answered(conn):
+            return None
         return _recorded_in(conn, config, request, now, rng, event_id)
 
     with store.open_store(home, config.db.lock_timeout_s) as db:
         result = db.write(write)
-    if result.recorded:
+    if result is not None and result.recorded:
         outbox.deliver(home, config)
     return result
 
 
 def _transition_in(conn, config: Config, request: _Request, now: float, rng, event_id):
     name, event, reason = request.name, request.event, request.reason
-    nova = _loaded(conn, name)
+    nova = store.nova_named(conn, name)
     if request.hold_only:
         return _hold_in(conn, nova, request, now, event_id)
     if request.escalate:
@@ -267,9 +280,7 @@ def status(home: Home, config: Config, name: str | None = None) -> list[dict[str
         if name is None:
             rows = db.read(store.load_novas)
         else:
-            row = db.read(lambda conn: store.load_nova(conn, check_name(name)))
-            if row is None:
-                raise NovaNotFound(f"no Nova named '{name}'")
+            row = db.read(lambda conn: store.nova_named(conn, check_name(name)))
             rows = [row]
     return [nova_json(row) for row in rows]
 
@@ -291,7 +302,7 @@ def add(home: Home, config: Config, name: str, personality: str | None = None,
     account = check_account(DEFAULT_ACCOUNT if account is None else account)
     now = time.time() if now is None else now
     state = machine.INITIAL_STATE.value
-    added = mirror.Entry.new("nova.added", name, {"personality": chosen, "account": account,
+    added = streams.Entry.new("nova.added", name, {"personality": chosen, "account": account,
                                                   "state": state, "status": state.upper()}, now)
 
     def insert(conn) -> None:
@@ -300,7 +311,7 @@ def add(home: Home, config: Config, name: str, personality: str | None = None,
         conn.execute("INSERT INTO novas (name, personality, state, since, created_at,"
                      " cool_streak, account) VALUES (?, ?, ?, ?, ?, 0, ?)",
                      (name, chosen, state, now, now, account))
-        outbox.put(conn, config, mirror.OPS_STREAM, added)
+        outbox.put(conn, config, streams.OPS_STREAM, added)
 
     with store.open_store(home, config.db.lock_timeout_s) as db:
         db.write(insert)
@@ -312,24 +323,17 @@ def remove(home: Home, config: Config, name: str) -> None:
     """Delete a Nova and its history (its messages stay: they belong to both ends)."""
     check_name(name)
     # status '' removes nova.status.NAME
-    removed = mirror.Entry.new("nova.removed", name, {"status": ""}, time.time())
+    removed = streams.Entry.new("nova.removed", name, {"status": ""}, time.time())
 
     def delete(conn) -> None:
-        nova = _loaded(conn, name)
+        nova = store.nova_named(conn, name)
         conn.execute("DELETE FROM history WHERE nova_id = ?", (nova.id,))
         conn.execute("DELETE FROM novas WHERE id = ?", (nova.id,))
-        outbox.put(conn, config, mirror.OPS_STREAM, removed)
+        outbox.put(conn, config, streams.OPS_STREAM, removed)
 
     with store.open_store(home, config.db.lock_timeout_s) as db:
         db.write(delete)
     outbox.deliver(home, config)
-
-
-def _loaded(conn, name: str) -> store.NovaRow:
-    nova = store.load_nova(conn, name)
-    if nova is None:
-        raise NovaNotFound(f"no Nova named '{name}'")
-    return nova
 
 
 def show(home: Home, config: Config, name: str) -> dict[str, Any]:
@@ -339,7 +343,7 @@ def show(home: Home, config: Config, name: str) -> dict[str, Any]:
     check_name(name)
 
     def read(conn) -> tuple[store.NovaRow, int]:
-        nova = _loaded(conn, name)
+        nova = store.nova_named(conn, name)
         count = conn.execute("SELECT count(*) FROM history WHERE nova_id = ?",
                              (nova.id,)).fetchone()[0]
         return nova, count
@@ -362,12 +366,12 @@ def set_account(home: Home, config: Config, name: str, account: str,
     now = time.time() if now is None else now
 
     def move(conn) -> store.NovaRow:
-        nova = _loaded(conn, name)
+        nova = store.nova_named(conn, name)
         if nova.account != account:
             conn.execute("UPDATE novas SET account = ? WHERE id = ?", (account, nova.id))
             conn.execute("DELETE FROM usage_grants WHERE nova_id = ?", (nova.id,))
             release_limit_hold(conn, nova, now, forget=True)
-            outbox.put(conn, config, mirror.OPS_STREAM, mirror.Entry.new(
+            outbox.put(conn, config, streams.OPS_STREAM, streams.Entry.new(
                 "nova.account", name, {"from": nova.account, "to": account}, now))
         return nova
 
@@ -383,7 +387,7 @@ def history(home: Home, config: Config, name: str, limit: int = 20) -> list[dict
     check_name(name)
 
     def read(conn) -> list[tuple]:
-        nova = _loaded(conn, name)
+        nova = store.nova_named(conn, name)
         return conn.execute("SELECT from_state, to_state, event, reason, at, until, forced"
                             " FROM history WHERE nova_id = ? ORDER BY id DESC LIMIT ?",
                             (nova.id, limit)).fetchall()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from torchsm.config import FRACTION, check_number, count, duration
@@ -89,6 +89,3 @@ def get_personality(name: str, custom: dict[str, dict[str, Any]]) -> Personality
 def default_for(nova_name: str, custom: dict[str, dict[str, Any]]) -> str:
     """A Nova named after a personality gets it; any other Nova is a builder like Torch."""
     return nova_name if nova_name in all_personalities(custom) else DEFAULT_PERSONALITY
-
-
-PERSONALITY_FIELDS = tuple(f.name for f in fields(Personality))

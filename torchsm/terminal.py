@@ -14,7 +14,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # names for annotations only: every hook call would import them
+    from typing import Any
 
 # C0 controls (ESC starts every escape sequence; BEL, BS, CR rewrite what is shown), DEL and
 # the C1 controls (U+0080-U+009F: U+009B is a one-character CSI for terminals that take

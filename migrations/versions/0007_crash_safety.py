@@ -11,7 +11,7 @@ before it starts anything.
 
 An entry for the streams used to be published after the commit of the change it reports,
 and was lost when the process died in between; now it is written to `outbox` in the same
-transaction and delivered from there (torchsm.outbox).
+transaction and delivered from there (torchsm.mirror.outbox).
 """
 from alembic import op
 import sqlalchemy as sa

@@ -85,3 +85,11 @@ def claude(claude_bin, standin, tmp_path) -> Claude:
     project = tmp_path / "project"
     project.mkdir()
     return Claude(claude_bin, project, tmp_path / "claude-config", standin)
+
+
+@pytest.fixture
+def wired(torch_cli, claude):
+    """The CLI on a home holding Nova torch, torchsm's hooks installed in the Claude
+    project."""
+    torch_cli("hooks", "install", "--nova", "torch", "--project", str(claude.project))
+    return torch_cli

@@ -20,10 +20,10 @@ load_stretch_above = 0
 
 
 @pytest.fixture
-def torch(cli: Cli, claude) -> Cli:
-    write_config(Home(cli.home), FAST)
-    cli("nova", "add", "torch")
-    return cli
+def claude_torch(torch_cli: Cli, claude) -> Cli:
+    """torch_cli on this file's FAST rhythm."""
+    write_config(Home(torch_cli.home), FAST)
+    return torch_cli
 
 
 def claude_command(claude) -> list[str]:
@@ -38,11 +38,11 @@ def run_env(claude, cli: Cli, **extra) -> dict[str, str]:
 
 
 
-def test_the_supervisor_works_through_a_queue_one_session_per_item(torch, claude):
+def test_the_supervisor_works_through_a_queue_one_session_per_item(claude_torch, claude):
     for text in ("rename the config loader", "add a --dry-run flag", "update the changelog"):
-        torch("queue", "add", text)
+        claude_torch("queue", "add", text)
     proc = subprocess.run([*torchsm_executable(), "run", "torch", "--until-idle",
-                           *claude_command(claude)], env=run_env(claude, torch),
+                           *claude_command(claude)], env=run_env(claude, claude_torch),
                           capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr
     assert claude.standin.message_requests == 3
@@ -50,50 +50,50 @@ def test_the_supervisor_works_through_a_queue_one_session_per_item(torch, claude
     for n, text in enumerate(("rename the config loader", "add a --dry-run flag",
                               "update the changelog")):
         assert text in texts[n]
-    assert [i["status"] for i in torch("queue", "list", "--json").json()] == ["done"] * 3
-    ledger = rows(torch, "SELECT outcome, exit_status, cost_usd, agent_session_id"
+    assert [i["status"] for i in claude_torch("queue", "list", "--json").json()] == ["done"] * 3
+    ledger = rows(claude_torch, "SELECT outcome, exit_status, cost_usd, agent_session_id"
                          " FROM sessions ORDER BY id")
     assert [(o, e) for o, e, _, _ in ledger] == [("ok", 0)] * 3
     assert all(cost is not None and session for _, _, cost, session in ledger)
 
 
-def test_with_the_hooks_installed_one_session_continues_through_the_queue(torch, claude):
-    torch("hooks", "install", "--nova", "torch", "--project", str(claude.project))
+def test_with_the_hooks_installed_one_session_continues_through_the_queue(claude_torch, claude):
+    claude_torch("hooks", "install", "--nova", "torch", "--project", str(claude.project))
     for n in range(3):
-        torch("queue", "add", f"task number {n}")
+        claude_torch("queue", "add", f"task number {n}")
     proc = subprocess.run([*torchsm_executable(), "run", "torch", "--until-idle",
-                           *claude_command(claude)], env=run_env(claude, torch),
+                           *claude_command(claude)], env=run_env(claude, claude_torch),
                           capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr
     # the session's own item, then two Stop-hook continuations, then the allowed stop
     assert claude.standin.message_requests == 3
-    assert rows(torch, "SELECT kind, item_id, outcome FROM sessions") == [("item", 1, "ok")]
-    assert [i["status"] for i in torch("queue", "list", "--json").json()] == ["done"] * 3
-    assert [r[0] for r in rows(torch, "SELECT outcome FROM hook_runs WHERE event = 'stop'"
+    assert rows(claude_torch, "SELECT kind, item_id, outcome FROM sessions") == [("item", 1, "ok")]
+    assert [i["status"] for i in claude_torch("queue", "list", "--json").json()] == ["done"] * 3
+    assert [r[0] for r in rows(claude_torch, "SELECT outcome FROM hook_runs WHERE event = 'stop'"
                                       " ORDER BY id")] == ["continued", "continued", "allowed"]
 
 
-def test_a_429_cools_with_growing_cooldowns_and_requests_stay_within_budget(torch, claude):
-    write_config(Home(torch.home), FAST + """max_sessions_per_hour = 6
+def test_a_429_cools_with_growing_cooldowns_and_requests_stay_within_budget(claude_torch, claude):
+    write_config(Home(claude_torch.home), FAST + """max_sessions_per_hour = 6
 [safety]
 cooldown_base_s = 1
 cooldown_cap_s = 8
 cooldown_jitter = 0
 meditation_s = 600
 """)
-    torch("hooks", "install", "--nova", "torch", "--project", str(claude.project))
+    claude_torch("hooks", "install", "--nova", "torch", "--project", str(claude.project))
     for n in range(5):
-        torch("queue", "add", f"task {n}")
+        claude_torch("queue", "add", f"task {n}")
     claude.standin.policy = lambda n, body: Reply(status=429, text="Rate limited",
                                                   error_type="rate_limit_error")
     run = subprocess.Popen([*torchsm_executable(), "run", "torch", *claude_command(claude)],
-                           env=run_env(claude, torch, CLAUDE_CODE_MAX_RETRIES="0"),
+                           env=run_env(claude, claude_torch, CLAUDE_CODE_MAX_RETRIES="0"),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if torch("status", "torch", "--json").json()[0]["state"] == "meditating":
+            if claude_torch("status", "torch", "--json").json()[0]["state"] == "meditating":
                 break
             time.sleep(0.2)
         requests = claude.standin.message_requests
@@ -103,21 +103,21 @@ meditation_s = 600
         run.send_signal(signal.SIGTERM)
         out, err = run.communicate(timeout=30)
     assert run.returncode == 0, err
-    assert torch("status", "torch", "--json").json()[0]["state"] == "meditating"
+    assert claude_torch("status", "torch", "--json").json()[0]["state"] == "meditating"
     # each session sent one request, and each 429 cooled the Nova for longer
-    waits = rows(torch, "SELECT event, until - at FROM history"
+    waits = rows(claude_torch, "SELECT event, until - at FROM history"
                         " WHERE event IN ('cool', 'meditate') ORDER BY id")
     assert [event for event, _ in waits] == ["cool", "cool", "cool", "meditate"]
     assert [round(length) for _, length in waits] == [1, 2, 4, 600]
-    sessions = rows(torch, "SELECT outcome, api_error_status FROM sessions ORDER BY id")
+    sessions = rows(claude_torch, "SELECT outcome, api_error_status FROM sessions ORDER BY id")
     assert sessions == [("rate_limited", 429)] * 4
     assert claude.standin.message_requests == len(sessions) <= 6
     # the StopFailure hook cooled the Nova first; the supervisor did not cool it twice
-    assert [r[0] for r in rows(torch, "SELECT outcome FROM hook_runs"
+    assert [r[0] for r in rows(claude_torch, "SELECT outcome FROM hook_runs"
                                       " WHERE event = 'stop-failure'")] == ["cooled"] * 3 + [
         "meditated"]
     # nothing stays claimed: each failed item went back with its attempt counted (the first
     # one three times, which makes it dead)
-    items = torch("queue", "list", "--json").json()
+    items = claude_torch("queue", "list", "--json").json()
     assert [(i["status"], i["attempts"]) for i in items] == [("dead", 3), ("pending", 1)] + [
         ("pending", 0)] * 3

@@ -21,20 +21,14 @@ import pytest
 
 from helpers import Cli, rows
 from standin import Reply, tool_call, unified_headers
-from torchsm import accounts, store
 from torchsm.clock import format_time
 from torchsm.config import Home
+from torchsm.storage import store
+from torchsm.usage import accounts
 
 
 def a_reset(hours: int = 2) -> int:
     return int(time.time()) // 3600 * 3600 + hours * 3600
-
-
-@pytest.fixture
-def wired(cli: Cli, claude) -> Cli:
-    cli("nova", "add", "torch")
-    cli("hooks", "install", "--nova", "torch", "--project", str(claude.project))
-    return cli
 
 
 def learn(cli: Cli, utilization: float, reset: int, status: str) -> None:

@@ -32,12 +32,12 @@ def a_reset(hours: int = 2) -> int:
 
 
 @pytest.fixture
-def torch(cli: Cli, claude) -> Cli:
-    write_config(Home(cli.home), FAST)
-    cli("nova", "add", "torch")
+def queued_torch(torch_cli: Cli, claude) -> Cli:
+    """torch_cli on this file's FAST rhythm, three items in its queue."""
+    write_config(Home(torch_cli.home), FAST)
     for n in range(3):
-        cli("queue", "add", f"task {n}")
-    return cli
+        torch_cli("queue", "add", f"task {n}")
+    return torch_cli
 
 
 def subscription_env(claude, cli: Cli) -> dict[str, str]:
@@ -87,52 +87,54 @@ def status(cli: Cli) -> dict:
 
 
 
-def test_at_stop_utilization_the_nova_cools_until_the_reset_and_sends_nothing(torch, claude):
+def test_at_stop_utilization_the_nova_cools_until_the_reset_and_sends_nothing(queued_torch, claude):
     reset = a_reset()
     claude.standin.policy = lambda n, body: Reply(
         headers=unified_headers(0.96, reset, "allowed_warning"))
-    run = start_run(claude, torch)
+    run = start_run(claude, queued_torch)
     try:
-        wait_for(lambda: status(torch)["state"] == "cooling")
+        wait_for(lambda: status(queued_torch)["state"] == "cooling")
         time.sleep(2)  # two rhythm cycles: nothing more is sent while it is held
         assert claude.standin.message_requests == 1
-        row = status(torch)
+        row = status(queued_torch)
     finally:
         stop_run(run)
     assert row["until"] == format_time(reset + 30)
     assert row["limit_hold"].startswith("usage limit: five_hour 96%")
-    assert rows(torch, "SELECT window, utilization, resets_at FROM account_windows") == [
+    assert rows(queued_torch, "SELECT window, utilization, resets_at FROM account_windows") == [
         ("five_hour", 0.96, reset)]
-    assert rows(torch, "SELECT outcome FROM sessions") == [("ok",)]
+    assert rows(queued_torch, "SELECT outcome FROM sessions") == [("ok",)]
 
 
 def test_a_rejected_429_ends_the_session_after_one_request_and_cools_until_the_reset(
-        torch, claude):
-    torch("hooks", "install", "--nova", "torch", "--project", str(claude.project))
+        queued_torch, claude):
+    queued_torch("hooks", "install", "--nova", "torch", "--project", str(claude.project))
     reset = a_reset()
     claude.standin.policy = lambda n, body: Reply(
         status=429, text="rate limited", headers=unified_headers(1.0, reset, "rejected"))
-    row = one_session_then_status(claude, torch)
+    row = one_session_then_status(claude, queued_torch)
     assert row["state"] == "cooling" and row["until"] == format_time(reset + 30)
     assert row["limit_hold"]
-    assert rows(torch, "SELECT outcome, api_error_status FROM sessions") == [
+    assert rows(queued_torch, "SELECT outcome, api_error_status FROM sessions") == [
         ("rate_limited", 429)]
-    assert rows(torch, "SELECT outcome FROM hook_runs WHERE event = 'stop-failure'") == [
+    assert rows(queued_torch, "SELECT outcome FROM hook_runs WHERE event = 'stop-failure'") == [
         ("cooled",)]
-    assert rows(torch, "SELECT status, resets_at FROM account_windows") == [("rejected", reset)]
+    assert rows(queued_torch, "SELECT status, resets_at FROM account_windows") == [
+        ("rejected", reset)]
 
 
-def test_from_slow_utilization_the_rest_of_the_window_is_spread_to_the_reset(torch, claude):
+def test_from_slow_utilization_the_rest_of_the_window_is_spread_to_the_reset(queued_torch, claude):
     reset = a_reset()
     # the first session reports 50% (a normal gap follows), the second 85%: one request
     # costs 35%, so one more fits below 95%, and it goes halfway to the reset
     claude.standin.policy = lambda n, body: Reply(
         headers=unified_headers(0.5 if n == 1 else 0.85, reset, "allowed_warning"))
-    run = start_run(claude, torch)
+    run = start_run(claude, queued_torch)
     try:
-        wait_for(lambda: len(rows(torch, "SELECT id FROM sessions WHERE outcome = 'ok'")) == 2)
-        wait_for(lambda: (status(torch)["plan"] or {}).get("state") == "waiting")
-        plan = status(torch)["plan"]
+        wait_for(lambda: len(rows(queued_torch,
+                                  "SELECT id FROM sessions WHERE outcome = 'ok'")) == 2)
+        wait_for(lambda: (status(queued_torch)["plan"] or {}).get("state") == "waiting")
+        plan = status(queued_torch)["plan"]
     finally:
         events = stop_run(run)
     ended = [e for e in events if e["event"] == "session.ended"]
@@ -154,35 +156,36 @@ def _seconds(iso: str) -> float:
 
 
 def test_without_auto_resume_nothing_starts_after_the_reset_until_a_person_resumes(
-        torch, claude):
+        queued_torch, claude):
     # a short backoff: a usage cool lasts at least the backoff, then until the reset
-    write_config(Home(torch.home), FAST.replace(
+    write_config(Home(queued_torch.home), FAST.replace(
         "reset_margin_s = 30", "reset_margin_s = 1\nauto_resume = false\n[safety]\n"
                                "cooldown_base_s = 1\ncooldown_jitter = 0"))
     reset = int(time.time()) + 4
     claude.standin.policy = lambda n, body: Reply(
         headers=unified_headers(0.96, reset, "allowed_warning"))
-    run = start_run(claude, torch)
+    run = start_run(claude, queued_torch)
     try:
-        wait_for(lambda: status(torch)["state"] == "cooling")
+        wait_for(lambda: status(queued_torch)["state"] == "cooling")
         wait_for(lambda: time.time() > reset + 3, timeout=30)  # past the reset + margin
         assert claude.standin.message_requests == 1
-        assert "auto_resume is off" in status(torch)["plan"]["why"]
-        torch("transition", "torch", "work", "--reason", "resumed by a person")
+        assert "auto_resume is off" in status(queued_torch)["plan"]["why"]
+        queued_torch("transition", "torch", "work", "--reason", "resumed by a person")
         wait_for(lambda: claude.standin.message_requests == 2)
     finally:
         stop_run(run)
 
 
 def test_with_hooks_installed_a_warning_at_stop_utilization_ends_the_session_at_once(
-        torch, claude):
+        queued_torch, claude):
     # issue 13: the Stop hook continued through three more requests before the
     # rate_limit_event was stored at the session's end; stored live, one request is all
-    torch("hooks", "install", "--nova", "torch", "--project", str(claude.project))
+    queued_torch("hooks", "install", "--nova", "torch", "--project", str(claude.project))
     reset = a_reset()
     claude.standin.policy = lambda n, body: Reply(
         headers=unified_headers(0.96, reset, "allowed_warning"))
-    row = one_session_then_status(claude, torch)
+    row = one_session_then_status(claude, queued_torch)
     assert row["state"] == "cooling" and row["until"] == format_time(reset + 30)
-    [(outcome, detail)] = rows(torch, "SELECT outcome, detail FROM hook_runs WHERE event = 'stop'")
+    [(outcome, detail)] = rows(queued_torch,
+                               "SELECT outcome, detail FROM hook_runs WHERE event = 'stop'")
     assert outcome == "allowed" and "cooling" in detail

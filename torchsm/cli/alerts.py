@@ -22,11 +22,11 @@ def alerts(env: Env, everything: bool) -> None:
     refused, a Nova held by a usage limit, a supervisor that stopped, billing and
     authentication failures. A failed `[alerts] command` is one `torchsm: warning: ...`
     line on stderr; the alert is kept and the command tried again later."""
-    from torchsm import alert_delivery
-    from torchsm import alerts as alerts_lib
+    from torchsm.alerts import delivery
+    from torchsm.alerts import conditions as alerts_lib
 
     alerts_lib.evaluate(env.home, env.config, time.time())
-    for line in alert_delivery.deliver_pending(env.home, env.config, time.time):
+    for line in delivery.deliver_pending(env.home, env.config, time.time):
         warn(line)
     rows = [a.as_json() for a in alerts_lib.list_alerts(env.home, env.config, everything)]
     env.emit(rows, lambda: _text(rows, everything))

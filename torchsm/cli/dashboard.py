@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from torchsm import userfiles
+from torchsm import user_files
 from torchsm.cli.common import Env, common_options, pass_env
 
 
@@ -25,13 +25,13 @@ def dashboard(env: Env, out: str, since: str) -> None:
     sessions and cost, cooldowns, usage windows, health scores with their trend and
     recommendations, and the open alerts. Prints the file's path (with --json,
     {"path": ...}). `torchsm serve` serves the same page, refreshed."""
-    from torchsm.dashboard import render
-    from torchsm.usage_report import parse_duration
+    from torchsm.observe.dashboard import render
+    from torchsm.usage.report import parse_duration
 
     page = render(env.home, env.config, time.time(), parse_duration(since))
     if out == "-":
         click.echo(page, nl=False)
         return
     path = Path(out).absolute()
-    userfiles.write(path, page.encode("utf-8"), streams=True)
+    user_files.write(path, page.encode("utf-8"), streams=True)
     env.emit({"path": str(path)}, str(path))

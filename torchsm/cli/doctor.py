@@ -25,7 +25,7 @@ def doctor(env: Env, project: str, claude: str | None) -> None:
     --json prints {"ok": ..., "checks": [{"name", "ok", "detail", "fix"}, ...]}."""
     from pathlib import Path
 
-    from torchsm.doctor import run_checks
+    from torchsm.observe.doctor import run_checks
 
     checks = run_checks(env.home, Path(project).resolve(), claude)
     problems = [c for c in checks if not c.ok]

@@ -1,4 +1,4 @@
-"""`torchsm dream NAME | run NAME | list [NAME] | show ID` (torchsm.dreams).
+"""`torchsm dream NAME | run NAME | list [NAME] | show ID` (torchsm.dreams.dreaming).
 
 `dream NAME` is short for `dream run NAME`. A first word that names a subcommand is the
 subcommand: a Nova called `list`, `show` or `run` dreams with `torchsm dream run list`.
@@ -12,8 +12,8 @@ import time
 import click
 
 from torchsm.cli.common import Env, common_options, pass_env, table
-from torchsm.clock import format_time
 from torchsm.cli.numbers import count, parse_id
+from torchsm.clock import format_time
 from torchsm.errors import DreamNotFound, TorchsmError
 
 PHASES = {0: "pattern", 1: "reflection", 2: "plan"}
@@ -46,10 +46,10 @@ def dream() -> None:
 def dream_run(env: Env, name: str) -> None:
     """Dream for Nova NAME now (`torchsm dream NAME` says the same). A due critical wake
     ends it early, as `interrupted`, keeping what the finished phases found."""
-    from torchsm import dreams
+    from torchsm.dreams import dreaming
 
-    view = dreams.dream(env.home, env.config, name, time.time(), trigger="command",
-                        should_continue=dreams.undisturbed(env.home, env.config, name))
+    view = dreaming.dream(env.home, env.config, name, time.time(), trigger="command",
+                        should_continue=dreaming.undisturbed(env.home, env.config, name))
     env.emit(view.as_json(), lambda: _brief(view))
 
 
@@ -61,9 +61,9 @@ def dream_run(env: Env, name: str) -> None:
 @pass_env
 def dream_list(env: Env, name: str | None, limit: int) -> None:
     """The latest dreams (of Nova NAME, or of every Nova), oldest first."""
-    from torchsm import dreams
+    from torchsm.dreams import dreaming
 
-    shown = dreams.list_dreams(env.home, env.config, name, limit)
+    shown = dreaming.list_dreams(env.home, env.config, name, limit)
     env.emit([d.as_json() for d in shown], lambda: _table(shown) if shown else "no dreams")
 
 
@@ -74,9 +74,9 @@ def dream_list(env: Env, name: str | None, limit: int) -> None:
 def dream_show(env: Env, dream_id: str) -> None:
     """Dream ID: what it read, and its insights, the most important first, each with its
     evidence (and, for a proposal, its action)."""
-    from torchsm import dreams
+    from torchsm.dreams import dreaming
 
-    view = dreams.show(env.home, env.config, _parse_id(dream_id))
+    view = dreaming.show(env.home, env.config, _parse_id(dream_id))
     env.emit(view.as_json(), lambda: _details(view))
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import NamedTuple
+
+from torchsm.records import record
 
 
-class PlainCall(NamedTuple):
+@record
+class PlainCall:
     command: str
     words: list[str]  # the positional arguments after the command
     options: dict[str, str | bool]
@@ -150,7 +152,7 @@ def _run_hook(call: PlainCall) -> int:
 
         raise TorchsmError("--nova NAME is required")
     from torchsm.config import load_config, resolve_home
-    from torchsm.hooks import run_hook
+    from torchsm.hooks.handlers import run_hook
 
     # bytes: text that is not UTF-8 is decoded with replacement by the handler
     stdin = sys.stdin

@@ -34,7 +34,7 @@ def scan(env: Env, paths: tuple[str, ...]) -> None:
     A file that cannot be read (permission denied, a read error, a symlink to nothing
     named on the command line) makes the scan incomplete: it never says "no dangerous
     patterns found" then, and exits 1 with `torchsm: error: scan incomplete: ...`."""
-    from torchsm.hookscan import scan as scan_files
+    from torchsm.hooks.scanner import scan as scan_files
 
     try:
         report = scan_files(list(paths))
@@ -80,10 +80,11 @@ def install(env: Env, nova: str, project: str) -> None:
     nothing."""
     from pathlib import Path
 
-    from torchsm import hookinstall, novas
+    from torchsm import novas
+    from torchsm.hooks import installer
 
     novas.status(env.home, env.config, nova)  # the Nova must exist in this home
-    done = hookinstall.install(Path(project).resolve(), nova, env.home.path)
+    done = installer.install(Path(project).resolve(), nova, env.home.path)
     if done["changed"]:
         text = f"installed torchsm hooks for {nova} in {done['settings']}"
         if "target" in done:

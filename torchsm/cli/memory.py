@@ -1,4 +1,4 @@
-"""`torchsm memory add|list|show|forget`: what Novas remember (torchsm.memory)."""
+"""`torchsm memory add|list|show|forget`: what Novas remember (torchsm.dreams.memory)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from typing import Any, Callable, TypeVar
 
 import click
 
-from torchsm import memory as memory_lib, recall, store
 from torchsm.cli.common import Env, common_options, pass_env, printable, table, warn
-from torchsm.clock import format_time
 from torchsm.cli.numbers import count, parse_id
+from torchsm.clock import format_time
+from torchsm.dreams import memory as memory_lib, recall
+from torchsm.dreams.recall import written_by
 from torchsm.errors import InvalidMemory, MemoryNotFound
-from torchsm.prompts import json_size
-from torchsm.recall import written_by
+from torchsm.storage import store
+from torchsm.work.prompts import json_size
 
 T = TypeVar("T")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from torchsm import messages
 from torchsm.cli.common import Env, common_options, pass_env, warn
 from torchsm.cli.numbers import count
 from torchsm.clock import format_time
-from torchsm.mirror import MESSAGES_STREAM, epoch
+from torchsm.mirror.streams import MESSAGES_STREAM, epoch
+from torchsm.work import messages
 
 
 @click.group()

@@ -25,16 +25,16 @@ def metrics(env: Env, name: str | None, since: str, output: str | None) -> None:
     wake signals, hooks, coordination, dreams, rhythm, error recovery; the account's
     usage; a 0-100 health score with its trend against the window before, and
     recommendations naming the metric behind them."""
-    from torchsm.usage_report import parse_duration
+    from torchsm.usage.report import parse_duration
 
     since_s = parse_duration(since)
     output = output or ("json" if env.json else "text")
     if output == "prometheus":
-        from torchsm.prometheus import DatabaseCollector, exposition
+        from torchsm.observe.prometheus import DatabaseCollector, exposition
 
         click.echo(exposition(DatabaseCollector(env.home, env.config, name, since_s)), nl=False)
         return
-    from torchsm.health import measure
+    from torchsm.observe.health import measure
 
     found = measure(env.home, env.config, name, since_s, time.time())
     if output == "json":

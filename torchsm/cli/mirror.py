@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from torchsm import mirror as mirror_lib
 from torchsm.cli.common import Env, common_options, pass_env
+from torchsm.mirror import streams as mirror_lib
 
 
 @click.group()

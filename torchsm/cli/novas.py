@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from torchsm import novas
-from torchsm.accounts import DEFAULT_ACCOUNT
 from torchsm.cli.common import Env, common_options, pass_env, table
 from torchsm.cli.numbers import Seconds, count
 from torchsm.machine import Event
+from torchsm.names import DEFAULT_ACCOUNT
 from torchsm.names import check_account
 
 
@@ -114,7 +114,7 @@ def status(env: Env, name: str | None, watch: bool, interval: float) -> None:
 
 
 def _emit_status(env: Env, name: str | None) -> None:
-    from torchsm.runfiles import with_plans
+    from torchsm.storage.run_files import with_plans
 
     rows = with_plans(env.home, novas.status(env.home, env.config, name))
     env.emit(rows, lambda: _status_text(rows)

@@ -15,7 +15,7 @@ import click
 
 from torchsm.config import MAX_DURATION_S
 from torchsm.errors import TorchsmError
-from torchsm.store import INT64_MAX
+from torchsm.storage.store import INT64_MAX
 
 
 def count(low: int = 1, high: int = INT64_MAX) -> click.IntRange:

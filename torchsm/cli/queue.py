@@ -1,18 +1,18 @@
-"""`torchsm queue ...`: the work queue (torchsm.workqueue)."""
+"""`torchsm queue ...`: the work queue (torchsm.work.work_queue)."""
 
 from __future__ import annotations
 
 import click
 
-from torchsm import workqueue
 from torchsm.cli.common import Env, common_options, pass_env, table, warn
 from torchsm.cli.numbers import Seconds, count, parse_id
+from torchsm.clock import format_time
 from torchsm.config import MAX_COUNT
 from torchsm.errors import InvalidWorkItem, ItemNotFound
-from torchsm.clock import format_time
 from torchsm.tiers import TIER_NAMES
+from torchsm.work import work_queue
 
-STATUS_NAMES = ", ".join(s.value for s in workqueue.ItemStatus)
+STATUS_NAMES = ", ".join(s.value for s in work_queue.ItemStatus)
 
 
 @click.group()
@@ -36,7 +36,7 @@ def queue() -> None:
 def queue_add(env: Env, text: str, nova: str | None, priority: str,
               max_attempts: int | None) -> None:
     """Add a work item; prints its id."""
-    with workqueue.open_queue(env.home, env.config) as q:
+    with work_queue.open_queue(env.home, env.config) as q:
         item = q.add(text, nova=nova, priority=priority, max_attempts=max_attempts)
     env.emit(item.as_json(), str(item.id))
 
@@ -48,12 +48,12 @@ def queue_add(env: Env, text: str, nova: str | None, priority: str,
 @pass_env
 def queue_list(env: Env, nova: str | None, status: str | None) -> None:
     """List work items in claim order."""
-    with workqueue.open_queue(env.home, env.config) as q:
+    with work_queue.open_queue(env.home, env.config) as q:
         items = q.items(nova=nova, status=status)
     env.emit([i.as_json() for i in items], lambda: _items_table(items) if items else "no items")
 
 
-def _items_table(items: list[workqueue.WorkItem]) -> str:
+def _items_table(items: list[work_queue.WorkItem]) -> str:
     return table([[i.id, i.status.value, i.priority.value, i.nova, i.claimed_by,
                    f"{i.attempts}/{i.max_attempts}", format_time(i.created_at),
                    _shorten(i.text)] for i in items],
@@ -73,12 +73,12 @@ def _shorten(text: str, width: int = 60) -> str:
 def queue_show(env: Env, item_id: str) -> None:
     """Show work item ID: its fields, then its whole text (hooks and prompts cut a long
     text and point here)."""
-    with workqueue.open_queue(env.home, env.config) as q:
+    with work_queue.open_queue(env.home, env.config) as q:
         item = q.get(parse_item_id(item_id))
     env.emit(item.as_json(), lambda: _item_details(item))
 
 
-def _item_details(item: workqueue.WorkItem) -> str:
+def _item_details(item: work_queue.WorkItem) -> str:
     fields = [("id", item.id), ("status", item.status.value), ("priority", item.priority.value),
               ("nova", item.nova), ("claimed_by", item.claimed_by),
               ("attempts", f"{item.attempts}/{item.max_attempts}"),
@@ -99,7 +99,7 @@ def _item_details(item: workqueue.WorkItem) -> str:
 @pass_env
 def queue_claim(env: Env, nova: str, lease_s: float | None) -> None:
     """Claim the next item for NAME (exit 1 when nothing is claimable)."""
-    with workqueue.open_queue(env.home, env.config) as q:
+    with work_queue.open_queue(env.home, env.config) as q:
         item = q.claim(nova, lease_s=lease_s)
     env.emit(item.as_json(), lambda: (
         f"{item.id}\t{item.text}\n"
@@ -115,7 +115,7 @@ def queue_claim(env: Env, nova: str, lease_s: float | None) -> None:
 @pass_env
 def queue_done(env: Env, item_id: str, result: str | None) -> None:
     """Mark item ID done."""
-    with workqueue.open_queue(env.home, env.config) as q:
+    with work_queue.open_queue(env.home, env.config) as q:
         item = q.done(parse_item_id(item_id), result=result)
     env.emit(item.as_json(), f"{item.id}: done")
 
@@ -127,7 +127,7 @@ def queue_done(env: Env, item_id: str, result: str | None) -> None:
 @pass_env
 def queue_fail(env: Env, item_id: str, error: str | None) -> None:
     """Mark item ID failed (final)."""
-    with workqueue.open_queue(env.home, env.config) as q:
+    with work_queue.open_queue(env.home, env.config) as q:
         item = q.fail(parse_item_id(item_id), error=error)
     env.emit(item.as_json(), f"{item.id}: failed")
 
@@ -144,7 +144,7 @@ def queue_import(env: Env, file: str) -> None:
     content: importing the file again, a copy of it or the same lines through a pipe
     (FILE may be /dev/stdin or a FIFO) adds only lines not imported before (a repeated
     line counts once per occurrence). At most 64 MiB are read."""
-    with workqueue.open_queue(env.home, env.config) as q:
+    with work_queue.open_queue(env.home, env.config) as q:
         report = q.import_file(file)
     for number, why in report.malformed:
         warn(f"{file}:{number}: {why}")

@@ -1,4 +1,4 @@
-"""`torchsm run NAME -- COMMAND [ARG...]`: the supervisor loop (torchsm.supervisor)."""
+"""`torchsm run NAME -- COMMAND [ARG...]`: the supervisor loop (torchsm.supervisor.loop)."""
 
 from __future__ import annotations
 
@@ -62,14 +62,15 @@ def run(env: Env, name: str, command: tuple[str, ...], once: bool, max_sessions:
     [supervisor] stop_grace_s, and its work item goes back to the queue. One supervisor
     per Nova. Prints one line per event (JSON lines with --json).
     """
-    from torchsm import agents, runner, supervisor
+    from torchsm.agent import session
+    from torchsm.supervisor import loop, process
 
-    agents.check_template(command)  # before anything starts
-    options = supervisor.RunOptions(tuple(command), cwd, once, max_sessions, until_idle,
+    session.check_template(command)  # before anything starts
+    options = loop.RunOptions(tuple(command), cwd, once, max_sessions, until_idle,
                                     agent_output)
     stop = threading.Event()
-    with runner.stop_on_signals(stop) as received:
-        summary = runner.supervise(env.home, env.config, name, options, stop=stop,
+    with process.stop_on_signals(stop) as received:
+        summary = process.supervise(env.home, env.config, name, options, stop=stop,
                                        report=_printer(env))
     why = f"stopped by {signal.Signals(received[0]).name}" if received else summary.why
     _printer(env)({"event": "end", "nova": name, "at": format_time(time.time()),

@@ -23,8 +23,8 @@ def serve(env: Env, port: int, since: str) -> None:
     Only requests for localhost or a loopback address are answered (421 otherwise).
     Prints the address; runs until Ctrl-C (exit 0). A port in use is one error line,
     exit 1."""
-    from torchsm.server import open_server
-    from torchsm.usage_report import parse_duration
+    from torchsm.observe.http_server import open_server
+    from torchsm.usage.report import parse_duration
 
     server = open_server(env.home, env.config, port, parse_duration(since), REFRESH_S)
     click.echo(f"serving http://127.0.0.1:{server.server_address[1]}/ and /metrics"

@@ -60,7 +60,7 @@ def install(env: Env, name: str, command: tuple[str, ...], user_unit: bool,
     Installing again replaces the unit torchsm wrote; a unit file of someone else's is
     refused. Nothing is enabled or started: the next steps are printed.
     """
-    from torchsm import service as lib
+    from torchsm.supervisor import systemd as lib
 
     if not command:
         raise click.UsageError("no agent command given: torchsm service install NAME "
@@ -88,7 +88,7 @@ def _installed_text(done: dict) -> str:
 def uninstall(env: Env, name: str, user_unit: bool, unit_dir: str | None) -> None:
     """Stop and disable torchsm-NAME (where systemd runs), then remove its unit file and
     HOME/service/NAME.env. Exits 1 when it is not installed."""
-    from torchsm import service as lib
+    from torchsm.supervisor import systemd as lib
 
     done = lib.uninstall(env.home, name, _unit_dir(unit_dir, user_unit),
                          lib.find_systemctl(user_unit))
@@ -104,7 +104,7 @@ def uninstall(env: Env, name: str, user_unit: bool, unit_dir: str | None) -> Non
 def status(env: Env, name: str, user_unit: bool, unit_dir: str | None) -> None:
     """Whether torchsm-NAME is installed, what it runs, and (where systemd runs) whether
     it is active and enabled."""
-    from torchsm import service as lib
+    from torchsm.supervisor import systemd as lib
 
     found = lib.status(env.home, name, _unit_dir(unit_dir, user_unit),
                        lib.find_systemctl(user_unit))
@@ -124,7 +124,7 @@ def _status_text(found: dict) -> str:
 
 
 def _unit_dir(option: str | None, user_unit: bool) -> Path:
-    from torchsm.service import default_unit_dir
+    from torchsm.supervisor.systemd import default_unit_dir
 
     return Path(option).absolute() if option else default_unit_dir(user_unit)
 

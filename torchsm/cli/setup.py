@@ -12,10 +12,10 @@ from torchsm.cli.common import Env, common_options, pass_env
 @pass_env
 def init(env: Env) -> None:
     """Create the home and its database (migrated to head). Safe to run again."""
-    from torchsm import db
+    from torchsm.storage import database
 
-    created = db.initialise(env.home, env.config.db.lock_timeout_s)
-    revision = db.current(env.home)
+    created = database.initialise(env.home, env.config.db.lock_timeout_s)
+    revision = database.current(env.home)
     env.emit({"home": str(env.home.path), "created": created, "revision": revision},
              f"{'initialised' if created else 'already initialised'} {env.home.path} "
              f"(schema {revision})")
@@ -32,7 +32,7 @@ def db() -> None:
 @pass_env
 def upgrade(env: Env) -> None:
     """Migrate the database to the newest schema."""
-    from torchsm import db as database
+    from torchsm.storage import database
 
     revision = database.upgrade(env.home, env.config.db.lock_timeout_s)
     env.emit({"revision": revision}, f"schema at {revision}")
@@ -43,8 +43,8 @@ def upgrade(env: Env) -> None:
 @pass_env
 def current(env: Env) -> None:
     """Show the schema revision of the database and whether it is the newest."""
-    from torchsm import db as database
-    from torchsm.store import SCHEMA_REVISION
+    from torchsm.storage import database
+    from torchsm.storage.store import SCHEMA_REVISION
 
     revision = database.current(env.home)
     at_head = revision == SCHEMA_REVISION

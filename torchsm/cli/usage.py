@@ -20,7 +20,7 @@ def usage(env: Env, name: str | None, since: str) -> None:
     reset, which Nova heard it), the verdict, the Novas held for a usage limit and the
     cost of the last 24 hours; per Nova: sessions, turns, cost and errors (per hour, or per
     day beyond two days). With NAME, that Nova and its account."""
-    from torchsm.usage_report import parse_duration, usage_report
+    from torchsm.usage.report import parse_duration, usage_report
 
     report = usage_report(env.home, env.config, name, parse_duration(since), time.time())
     env.emit(report, lambda: _text(report))

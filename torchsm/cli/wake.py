@@ -1,12 +1,12 @@
-"""`torchsm wake NAME MESSAGE`, `wake classify MESSAGE`, `wake list [NAME]` (torchsm.wake)."""
+"""`torchsm wake NAME MESSAGE`, `wake classify MESSAGE`, `wake list [NAME]` (torchsm.work.wake)."""
 
 from __future__ import annotations
 
 import click
 
-from torchsm import wake as signals
 from torchsm.cli.common import Env, common_options, pass_env, table
 from torchsm.clock import format_time
+from torchsm.work import wake as signals
 
 SEND = "send"
 

@@ -1,0 +1,1 @@
+"""Alerts that reach a person: the conditions, raised once each, and their delivery aside."""

@@ -1,0 +1,1 @@
+"""Dreams and memory: a Nova's idle time turned into insight, and what the next session is given."""

@@ -1,0 +1,1 @@
+"""Claude Code's hooks: the handlers, installing them, and scanning for runaway patterns."""

@@ -1,0 +1,600 @@
+"""Claude Code hook handlers: one per event, and the hook health monitor.
+
+This is the hot path (Claude Code runs a hook on every tool call and waits for it): it
+loads only the stdlib sqlite3 store, the work queue and what one event needs; the state
+machine and the mirror load only on the paths that change a state. A handler records,
+decides and returns. It never starts a process: the supervisor alone does that.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from torchsm.clock import format_time
+from torchsm.config import Config, Home
+from torchsm.errors import TorchsmError
+from torchsm.names import check_name
+from torchsm.records import record
+from torchsm.storage import store
+from torchsm.work import work_queue
+from torchsm.work.prompts import HOOK_TEXT_MAX, Part, continuation_reason, fit, json_size
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # names for annotations only: every hook call would import them
+    from typing import Any, Callable, Mapping
+
+WORKING = "working"
+COMPACTING_TTL_S = 120
+CONTEXT_MESSAGES = 5
+SNAPSHOT_TRANSITIONS = 10
+
+
+class HookInputError(TorchsmError):
+    """The hook's stdin is not a JSON object."""
+
+
+@record
+class HookResult:
+    # recorded | continued | allowed | blocked | bang | cooled | meditated | context | error
+    outcome: str
+    stdout: str | None = None  # what Claude Code reads
+    warning: str | None = None  # one line for stderr (Claude Code shows it in verbose mode)
+    item_id: int | None = None
+    detail: str | None = None
+    digest: str | None = None  # Stop: the digest of last_assistant_message
+    recorded: bool = False  # the handler recorded the run itself, with what it changed
+
+
+@record
+class HookContext:
+    home: Home
+    config: Config
+    db: store.Store
+    nova: store.NovaRow
+    event: str
+    payload: dict[str, Any]
+    now: float
+    env: Mapping[str, str]
+    started: float = 0.0  # time.monotonic() when the hook started
+
+    @property
+    def duration_ms(self) -> float:
+        return (time.monotonic() - self.started) * 1000
+
+    @property
+    def session_id(self) -> str | None:
+        value = self.payload.get("session_id")
+        return value if isinstance(value, str) else None
+
+
+def run_hook(home: Home, config: Config, event: str, nova: str, raw: str | bytes, *,
+             now: float | None = None, env: Mapping[str, str] | None = None) -> HookResult:
+    """Handle one hook call and record it (nova, event, session, duration, outcome).
+
+    `raw` is stdin as read (bytes, best): text that is not UTF-8, or a lone surrogate
+    escape (`"\\ud800"`), becomes U+FFFD, so nothing odd reaches SQLite or the output."""
+    started = time.monotonic()
+    handler = HANDLERS.get(event)
+    if handler is None:
+        raise TorchsmError(f"unknown hook event '{event}' (events: {', '.join(HANDLERS)})")
+    check_name(nova)
+    payload, problem = _parse_payload(raw)
+    with store.open_store(home, config.db.lock_timeout_s) as db:
+        row = db.read(lambda conn: store.nova_named(conn, nova))
+        ctx = HookContext(home, config, db, row, event, payload,
+                          time.time() if now is None else now,
+                          os.environ if env is None else env, started)
+        result = HookResult("error", detail=problem) if problem else handler(ctx)
+        if not result.recorded:
+            _record(ctx, result)
+    if problem:
+        raise HookInputError(f"{problem}; the agent may stop")
+    return result
+
+
+# a lone surrogate: from a `\ud800` escape, or a byte that was not UTF-8 (surrogateescape).
+# Patterns, compiled (and cached by `re`) on first use: most payloads need neither, and
+# importing `re` costs every hook call ~5 ms.
+_SURROGATE = "[\ud800-\udfff]"
+_SURROGATE_ESCAPE = r"\\u[dD][89a-fA-F]"
+
+
+def clean_text(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD: safe to store and print."""
+    import re
+
+    return re.sub(_SURROGATE, "\ufffd", text)
+
+
+def _found(pattern: str, text: str) -> bool:
+    import re
+
+    return re.search(pattern, text) is not None
+
+
+def _parse_payload(raw: str | bytes) -> tuple[dict[str, Any], str | None]:
+    raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else clean_text(raw)
+    raw = raw.removeprefix("\ufeff")
+    if not raw.strip():
+        return {}, "no JSON on stdin"
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        return {}, "stdin is not valid JSON"
+    except RecursionError:
+        return {}, "stdin is JSON nested too deeply"
+    if not isinstance(payload, dict):
+        return {}, "stdin is not a JSON object"
+    # a `\\udXXX` escape may have left a lone one
+    if "\\u" in raw and _found(_SURROGATE_ESCAPE, raw):
+        payload = _clean_strings(payload)
+    return payload, None
+
+
+def _clean_strings(value: Any) -> Any:
+    """Every string in a parsed JSON value (keys too) through clean_text; a loop, not a
+    recursion: json.loads nests deeper than a recursion of ours may."""
+    root = [value]
+    todo: list[tuple[Any, Any]] = [(root, 0)]
+    while todo:
+        holder, key = todo.pop()
+        item = holder[key]
+        if isinstance(item, str):
+            holder[key] = clean_text(item)
+        elif isinstance(item, list):
+            todo.extend((item, i) for i in range(len(item)))
+        elif isinstance(item, dict):
+            if any(_found(_SURROGATE, k) for k in item):
+                cleaned = {clean_text(k): v for k, v in item.items()}
+                item.clear()
+                item.update(cleaned)
+            todo.extend((item, k) for k in item)
+    return root[0]
+
+
+def _record(ctx: HookContext, result: HookResult) -> None:
+    ctx.db.write(lambda conn: _record_in(conn, ctx, result))
+
+
+def _record_in(conn, ctx: HookContext, result: HookResult) -> None:
+    store.record_hook_run(
+        conn, nova_id=ctx.nova.id, event=ctx.event, session_id=ctx.session_id, at=ctx.now,
+        duration_ms=ctx.duration_ms, outcome=result.outcome, item_id=result.item_id,
+        detail=result.detail, message_digest=result.digest)
+
+
+def _record_only(ctx: HookContext) -> HookResult:
+    return HookResult("recorded")
+
+
+# --- Stop ------------------------------------------------------------------------------
+
+@record
+class StopFacts:
+    """What the Stop decision looks at, read in one transaction."""
+
+    stop_runs: int  # Stop runs of the Nova within the bang window, this one included
+    continued: int  # continuations in the session's current prompt chain
+    recent: list[tuple[str | None, int | None]]  # (digest, item) of the latest, newest first
+    item_statuses: list[str | None]  # the status of each of those items now
+
+
+def _on_stop(ctx: HookContext) -> HookResult:
+    """Continue the session with the next work item, or let the agent stop."""
+    from torchsm.safety import is_bang
+
+    digest = _digest(ctx.payload.get("last_assistant_message"))
+    facts = ctx.db.read(lambda conn: _stop_facts(conn, ctx))
+    previous = _previous_item(ctx, facts)
+    if is_bang(facts.stop_runs, ctx.config.safety):
+        _settle(ctx, previous, continuing=False, why=None)
+        return _bang(ctx, facts.stop_runs)
+    why = _why_not_continue(ctx, facts)
+    cap = ctx.config.supervisor.max_continuations
+
+    def hand_over(conn, item) -> HookResult:
+        """Inside the claim's transaction: word the task and record the run, so a failure
+        in either leaves nothing claimed, and a claim is never left unrecorded."""
+        result = HookResult("continued", stdout=json.dumps({
+            "decision": "block", "reason": continuation_reason(item, nova=ctx.nova.name)}),
+            item_id=item.id, detail=f"continuation {facts.continued + 1} of {cap}",
+            digest=digest, recorded=True)
+        _record_in(conn, ctx, result)
+        return result
+
+    continued, requested, usage = _settle(ctx, previous, continuing=why is None, why=why,
+                                          hand_over=hand_over)
+    if usage is not None and usage.kind != "ok":
+        why = _usage_says_wait(ctx, usage)
+    if why is not None:
+        return HookResult("allowed", detail=why + ("; restart requested" if requested else ""))
+    if continued is None:
+        return HookResult("allowed", detail="no work item to continue with")
+    return continued
+
+
+def _supervisor_gone() -> int | None:
+    """The pid of this session's supervisor when it died (its agent outlives it only to
+    end its session: torchsm.agent.keeper); None while it lives or when nobody supervises."""
+    mark = os.environ.get("TORCHSM_SUPERVISOR")
+    if not mark:
+        return None
+    from torchsm.agent.orphans import supervisor_gone
+
+    return supervisor_gone(mark)
+
+
+def _stop_facts(conn, ctx: HookContext) -> StopFacts:
+    k = ctx.config.safety.no_progress_continuations
+    window_start = ctx.now - ctx.config.safety.hook_window_s
+    runs = 1 + store.count_hook_runs(conn, ctx.nova.id, "stop", window_start)
+    continued, recent = 0, []
+    if ctx.session_id is not None:
+        continued, recent = store.continuation_chain(conn, ctx.nova.id, ctx.session_id,
+                                                     max(k, 1))
+    items = [work_queue.load_item(conn, i) if i else None for _, i in recent[:k]]
+    return StopFacts(runs, continued, recent, [i.status.value if i else None for i in items])
+
+
+def _why_not_continue(ctx: HookContext, facts: StopFacts) -> str | None:
+    """Why the agent may stop now, or None when it continues with the next item."""
+    if ctx.nova.state != WORKING:
+        return f"{ctx.nova.name} is {ctx.nova.state}"
+    gone = _supervisor_gone()
+    if gone is not None:
+        return (f"the supervisor of this session (pid {gone}) is gone: the session ends "
+                "with its item and takes no new work until the next supervisor starts")
+    cap = ctx.config.supervisor.max_continuations
+    if facts.continued >= cap:
+        return f"continuation cap reached ({facts.continued} of {cap} in this session)"
+    return _no_progress(ctx, facts)
+
+
+def _settle(ctx: HookContext, previous: int | None, *, continuing: bool, why: str | None,
+            hand_over: Callable[[Any, work_queue.WorkItem], HookResult] | None = None):
+    """One write: the previous item done (unless the agent finished it itself), then,
+    when the account's usage allows one more request now, the next item claimed, that
+    request granted and `hand_over(conn, item)` called; else a restart requested when the
+    agent stops with work left. Returns (what hand_over returned, restart requested, the
+    usage verdict when it was asked)."""
+    from torchsm.usage import accounts, limits
+
+    def write(conn):
+        usage = None
+        if previous is not None and work_queue.finish_claimed_by(conn, previous,
+                                                                ctx.nova.name, ctx.now):
+            _remember_episode(conn, ctx, previous)
+        if continuing:
+            usage = limits.verdict(conn, ctx.config, ctx.nova.account, ctx.now, ctx.nova.id)
+            if usage.kind == "ok":
+                item = work_queue.claim_next_in(conn, ctx.nova.name, ctx.config.queue.lease_s,
+                                               ctx.now)
+                if item is None:
+                    return None, False, usage
+                accounts.grant(conn, ctx.nova.account, ctx.nova.id, ctx.now)
+                return hand_over(conn, item) if hand_over else None, False, usage
+        reason = why or (usage.why if usage else None)
+        if reason is None or not work_queue.has_claimable(conn, ctx.nova.name, ctx.now):
+            return None, False, usage
+        store.request_restart(conn, ctx.nova.id, ctx.now, reason)
+        return None, True, usage
+
+    return ctx.db.write(write)
+
+
+def _remember_episode(conn, ctx: HookContext, item_id: int) -> None:
+    """The finished item's episode, with the message the turn ended on."""
+    from torchsm.dreams import memory
+
+    message = ctx.payload.get("last_assistant_message")
+    memory.remember_episode(conn, ctx.config, ctx.nova.name, work_queue.load_item(conn, item_id),
+                            message if isinstance(message, str) else None, ctx.now)
+
+
+def _digest(message: Any) -> str | None:
+    if not isinstance(message, str):
+        return None
+    import zlib
+
+    normalised = " ".join(message.split())
+    return f"{zlib.crc32(normalised.encode('utf-8', 'replace')):08x}{len(normalised) % 65536:04x}"
+
+
+def _no_progress(ctx: HookContext, facts: StopFacts) -> str | None:
+    """The no-progress breaker (torchsm.endings.breaker, the supervisor's too) over the last K
+    continuations of this session. K = `no_progress_continuations`."""
+    from torchsm.endings.breaker import no_progress  # stdlib only: the Stop hook is hot
+
+    k = ctx.config.safety.no_progress_continuations
+    return no_progress(_continuation_endings(ctx, facts), k, "continuations")
+
+
+def _continuation_endings(ctx: HookContext, facts: StopFacts) -> list:
+    """How each continuation of the chain ended, newest first: a continued run's digest is
+    the message that ended the turn before it, and the current message ends the latest.
+    Only the digests of earlier messages are kept: one equal to the current message's
+    stands for its text. An item's `done` is left out: this hook marks a continuation's
+    item done itself when the turn ends, which says nothing of progress."""
+    from torchsm.endings.breaker import Ending
+
+    current = ctx.payload.get("last_assistant_message")
+    digest = _digest(current)
+    messages = [current if isinstance(current, str) else None] + [
+        current if d == digest else d for d, _ in facts.recent[:-1]]
+    return [Ending("ok", None, None, message, status if status != "done" else None)
+            for message, status in zip(messages, facts.item_statuses)]
+
+
+def _usage_says_wait(ctx: HookContext, usage) -> str:
+    """The account's windows say no request now: at a stop every Nova on the account holds
+    until the reset; pacing only lets the agent stop (the supervisor starts the next
+    session when the pace allows)."""
+    if usage.kind == "stop":
+        from torchsm.usage import limits
+
+        members = ctx.db.read(lambda conn: store.novas_on_account(conn, ctx.nova.account))
+        limits.hold(ctx.home, ctx.config, members, usage, ctx.now)
+        return usage.why
+    return f"usage pacing: {usage.why}"
+
+
+def _previous_item(ctx: HookContext, facts: StopFacts) -> int | None:
+    """The item this session was working on: the last continuation's, else the one the
+    supervisor started the session with."""
+    if facts.recent and facts.recent[0][1] is not None:
+        return facts.recent[0][1]
+    return _given_by_supervisor(ctx, "TORCHSM_ITEM")
+
+
+def _supervised_session(ctx: HookContext) -> int | None:
+    """The ledger's session this hook runs in (the supervisor names it to its agent), or
+    None outside a supervised session."""
+    return _given_by_supervisor(ctx, "TORCHSM_SESSION")
+
+
+def _given_by_supervisor(ctx: HookContext, variable: str) -> int | None:
+    """The id the supervisor of this Nova's session put in `variable`, if it did."""
+    given = ctx.env.get(variable, "")
+    if not (given.isascii() and given.isdigit()) or ctx.env.get("TORCHSM_NOVA") != ctx.nova.name:
+        return None
+    return int(given) if int(given) <= store.INT64_MAX else None  # past it, no row can be
+
+
+def _bang(ctx: HookContext, runs: int) -> HookResult:
+    from torchsm import novas
+
+    window = ctx.config.safety.hook_window_s
+    why = f"bang: {runs} Stop-hook runs within {window:g}s"
+    _answered_with_a_cooldown(ctx)
+    cooled = novas.safety_cool(ctx.home, ctx.config, ctx.nova.name, reason=why, bang=True,
+                               now=ctx.now)
+    return HookResult("bang", detail=f"{why}; {cooled.target} until {format_time(cooled.until)}",
+                      warning=f"{ctx.nova.name}: {why}: {cooled.target} until "
+                              f"{format_time(cooled.until)}; the agent may stop")
+
+
+def _answered_with_a_cooldown(ctx: HookContext) -> None:
+    """A bang cools the Nova whatever else happened: its session counts as answered, so
+    its end does not cool the Nova a second time for the same trouble."""
+    from torchsm.endings import answers
+    from torchsm.endings.responses import Kind
+
+    session = _supervised_session(ctx)
+    ctx.db.write(lambda conn: answers.claim(conn, session, ctx.nova.id, Kind.COOL, ctx.now))
+
+
+# --- PreToolUse: the usage gate within a turn --------------------------------------------
+
+def _on_pre_tool_use(ctx: HookContext) -> HookResult:
+    """A tool call means one more request (its result goes back to the model) with no Stop
+    hook before it. When the account's windows say stop, the turn ends here: the tool is
+    denied and Claude Code told not to continue, which sends nothing more (FIELD-NOTES),
+    and every Nova on the account holds until the reset. Otherwise record only.
+
+    The hottest path (every tool call): one query of the account's windows; a stop does
+    not depend on requests in flight, so the pure verdict over them is all it takes."""
+    from torchsm.config import usage_for
+    from torchsm.usage import accounts, pacing
+
+    windows = ctx.db.read(lambda conn: accounts.load_windows(conn, ctx.nova.account))
+    if not windows:  # an API-key user
+        return HookResult("recorded")
+    usage = pacing.verdict(windows, usage_for(ctx.config, ctx.nova.account), ctx.now)
+    if usage.kind != "stop":
+        return HookResult("recorded")
+    why = _usage_says_wait(ctx, usage)
+    reason = (f"torchsm: {why}; the turn ends before this tool call, and {ctx.nova.name} "
+              f"holds until {format_time(usage.until)}")
+    return HookResult("blocked", stdout=json.dumps({
+        "continue": False, "stopReason": reason,
+        "hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
+                               "permissionDecisionReason": reason}}),
+        detail=f"{why}; held until {format_time(usage.until)}"[:500])
+
+
+# --- StopFailure -----------------------------------------------------------------------
+
+_DID = {"cooling": "cooled", "meditating": "meditated"}  # a hook run's outcome, by state
+
+
+def _on_stop_failure(ctx: HookContext) -> HookResult:
+    """An API error ended the turn: the one answer to it (torchsm.endings.responses), applied once
+    and recorded under the supervised session, if any. Its output is ignored by Claude
+    Code."""
+    from torchsm.endings import answers
+    from torchsm.endings.responses import Situation, turn_ending
+
+    error = str(ctx.payload.get("error") or "unknown")
+    message = str(ctx.payload.get("last_assistant_message") or ctx.payload.get("error_details")
+                  or "")
+    ending = turn_ending(error, message, _supervised_session(ctx))
+    answered = ctx.db.read(lambda conn: answers.session_answer(conn, ending.session_id,
+                                                               ctx.nova.id))
+    applied = answers.answer(ctx.home, ctx.config, ctx.db, ctx.nova, ending,
+                             Situation(answered), ctx.now)
+    if applied.held is not None:
+        state = ctx.db.read(lambda conn: store.load_nova(conn, ctx.nova.name)).state
+        return HookResult("meditated" if state == "meditating" else "cooled",
+                          detail=f"{error}: account {ctx.nova.account} held until "
+                                 f"{format_time(applied.held.until)}: {applied.held.why}"[:500],
+                          warning=applied.warning)
+    if applied.transition is not None:
+        return HookResult(_DID.get(applied.transition.target, "recorded"),
+                          detail=f"{error}: {message}"[:500])
+    return HookResult("recorded", detail=applied.response.why[:500])
+
+
+# --- PreCompact and SessionStart ----------------------------------------------------------
+
+def _on_pre_compact(ctx: HookContext) -> HookResult:
+    """Transition to compacting, save the work state, tell the other Novas."""
+    from torchsm import novas
+    from torchsm.errors import TransitionRefused
+    from torchsm.mirror import outbox, streams
+
+    trigger = str(ctx.payload.get("trigger") or "auto")
+    # the snapshot first: if it cannot be made, the Nova is not left compacting without one
+    content = json.dumps(_snapshot(ctx, trigger))
+    ctx.db.write(lambda conn: store.save_snapshot(
+        conn, nova_id=ctx.nova.id, at=ctx.now, session_id=ctx.session_id, trigger=trigger,
+        content=content))
+    try:
+        novas.transition(ctx.home, ctx.config, ctx.nova.name, "compact",
+                         reason=f"context compaction ({trigger})", now=ctx.now)
+        note = None
+    except TransitionRefused as exc:
+        note = exc.message  # a cooling Nova still keeps its work state
+    data = {"trigger": trigger, "session_id": ctx.session_id, "status": "COMPACTING",
+            "status_ttl_s": COMPACTING_TTL_S}
+    # after the transition's own entry, whose status carries no TTL
+    def broadcast(conn) -> None:
+        for stream in (streams.MESSAGES_STREAM, streams.OPS_STREAM):
+            outbox.put(conn, ctx.config, stream,
+                       streams.Entry.new("compacting", ctx.nova.name, data, ctx.now))
+
+    ctx.db.write(broadcast)
+    outbox.deliver(ctx.home, ctx.config)
+    return HookResult("recorded", detail=note or f"snapshot saved ({trigger})")
+
+
+def _snapshot(ctx: HookContext, trigger: str) -> dict[str, Any]:
+    def read(conn):
+        item = work_queue.current_item(conn, ctx.nova.name)
+        history = store.recent_history(conn, ctx.nova.id, SNAPSHOT_TRANSITIONS)
+        inbox = store.load_inbox(conn, ctx.nova.name, CONTEXT_MESSAGES)
+        return item, history, inbox
+
+    item, history, inbox = ctx.db.read(read)
+    return {
+        "nova": ctx.nova.name, "at": format_time(ctx.now), "trigger": trigger,
+        "session_id": ctx.session_id,
+        "current_item": {"id": item.id, "text": item.text, "priority": item.priority.value}
+        if item else None,
+        "recent_transitions": [{"from": h[0], "to": h[1], "event": h[2], "reason": h[3],
+                                "at": format_time(h[4])} for h in history],
+        "messages": [{"from": m.sender, "text": m.text, "at": format_time(m.at)} for m in inbox],
+    }
+
+
+def _on_session_start(ctx: HookContext) -> HookResult:
+    """After a compaction: back to working, with the saved work state as context.
+    Otherwise: the current task and the messages waiting for the Nova."""
+    if ctx.payload.get("source") == "compact":
+        return _after_compaction(ctx)
+    def read(conn):
+        return (work_queue.current_item(conn, ctx.nova.name),
+                store.load_inbox(conn, ctx.nova.name, CONTEXT_MESSAGES))
+
+    item, inbox = ctx.db.read(read)
+    parts = [Part(f"torchsm: you are Nova {ctx.nova.name} ({ctx.nova.personality}), "
+                  f"state {ctx.nova.state}.")]
+    if item:
+        parts.append(_task_part(f"Current task (work item {item.id}): ", item.id, item.text))
+    parts += [_message_part(ctx.nova.name, m.sender, format_time(m.at), m.text) for m in inbox]
+    return _context(_with_memory(ctx, parts))
+
+
+def _with_memory(ctx: HookContext, parts: list[Part]) -> str:
+    """`parts` (the task or the snapshot, messages) and what the Nova remembers: the
+    latest dream's insights (up to a third of `[memory] context_chars`) and its memories
+    (the rest of it), all within what Claude Code reads of a hook's output."""
+    from torchsm.dreams import recall
+
+    room = ctx.config.memory.context_chars
+
+    def read(conn) -> tuple[str, str]:
+        insights, keys = recall.insights_context(conn, ctx.nova.name, room // 3)
+        left = room - json_size(insights) - (json_size("\n") if insights else 0)
+        # an insight remembered (kind `insight`, the finding's key) is said once
+        return insights, recall.context_for(conn, ctx.config, ctx.nova.name, left, keys)
+
+    insights, memories = ctx.db.read(read)
+    recalled = [text for text in (insights, memories) if text]
+    base_room = HOOK_TEXT_MAX - sum(json_size(t) + json_size("\n") for t in recalled)
+    return "\n".join([fit(parts, base_room), *recalled])
+
+
+def _task_part(prefix: str, item_id: int, text: str) -> Part:
+    return Part(prefix, text, "task", f"torchsm queue show {item_id}", weight=3)
+
+
+def _message_part(nova: str, sender: str, at: str | None, text: str) -> Part:
+    return Part(f"Message from {sender} ({at}): ", text, "message",
+                f"torchsm message list {nova}")
+
+
+def _after_compaction(ctx: HookContext) -> HookResult:
+    from torchsm import novas
+    from torchsm.errors import TransitionRefused
+
+    if ctx.nova.state == "compacting":
+        try:
+            novas.transition(ctx.home, ctx.config, ctx.nova.name, "work",
+                             reason="compaction finished", now=ctx.now)
+        except TransitionRefused:
+            pass
+    saved = ctx.db.read(lambda conn: store.latest_snapshot(conn, ctx.nova.id))
+    if saved is None:
+        return _context(_with_memory(ctx, [Part(
+            f"torchsm: Nova {ctx.nova.name}: no work state was saved before this "
+            "compaction.")]))
+    return _context(_with_memory(ctx, snapshot_parts(json.loads(saved))))
+
+
+def snapshot_parts(snapshot: dict[str, Any]) -> list[Part]:
+    nova = snapshot["nova"]
+    parts = [Part(f"torchsm: work state of Nova {nova} saved before the context "
+                  f"compaction at {snapshot['at']}.")]
+    item = snapshot.get("current_item")
+    if item:
+        parts.append(_task_part(f"Current task (work item {item['id']}, {item['priority']}): ",
+                                item["id"], item["text"]))
+    if snapshot.get("recent_transitions"):
+        parts.append(Part("Recent transitions: ", "; ".join(
+            f"{t['at']} {t['from']}->{t['to']}" + (f" ({t['reason']})" if t["reason"] else "")
+            for t in snapshot["recent_transitions"]), "list of transitions",
+            f"torchsm history {nova}"))
+    parts += [_message_part(nova, m["from"], m["at"], m["text"])
+              for m in snapshot.get("messages", [])]
+    return parts
+
+
+def _context(text: str) -> HookResult:
+    output = {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": text}}
+    return HookResult("context", stdout=json.dumps(output))
+
+
+HANDLERS: dict[str, Callable[[HookContext], HookResult]] = {
+    "session-start": _on_session_start,
+    "user-prompt-submit": _record_only,
+    "pre-tool-use": _on_pre_tool_use,
+    "post-tool-use": _record_only,
+    "stop": _on_stop,
+    "stop-failure": _on_stop_failure,
+    "subagent-stop": _record_only,
+    "pre-compact": _on_pre_compact,
+    "session-end": _record_only,
+    "notification": _record_only,
+}

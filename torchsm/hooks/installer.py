@@ -1,0 +1,294 @@
+"""`torchsm hooks install`: merge torchsm's hook entries into a project's
+.claude/settings.json, keeping everything else that is there.
+
+Idempotent: torchsm's own entries for the Nova are recognised and replaced, never doubled.
+Only entries torchsm wrote itself count as its own: the exact command form it writes,
+`ABSOLUTE-TORCHSM --home HOME hook EVENT --nova NAME  # managed by torchsm hooks install`
+(for StopFailure behind `trap '' TERM HUP; exec `), under the Claude Code event it belongs
+to. Earlier versions wrote the same command without the mark; that exact command (this
+torchsm, this home) is recognised too. Anything else that mentions torchsm is the user's.
+
+The file is read and written by torchsm.user_files' rules for files a user names:
+atomically, through a symlink to its target (the link stays), with the existing file's
+mode and owner (a new file is 0600), never over a read-only file, a FIFO or a device. As
+settings run commands, it is never left group- or world-writable whatever the umask. Each
+change leaves a backup beside the settings file (`settings.json.torchsm-backup-STAMP`);
+the newest BACKUPS_KEPT are kept.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shlex
+import stat
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from torchsm import user_files
+from torchsm.errors import TorchsmError
+
+# Claude Code's hook name -> torchsm's kebab-case event
+EVENTS = {
+    "SessionStart": "session-start",
+    "UserPromptSubmit": "user-prompt-submit",
+    "PreToolUse": "pre-tool-use",
+    "PostToolUse": "post-tool-use",
+    "Stop": "stop",
+    "StopFailure": "stop-failure",
+    "SubagentStop": "subagent-stop",
+    "PreCompact": "pre-compact",
+    "SessionEnd": "session-end",
+    "Notification": "notification",
+}
+HOOK_TIMEOUT_S = 30
+# Claude Code kills the StopFailure hook at once in -p mode; an ignored signal stays
+# ignored across exec, so the handler runs to the end (FIELD-NOTES).
+SIGNAL_PROOF = {"stop-failure"}
+SIGNAL_PROOF_PREFIX = "trap '' TERM HUP; exec "
+# A shell comment at the end of every command torchsm writes: how it knows its own entries.
+MARK = "# managed by torchsm hooks install"
+BACKUPS_KEPT = 5
+NEW_FILE_MODE = 0o600
+NEW_DIR_MODE = 0o755
+_NOVA = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}\Z")
+_BACKUP = re.compile(r"settings\.json\.torchsm-backup-(\d{8}-\d{6}-\d{6})(?:\.(\d{1,6}))?\Z")
+
+
+def torchsm_command() -> list[str]:
+    """How to run this torchsm, by absolute path."""
+    script = Path(sys.executable).parent / "torchsm"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script.absolute())]
+    return [str(Path(sys.executable).absolute()), "-m", "torchsm"]
+
+
+def hook_command(event: str, nova: str, home: Path, marked: bool = True) -> str:
+    argv = [*torchsm_command(), "--home", str(home), "hook", event, "--nova", nova]
+    command = shlex.join(argv)
+    if marked:
+        command = f"{command} {MARK}"
+    if event in SIGNAL_PROOF:
+        return SIGNAL_PROOF_PREFIX + command
+    return command
+
+
+def owned_by_torchsm(command: str, home: Path) -> tuple[str, str] | None:
+    """(event, nova) when `command` is an entry `hooks install` wrote, else None.
+
+    Marked: the exact form with any absolute torchsm and home (another venv, an earlier
+    install). Unmarked (earlier versions): only the exact command this torchsm would write
+    for `home`."""
+    if not isinstance(command, str) or " hook " not in command or " --nova " not in command:
+        return None
+    body = command.removeprefix(SIGNAL_PROOF_PREFIX)
+    marked = body.endswith(" " + MARK)
+    if marked:
+        body = body[:-len(MARK) - 1]
+    try:
+        argv = shlex.split(body)
+    except ValueError:
+        return None
+    if shlex.join(argv) != body or len(argv) < 7:
+        return None
+    prefix, tail = argv[:-6], argv[-6:]
+    if tail[0] != "--home" or tail[2] != "hook" or tail[4] != "--nova":
+        return None
+    event, nova = tail[3], tail[5]
+    if event not in EVENTS.values() or not _NOVA.match(nova) or not tail[1].startswith("/"):
+        return None
+    if (event in SIGNAL_PROOF) != command.startswith(SIGNAL_PROOF_PREFIX):
+        return None
+    if not _is_torchsm(prefix):
+        return None
+    if marked or command == hook_command(event, nova, home, marked=False):
+        return event, nova
+    return None
+
+
+def _is_torchsm(prefix: list[str]) -> bool:
+    if len(prefix) == 1:
+        return prefix[0].startswith("/") and os.path.basename(prefix[0]) == "torchsm"
+    return (len(prefix) == 3 and prefix[0].startswith("/") and prefix[1:] == ["-m", "torchsm"])
+
+
+def merged_settings(settings: dict[str, Any], nova: str, home: Path,
+                    where: str = "settings.json") -> dict[str, Any]:
+    """`settings` with torchsm's entry for every event (and the user's own entries kept)."""
+    if not isinstance(settings.get("hooks", {}), dict):
+        raise TorchsmError(f"{where}: 'hooks' is not an object; fix it by hand first, "
+                           "nothing was changed")
+    merged = dict(settings)
+    hooks = dict(merged.get("hooks") or {})
+    for claude_event, event in EVENTS.items():
+        groups = hooks.get(claude_event)
+        if groups is None:
+            groups = []
+        if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+            raise TorchsmError(f"{where}: 'hooks.{claude_event}' is not a list of objects; "
+                               "fix it by hand first, nothing was changed")
+        kept = [g for g in (_without_ours(group, event, nova, home) for group in groups)
+                if g is not None]
+        kept.append({"hooks": [{"type": "command",
+                                "command": hook_command(event, nova, home),
+                                "timeout": HOOK_TIMEOUT_S}]})
+        hooks[claude_event] = kept
+    merged["hooks"] = hooks
+    return merged
+
+
+def _without_ours(group: dict, event: str, nova: str, home: Path) -> dict | None:
+    if not isinstance(group.get("hooks"), list):
+        return group
+    kept = [h for h in group["hooks"] if not (
+        isinstance(h, dict) and owned_by_torchsm(h.get("command"), home) == (event, nova))]
+    if len(kept) == len(group["hooks"]):
+        return group
+    if not kept:
+        return None
+    return {**group, "hooks": kept}
+
+
+def install(project: Path, nova: str, home: Path, now: float | None = None) -> dict[str, Any]:
+    """Write the merged settings (atomically, after a backup). Returns what was done."""
+    _require_project(project)
+    path = project / ".claude" / "settings.json"
+    dest = user_files.destination(path)
+    current, raw = _read(dest)
+    merged = merged_settings(current, nova, home, where=str(path))
+    done = {"settings": str(path), "changed": False, "backup": None,
+            "events": list(EVENTS.values())}
+    if dest.target != path:
+        done["target"] = str(dest.target)
+    if merged == current:
+        return done
+    user_files.check_writable(dest)
+    mode = user_files.not_writable_by_others(user_files.kept_mode(dest, NEW_FILE_MODE))
+    backup = _write_with_backup(dest, _dumps(merged), raw, mode, now)
+    done.update(changed=True, backup=str(backup) if backup else None, mode=f"{mode:04o}")
+    if dest.found is not None and stat.S_IMODE(dest.found.st_mode) != mode:
+        done["mode_was"] = f"{stat.S_IMODE(dest.found.st_mode):04o}"
+    return done
+
+
+def _require_project(project: Path) -> None:
+    """The project must be there: install adds its .claude folder, never the project
+    itself, so a typo in --project is an error, not a new tree of folders."""
+    if project.is_dir():
+        return
+    if project.exists():
+        raise TorchsmError(f"the project {project} is not a folder; nothing was changed")
+    raise TorchsmError(f"the project {project} does not exist: create it first (mkdir -p "
+                       f"{shlex.quote(str(project))}) or check the path; nothing was changed")
+
+
+def _write_with_backup(dest: user_files.Destination, data: bytes, raw: bytes, mode: int,
+                       now: float | None) -> Path | None:
+    """Back the old settings up (none for a new file), then replace them; a failure
+    leaves neither the new settings nor their backup."""
+    owner = None if dest.found is None else (dest.found.st_uid, dest.found.st_gid)
+    backup = None
+    try:
+        if dest.found is None:
+            user_files.make_dirs(dest.target.parent, NEW_DIR_MODE)
+        else:
+            backup = _backup(dest.named.parent, raw, mode, owner, now)
+        user_files.replace(dest, data, mode=mode, owner=owner)
+    except BaseException as exc:
+        if backup is not None:  # the settings were not replaced: no backup of them either
+            backup.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise TorchsmError(f"cannot write {dest.named}: {exc.strerror or exc}; "
+                               "nothing was changed") from None
+        raise
+    if backup is not None:
+        _prune_backups(dest.named.parent, backup.name)
+    return backup
+
+
+def _read(dest: user_files.Destination) -> tuple[dict[str, Any], bytes]:
+    """The settings as found (an empty object for a new or empty file) and their bytes."""
+    if dest.found is None:
+        return {}, b""
+    path = dest.named
+    try:
+        raw = user_files.read(dest.target)
+    except FileNotFoundError:
+        raise TorchsmError(f"{path} changed while torchsm was reading it; nothing was "
+                           "changed, run the command again") from None
+    if not raw.strip():
+        return {}, raw
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TorchsmError(f"{path} is not valid UTF-8 (byte {exc.start}); nothing was changed") \
+            from None
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except ValueError as exc:
+        raise TorchsmError(f"{path} is not valid JSON ({exc}); nothing was changed") from None
+    except RecursionError:
+        raise TorchsmError(f"{path} is nested too deeply to be settings; nothing was changed") \
+            from None
+    if not isinstance(data, dict):
+        raise TorchsmError(f"{path} does not hold a JSON object; nothing was changed")
+    return data, raw
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _dumps(settings: dict[str, Any]) -> bytes:
+    try:
+        return (json.dumps(settings, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a \\ud800 escape: keep it escaped
+        return (json.dumps(settings, indent=2) + "\n").encode("ascii")
+
+
+def _backup(folder: Path, raw: bytes, mode: int, owner: tuple[int, int] | None,
+            now: float | None) -> Path:
+    """A new backup of `raw` beside the settings file; an earlier one is never overwritten."""
+    moment = time.time() if now is None else now
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(moment)) + \
+        f"-{int(round(moment % 1, 6) * 1_000_000) % 1_000_000:06d}"
+    # the same stamp again (a fast machine, a clock set back): the next counter, so names
+    # sort in the order the backups were made
+    taken = [int(m.group(2) or 0) for m in map(_BACKUP.match, os.listdir(folder))
+             if m and m.group(1) == stamp]
+    first = max(taken) + 1 if taken else 0
+    for n in range(first, first + 1000):
+        path = folder / (f"settings.json.torchsm-backup-{stamp}" + (f".{n:03d}" if n else ""))
+        try:
+            fd = user_files.create_exclusive(path, mode, owner)
+        except FileExistsError:
+            continue
+        try:
+            user_files.write_all(fd, raw)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            os.unlink(path)
+            raise
+        os.close(fd)
+        return path
+    raise OSError(errno.EEXIST, "too many backups with the same time stamp")
+
+
+def _prune_backups(folder: Path, newest: str) -> None:
+    """Keep the newest BACKUPS_KEPT of torchsm's backups (`newest`, just made, always);
+    nothing else is touched."""
+    found = []
+    for name in os.listdir(folder):
+        m = _BACKUP.match(name)
+        if m and name != newest:
+            found.append(((m.group(1), int(m.group(2) or 0)), name))
+    for _key, name in sorted(found)[:max(0, len(found) - (BACKUPS_KEPT - 1))]:
+        try:
+            os.unlink(folder / name)
+        except OSError:
+            pass

@@ -1,0 +1,1 @@
+"""Observing: metrics, health, alerts, the dashboard, the HTTP server and doctor."""

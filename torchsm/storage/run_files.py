@@ -1,0 +1,193 @@
+"""The supervisor's files in HOME/run: one lock and one plan per Nova.
+
+`NAME.lock` is held (flock) by the one supervisor of Nova NAME for as long as it runs; the
+kernel drops it when the process dies, however it dies. `NAME.json` is the supervisor's
+plan: its pid, what it is doing, and when and why it starts the next session. `torchsm
+status` reads plans, so this module uses the stdlib only.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from torchsm.config import Home
+from torchsm.errors import SupervisorRunning
+
+
+CLEANER_WAIT_S = 30  # the longest another supervisor may hold a dead one's lock to clean up
+
+
+def run_dir(home: Home) -> Path:
+    """HOME/run: the supervisors' locks and plans."""
+    return home.path / "run"
+
+
+class SupervisorLock:
+    """The exclusive right to supervise one Nova; release it (or let the process end)."""
+
+    def __init__(self, fd: int, path: Path):
+        self.fd = fd
+        self.path = path
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # closing drops the flock
+            self.fd = -1
+
+
+def lock_supervisor(home: Home, name: str) -> SupervisorLock:
+    """Take Nova `name`'s supervisor lock, or SupervisorRunning naming the holder's pid."""
+    folder = run_dir(home)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / f"{name}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    deadline = time.monotonic() + CLEANER_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            # The file names the supervisor that holds the lock. When that one is dead,
+            # another Nova's supervisor is cleaning up after it (lock_if_free): briefly.
+            if _alive(int(holder) if holder.isdigit() else None) or (
+                    time.monotonic() >= deadline):
+                os.close(fd)
+                raise SupervisorRunning(
+                    f"a supervisor for {name} is already running (pid {holder})") from None
+            time.sleep(0.05)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return SupervisorLock(fd, path)
+
+
+def lock_if_free(home: Home, name: str) -> SupervisorLock | None:
+    """Nova `name`'s supervisor lock when nobody holds it (its supervisor is gone), for
+    cleaning up after it; None while a supervisor holds it. The file is left as it is."""
+    path = run_dir(home) / f"{name}.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None  # never supervised here: nothing of its to clean up
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return SupervisorLock(fd, path)
+
+
+def session_files(home: Home, session_id: int) -> Path:
+    """The prefix of the files the agent's keeper (torchsm.agent.keeper) writes for session
+    `session_id` until it is settled: .keeper (who keeps the agent), .exit (how the agent
+    ended), .out (what it wrote after its supervisor died); and .claude-code, which the
+    supervisor writes when the agent speaks Claude Code's JSON."""
+    folder = run_dir(home)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder / f"session-{session_id}"
+
+
+def exit_path(home: Home, session_id: int) -> Path:
+    return run_dir(home) / f"session-{session_id}.exit"
+
+
+def keeper_path(home: Home, session_id: int) -> Path:
+    return run_dir(home) / f"session-{session_id}.keeper"
+
+
+def orphan_output_path(home: Home, session_id: int) -> Path:
+    return run_dir(home) / f"session-{session_id}.out"
+
+
+def declare_claude_code(home: Home, session_id: int) -> None:
+    """Note, before its agent starts, that session `session_id`'s agent speaks Claude
+    Code's JSON: a supervisor that settles the session after this one died reads what
+    the agent wrote meanwhile (its result, its rate_limit_events) only then."""
+    Path(f"{session_files(home, session_id)}.claude-code").touch(mode=0o600)
+
+
+def spoke_claude_code(home: Home, session_id: int) -> bool:
+    return _claude_code_path(home, session_id).exists()
+
+
+def _claude_code_path(home: Home, session_id: int) -> Path:
+    return run_dir(home) / f"session-{session_id}.claude-code"
+
+
+def remove_session_files(home: Home, session_id: int) -> None:
+    """Forget session `session_id`'s keeper files: the session is settled."""
+    for suffix in (".exit", ".exit.tmp", ".out", ".keeper", ".keeper.tmp", ".claude-code"):
+        try:
+            os.unlink(run_dir(home) / f"session-{session_id}{suffix}")
+        except FileNotFoundError:
+            pass
+
+
+def _plan_path(home: Home, name: str) -> Path:
+    return run_dir(home) / f"{name}.json"
+
+
+def write_plan(home: Home, name: str, plan: dict[str, Any]) -> None:
+    """Replace Nova `name`'s plan atomically (readers never see half a file)."""
+    run_dir(home).mkdir(mode=0o700, exist_ok=True)
+    path = _plan_path(home, name)
+    tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(plan, f)
+    os.replace(tmp, path)
+
+
+def touch_plan(home: Home, name: str, now: float) -> None:
+    """Mark Nova `name`'s plan as current at `now` (its supervisor is alive and looping)."""
+    try:
+        os.utime(_plan_path(home, name), (now, now))
+    except FileNotFoundError:
+        pass
+
+
+def remove_plan(home: Home, name: str) -> None:
+    """Forget Nova `name`'s plan (its supervisor is ending)."""
+    try:
+        _plan_path(home, name).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def read_plan(home: Home, name: str) -> dict[str, Any] | None:
+    """The plan of Nova `name`'s running supervisor; None when no supervisor runs (a plan
+    left behind by one that was killed is ignored)."""
+    try:
+        plan = json.loads(_plan_path(home, name).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(plan, dict) or not _alive(plan.get("pid")):
+        return None
+    return plan
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def with_plans(home: Home, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Status rows with each Nova's `next_start` and `plan` (None when unsupervised)."""
+    out = []
+    for row in rows:
+        plan = read_plan(home, row["nova"])
+        out.append({**row, "next_start": plan.get("next_start") if plan else None,
+                    "plan": plan})
+    return out

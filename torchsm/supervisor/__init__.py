@@ -1,0 +1,1 @@
+"""The supervisor (`torchsm run`): admission, the loop, settling and recovering sessions, the service unit."""

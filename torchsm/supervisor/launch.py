@@ -1,0 +1,76 @@
+"""Launching the agent of a session: its argv (the prompt as an argument or on stdin), its
+environment (which Nova, which home, which item, and the supervisor's mark its hooks
+check), its pid in the ledger as soon as it runs, and its usage signals stored as they are
+read (agent/reader.py), so the hooks of the same session decide on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from torchsm.agent import orphans, session
+from torchsm.agent.reader import SessionReader
+from torchsm.clock import format_time
+from torchsm.config import Config, Home
+from torchsm.storage import run_files, store
+from torchsm.supervisor.session_start import Taken, describe
+from torchsm.usage import ledger
+
+
+@dataclass(frozen=True)
+class Agent:
+    """How to run a Nova's agent: its command and where, and what the loop lends it."""
+
+    command: tuple[str, ...]
+    cwd: str | None
+    claude_code: bool  # whether its usage and cost signals are read
+    base_env: dict[str, str]
+    mark: str  # orphans.supervisor_mark(): the hooks of its agents check it lives
+    clock: Callable[[], float]
+    should_stop: Callable[[], bool]
+    emit: Callable[..., None]
+
+
+def launch(home: Home, config: Config, nova: store.NovaRow, taken: Taken,
+           agent: Agent) -> tuple[session.SessionRun, list[dict[str, Any]]]:
+    """Run the session's agent to its end. Returns the run and the usage signals that
+    could not be stored meanwhile."""
+    argv, prompt_on_stdin = session.build_argv(list(agent.command), taken.prompt)
+    cfg = config.supervisor
+    started = agent.clock()
+    heading = f"session {taken.session_id} {format_time(started)} ({describe(taken)})"
+    if agent.claude_code:
+        run_files.declare_claude_code(home, taken.session_id)
+    with SessionReader(home, config, nova, heading, agent.emit, agent.clock) as reader:
+        try:
+            run = session.run_session(
+                argv, env=child_env(home, nova.name, taken, agent), cwd=agent.cwd,
+                stdin_text=taken.prompt if prompt_on_stdin else None,
+                timeout_s=cfg.session_timeout_s, grace_s=cfg.stop_grace_s,
+                should_stop=agent.should_stop, on_text=reader.text, on_signal=reader.signal,
+                on_start=lambda pid: _record_pid(home, config, taken, pid),
+                session_files=str(run_files.session_files(home, taken.session_id)),
+                claude_code=agent.claude_code, clock=agent.clock)
+        except OSError as exc:  # the command vanished or is not executable any more
+            run = session.SessionRun(argv, started, agent.clock(), None, False, False,
+                                    session.SessionOutput(), f"cannot start: {exc}")
+        return run, reader.unstored
+
+
+def child_env(home: Home, name: str, taken: Taken, agent: Agent) -> dict[str, str]:
+    """The agent's environment: the supervisor's own, and who and what it is for."""
+    env = dict(agent.base_env)
+    env.update(TORCHSM_NOVA=name, TORCHSM_HOME=str(home.path),
+               TORCHSM_PROMPT=taken.prompt, TORCHSM_SESSION=str(taken.session_id))
+    env[orphans.SUPERVISOR_ENV] = agent.mark
+    env.pop("TORCHSM_ITEM", None)
+    if taken.item is not None:
+        env["TORCHSM_ITEM"] = str(taken.item.id)
+    return env
+
+
+def _record_pid(home: Home, config: Config, taken: Taken, pid: int) -> None:
+    ticks = orphans.start_ticks(pid)
+    with store.open_store(home, config.db.lock_timeout_s) as db:
+        db.write(lambda conn: ledger.record_agent(conn, taken.session_id, pid, ticks))

@@ -1,0 +1,226 @@
+"""The session ledger: one row per agent session the supervisor starts (table `sessions`).
+
+A row is written when a session starts (outcome `running`) and completed when it ends, so
+the budget counts a session that is still running, and a supervisor that died leaves a
+row behind that the next one closes. Functions run inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from torchsm.clock import format_time
+
+RUNNING = "running"
+# What one session may report, at most; beyond it a number is a misreading (a long Opus
+# session costs tens of dollars), and sums over years of sessions stay within SQLite's
+# integers.
+MAX_COST_USD = 10_000.0
+MAX_TURNS = 1_000_000
+MAX_TOKENS = 10**10
+ABANDONED_ERROR = "the supervisor ended before the session did"
+
+
+@dataclass(frozen=True)
+class SessionEnd:
+    """What the ledger keeps about a finished session."""
+
+    ended_at: float
+    exit_status: int | None
+    outcome: str
+    error: str | None = None
+    agent_session_id: str | None = None
+    cost_usd: float | None = None
+    num_turns: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    api_error_status: int | None = None
+    limit_events: list[dict[str, Any]] | None = None
+    last_assistant_message: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: int
+    nova: str
+    kind: str
+    item_id: int | None
+    signal_id: int | None
+    started_at: float
+    ended_at: float | None
+    exit_status: int | None
+    outcome: str
+    error: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "nova": self.nova, "kind": self.kind, "item": self.item_id,
+                "signal": self.signal_id, "started_at": format_time(self.started_at),
+                "ended_at": format_time(self.ended_at), "exit_status": self.exit_status,
+                "outcome": self.outcome, "error": self.error}
+
+
+def start(conn: sqlite3.Connection, *, nova_id: int, kind: str, prompt: str,
+          item_id: int | None, signal_id: int | None, at: float) -> int:
+    """Record a session as running; its id."""
+    return conn.execute(
+        "INSERT INTO sessions (nova_id, started_at, kind, prompt, item_id, signal_id, outcome)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (nova_id, at, kind, prompt, item_id, signal_id, RUNNING)).fetchone()[0]
+
+
+def finish(conn: sqlite3.Connection, session_id: int, end: SessionEnd,
+           only_running: bool = False) -> None:
+    """Complete a session's row with how it ended (with `only_running`, only while it is
+    still `running`)."""
+    limit_events = json.dumps(end.limit_events) if end.limit_events else None
+    conn.execute(
+        "UPDATE sessions SET ended_at = ?, exit_status = ?, outcome = ?, error = ?,"
+        " agent_session_id = ?, cost_usd = ?, num_turns = ?, input_tokens = ?,"
+        " output_tokens = ?, api_error_status = ?, limit_events = ?,"
+        " last_assistant_message = ? WHERE id = ?" + (f" AND outcome = '{RUNNING}'"
+                                                      if only_running else ""),
+        (end.ended_at, end.exit_status, end.outcome, end.error, end.agent_session_id,
+         end.cost_usd, end.num_turns, end.input_tokens, end.output_tokens,
+         end.api_error_status, limit_events, end.last_assistant_message, session_id))
+
+
+def starts_since(conn: sqlite3.Connection, nova_id: int, since: float) -> list[float]:
+    """Start times of the Nova's sessions after `since`, oldest first."""
+    rows = conn.execute("SELECT started_at FROM sessions WHERE nova_id = ? AND started_at > ?"
+                        " ORDER BY started_at", (nova_id, since))
+    return [r[0] for r in rows]
+
+
+def costs_since(conn: sqlite3.Connection, account: str, since: float) -> list[tuple[float, float]]:
+    """(ended at, cost in USD) of the sessions of the account's Novas that ended after
+    `since` and reported a cost: the daily cost budget is the account's. A cost outside
+    what `reported` accepts (stored by an older torchsm: negative, infinite) is left
+    out: one such row would switch the budget off, or hold the account for good."""
+    return conn.execute("SELECT s.ended_at, s.cost_usd FROM sessions s JOIN novas n"
+                        " ON n.id = s.nova_id WHERE n.account = ? AND s.ended_at > ?"
+                        " AND s.cost_usd BETWEEN 0 AND ? ORDER BY s.ended_at",
+                        (account, since, MAX_COST_USD)).fetchall()
+
+
+def recent_endings(conn: sqlite3.Connection, nova_id: int, limit: int) -> list[tuple]:
+    """The Nova's latest `limit` finished sessions, newest first: (outcome, error,
+    api_error_status, last_assistant_message, its item's status), breaker.Ending's fields."""
+    rows = conn.execute(
+        "SELECT s.outcome, s.error, s.api_error_status, s.last_assistant_message, w.status"
+        " FROM sessions s LEFT JOIN work_items w ON w.id = s.item_id"
+        " WHERE s.nova_id = ? AND s.outcome NOT IN (?, 'stopped')"
+        " ORDER BY s.started_at DESC, s.id DESC LIMIT ?", (nova_id, RUNNING, limit)).fetchall()
+    return rows
+
+
+def count(conn: sqlite3.Connection, nova_id: int) -> int:
+    """How many sessions the Nova has had, ever (the rhythm's reflections count them)."""
+    return conn.execute("SELECT count(*) FROM sessions WHERE nova_id = ?",
+                        (nova_id,)).fetchone()[0]
+
+
+def last_end(conn: sqlite3.Connection, nova_id: int) -> float | None:
+    """When the Nova's latest session ended (its start, while one is still running)."""
+    row = conn.execute("SELECT coalesce(ended_at, started_at) FROM sessions WHERE nova_id = ?"
+                       " ORDER BY started_at DESC, id DESC LIMIT 1", (nova_id,)).fetchone()
+    return row[0] if row else None
+
+
+def record_agent(conn: sqlite3.Connection, session_id: int, pid: int,
+                 start_ticks: int | None) -> None:
+    """The session's agent process (it leads its own group), for a later supervisor."""
+    conn.execute("UPDATE sessions SET agent_pid = ?, agent_start_ticks = ? WHERE id = ?",
+                 (pid, start_ticks, session_id))
+
+
+def abandoned(conn: sqlite3.Connection, nova_id: int) -> list[tuple]:
+    """(id, started at, agent pid, agent start ticks, item id) of the rows still
+    `running`: a supervisor that holds the Nova's lock finds only rows a dead one left."""
+    return conn.execute("SELECT id, started_at, agent_pid, agent_start_ticks, item_id"
+                        " FROM sessions WHERE nova_id = ? AND outcome = ? ORDER BY id",
+                        (nova_id, RUNNING)).fetchall()
+
+
+FINISHED_ALONE = "the agent finished; its supervisor ended before it settled the session"
+
+
+def close_finished(conn: sqlite3.Connection, session_id: int, at: float,
+                   result: dict[str, Any] | None = None) -> None:
+    """Close as `ok` a row a dead supervisor left whose agent exited 0 (its keeper said
+    so), with what its `result` line reported when the keeper kept it. Any other end may
+    be the agent stopped with its supervisor: `close_abandoned`."""
+    finish(conn, session_id, SessionEnd(ended_at=at, exit_status=0, outcome="ok",
+                                        error=FINISHED_ALONE, **reported(result or {})),
+           only_running=True)
+
+
+# SessionEnd field <- (where in the result line, a whole number?, least, most)
+_REPORTED = {
+    "cost_usd": (("total_cost_usd",), False, 0, MAX_COST_USD),
+    "num_turns": (("num_turns",), True, 0, MAX_TURNS),
+    "input_tokens": (("usage", "input_tokens"), True, 0, MAX_TOKENS),
+    "output_tokens": (("usage", "output_tokens"), True, 0, MAX_TOKENS),
+    "api_error_status": (("api_error_status",), True, 100, 599),  # an HTTP status
+}
+
+
+def reported(result: dict[str, Any]) -> dict[str, Any]:
+    """The SessionEnd fields Claude Code's `result` line reports (absent, mistyped or out
+    of range: None)."""
+    return checked_report(result)[0]
+
+
+def checked_report(result: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """`reported`, and a warning for each number it left out. A cost that is negative
+    would switch the daily budget off, one of 1e308 hold the account for a day; turns
+    of 2**62 would overflow every sum of them."""
+    session_id = result.get("session_id")
+    fields = {"agent_session_id": session_id if isinstance(session_id, str)
+              and len(session_id) <= 64 else None}
+    warnings = []
+    for name, (path, whole, low, high) in _REPORTED.items():
+        value = _at(result, path)
+        fields[name] = bounded(value, whole, low, high)
+        if value is not None and fields[name] is None:
+            kind = "a whole number" if whole else "a number"
+            warnings.append(f"{'.'.join(path)} {value!r} is not {kind} from {low:g} to "
+                            f"{high:g}; ignored")
+    return fields, warnings
+
+
+def _at(result: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path[:-1]:
+        result = result.get(key) if isinstance(result.get(key), dict) else {}
+    return result.get(path[-1])
+
+
+def bounded(value: Any, whole: bool, low: float, high: float) -> Any:
+    """`value` when it is a finite number (an int when `whole`; a bool is none) from
+    `low` to `high`, else None."""
+    kind = int if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):  # (an int of any size is)
+        return None
+    return value if low <= value <= high else None
+
+
+def close_abandoned(conn: sqlite3.Connection, nova_id: int, at: float) -> int:
+    """Close the rows a supervisor left `running` when it died; how many."""
+    return conn.execute(
+        "UPDATE sessions SET outcome = 'stopped', error = ?, ended_at = ?"
+        " WHERE nova_id = ? AND outcome = ?",
+        (ABANDONED_ERROR, at, nova_id, RUNNING)).rowcount
+
+
+def recent(conn: sqlite3.Connection, nova: str, limit: int = 20) -> list[SessionRow]:
+    """The Nova's latest sessions, oldest first."""
+    rows = conn.execute(
+        "SELECT s.id, n.name, s.kind, s.item_id, s.signal_id, s.started_at, s.ended_at,"
+        " s.exit_status, s.outcome, s.error FROM sessions s JOIN novas n ON n.id = s.nova_id"
+        " WHERE n.name = ? ORDER BY s.id DESC LIMIT ?", (nova, limit)).fetchall()
+    return [SessionRow(*row) for row in reversed(rows)]
