@@ -161,13 +161,19 @@ def test_without_auto_resume_nothing_starts_after_the_reset_until_a_person_resum
     write_config(Home(queued_torch.home), FAST.replace(
         "reset_margin_s = 30", "reset_margin_s = 1\nauto_resume = false\n[safety]\n"
                                "cooldown_base_s = 1\ncooldown_jitter = 0"))
-    reset = int(time.time()) + 4
-    claude.standin.policy = lambda n, body: Reply(
-        headers=unified_headers(0.96, reset, "allowed_warning"))
+    # the reset is fixed when the first request arrives, 4 s later: Claude Code can take
+    # longer than that to start on a loaded machine, and a reset already past holds nothing
+    resets: list[int] = []
+
+    def four_seconds_from_the_first_request(n, body) -> Reply:
+        resets.append(resets[0] if resets else int(time.time()) + 4)
+        return Reply(headers=unified_headers(0.96, resets[0], "allowed_warning"))
+
+    claude.standin.policy = four_seconds_from_the_first_request
     run = start_run(claude, queued_torch)
     try:
         wait_for(lambda: status(queued_torch)["state"] == "cooling")
-        wait_for(lambda: time.time() > reset + 3, timeout=30)  # past the reset + margin
+        wait_for(lambda: time.time() > resets[0] + 3, timeout=30)  # past the reset + margin
         assert claude.standin.message_requests == 1
         assert "auto_resume is off" in status(queued_torch)["plan"]["why"]
         queued_torch("transition", "torch", "work", "--reason", "resumed by a person")
