@@ -21,8 +21,8 @@ from enum import Enum
 
 from torchsm.clock import format_time
 from torchsm.config import MAX_COUNT, MAX_DURATION_S, Config, Home, QueueConfig
-from torchsm.errors import (DatabaseReadOnly, InvalidWorkItem, ItemNotFound, ItemNotOpen,
-                            LeaseLost, NothingToClaim)
+from torchsm.errors import (DatabaseReadOnly, InvalidDuration, InvalidWorkItem, ItemNotFound,
+                            ItemNotOpen, LeaseLost, NothingToClaim)
 from torchsm.names import check_name
 from torchsm.records import record
 from torchsm.storage import store
@@ -122,7 +122,7 @@ class WorkQueue:
         """Claim the next item for `nova` (targeted at it or at no one), or NothingToClaim."""
         item = self.try_claim(nova, lease_s=lease_s, now=now)
         if item is None:
-            raise NothingToClaim(f"nothing to claim for {nova}")
+            raise NothingToClaim(nova)
         return item
 
     def try_claim(self, nova: str, *, lease_s: float | None = None,
@@ -135,8 +135,7 @@ class WorkQueue:
         "the last task is done, give me the next", at the cost of one transaction."""
         lease_s = self.config.lease_s if lease_s is None else lease_s
         if not 0 < lease_s <= MAX_DURATION_S:  # nan fails both: a lease that never ends
-            raise InvalidWorkItem(f"the lease must be a positive number of seconds, at most "
-                                  f"{MAX_DURATION_S:.0f} (ten years)")
+            raise InvalidDuration("the lease", MAX_DURATION_S)
         now = _now(now)
         owner = os.urandom(12).hex()
 
@@ -179,7 +178,7 @@ class WorkQueue:
         def load(conn: sqlite3.Connection) -> WorkItem:
             item = _load(conn, item_id)
             if item is None:
-                raise ItemNotFound(f"no work item {item_id}")
+                raise ItemNotFound(item_id)
             return item
 
         return self.db.read(load)
@@ -386,12 +385,10 @@ def _load(conn: sqlite3.Connection, item_id: int) -> WorkItem | None:
 def _why_not_finished(conn: sqlite3.Connection, item_id: int, owner: str | None) -> Exception:
     item = _load(conn, item_id)
     if item is None:
-        return ItemNotFound(f"no work item {item_id}")
+        return ItemNotFound(item_id)
     if item.status not in OPEN_STATUSES:
-        return ItemNotOpen(f"work item {item_id} is already {item.status.value}")
-    return LeaseLost(f"work item {item_id}: this claim's lease expired"
-                     + (f" and {item.claimed_by} holds it now"
-                        if item.status is ItemStatus.CLAIMED else ""))
+        return ItemNotOpen(item_id, item.status.value)
+    return LeaseLost(item_id, item.claimed_by if item.status is ItemStatus.CLAIMED else None)
 
 
 def _require_nova(conn: sqlite3.Connection, name: str) -> None:
