@@ -172,7 +172,7 @@ class WorkQueue:
     def requeue_expired(self, *, now: float | None = None) -> int:
         """Return items whose lease has expired to pending (or make them dead); how many."""
         now = _now(now)
-        return self.db.write(lambda conn: _requeue_expired(conn, now))
+        return self.db.write(lambda conn: requeue_expired(conn, now))
 
     def get(self, item_id: int) -> WorkItem:
         def load(conn: sqlite3.Connection) -> WorkItem:
@@ -193,7 +193,7 @@ class WorkQueue:
             if nova is not None:
                 _require_nova(conn, nova)
             if requeue:
-                _requeue_expired(conn, now)  # so the listing shows what a claim would see
+                requeue_expired(conn, now)  # so the listing shows what a claim would see
             where, params = _list_filter(nova, status)
             rows = conn.execute(f"SELECT {_COLUMNS} FROM work_items {where} "
                                 "ORDER BY priority_rank, created_at, id", params)
@@ -292,7 +292,7 @@ def claim_next_in(conn: sqlite3.Connection, nova: str, lease_s: float, now: floa
     row = conn.execute(_CLAIM_NEXT, (owner or os.urandom(12).hex(), nova, now + lease_s, now,
                                      now, nova)).fetchone()
     if row is None:
-        _requeue_expired(conn, now)  # an idle moment: write down the dead ones
+        requeue_expired(conn, now)  # an idle moment: write down the dead ones
         return None
     return WorkItem.from_row(row)
 
@@ -306,11 +306,16 @@ def finish_claimed_by(conn: sqlite3.Connection, item_id: int, nova: str, now: fl
         (now, now, item_id, nova)).rowcount == 1
 
 
-def has_claimable(conn: sqlite3.Connection, nova: str, now: float) -> bool:
+def has_claimable(conn: sqlite3.Connection, nova: str, now: float,
+                  finishing: int | None = None) -> bool:
+    """Whether `nova` could claim an item now; `finishing`: an item `finish_claimed_by`
+    is about to finish in this transaction (its lapsed lease does not make it claimable)."""
     return conn.execute(
         "SELECT 1 FROM work_items WHERE status IN ('pending', 'claimed')"
         " AND (status = 'pending' OR (lease_until <= ? AND attempts < max_attempts))"
-        " AND (nova IS NULL OR nova = ?) LIMIT 1", (now, nova)).fetchone() is not None
+        " AND (nova IS NULL OR nova = ?)"
+        " AND NOT (id IS ? AND status = 'claimed' AND claimed_by IS ?) LIMIT 1",
+        (now, nova, finishing, nova)).fetchone() is not None
 
 
 # Back to pending (or dead, when a counted attempt was the last); an attempt that was not
@@ -354,7 +359,7 @@ def add_in(conn: sqlite3.Connection, text: str, *, nova: str | None, priority: T
     return _insert(conn, _check_text(text), nova, priority, max_attempts, now, source_key)
 
 
-def _requeue_expired(conn: sqlite3.Connection, now: float) -> int:
+def requeue_expired(conn: sqlite3.Connection, now: float) -> int:
     return conn.execute(_REQUEUE_EXPIRED, (now, now, now)).rowcount
 
 
