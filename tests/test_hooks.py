@@ -87,6 +87,20 @@ def test_continuation_cap_per_prompt_then_restart_request(torch_cli):
     assert json.loads(hook(torch_cli, "stop", payload("Stop.json")).out)["decision"] == "block"
 
 
+def test_an_item_whose_lease_lapsed_is_finished_not_left_as_work(torch_cli):
+    """The item the stop marks done does not count as work left, though its lease lapsed
+    during the turn (it would be claimable again): no restart is asked for."""
+    write_config(Home(torch_cli.home), "[supervisor]\nmax_continuations = 1\n"
+                                       "[queue]\nlease_s = 1\n")
+    torch_cli("queue", "add", "the only task")
+    assert json.loads(hook(torch_cli, "stop", payload("Stop.json")).out)["decision"] == "block"
+    time.sleep(1.5)  # the continuation's lease lapses
+    result = hook(torch_cli, "stop", payload("Stop.json", stop_hook_active=True))
+    assert (result.code, result.out) == (0, "")
+    assert torch_cli("queue", "list", "--json").json()[0]["status"] == "done"
+    assert rows(torch_cli, "SELECT restart_requested_at FROM novas") == [(None,)]
+
+
 def test_stop_lets_a_cooling_nova_stop(torch_cli):
     torch_cli("queue", "add", "pending work")
     torch_cli("transition", "torch", "cool", "--for", "60")

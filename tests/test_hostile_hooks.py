@@ -111,7 +111,7 @@ def _in_process(torch_cli: Cli, event: str, stdin: str):
 
 
 def test_a_stop_that_fails_after_deciding_leaves_nothing_claimed(torch_cli, monkeypatch):
-    from torchsm.hooks import handlers
+    from torchsm.hooks import stop
 
     torch_cli("queue", "add", "a task")
     monkeypatch.setenv("TORCHSM_REDIS_URL", "off")
@@ -119,7 +119,7 @@ def test_a_stop_that_fails_after_deciding_leaves_nothing_claimed(torch_cli, monk
     def broken(item, **_):
         raise RuntimeError("could not word the task")
 
-    monkeypatch.setattr(handlers, "continuation_reason", broken)
+    monkeypatch.setattr(stop, "continuation_reason", broken)
     with pytest.raises(RuntimeError):
         _in_process(torch_cli, "stop", payload("Stop.json"))
     assert list(statuses(torch_cli).values()) == ["pending"]

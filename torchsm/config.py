@@ -14,7 +14,8 @@ import os
 import stat
 
 from torchsm import config_cache
-from torchsm.errors import ConfigError, HomeUnusable
+from torchsm.errors import (ConfigError, ConfigWrongType, HomeNotAFolder, HomeUnusable,
+                            InvalidConfigValue, UnknownConfigKey)
 from torchsm.records import record
 from torchsm.tiers import Tier
 
@@ -77,8 +78,7 @@ class Home:
         except FileNotFoundError:
             return False
         except NotADirectoryError:
-            raise HomeUnusable(f"{self.root} is not a folder: choose another --home") \
-                from None
+            raise HomeNotAFolder(self.root) from None
         except PermissionError:
             raise HomeUnusable(f"cannot read the torchsm home {self.root}: permission "
                                "denied") from None
@@ -308,27 +308,26 @@ RANGES: dict[str, NumberRange] = {
 
 def check_number(key: str, value: int | float, allowed: NumberRange) -> None:
     """Refuse a number that is not finite or not in `allowed`, naming the key."""
-    where = f"torchsm.toml: '{key}'"
     if not math.isfinite(value):
-        raise ConfigError(f"{where} must be a finite number, got {value}")
+        raise InvalidConfigValue(key, f"must be a finite number, got {value}")
     if value < 0 <= allowed.low:
-        raise ConfigError(f"{where} must not be negative, got {value}")
+        raise InvalidConfigValue(key, f"must not be negative, got {value}")
     above = value > allowed.low if allowed.above_low else value >= allowed.low
     if allowed.kind == "fraction" and not (above and value <= allowed.high):
         bounds = "above 0 and at most 1" if allowed.above_low else "from 0 to 1"
-        raise ConfigError(f"{where} must be {bounds}, got {value}")
+        raise InvalidConfigValue(key, f"must be {bounds}, got {value}")
     if allowed.above_low and value <= allowed.low:
         what = "a positive number of seconds" if allowed.kind == "duration" \
             else f"above {allowed.low:g}"
-        raise ConfigError(f"{where} must be {what}, got {value}")
+        raise InvalidConfigValue(key, f"must be {what}, got {value}")
     if value < allowed.low:
         unit = " second" if allowed.kind == "duration" else ""
-        raise ConfigError(f"{where} must be at least {allowed.low:g}{unit}, got {value}")
+        raise InvalidConfigValue(key, f"must be at least {allowed.low:g}{unit}, got {value}")
     if value > allowed.high:
         limit = _plain(allowed.high)
         if allowed.kind == "duration":
             limit = f"{allowed.high / (365 * 86400):g} years ({limit} seconds)"
-        raise ConfigError(f"{where} must be at most {limit}, got {value:g}")
+        raise InvalidConfigValue(key, f"must be at most {limit}, got {value:g}")
 
 
 def _plain(number: float) -> str:
@@ -418,19 +417,19 @@ def parse_config(raw: dict[str, Any]) -> Config:
         elif key in _SECTIONS:
             values[key] = _parse_section(key, value, _SECTIONS[key])
         else:
-            raise ConfigError(f"torchsm.toml: unknown key '{key}'")
+            raise UnknownConfigKey(key)
     return Config(**values)
 
 
 def _parse_section(name: str, raw: Any, cls: type) -> Any:
     if not isinstance(raw, dict):
-        raise ConfigError(f"torchsm.toml: '{name}' must be a table")
+        raise ConfigWrongType(name, "a table")
     known = field_kinds(cls)
     values = {}
     for key, value in raw.items():
         qualified = f"{name}.{key}"
         if key not in known:
-            raise ConfigError(f"torchsm.toml: unknown key '{qualified}'")
+            raise UnknownConfigKey(qualified)
         if qualified == "wake.rules":
             values[key] = _wake_rules(qualified, value)
         elif known[key] == "dict[str, int]":
@@ -438,9 +437,7 @@ def _parse_section(name: str, raw: Any, cls: type) -> Any:
         else:
             values[key] = _check_value(qualified, value, known[key])
     if name == "wake" and not is_quiet_hours(values.get("quiet_hours", "")):
-        raise ConfigError(
-            "torchsm.toml: 'wake.quiet_hours' must look like \"22:00-07:00\" or be empty"
-        )
+        raise InvalidConfigValue("wake.quiet_hours", 'must look like "22:00-07:00" or be empty')
     return cls(**values)
 
 
@@ -448,17 +445,16 @@ def _account_tables(raw: Any) -> dict[str, dict[str, Any]]:
     from torchsm.names import is_name
 
     if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
-        raise ConfigError("torchsm.toml: 'accounts' must hold one table per account")
+        raise InvalidConfigValue("accounts", "must hold one table per account")
     tables = {}
     for name, table in raw.items():
         if not is_name(name):
-            raise ConfigError(f"torchsm.toml: 'accounts.{name}' is not a valid account name "
-                              "([a-z0-9][a-z0-9_-]{0,31})")
+            raise InvalidConfigValue(f"accounts.{name}",
+                                     "is not a valid account name ([a-z0-9][a-z0-9_-]{0,31})")
         values = {}
         for key, value in table.items():
             if key not in ACCOUNT_KEYS:
-                raise ConfigError(f"torchsm.toml: unknown key 'accounts.{name}.{key}' (keys: "
-                                  f"{', '.join(ACCOUNT_KEYS)})")
+                raise UnknownConfigKey(f"accounts.{name}.{key}", ACCOUNT_KEYS)
             # the same range as the [usage] or [supervisor] key it overrides
             section = "usage" if key in UsageConfig._fields else "supervisor"
             values[key] = _check_value(f"accounts.{name}.{key}", value, ACCOUNT_KEYS[key],
@@ -478,10 +474,8 @@ def _check_value(key: str, value: Any, kind: type,
 def _check_type(key: str, value: Any, kind: type) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if isinstance(value, bool) and kind is not bool:
-        raise ConfigError(f"torchsm.toml: '{key}' must be {_kind_name(kind)}, got {value!r}")
-    if not isinstance(value, kind):
-        raise ConfigError(f"torchsm.toml: '{key}' must be {_kind_name(kind)}, got {value!r}")
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ConfigWrongType(key, _kind_name(kind), value)
     return value
 
 
@@ -491,13 +485,11 @@ def _kind_name(kind: type) -> str:
 
 def _sender_weights(key: str, raw: Any) -> dict[str, int]:
     if not isinstance(raw, dict):
-        raise ConfigError(f"torchsm.toml: '{key}' must be a table")
+        raise ConfigWrongType(key, "a table")
     weights = {}
     for sender, value in raw.items():
         if isinstance(value, bool) or not isinstance(value, int) or not -4 <= value <= 4:
-            raise ConfigError(
-                f"torchsm.toml: '{key}.{sender}' must be an integer from -4 to 4, got {value!r}"
-            )
+            raise ConfigWrongType(f"{key}.{sender}", "an integer from -4 to 4", value)
         weights[sender] = value
     return weights
 
@@ -505,13 +497,12 @@ def _sender_weights(key: str, raw: Any) -> dict[str, int]:
 def _wake_rules(key: str, raw: Any) -> dict[str, dict[str, str]]:
     tiers = [t.value for t in Tier]
     if not isinstance(raw, dict):
-        raise ConfigError(f"torchsm.toml: '{key}' must be a table")
+        raise ConfigWrongType(key, "a table")
     for tier, rules in raw.items():
         if tier not in tiers:
-            raise ConfigError(f"torchsm.toml: '{key}.{tier}' is not a tier "
-                              f"({', '.join(tiers)})")
+            raise InvalidConfigValue(f"{key}.{tier}", f"is not a tier ({', '.join(tiers)})")
         if not isinstance(rules, dict):
-            raise ConfigError(f"torchsm.toml: '{key}.{tier}' must be a table of name = regex")
+            raise ConfigWrongType(f"{key}.{tier}", "a table of name = regex")
         for name, pattern in rules.items():
             _check_regex(f"{key}.{tier}.{name}", pattern)
     return raw
@@ -538,16 +529,16 @@ def _check_regex(key: str, pattern: Any) -> None:
     import re
 
     if not isinstance(pattern, str):
-        raise ConfigError(f"torchsm.toml: '{key}' must be a string (a regex), got {pattern!r}")
+        raise ConfigWrongType(key, "a string (a regex)", pattern)
     try:
         re.compile(pattern)
     except re.error as exc:
-        raise ConfigError(f"torchsm.toml: '{key}' is not a valid regex: {exc}") from None
+        raise InvalidConfigValue(key, f"is not a valid regex: {exc}") from None
 
 
 def _personality_tables(raw: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
-        raise ConfigError("torchsm.toml: 'personalities' must hold one table per personality")
+        raise InvalidConfigValue("personalities", "must hold one table per personality")
     from torchsm.personalities import validate_table
 
     for name, table in raw.items():

@@ -1,6 +1,9 @@
 """The TorchsmError family. The CLI turns any of these into one stderr line and exit 1.
 
-An exception's docstring is its default message, so most raise sites need no text.
+An exception's docstring is its default message, so most raise sites need no text. Where
+the same line (or the same shape with other values) is wanted at several places, the class
+builds it from the values (`raise ItemNotFound(item_id)`): a raise site types only what is
+its own.
 """
 
 
@@ -14,58 +17,116 @@ class TorchsmError(Exception):
     def message(self) -> str:
         return str(self.args[0])
 
+    def amended(self, more: str) -> "TorchsmError":
+        """This error, its line followed by `; more` (what the caller knows and the raise
+        site did not); the class is kept, so whoever catches it still can."""
+        self.args = (f"{self.message}; {more}",)
+        return self
+
 
 class ConfigError(TorchsmError):
     """The configuration is invalid."""
 
 
+class InvalidConfigValue(ConfigError):
+    """A key of torchsm.toml has a value torchsm cannot use."""
+
+    def __init__(self, key: str, problem: str):
+        super().__init__(f"torchsm.toml: '{key}' {problem}")
+
+
+class ConfigWrongType(InvalidConfigValue):
+    """A key of torchsm.toml holds the wrong kind of value."""
+
+    _UNSET = object()
+
+    def __init__(self, key: str, expected: str, got=_UNSET):
+        shown = "" if got is self._UNSET else f", got {got!r}"
+        super().__init__(key, f"must be {expected}{shown}")
+
+
+class UnknownConfigKey(ConfigError):
+    """torchsm.toml holds a key torchsm does not know."""
+
+    def __init__(self, key: str, known=()):
+        listed = f" (keys: {', '.join(known)})" if known else ""
+        super().__init__(f"torchsm.toml: unknown key '{key}'{listed}")
+
+
 class HomeNotInitialised(TorchsmError):
     """This torchsm home is not initialised: run `torchsm init`."""
+
+    def __init__(self, path):
+        super().__init__(f"no torchsm home at {path}: run `torchsm init`")
 
 
 class HomeUnusable(TorchsmError):
     """The torchsm home cannot be used."""
 
 
+class HomeNotAFolder(HomeUnusable):
+    """The torchsm home, or a folder in it, is a file."""
+
+    def __init__(self, path):
+        super().__init__(f"{path} is not a folder: choose another --home")
+
+
 class SchemaOutOfDate(TorchsmError):
     """The database schema is not at the version this torchsm expects: run `torchsm db upgrade`."""
+
+    def __init__(self, revision: str | None, head: str):
+        super().__init__(f"database schema is at {revision or 'nothing'}, this torchsm "
+                         f"needs {head}: run `torchsm db upgrade`")
 
 
 class SchemaUnknown(TorchsmError):
     """The database schema is newer than this torchsm: a newer torchsm wrote it."""
 
+    def __init__(self, revision: str, head: str):
+        super().__init__(f"database schema {revision} is unknown to this torchsm (its newest "
+                         f"is {head}): a newer torchsm wrote it; upgrade torchsm to use this "
+                         "home; nothing was changed")
+
 
 class DatabaseLocked(TorchsmError):
     """The database stayed locked by another process."""
+
+    def __init__(self, gave_up_after_s: float | None = None):
+        waited = "" if gave_up_after_s is None else f" (gave up after {gave_up_after_s:g}s)"
+        super().__init__(f"database is locked by another process{waited}")
 
 
 class DatabaseError(TorchsmError):
     """The database could not be used."""
 
 
+class DatabaseFailed(DatabaseError):
+    """SQLite refused an operation for a reason torchsm has no better words for."""
+
+    def __init__(self, detail):
+        super().__init__(f"database error: {detail}")
+
+
 class DatabaseCorrupt(DatabaseError):
-    """The database file is not a torchsm database, or is corrupt."""
-
-
-def corrupt_database(path, detail: str) -> DatabaseCorrupt:
     """The one line for a torchsm.db that SQLite cannot read (random bytes, a file cut
     short) or that holds someone else's tables: what SQLite said, which file, and what to
     do about it."""
-    return DatabaseCorrupt(f"database error: {detail}: {path} is not a torchsm database, or "
-                           "is corrupt; restore it from a backup, or move it aside and run "
-                           "`torchsm init` to start a new one")
+
+    def __init__(self, path, detail: str):
+        super().__init__(f"database error: {detail}: {path} is not a torchsm database, or is "
+                         "corrupt; restore it from a backup, or move it aside and run "
+                         "`torchsm init` to start a new one")
 
 
 class DatabaseReadOnly(DatabaseError):
-    """The database is read-only here: commands that only read work, changes are refused."""
-
-
-def read_only_database(path) -> DatabaseReadOnly:
     """The one line for a change to a database torchsm may only read (a read-only home, a
-    read-only mount): which file, and that nothing was changed."""
-    return DatabaseReadOnly(f"{path} is read-only here: torchsm can read this home but not "
-                            "change it (make the home and its database writable); nothing "
-                            "was changed")
+    read-only mount): which file, and that nothing was changed. Commands that only read
+    work."""
+
+    def __init__(self, path):
+        super().__init__(f"{path} is read-only here: torchsm can read this home but not "
+                         "change it (make the home and its database writable); nothing was "
+                         "changed")
 
 
 def describe_unexpected(exc: BaseException) -> str | None:
@@ -87,6 +148,9 @@ def describe_unexpected(exc: BaseException) -> str | None:
 class InvalidName(TorchsmError):
     """A Nova name must match [a-z0-9][a-z0-9_-]{0,31}."""
 
+    def __init__(self, name, what: str = "Nova"):
+        super().__init__(f"invalid {what} name {name!r}: use [a-z0-9][a-z0-9_-]{{0,31}}")
+
 
 class NovaNotFound(TorchsmError):
     """No such Nova."""
@@ -98,41 +162,102 @@ class NovaNotFound(TorchsmError):
 class NovaExists(TorchsmError):
     """A Nova of that name already exists."""
 
+    def __init__(self, name: str):
+        super().__init__(f"a Nova named '{name}' already exists")
+
 
 class UnknownPersonality(TorchsmError):
     """No such personality."""
+
+    def __init__(self, name: str, known):
+        super().__init__(f"unknown personality '{name}' (known: {', '.join(known)})")
 
 
 class UnknownEvent(TorchsmError):
     """No such event."""
 
+    def __init__(self, name: str, known):
+        super().__init__(f"unknown event '{name}' (events: {', '.join(known)})")
+
 
 class TransitionRefused(TorchsmError):
-    """The transition is not allowed now."""
+    """The transition is not allowed now: what was refused, to whom, and why."""
+
+    def __init__(self, action: str, nova: str, reason: str):
+        super().__init__(f"cannot {action} {nova}: {reason}")
 
 
 class UnknownTier(TorchsmError):
     """No such priority tier (critical, high, medium, low, background)."""
 
+    def __init__(self, name, known):
+        super().__init__(f"unknown priority {name!r} (tiers: {', '.join(known)})")
+
+
+class InvalidDuration(TorchsmError):
+    """A duration must be a positive number of seconds, at most ten years."""
+
+    def __init__(self, what: str, limit_s: float):
+        super().__init__(f"{what} must be a positive number of seconds, at most "
+                         f"{limit_s:.0f} (ten years)")
+
 
 class ItemNotFound(TorchsmError):
     """No such work item."""
+
+    def __init__(self, item_id: int):
+        super().__init__(f"no work item {item_id}")
 
 
 class NothingToClaim(TorchsmError):
     """No work item is claimable."""
 
+    def __init__(self, nova: str):
+        super().__init__(f"nothing to claim for {nova}")
+
 
 class ItemNotOpen(TorchsmError):
     """The work item is already finished."""
+
+    def __init__(self, item_id: int, status: str):
+        super().__init__(f"work item {item_id} is already {status}")
 
 
 class LeaseLost(TorchsmError):
     """The claim on this work item expired and it was handed to someone else."""
 
+    def __init__(self, item_id: int, holder: str | None = None):
+        now_held = f" and {holder} holds it now" if holder else ""
+        super().__init__(f"work item {item_id}: this claim's lease expired{now_held}")
+
 
 class UserFileError(TorchsmError):
     """A file named on the command line cannot be read or written."""
+
+
+class FileUnreadable(UserFileError):
+    """The file cannot be read: which, and what the system said."""
+
+    def __init__(self, path, reason):
+        super().__init__(f"cannot read {path}: {reason}")
+
+
+class FileUnwritable(UserFileError):
+    """The file cannot be written: which, what the system said and, when torchsm made sure
+    of it (a temp file renamed into place), that the old file is as it was."""
+
+    def __init__(self, path, reason, nothing_changed: bool = False):
+        kept = "; nothing was changed" if nothing_changed else ""
+        super().__init__(f"cannot write {path}: {reason}{kept}")
+
+
+class FileChangedMeanwhile(UserFileError):
+    """Someone else replaced the file while torchsm was at it: torchsm gave up rather than
+    act on a file it did not check."""
+
+    def __init__(self, path, doing: str):
+        super().__init__(f"{path} changed while torchsm was {doing} it; nothing was changed, "
+                         "run the command again")
 
 
 class ImportFailed(TorchsmError):
@@ -151,12 +276,25 @@ class MirrorUnavailable(TorchsmError):
     """The mirror server could not be reached."""
 
 
+class MirrorUnreachable(MirrorUnavailable):
+    """The mirror server did not answer now."""
+
+    def __init__(self, url: str, detail):
+        super().__init__(f"mirror unreachable at {url}: {detail}")
+
+
 class MirrorRefused(TorchsmError):
     """The mirror server refused an entry."""
+
+    def __init__(self, stream: str, refused):
+        super().__init__(f"the mirror server refused an entry of {stream}: {refused}")
 
 
 class SupervisorRunning(TorchsmError):
     """A supervisor for this Nova is already running."""
+
+    def __init__(self, name: str, pid: int | str):
+        super().__init__(f"a supervisor for {name} is already running (pid {pid})")
 
 
 class AgentCommandError(TorchsmError):
@@ -166,6 +304,9 @@ class AgentCommandError(TorchsmError):
 class MemoryNotFound(TorchsmError):
     """No such memory."""
 
+    def __init__(self, memory_id: int):
+        super().__init__(f"no memory {memory_id}")
+
 
 class InvalidMemory(TorchsmError):
     """The memory is not valid."""
@@ -174,6 +315,12 @@ class InvalidMemory(TorchsmError):
 class DreamNotFound(TorchsmError):
     """No such dream."""
 
+    def __init__(self, dream_id: int):
+        super().__init__(f"no dream {dream_id}")
+
 
 class DreamRunning(TorchsmError):
     """A dream of this Nova is already running."""
+
+    def __init__(self, name: str, pid: int | str):
+        super().__init__(f"a dream of {name} is already running (pid {pid})")

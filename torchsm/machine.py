@@ -90,8 +90,7 @@ def parse_event(name: str) -> Event:
     try:
         return Event(name)
     except ValueError:
-        known = ", ".join(e.value for e in Event)
-        raise UnknownEvent(f"unknown event '{name}' (events: {known})") from None
+        raise UnknownEvent(name, [e.value for e in Event]) from None
 
 
 def allowed_sources(event: Event) -> list[str]:
@@ -111,15 +110,11 @@ def decide(nova: str, state: str, until: float | None, event: Event, *,
     try:
         accepted = subject.trigger(event.value)
     except MachineError:
-        raise TransitionRefused(
-            f"cannot {event.value} {nova}: not allowed from {state} "
-            f"(allowed from: {', '.join(allowed_sources(event))})"
-        ) from None
+        raise TransitionRefused(event.value, nova, f"not allowed from {state} "
+                                f"(allowed from: {', '.join(allowed_sources(event))})") from None
     finally:
         _MACHINE.remove_model(subject)
     if not accepted:
-        raise TransitionRefused(
-            f"cannot {event.value} {nova}: {state} until {format_time(until)} "
-            f"(wait, or use --force)"
-        )
+        raise TransitionRefused(event.value, nova,
+                                f"{state} until {format_time(until)} (wait, or use --force)")
     return Decision(State(state), State(subject.state))

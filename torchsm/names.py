@@ -21,12 +21,12 @@ def is_name(text: str) -> bool:
 
 def check_name(name: str) -> str:
     if not is_name(name):
-        raise InvalidName(f"invalid Nova name {name!r}: use [a-z0-9][a-z0-9_-]{{0,31}}")
+        raise InvalidName(name)
     return name
 
 
 def check_account(name: str) -> str:
     """Account names follow the same pattern as Nova names."""
     if not isinstance(name, str) or not is_name(name):
-        raise InvalidName(f"invalid account name {name!r}: use [a-z0-9][a-z0-9_-]{{0,31}}")
+        raise InvalidName(name, "account")
     return name

@@ -11,7 +11,7 @@ import time
 
 from torchsm import machine, safety
 from torchsm.config import MAX_DURATION_S, Config, Home
-from torchsm.errors import NovaExists, TorchsmError
+from torchsm.errors import InvalidDuration, NovaExists, TorchsmError
 from torchsm.machine import Event, State, format_time
 from torchsm.mirror import outbox, streams
 from torchsm.names import DEFAULT_ACCOUNT, check_account, check_name
@@ -83,8 +83,7 @@ def transition(home: Home, config: Config, name: str, event: str | Event, *,
     if for_s is not None and event not in (Event.COOL, Event.MEDITATE):
         raise TorchsmError("--for applies only to cool and meditate")
     if for_s is not None and not 0 < for_s <= MAX_DURATION_S:  # nan fails both
-        raise TorchsmError(f"--for must be a positive number of seconds, at most "
-                           f"{MAX_DURATION_S:.0f} (ten years)")
+        raise InvalidDuration("--for", MAX_DURATION_S)
     request = _Request(name, event, reason, for_s, None, force, escalate=False)
     return _fire(home, config, request, now, rng)
 
@@ -307,7 +306,7 @@ def add(home: Home, config: Config, name: str, personality: str | None = None,
 
     def insert(conn) -> None:
         if store.load_nova(conn, name) is not None:
-            raise NovaExists(f"a Nova named '{name}' already exists")
+            raise NovaExists(name)
         conn.execute("INSERT INTO novas (name, personality, state, since, created_at,"
                      " cool_streak, account) VALUES (?, ?, ?, ?, ?, 0, ?)",
                      (name, chosen, state, now, now, account))

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from torchsm.config import FRACTION, check_number, count, duration
-from torchsm.errors import ConfigError, UnknownPersonality
+from torchsm.errors import InvalidConfigValue, UnknownConfigKey, UnknownPersonality
 
 ENERGY_PATTERNS = ("sustained", "burst", "measured", "constant", "adaptive")
 DEFAULT_PERSONALITY = "torch"
@@ -51,19 +51,17 @@ def validate_table(name: str, table: dict[str, Any]) -> None:
     for key, value in table.items():
         kind = _FIELD_TYPES.get(key)
         if kind is None:
-            raise ConfigError(f"torchsm.toml: unknown key '{where}.{key}'")
+            raise UnknownConfigKey(f"{where}.{key}")
         ok = isinstance(value, kind) or (kind is float and isinstance(value, int))
         if not ok or isinstance(value, bool):
-            raise ConfigError(f"torchsm.toml: '{where}.{key}' has the wrong type: {value!r}")
+            raise InvalidConfigValue(f"{where}.{key}", f"has the wrong type: {value!r}")
     if "energy" in table and table["energy"] not in ENERGY_PATTERNS:
-        raise ConfigError(
-            f"torchsm.toml: '{where}.energy' must be one of {', '.join(ENERGY_PATTERNS)}"
-        )
+        raise InvalidConfigValue(f"{where}.energy", f"must be one of {', '.join(ENERGY_PATTERNS)}")
     for key, allowed in _RANGES.items():
         if key in table:
             check_number(f"{where}.{key}", table[key], allowed)
     if name not in BUILT_IN and "base_cycle_s" not in table:
-        raise ConfigError(f"torchsm.toml: '{where}.base_cycle_s' is required for a new personality")
+        raise InvalidConfigValue(f"{where}.base_cycle_s", "is required for a new personality")
 
 
 def all_personalities(custom: dict[str, dict[str, Any]]) -> dict[str, Personality]:
@@ -81,9 +79,7 @@ def get_personality(name: str, custom: dict[str, dict[str, Any]]) -> Personality
     try:
         return known[name]
     except KeyError:
-        raise UnknownPersonality(
-            f"unknown personality '{name}' (known: {', '.join(sorted(known))})"
-        ) from None
+        raise UnknownPersonality(name, sorted(known)) from None
 
 
 def default_for(nova_name: str, custom: dict[str, dict[str, Any]]) -> str:

@@ -42,4 +42,4 @@ def parse_tier(name: str) -> Tier:
     try:
         return Tier(name.lower())
     except (ValueError, AttributeError):
-        raise UnknownTier(f"unknown priority {name!r} (tiers: {TIER_NAMES})") from None
+        raise UnknownTier(name, [t.value for t in Tier]) from None

@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from torchsm.errors import UserFileError
+from torchsm.errors import (FileChangedMeanwhile, FileUnreadable, FileUnwritable,
+                            UserFileError)
 
 MAX_READ_BYTES = 64 * 1024 * 1024
 NOT_CHANGED = "nothing was changed"
@@ -132,8 +133,7 @@ def replace(dest: Destination, data: bytes, *, mode: int,
     try:
         _write_atomically(dest.target, data, mode, owner, dest.found)
     except OSError as exc:
-        raise UserFileError(f"cannot write {dest.named}: {exc.strerror or exc}; "
-                            f"{NOT_CHANGED}") from None
+        raise FileUnwritable(dest.named, exc.strerror or exc, nothing_changed=True) from None
 
 
 def _write_stream(dest: Destination, data: bytes) -> None:
@@ -141,14 +141,13 @@ def _write_stream(dest: Destination, data: bytes) -> None:
     try:
         fd = os.open(dest.named, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as exc:
-        raise UserFileError(f"cannot write {dest.named}: {exc.strerror}") from None
+        raise FileUnwritable(dest.named, exc.strerror) from None
     try:
         if stat.S_IFMT(os.fstat(fd).st_mode) not in _STREAMS:
-            raise UserFileError(f"{dest.named} changed while torchsm was writing it; "
-                                f"{NOT_CHANGED}, run the command again")
+            raise FileChangedMeanwhile(dest.named, "writing")
         write_all(fd, data)
     except OSError as exc:
-        raise UserFileError(f"cannot write {dest.named}: {exc.strerror or exc}") from None
+        raise FileUnwritable(dest.named, exc.strerror or exc) from None
     finally:
         os.close(fd)
 
@@ -207,8 +206,7 @@ def _unchanged_since(target: Path, before: os.stat_result | None) -> None:
     except FileNotFoundError:
         now = None
     if _identity(now) != _identity(before):
-        raise UserFileError(f"{target} changed while torchsm was writing it; {NOT_CHANGED}, "
-                            "run the command again")
+        raise FileChangedMeanwhile(target, "writing")
 
 
 def _identity(found: os.stat_result | None) -> tuple | None:
@@ -258,7 +256,7 @@ def read(path: Path, *, limit: int = MAX_READ_BYTES, streams: bool = False) -> b
         try:
             data = f.read(limit + 1)
         except OSError as exc:
-            raise UserFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+            raise FileUnreadable(path, exc.strerror or exc) from None
     if len(data) > limit:
         raise UserFileError(f"{path} is larger than {_size(limit)}: too large for "
                             "torchsm to read")
@@ -272,7 +270,7 @@ def _open_for_reading(path: Path, streams: bool) -> int:
     except FileNotFoundError:
         raise
     except OSError as exc:
-        raise UserFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise FileUnreadable(path, exc.strerror or exc) from None
     kind = stat.S_IFMT(os.fstat(fd).st_mode)
     if kind == stat.S_IFREG or (streams and kind in _STREAMS):
         os.set_blocking(fd, True)

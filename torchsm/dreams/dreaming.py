@@ -148,10 +148,10 @@ def _check_may_dream(nova: store.NovaRow, now: float) -> None:
     """Refuse plainly what the state machine would word for `transition` (whose --force a
     dream does not have): a rest that is not over, or a hold a dream would end."""
     if nova.state in _WAITING and nova.limit_hold:
-        raise TransitionRefused(f"cannot dream {nova.name}: {nova.state} and held "
+        raise TransitionRefused("dream", nova.name, f"{nova.state} and held "
                                 f"({nova.limit_hold}); a dream would end the hold")
     if nova.state in _WAITING and nova.until is not None and nova.until > now:
-        raise TransitionRefused(f"cannot dream {nova.name}: {nova.state} until "
+        raise TransitionRefused("dream", nova.name, f"{nova.state} until "
                                 f"{format_time(nova.until)}; dream after that")
 
 
@@ -163,7 +163,7 @@ def _check_no_live_session(conn: sqlite3.Connection, home: Home, nova: store.Nov
 
     why = live_session(conn, home, nova.id, nova.name, now)
     if why is not None:
-        raise TransitionRefused(f"cannot dream {nova.name}: {why}; dream when it has ended")
+        raise TransitionRefused("dream", nova.name, f"{why}; dream when it has ended")
 
 
 def span_start(conn: sqlite3.Connection, config: Config, nova_id: int, now: float) -> float:
@@ -309,7 +309,7 @@ def _dream_lock(home: Home, name: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise DreamRunning(f"a dream of {name} is already running (pid {holder})") from None
+            raise DreamRunning(name, holder) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
@@ -399,7 +399,7 @@ def show(home: Home, config: Config, dream_id: int) -> DreamView:
         row = conn.execute(f"SELECT {_DREAM_COLUMNS} FROM dreams d JOIN novas n"
                            " ON n.id = d.nova_id WHERE d.id = ?", (dream_id,)).fetchone()
         if row is None:
-            raise DreamNotFound(f"no dream {dream_id}")
+            raise DreamNotFound(dream_id)
         insights = conn.execute(f"SELECT {_INSIGHT_COLUMNS} FROM insights WHERE dream_id = ?"
                                 " ORDER BY rank, id", (dream_id,))
         return _dream_view(home, row)._replace(

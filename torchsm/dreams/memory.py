@@ -343,7 +343,7 @@ def _clean(text: str) -> str:
 def get(conn: sqlite3.Connection, memory_id: int) -> MemoryRow:
     row = conn.execute(f"SELECT {COLUMNS} {FROM} WHERE m.id = ?", (memory_id,)).fetchone()
     if row is None:
-        raise MemoryNotFound(f"no memory {memory_id}")
+        raise MemoryNotFound(memory_id)
     return MemoryRow(*row)
 
 

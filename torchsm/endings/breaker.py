@@ -2,7 +2,7 @@
 continuations) all ended the same way is going round in circles, and starting (or
 continuing) it again at once only burns the budget. One rule for both: the supervisor
 asks it of the ledger's sessions (torchsm.endings.responses), the Stop hook of the continuations
-of its session (torchsm.hooks.handlers).
+of its session (torchsm.hooks.stop).
 
 Pure: the caller passes the endings (newest first).
 """

@@ -19,13 +19,12 @@ from torchsm.names import check_name
 from torchsm.records import record
 from torchsm.storage import store
 from torchsm.work import work_queue
-from torchsm.work.prompts import HOOK_TEXT_MAX, Part, continuation_reason, fit, json_size
+from torchsm.work.prompts import HOOK_TEXT_MAX, Part, fit, json_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # names for annotations only: every hook call would import them
     from typing import Any, Callable, Mapping
 
-WORKING = "working"
 COMPACTING_TTL_S = 120
 CONTEXT_MESSAGES = 5
 SNAPSHOT_TRANSITIONS = 10
@@ -155,10 +154,10 @@ def _clean_strings(value: Any) -> Any:
 
 
 def _record(ctx: HookContext, result: HookResult) -> None:
-    ctx.db.write(lambda conn: _record_in(conn, ctx, result))
+    ctx.db.write(lambda conn: record_run(conn, ctx, result))
 
 
-def _record_in(conn, ctx: HookContext, result: HookResult) -> None:
+def record_run(conn, ctx: HookContext, result: HookResult) -> None:
     store.record_hook_run(
         conn, nova_id=ctx.nova.id, event=ctx.event, session_id=ctx.session_id, at=ctx.now,
         duration_ms=ctx.duration_ms, outcome=result.outcome, item_id=result.item_id,
@@ -169,192 +168,22 @@ def _record_only(ctx: HookContext) -> HookResult:
     return HookResult("recorded")
 
 
-# --- Stop ------------------------------------------------------------------------------
-
-@record
-class StopFacts:
-    """What the Stop decision looks at, read in one transaction."""
-
-    stop_runs: int  # Stop runs of the Nova within the bang window, this one included
-    continued: int  # continuations in the session's current prompt chain
-    recent: list[tuple[str | None, int | None]]  # (digest, item) of the latest, newest first
-    item_statuses: list[str | None]  # the status of each of those items now
-
+# --- Stop: the one decision and its application live in torchsm.hooks.stop ------------
 
 def _on_stop(ctx: HookContext) -> HookResult:
     """Continue the session with the next work item, or let the agent stop."""
-    from torchsm.safety import is_bang
+    from torchsm.hooks import stop
 
-    digest = _digest(ctx.payload.get("last_assistant_message"))
-    facts = ctx.db.read(lambda conn: _stop_facts(conn, ctx))
-    previous = _previous_item(ctx, facts)
-    if is_bang(facts.stop_runs, ctx.config.safety):
-        _settle(ctx, previous, continuing=False, why=None)
-        return _bang(ctx, facts.stop_runs)
-    why = _why_not_continue(ctx, facts)
-    cap = ctx.config.supervisor.max_continuations
-
-    def hand_over(conn, item) -> HookResult:
-        """Inside the claim's transaction: word the task and record the run, so a failure
-        in either leaves nothing claimed, and a claim is never left unrecorded."""
-        result = HookResult("continued", stdout=json.dumps({
-            "decision": "block", "reason": continuation_reason(item, nova=ctx.nova.name)}),
-            item_id=item.id, detail=f"continuation {facts.continued + 1} of {cap}",
-            digest=digest, recorded=True)
-        _record_in(conn, ctx, result)
-        return result
-
-    continued, requested, usage = _settle(ctx, previous, continuing=why is None, why=why,
-                                          hand_over=hand_over)
-    if usage is not None and usage.kind != "ok":
-        why = _usage_says_wait(ctx, usage)
-    if why is not None:
-        return HookResult("allowed", detail=why + ("; restart requested" if requested else ""))
-    if continued is None:
-        return HookResult("allowed", detail="no work item to continue with")
-    return continued
-
-
-def _supervisor_gone() -> int | None:
-    """The pid of this session's supervisor when it died (its agent outlives it only to
-    end its session: torchsm.agent.keeper); None while it lives or when nobody supervises."""
-    mark = os.environ.get("TORCHSM_SUPERVISOR")
-    if not mark:
-        return None
-    from torchsm.agent.orphans import supervisor_gone
-
-    return supervisor_gone(mark)
-
-
-def _stop_facts(conn, ctx: HookContext) -> StopFacts:
-    k = ctx.config.safety.no_progress_continuations
-    window_start = ctx.now - ctx.config.safety.hook_window_s
-    runs = 1 + store.count_hook_runs(conn, ctx.nova.id, "stop", window_start)
-    continued, recent = 0, []
-    if ctx.session_id is not None:
-        continued, recent = store.continuation_chain(conn, ctx.nova.id, ctx.session_id,
-                                                     max(k, 1))
-    items = [work_queue.load_item(conn, i) if i else None for _, i in recent[:k]]
-    return StopFacts(runs, continued, recent, [i.status.value if i else None for i in items])
-
-
-def _why_not_continue(ctx: HookContext, facts: StopFacts) -> str | None:
-    """Why the agent may stop now, or None when it continues with the next item."""
-    if ctx.nova.state != WORKING:
-        return f"{ctx.nova.name} is {ctx.nova.state}"
-    gone = _supervisor_gone()
-    if gone is not None:
-        return (f"the supervisor of this session (pid {gone}) is gone: the session ends "
-                "with its item and takes no new work until the next supervisor starts")
-    cap = ctx.config.supervisor.max_continuations
-    if facts.continued >= cap:
-        return f"continuation cap reached ({facts.continued} of {cap} in this session)"
-    return _no_progress(ctx, facts)
-
-
-def _settle(ctx: HookContext, previous: int | None, *, continuing: bool, why: str | None,
-            hand_over: Callable[[Any, work_queue.WorkItem], HookResult] | None = None):
-    """One write: the previous item done (unless the agent finished it itself), then,
-    when the account's usage allows one more request now, the next item claimed, that
-    request granted and `hand_over(conn, item)` called; else a restart requested when the
-    agent stops with work left. Returns (what hand_over returned, restart requested, the
-    usage verdict when it was asked)."""
-    from torchsm.usage import accounts, limits
-
-    def write(conn):
-        usage = None
-        if previous is not None and work_queue.finish_claimed_by(conn, previous,
-                                                                ctx.nova.name, ctx.now):
-            _remember_episode(conn, ctx, previous)
-        if continuing:
-            usage = limits.verdict(conn, ctx.config, ctx.nova.account, ctx.now, ctx.nova.id)
-            if usage.kind == "ok":
-                item = work_queue.claim_next_in(conn, ctx.nova.name, ctx.config.queue.lease_s,
-                                               ctx.now)
-                if item is None:
-                    return None, False, usage
-                accounts.grant(conn, ctx.nova.account, ctx.nova.id, ctx.now)
-                return hand_over(conn, item) if hand_over else None, False, usage
-        reason = why or (usage.why if usage else None)
-        if reason is None or not work_queue.has_claimable(conn, ctx.nova.name, ctx.now):
-            return None, False, usage
-        store.request_restart(conn, ctx.nova.id, ctx.now, reason)
-        return None, True, usage
-
-    return ctx.db.write(write)
-
-
-def _remember_episode(conn, ctx: HookContext, item_id: int) -> None:
-    """The finished item's episode, with the message the turn ended on."""
-    from torchsm.dreams import memory
-
-    message = ctx.payload.get("last_assistant_message")
-    memory.remember_episode(conn, ctx.config, ctx.nova.name, work_queue.load_item(conn, item_id),
-                            message if isinstance(message, str) else None, ctx.now)
-
-
-def _digest(message: Any) -> str | None:
-    if not isinstance(message, str):
-        return None
-    import zlib
-
-    normalised = " ".join(message.split())
-    return f"{zlib.crc32(normalised.encode('utf-8', 'replace')):08x}{len(normalised) % 65536:04x}"
-
-
-def _no_progress(ctx: HookContext, facts: StopFacts) -> str | None:
-    """The no-progress breaker (torchsm.endings.breaker, the supervisor's too) over the last K
-    continuations of this session. K = `no_progress_continuations`."""
-    from torchsm.endings.breaker import no_progress  # stdlib only: the Stop hook is hot
-
-    k = ctx.config.safety.no_progress_continuations
-    return no_progress(_continuation_endings(ctx, facts), k, "continuations")
-
-
-def _continuation_endings(ctx: HookContext, facts: StopFacts) -> list:
-    """How each continuation of the chain ended, newest first: a continued run's digest is
-    the message that ended the turn before it, and the current message ends the latest.
-    Only the digests of earlier messages are kept: one equal to the current message's
-    stands for its text. An item's `done` is left out: this hook marks a continuation's
-    item done itself when the turn ends, which says nothing of progress."""
-    from torchsm.endings.breaker import Ending
-
-    current = ctx.payload.get("last_assistant_message")
-    digest = _digest(current)
-    messages = [current if isinstance(current, str) else None] + [
-        current if d == digest else d for d, _ in facts.recent[:-1]]
-    return [Ending("ok", None, None, message, status if status != "done" else None)
-            for message, status in zip(messages, facts.item_statuses)]
-
-
-def _usage_says_wait(ctx: HookContext, usage) -> str:
-    """The account's windows say no request now: at a stop every Nova on the account holds
-    until the reset; pacing only lets the agent stop (the supervisor starts the next
-    session when the pace allows)."""
-    if usage.kind == "stop":
-        from torchsm.usage import limits
-
-        members = ctx.db.read(lambda conn: store.novas_on_account(conn, ctx.nova.account))
-        limits.hold(ctx.home, ctx.config, members, usage, ctx.now)
-        return usage.why
-    return f"usage pacing: {usage.why}"
-
-
-def _previous_item(ctx: HookContext, facts: StopFacts) -> int | None:
-    """The item this session was working on: the last continuation's, else the one the
-    supervisor started the session with."""
-    if facts.recent and facts.recent[0][1] is not None:
-        return facts.recent[0][1]
-    return _given_by_supervisor(ctx, "TORCHSM_ITEM")
+    return stop.answer(ctx)
 
 
 def _supervised_session(ctx: HookContext) -> int | None:
     """The ledger's session this hook runs in (the supervisor names it to its agent), or
     None outside a supervised session."""
-    return _given_by_supervisor(ctx, "TORCHSM_SESSION")
+    return given_by_supervisor(ctx, "TORCHSM_SESSION")
 
 
-def _given_by_supervisor(ctx: HookContext, variable: str) -> int | None:
+def given_by_supervisor(ctx: HookContext, variable: str) -> int | None:
     """The id the supervisor of this Nova's session put in `variable`, if it did."""
     given = ctx.env.get(variable, "")
     if not (given.isascii() and given.isdigit()) or ctx.env.get("TORCHSM_NOVA") != ctx.nova.name:
@@ -362,27 +191,13 @@ def _given_by_supervisor(ctx: HookContext, variable: str) -> int | None:
     return int(given) if int(given) <= store.INT64_MAX else None  # past it, no row can be
 
 
-def _bang(ctx: HookContext, runs: int) -> HookResult:
-    from torchsm import novas
+def _hold_the_account(ctx: HookContext, usage) -> str:
+    """The account's windows say stop: every Nova on the account holds until the reset."""
+    from torchsm.usage import limits
 
-    window = ctx.config.safety.hook_window_s
-    why = f"bang: {runs} Stop-hook runs within {window:g}s"
-    _answered_with_a_cooldown(ctx)
-    cooled = novas.safety_cool(ctx.home, ctx.config, ctx.nova.name, reason=why, bang=True,
-                               now=ctx.now)
-    return HookResult("bang", detail=f"{why}; {cooled.target} until {format_time(cooled.until)}",
-                      warning=f"{ctx.nova.name}: {why}: {cooled.target} until "
-                              f"{format_time(cooled.until)}; the agent may stop")
-
-
-def _answered_with_a_cooldown(ctx: HookContext) -> None:
-    """A bang cools the Nova whatever else happened: its session counts as answered, so
-    its end does not cool the Nova a second time for the same trouble."""
-    from torchsm.endings import answers
-    from torchsm.endings.responses import Kind
-
-    session = _supervised_session(ctx)
-    ctx.db.write(lambda conn: answers.claim(conn, session, ctx.nova.id, Kind.COOL, ctx.now))
+    members = ctx.db.read(lambda conn: store.novas_on_account(conn, ctx.nova.account))
+    limits.hold(ctx.home, ctx.config, members, usage, ctx.now)
+    return usage.why
 
 
 # --- PreToolUse: the usage gate within a turn --------------------------------------------
@@ -404,7 +219,7 @@ def _on_pre_tool_use(ctx: HookContext) -> HookResult:
     usage = pacing.verdict(windows, usage_for(ctx.config, ctx.nova.account), ctx.now)
     if usage.kind != "stop":
         return HookResult("recorded")
-    why = _usage_says_wait(ctx, usage)
+    why = _hold_the_account(ctx, usage)
     reason = (f"torchsm: {why}; the turn ends before this tool call, and {ctx.nova.name} "
               f"holds until {format_time(usage.until)}")
     return HookResult("blocked", stdout=json.dumps({

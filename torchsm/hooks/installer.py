@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from torchsm import user_files
-from torchsm.errors import TorchsmError
+from torchsm.errors import FileChangedMeanwhile, FileUnwritable, TorchsmError
 
 # Claude Code's hook name -> torchsm's kebab-case event
 EVENTS = {
@@ -202,8 +202,7 @@ def _write_with_backup(dest: user_files.Destination, data: bytes, raw: bytes, mo
         if backup is not None:  # the settings were not replaced: no backup of them either
             backup.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise TorchsmError(f"cannot write {dest.named}: {exc.strerror or exc}; "
-                               "nothing was changed") from None
+            raise FileUnwritable(dest.named, exc.strerror or exc, nothing_changed=True) from None
         raise
     if backup is not None:
         _prune_backups(dest.named.parent, backup.name)
@@ -218,8 +217,7 @@ def _read(dest: user_files.Destination) -> tuple[dict[str, Any], bytes]:
     try:
         raw = user_files.read(dest.target)
     except FileNotFoundError:
-        raise TorchsmError(f"{path} changed while torchsm was reading it; nothing was "
-                           "changed, run the command again") from None
+        raise FileChangedMeanwhile(path, "reading") from None
     if not raw.strip():
         return {}, raw
     try:

@@ -32,7 +32,8 @@ import time
 from contextlib import nullcontext
 
 from torchsm.config import Config, Home, MirrorConfig
-from torchsm.errors import ConfigError, MirrorOff, MirrorRefused, MirrorUnavailable
+from torchsm.errors import (ConfigError, MirrorOff, MirrorRefused, MirrorUnavailable,
+                            MirrorUnreachable)
 from torchsm.mirror import redis_wire
 from torchsm.mirror.file_queue import FileQueue
 from torchsm.mirror.shared_state import MirrorLock, MirrorMemory
@@ -430,7 +431,7 @@ class RedisMirror(Mirror):
                 self._sha = _text(conn.call("SCRIPT", "LOAD", PUBLISH_SCRIPT))
             except (redis_wire.Unreachable, redis_wire.ReplyError) as exc:
                 self._lose_server(exc, now)
-                raise MirrorUnavailable(f"mirror unreachable at {self.url}: {exc}") from None
+                raise MirrorUnreachable(self.url, exc) from None
         return self._sha
 
     def _send_batch(self, stream: str, entries: list[Entry], now: float) -> list[int]:
@@ -441,13 +442,13 @@ class RedisMirror(Mirror):
             replies = self._connection().call_many(commands, BATCH_REPLY_TIMEOUT_S)
         except redis_wire.Unreachable as exc:
             self._lose_server(exc, now)
-            raise MirrorUnavailable(f"mirror unreachable at {self.url}: {exc}") from None
+            raise MirrorUnreachable(self.url, exc) from None
         refused = next((r for r in replies if isinstance(r, redis_wire.ReplyError)), None)
         if refused is not None:
             # Nothing of this batch is marked replayed; entries that did land are
             # recognised as duplicates next time.
             self._lose_server(refused, now)
-            raise MirrorRefused(f"the mirror server refused an entry of {stream}: {refused}")
+            raise MirrorRefused(stream, refused)
         self.memory.record_success(now)
         return replies
 
@@ -560,8 +561,8 @@ def flush(home: Home, config: Config, now: float | None = None) -> FlushReport:
             return out.flush(now)
         except (MirrorUnavailable, MirrorRefused) as exc:
             waiting = sum(out.queued().values())
-            raise type(exc)(f"{exc.message}; {waiting} "
-                            f"entr{'y stays' if waiting == 1 else 'ies stay'} queued") from None
+            raise exc.amended(f"{waiting} entr{'y stays' if waiting == 1 else 'ies stay'} "
+                              "queued") from None
 
 
 def _check_home(home: Home) -> None:
@@ -569,4 +570,4 @@ def _check_home(home: Home) -> None:
     if not home.is_initialised():
         from torchsm.errors import HomeNotInitialised
 
-        raise HomeNotInitialised(f"no torchsm home at {home.path}: run `torchsm init`")
+        raise HomeNotInitialised(home.path)

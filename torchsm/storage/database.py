@@ -16,8 +16,8 @@ from sqlalchemy.exc import DatabaseError as SQLAlchemyDatabaseError
 from sqlalchemy.exc import OperationalError
 
 from torchsm.config import Home
-from torchsm.errors import (DatabaseError, DatabaseLocked, HomeNotInitialised, HomeUnusable,
-                            corrupt_database, read_only_database)
+from torchsm.errors import (DatabaseCorrupt, DatabaseError, DatabaseFailed, DatabaseLocked,
+                            DatabaseReadOnly, HomeNotAFolder, HomeNotInitialised, HomeUnusable)
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent  # torchsm/
 
@@ -72,13 +72,13 @@ def _raise_translated(exc: SQLAlchemyDatabaseError, home: Home) -> NoReturn:
     from torchsm.storage.store import is_corrupt, is_read_only
 
     if "locked" in str(exc.orig) or "busy" in str(exc.orig):
-        raise DatabaseLocked("database is locked by another process") from None
+        raise DatabaseLocked() from None
     if is_read_only(exc.orig):
-        raise read_only_database(home.db_path) from None
+        raise DatabaseReadOnly(home.db_path) from None
     if is_corrupt(exc.orig):
-        raise corrupt_database(home.db_path, str(exc.orig)) from None
+        raise DatabaseCorrupt(home.db_path, str(exc.orig)) from None
     if isinstance(exc, OperationalError):
-        raise DatabaseError(f"database error: {exc.orig}") from None
+        raise DatabaseFailed(exc.orig) from None
     raise exc
 
 
@@ -100,10 +100,10 @@ def check_database(home: Home) -> str | None:
             conn.close()
     except sqlite3.Error as exc:
         if is_corrupt(exc):
-            raise corrupt_database(home.db_path, str(exc)) from None
+            raise DatabaseCorrupt(home.db_path, str(exc)) from None
         raise DatabaseError(f"cannot read {home.db_path}: {exc}") from None
     if foreign:
-        raise corrupt_database(home.db_path, FOREIGN_TABLES)
+        raise DatabaseCorrupt(home.db_path, FOREIGN_TABLES)
     return revision
 
 
@@ -155,7 +155,7 @@ def _make_home(home: Home) -> None:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(home.path, 0o700)
     except FileExistsError as exc:
-        raise HomeUnusable(f"{exc.filename} is not a folder: choose another --home") from None
+        raise HomeNotAFolder(exc.filename) from None
     except OSError as exc:
         raise HomeUnusable(f"cannot create the torchsm home {home.path}: "
                            f"{(exc.strerror or str(exc)).lower()}") from None
@@ -163,7 +163,7 @@ def _make_home(home: Home) -> None:
 
 def upgrade(home: Home, lock_timeout_s: float = 5.0, revision: str = "head") -> str | None:
     if not home.is_initialised():
-        raise HomeNotInitialised(f"no torchsm home at {home.path}: run `torchsm init`")
+        raise HomeNotInitialised(home.path)
     from alembic import command
 
     from torchsm.storage.store import is_known_revision, schema_error
@@ -186,5 +186,5 @@ def upgrade(home: Home, lock_timeout_s: float = 5.0, revision: str = "head") -> 
 def current(home: Home) -> str | None:
     """The revision the database is at (None for an empty database)."""
     if not home.is_initialised():
-        raise HomeNotInitialised(f"no torchsm home at {home.path}: run `torchsm init`")
+        raise HomeNotInitialised(home.path)
     return check_database(home)

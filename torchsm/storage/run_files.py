@@ -58,8 +58,7 @@ def lock_supervisor(home: Home, name: str) -> SupervisorLock:
             if _alive(int(holder) if holder.isdigit() else None) or (
                     time.monotonic() >= deadline):
                 os.close(fd)
-                raise SupervisorRunning(
-                    f"a supervisor for {name} is already running (pid {holder})") from None
+                raise SupervisorRunning(name, holder) from None
             time.sleep(0.05)
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())

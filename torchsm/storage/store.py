@@ -17,9 +17,9 @@ import sqlite3
 import time
 
 from torchsm.config import Home
-from torchsm.errors import (DatabaseError, DatabaseLocked, HomeNotInitialised, NovaNotFound,
-                            SchemaOutOfDate, SchemaUnknown, corrupt_database,
-                            read_only_database)
+from torchsm.errors import (DatabaseCorrupt, DatabaseError, DatabaseFailed, DatabaseLocked,
+                            DatabaseReadOnly, HomeNotInitialised, NovaNotFound,
+                            SchemaOutOfDate, SchemaUnknown)
 from torchsm.records import record
 
 TYPE_CHECKING = False
@@ -130,20 +130,17 @@ class Store:
                 if not _is_lock_error(exc):
                     raise self._database_error(exc) from None
                 if time.monotonic() >= deadline:
-                    raise DatabaseLocked(
-                        f"database is locked by another process "
-                        f"(gave up after {self.lock_timeout_s:g}s)"
-                    ) from None
+                    raise DatabaseLocked(gave_up_after_s=self.lock_timeout_s) from None
                 _pause()
             except sqlite3.DatabaseError as exc:
                 raise self._database_error(exc) from None
 
     def _database_error(self, exc: sqlite3.DatabaseError) -> DatabaseError:
         if self.path is not None and is_corrupt(exc):
-            return corrupt_database(self.path, str(exc))
+            return DatabaseCorrupt(self.path, str(exc))
         if is_read_only(exc):
-            return read_only_database(self.path or "the database")
-        return DatabaseError(f"database error: {exc}")
+            return DatabaseReadOnly(self.path or "the database")
+        return DatabaseFailed(exc)
 
 
 def database_uri(path: str | os.PathLike, mode: str = "rw", immutable: bool = False) -> str:
@@ -194,7 +191,7 @@ def _needs_immutable(conn: sqlite3.Connection) -> bool:
 def open_store(home: Home, lock_timeout_s: float = 5.0) -> Store:
     """Open an initialised home's database and check that its schema is at head."""
     if not home.is_initialised():
-        raise HomeNotInitialised(f"no torchsm home at {home.root}: run `torchsm init`")
+        raise HomeNotInitialised(home.root)
     try:
         conn = connect(home.db_file, timeout=0, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
@@ -204,7 +201,7 @@ def open_store(home: Home, lock_timeout_s: float = 5.0) -> Store:
         store.retrying(lambda: _configure(conn))
         revision = store.read(schema_revision)
         if revision is None and store.read(holds_foreign_tables):
-            raise corrupt_database(home.db_file, FOREIGN_TABLES)
+            raise DatabaseCorrupt(home.db_file, FOREIGN_TABLES)
     except BaseException:
         conn.close()
         raise
@@ -224,11 +221,8 @@ def is_known_revision(revision: str | None) -> bool:
 def schema_error(revision: str | None) -> SchemaOutOfDate | SchemaUnknown:
     """Why a database at `revision` (not the head) cannot be used, and what to do."""
     if is_known_revision(revision):
-        return SchemaOutOfDate(f"database schema is at {revision or 'nothing'}, this torchsm "
-                               f"needs {SCHEMA_REVISION}: run `torchsm db upgrade`")
-    return SchemaUnknown(f"database schema {revision} is unknown to this torchsm (its newest "
-                         f"is {SCHEMA_REVISION}): a newer torchsm wrote it; upgrade torchsm "
-                         "to use this home; nothing was changed")
+        return SchemaOutOfDate(revision, SCHEMA_REVISION)
+    return SchemaUnknown(revision, SCHEMA_REVISION)
 
 
 def _configure(conn: sqlite3.Connection) -> None:

@@ -21,8 +21,8 @@ from enum import Enum
 
 from torchsm.clock import format_time
 from torchsm.config import MAX_COUNT, MAX_DURATION_S, Config, Home, QueueConfig
-from torchsm.errors import (DatabaseReadOnly, InvalidWorkItem, ItemNotFound, ItemNotOpen,
-                            LeaseLost, NothingToClaim)
+from torchsm.errors import (DatabaseReadOnly, InvalidDuration, InvalidWorkItem, ItemNotFound,
+                            ItemNotOpen, LeaseLost, NothingToClaim)
 from torchsm.names import check_name
 from torchsm.records import record
 from torchsm.storage import store
@@ -122,7 +122,7 @@ class WorkQueue:
         """Claim the next item for `nova` (targeted at it or at no one), or NothingToClaim."""
         item = self.try_claim(nova, lease_s=lease_s, now=now)
         if item is None:
-            raise NothingToClaim(f"nothing to claim for {nova}")
+            raise NothingToClaim(nova)
         return item
 
     def try_claim(self, nova: str, *, lease_s: float | None = None,
@@ -135,8 +135,7 @@ class WorkQueue:
         "the last task is done, give me the next", at the cost of one transaction."""
         lease_s = self.config.lease_s if lease_s is None else lease_s
         if not 0 < lease_s <= MAX_DURATION_S:  # nan fails both: a lease that never ends
-            raise InvalidWorkItem(f"the lease must be a positive number of seconds, at most "
-                                  f"{MAX_DURATION_S:.0f} (ten years)")
+            raise InvalidDuration("the lease", MAX_DURATION_S)
         now = _now(now)
         owner = os.urandom(12).hex()
 
@@ -173,13 +172,13 @@ class WorkQueue:
     def requeue_expired(self, *, now: float | None = None) -> int:
         """Return items whose lease has expired to pending (or make them dead); how many."""
         now = _now(now)
-        return self.db.write(lambda conn: _requeue_expired(conn, now))
+        return self.db.write(lambda conn: requeue_expired(conn, now))
 
     def get(self, item_id: int) -> WorkItem:
         def load(conn: sqlite3.Connection) -> WorkItem:
             item = _load(conn, item_id)
             if item is None:
-                raise ItemNotFound(f"no work item {item_id}")
+                raise ItemNotFound(item_id)
             return item
 
         return self.db.read(load)
@@ -194,7 +193,7 @@ class WorkQueue:
             if nova is not None:
                 _require_nova(conn, nova)
             if requeue:
-                _requeue_expired(conn, now)  # so the listing shows what a claim would see
+                requeue_expired(conn, now)  # so the listing shows what a claim would see
             where, params = _list_filter(nova, status)
             rows = conn.execute(f"SELECT {_COLUMNS} FROM work_items {where} "
                                 "ORDER BY priority_rank, created_at, id", params)
@@ -293,7 +292,7 @@ def claim_next_in(conn: sqlite3.Connection, nova: str, lease_s: float, now: floa
     row = conn.execute(_CLAIM_NEXT, (owner or os.urandom(12).hex(), nova, now + lease_s, now,
                                      now, nova)).fetchone()
     if row is None:
-        _requeue_expired(conn, now)  # an idle moment: write down the dead ones
+        requeue_expired(conn, now)  # an idle moment: write down the dead ones
         return None
     return WorkItem.from_row(row)
 
@@ -307,11 +306,16 @@ def finish_claimed_by(conn: sqlite3.Connection, item_id: int, nova: str, now: fl
         (now, now, item_id, nova)).rowcount == 1
 
 
-def has_claimable(conn: sqlite3.Connection, nova: str, now: float) -> bool:
+def has_claimable(conn: sqlite3.Connection, nova: str, now: float,
+                  finishing: int | None = None) -> bool:
+    """Whether `nova` could claim an item now; `finishing`: an item `finish_claimed_by`
+    is about to finish in this transaction (its lapsed lease does not make it claimable)."""
     return conn.execute(
         "SELECT 1 FROM work_items WHERE status IN ('pending', 'claimed')"
         " AND (status = 'pending' OR (lease_until <= ? AND attempts < max_attempts))"
-        " AND (nova IS NULL OR nova = ?) LIMIT 1", (now, nova)).fetchone() is not None
+        " AND (nova IS NULL OR nova = ?)"
+        " AND NOT (id IS ? AND status = 'claimed' AND claimed_by IS ?) LIMIT 1",
+        (now, nova, finishing, nova)).fetchone() is not None
 
 
 # Back to pending (or dead, when a counted attempt was the last); an attempt that was not
@@ -355,7 +359,7 @@ def add_in(conn: sqlite3.Connection, text: str, *, nova: str | None, priority: T
     return _insert(conn, _check_text(text), nova, priority, max_attempts, now, source_key)
 
 
-def _requeue_expired(conn: sqlite3.Connection, now: float) -> int:
+def requeue_expired(conn: sqlite3.Connection, now: float) -> int:
     return conn.execute(_REQUEUE_EXPIRED, (now, now, now)).rowcount
 
 
@@ -386,12 +390,10 @@ def _load(conn: sqlite3.Connection, item_id: int) -> WorkItem | None:
 def _why_not_finished(conn: sqlite3.Connection, item_id: int, owner: str | None) -> Exception:
     item = _load(conn, item_id)
     if item is None:
-        return ItemNotFound(f"no work item {item_id}")
+        return ItemNotFound(item_id)
     if item.status not in OPEN_STATUSES:
-        return ItemNotOpen(f"work item {item_id} is already {item.status.value}")
-    return LeaseLost(f"work item {item_id}: this claim's lease expired"
-                     + (f" and {item.claimed_by} holds it now"
-                        if item.status is ItemStatus.CLAIMED else ""))
+        return ItemNotOpen(item_id, item.status.value)
+    return LeaseLost(item_id, item.claimed_by if item.status is ItemStatus.CLAIMED else None)
 
 
 def _require_nova(conn: sqlite3.Connection, name: str) -> None:
