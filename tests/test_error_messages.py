@@ -101,7 +101,7 @@ GENERIC_TEXTS = [
     "is not a torchsm database", "is read-only here", "database schema is at", "is unknown to this torchsm",
     "invalid Nova name", "invalid account name", "already exists\"", "unknown personality",
     "unknown event '", "unknown priority {name", "cannot {event", "cannot dream {",
-    "no work item", "is already {item", "this claim's lease expired", "nothing to claim",
+    "no work item {", "is already {item", "this claim's lease expired", "nothing to claim",
     "must be a positive number of seconds", "no memory {", "no dream {",
     "is already running (pid", "mirror unreachable at", "refused an entry",
     "unknown key '", "torchsm.toml: '{", "changed while torchsm was",

@@ -158,7 +158,7 @@ def test_an_answer_that_could_not_be_applied_is_not_recorded(session, home, monk
     real = novas._transition_in
 
     def locked(*args, **kwargs):
-        raise DatabaseLocked(home.db_path)
+        raise DatabaseLocked()
 
     monkeypatch.setattr(novas, "_transition_in", locked)
     with pytest.raises(DatabaseLocked):

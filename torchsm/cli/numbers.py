@@ -45,5 +45,5 @@ def parse_id(text: str, what: str, invalid: type[TorchsmError],
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise invalid(f"invalid {what} id {text!r}: ids are positive integers")
     if int(text) > INT64_MAX:
-        raise missing(f"no {what} {int(text)}")
+        raise missing(int(text))
     return int(text)

@@ -16,7 +16,7 @@ The rules, in the order they are asked (CONTRACT.md "Hooks" `stop`, "Safety"):
 - no progress: the breaker (torchsm.endings.breaker) over the last K continuations;
 - usage limit: the account's windows say stop: every Nova on it holds until the reset;
 - usage pacing: the windows say wait: the agent stops, the supervisor paces the next start;
-- no work: nothing to claim;
+- no work: the queue holds nothing the Nova may claim;
 - otherwise continue: claim the next item, grant its request, block with its task.
 Whatever the answer, the item the session was working on is marked done first (unless the
 agent finished it), and an agent let stop with work left (not by a bang) asks for a
