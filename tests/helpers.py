@@ -139,6 +139,19 @@ def rows(cli: Cli, sql: str, *args) -> list[tuple]:
         conn.close()
 
 
+def stop_failure_outcomes(cli: Cli, count: int, timeout_s: float = 30) -> list[str]:
+    """The outcomes of the first `count` StopFailure hook runs, once recorded. The hook
+    outlives `claude -p` (it ignores the SIGTERM Claude Code sends it), so it may record
+    after the supervisor has settled the session, and answered it."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    sql = "SELECT outcome FROM hook_runs WHERE event = 'stop-failure' ORDER BY id"
+    while len(found := rows(cli, sql)) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [outcome for (outcome,) in found]
+
+
 HEAVY = ("sqlalchemy", "alembic", "redis")
 _PROBE = """
 import json, sys

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from helpers import Cli, torchsm_executable, write_config, rows
+from helpers import Cli, rows, stop_failure_outcomes, torchsm_executable, write_config
 from standin import Reply
 from torchsm.config import Home
 
@@ -112,10 +112,11 @@ meditation_s = 600
     sessions = rows(claude_torch, "SELECT outcome, api_error_status FROM sessions ORDER BY id")
     assert sessions == [("rate_limited", 429)] * 4
     assert claude.standin.message_requests == len(sessions) <= 6
-    # the StopFailure hook cooled the Nova first; the supervisor did not cool it twice
-    assert [r[0] for r in rows(claude_torch, "SELECT outcome FROM hook_runs"
-                                      " WHERE event = 'stop-failure'")] == ["cooled"] * 3 + [
-        "meditated"]
+    # each 429 was answered once, by whichever process heard it first (the cooldowns above:
+    # none twice); the StopFailure hook ran for each
+    assert set(stop_failure_outcomes(claude_torch, 4)) <= {"cooled", "meditated", "recorded"}
+    assert len(stop_failure_outcomes(claude_torch, 4)) == 4
+    assert rows(claude_torch, "SELECT answer FROM sessions") == [("hold_account",)] * 4
     # nothing stays claimed: each failed item went back with its attempt counted (the first
     # one three times, which makes it dead)
     items = claude_torch("queue", "list", "--json").json()

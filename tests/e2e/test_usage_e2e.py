@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from helpers import Cli, torchsm_executable, write_config, rows
+from helpers import Cli, rows, stop_failure_outcomes, torchsm_executable, write_config
 from standin import Reply, unified_headers
 from torchsm.clock import format_time
 from torchsm.config import Home
@@ -117,8 +117,9 @@ def test_a_rejected_429_ends_the_session_after_one_request_and_cools_until_the_r
     assert row["limit_hold"]
     assert rows(queued_torch, "SELECT outcome, api_error_status FROM sessions") == [
         ("rate_limited", 429)]
-    assert rows(queued_torch, "SELECT outcome FROM hook_runs WHERE event = 'stop-failure'") == [
-        ("cooled",)]
+    # whichever process heard the 429 first answered it, once
+    assert stop_failure_outcomes(queued_torch, 1) in (["cooled"], ["recorded"])
+    assert rows(queued_torch, "SELECT answer FROM sessions") == [("hold_account",)]
     assert rows(queued_torch, "SELECT status, resets_at FROM account_windows") == [
         ("rejected", reset)]
 
