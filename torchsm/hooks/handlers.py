@@ -14,9 +14,10 @@ import time
 
 from torchsm.clock import format_time
 from torchsm.config import Config, Home
+from torchsm.hooks import context
+from torchsm.hooks.context import HookContext, HookResult
 from torchsm.errors import TorchsmError
 from torchsm.names import check_name
-from torchsm.records import record
 from torchsm.storage import store
 from torchsm.work import work_queue
 from torchsm.work.prompts import HOOK_TEXT_MAX, Part, fit, json_size
@@ -32,40 +33,6 @@ SNAPSHOT_TRANSITIONS = 10
 
 class HookInputError(TorchsmError):
     """The hook's stdin is not a JSON object."""
-
-
-@record
-class HookResult:
-    # recorded | continued | allowed | blocked | bang | cooled | meditated | context | error
-    outcome: str
-    stdout: str | None = None  # what Claude Code reads
-    warning: str | None = None  # one line for stderr (Claude Code shows it in verbose mode)
-    item_id: int | None = None
-    detail: str | None = None
-    digest: str | None = None  # Stop: the digest of last_assistant_message
-    recorded: bool = False  # the handler recorded the run itself, with what it changed
-
-
-@record
-class HookContext:
-    home: Home
-    config: Config
-    db: store.Store
-    nova: store.NovaRow
-    event: str
-    payload: dict[str, Any]
-    now: float
-    env: Mapping[str, str]
-    started: float = 0.0  # time.monotonic() when the hook started
-
-    @property
-    def duration_ms(self) -> float:
-        return (time.monotonic() - self.started) * 1000
-
-    @property
-    def session_id(self) -> str | None:
-        value = self.payload.get("session_id")
-        return value if isinstance(value, str) else None
 
 
 def run_hook(home: Home, config: Config, event: str, nova: str, raw: str | bytes, *,
@@ -87,7 +54,7 @@ def run_hook(home: Home, config: Config, event: str, nova: str, raw: str | bytes
                           os.environ if env is None else env, started)
         result = HookResult("error", detail=problem) if problem else handler(ctx)
         if not result.recorded:
-            _record(ctx, result)
+            context.save_run(ctx, result)
     if problem:
         raise HookInputError(f"{problem}; the agent may stop")
     return result
@@ -153,17 +120,6 @@ def _clean_strings(value: Any) -> Any:
     return root[0]
 
 
-def _record(ctx: HookContext, result: HookResult) -> None:
-    ctx.db.write(lambda conn: record_run(conn, ctx, result))
-
-
-def record_run(conn, ctx: HookContext, result: HookResult) -> None:
-    store.record_hook_run(
-        conn, nova_id=ctx.nova.id, event=ctx.event, session_id=ctx.session_id, at=ctx.now,
-        duration_ms=ctx.duration_ms, outcome=result.outcome, item_id=result.item_id,
-        detail=result.detail, message_digest=result.digest)
-
-
 def _record_only(ctx: HookContext) -> HookResult:
     return HookResult("recorded")
 
@@ -175,20 +131,6 @@ def _on_stop(ctx: HookContext) -> HookResult:
     from torchsm.hooks import stop
 
     return stop.answer(ctx)
-
-
-def _supervised_session(ctx: HookContext) -> int | None:
-    """The ledger's session this hook runs in (the supervisor names it to its agent), or
-    None outside a supervised session."""
-    return given_by_supervisor(ctx, "TORCHSM_SESSION")
-
-
-def given_by_supervisor(ctx: HookContext, variable: str) -> int | None:
-    """The id the supervisor of this Nova's session put in `variable`, if it did."""
-    given = ctx.env.get(variable, "")
-    if not (given.isascii() and given.isdigit()) or ctx.env.get("TORCHSM_NOVA") != ctx.nova.name:
-        return None
-    return int(given) if int(given) <= store.INT64_MAX else None  # past it, no row can be
 
 
 def _hold_the_account(ctx: HookContext, usage) -> str:
@@ -244,7 +186,7 @@ def _on_stop_failure(ctx: HookContext) -> HookResult:
     error = str(ctx.payload.get("error") or "unknown")
     message = str(ctx.payload.get("last_assistant_message") or ctx.payload.get("error_details")
                   or "")
-    ending = turn_ending(error, message, _supervised_session(ctx))
+    ending = turn_ending(error, message, context.supervised_session(ctx))
     answered = ctx.db.read(lambda conn: answers.session_answer(conn, ending.session_id,
                                                                ctx.nova.id))
     applied = answers.answer(ctx.home, ctx.config, ctx.db, ctx.nova, ending,

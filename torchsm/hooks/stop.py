@@ -31,7 +31,7 @@ from enum import Enum
 
 from torchsm.clock import format_time
 from torchsm.config import Config
-from torchsm.hooks.handlers import HookContext, HookResult, given_by_supervisor, record_run
+from torchsm.hooks.context import HookContext, HookResult, given_by_supervisor, record_run
 from torchsm.records import record
 from torchsm.safety import is_bang
 from torchsm.storage import store
