@@ -157,6 +157,16 @@ def test_the_hot_paths_skip_typing_pathlib_urllib_and_dataclasses(cli, args, std
     assert (outcome["code"], outcome["heavy"]) == (0, [])
 
 
+def test_a_stop_that_continues_skips_typing_pathlib_urllib_and_dataclasses(cli):
+    # the Stop hook runs at every turn's end: its decision and the no-progress breaker
+    # load with it
+    cli("nova", "add", "torch")
+    cli("queue", "add", "a task")
+    outcome = loaded_modules(cli, "hook", "stop", "--nova", "torch", watch=STDLIB_AVOIDED,
+                             input='{"session_id": "s1", "last_assistant_message": "done"}')
+    assert (outcome["code"], outcome["heavy"]) == (0, [])
+
+
 def test_the_stdlib_probe_sees_them_when_loaded(cli):
     # the probe above can fail: `status` goes through click, which loads them
     cli("nova", "add", "torch")

@@ -10,11 +10,14 @@ limit hold begun before it ends.
 
 from __future__ import annotations
 
-from typing import Iterable
 
 from torchsm.config import Config, Home, usage_for
 from torchsm.storage import store
 from torchsm.usage import accounts, pacing
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only: the Stop hook imports this module
+    from typing import Iterable
 
 
 def learn(db: store.Store, home: Home, config: Config, account: str,
