@@ -6,7 +6,7 @@ tables in the proportions of tests/dream_support.fill (sessions, hook runs, work
 wake signals and messages of two Novas), then times, interleaved with the foundation's
 baseline (python + sqlite3 + one UPDATE), whole processes from a regular install:
 `torchsm dashboard --out FILE` over 24 hours (the default), 7 and 30 days. Also, in-process,
-the dashboard's own chart queries (`dashboard.read_charts`, without the health score that
+the dashboard's own chart queries (`series.read_charts`, without the health score that
 `torchsm metrics` measures) over 24 hours, 7 and 30 days. Prints Markdown tables for
 BENCHMARKS.md.
 
@@ -31,8 +31,8 @@ from big_home import BASE, DAY, arguments, build, described  # noqa: E402
 from common import interleaved, machine, median_ms  # noqa: E402
 from dream_support import T0  # noqa: E402
 from torchsm.config import Config, Home  # noqa: E402
-from torchsm.observe import dashboard
-from torchsm.storage import store
+from torchsm.observe import series  # noqa: E402
+from torchsm.storage import store  # noqa: E402
 
 
 def main() -> None:
@@ -47,7 +47,7 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"# {machine()}")
     print(f"{home_is}\n")
-    print("| in-process `dashboard.read_charts`, two Novas | median ms | max ms |")
+    print("| in-process `series.read_charts`, two Novas | median ms | max ms |")
     print("|---|---|---|")
     for days, took in charts.items():
         print(f"| {days} day{'s' if days > 1 else ''} | {statistics.median(took) * 1000:.0f} |"
@@ -63,13 +63,13 @@ def main() -> None:
 def in_process(home: Home, config: Config, days: int, rounds: int) -> list[float]:
     """The chart queries alone, in the middle of the filled 90 days."""
     now = T0 - 30 * DAY
-    b = dashboard.buckets_for(now - days * DAY, now)
+    b = series.buckets_for(now - days * DAY, now)
     took = []
     with store.open_store(home) as s:
         rows = s.read(store.load_novas)
         for _ in range(rounds):
             started = time.perf_counter()
-            s.read(lambda conn: dashboard.read_charts(conn, rows, b, now))
+            s.read(lambda conn: series.read_charts(conn, rows, b, now))
             took.append(time.perf_counter() - started)
     return took
 

@@ -71,7 +71,7 @@ def test_a_move_to_an_account_at_its_limit_while_the_work_is_taken_starts_no_ses
     with store.open_store(nova_home) as db:
         db.write(lambda conn: accounts.learn(conn, "held", [accounts.WindowRow(
             "five_hour", "rejected", 1.0, reset, T0 - 10)], T0 - 10))
-    while_claiming(monkeypatch, lambda: novas.set_account(
+    while_claiming(monkeypatch, lambda: accounts.move_nova(
         nova_home, config, "torch", "held", now=T0))
     step = supervisor(nova_home, config, ["true"], FakeClock()).step(T0)
     assert sessions(nova_home) == []

@@ -15,6 +15,7 @@ import pytest
 
 from helpers import Cli, write_config
 from torchsm import novas
+from torchsm.alerts import account_alert
 from torchsm.alerts import conditions
 from torchsm.config import Home, load_config
 from torchsm.storage import run_files, store
@@ -150,7 +151,7 @@ def test_a_supervisor_that_stopped_touching_its_plan_is_reported(home, config, e
 def test_an_account_alert_resolves_when_the_nova_leaves_meditation(home, config, echo):
     with store.open_store(home) as db:
         for _ in range(2):  # the hook and the supervisor report the same failure
-            db.write(lambda conn: store.save_alert(conn, nova="echo", at=T0,
+            db.write(lambda conn: account_alert.raise_for(conn, nova="echo", at=T0,
                                                    kind="billing_error", message="no credit"))
     novas.meditate_for_a_person(home, config, "echo", reason="billing_error", now=T0)
     first = conditions.evaluate(home, config, T0 + 1)

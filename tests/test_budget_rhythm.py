@@ -6,7 +6,8 @@ import json
 import pytest
 
 from torchsm.agent.session import SessionOutput, SessionRun
-from torchsm.endings.outcome import Outcome, judge, ledger_end
+from torchsm.endings.outcome import judge, ledger_end
+from torchsm.outcomes import Outcome
 from torchsm.personalities import BUILT_IN, Personality
 from torchsm.supervisor import rhythm
 from torchsm.usage import budget

@@ -14,8 +14,10 @@ import pytest
 
 from dream_support import DAY, T0, History
 from torchsm import novas
+from torchsm.alerts import account_alert
 from torchsm.config import Config
-from torchsm.observe.dashboard import TRANSITIONS_CAP, render
+from torchsm.observe.dashboard import render
+from torchsm.observe.series import TRANSITIONS_CAP
 from torchsm.storage import store
 
 CONFIG = Config(redis_url="off")
@@ -90,7 +92,7 @@ def busy(home):
     h.window(EVIL, utilization=0.3, resets_at=T0 + 7 * DAY, at=T0 - 10)
     h.close()
     with store.open_store(home) as db:
-        db.write(lambda conn: store.save_alert(conn, nova="torch", at=T0 - 30, kind="account",
+        db.write(lambda conn: account_alert.raise_for(conn, nova="torch", at=T0 - 30, kind="account",
                                                message=f"billing failed {EVIL}"))
     return home
 
@@ -137,7 +139,7 @@ def test_stored_texts_cannot_reorder_or_hide_the_page(busy):
     """A bidi override or a zero-width character in stored text reorders or hides a page
     as it does a terminal: shown as an escape, like the CLI shows it (issue 20)."""
     with store.open_store(busy) as db:
-        db.write(lambda conn: store.save_alert(conn, nova="echo", at=T0 - 20, kind="account",
+        db.write(lambda conn: account_alert.raise_for(conn, nova="echo", at=T0 - 20, kind="account",
                                                message="ok\u202egnp.exe\u200b \x1b[2J"))
     page = render(busy, CONFIG, T0)
     assert not any(c in page for c in "\u202e\u200b\x1b"), "raw"

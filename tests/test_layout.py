@@ -8,6 +8,7 @@ Read from the source (ast), nothing imported: the same graph anyone can draw wit
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -113,3 +114,57 @@ def test_the_top_level_modules_import_no_package_but_storage_and_mirror():
 def test_the_probe_sees_a_circle():
     graph = {"a": {"b": {"x"}}, "b": {"c": {"y"}}, "c": {"a": {"z"}}, "d": {"a": {"w"}}}
     assert cycles(graph) == [["a", "b", "c"]]
+
+
+# --- data access: each table through the package that owns it ------------------------------
+
+OWNERS = {
+    "storage": {"novas", "history", "hook_runs", "messages", "snapshots", "alembic_version",
+                "sqlite_master"},
+    ".novas": {"novas", "history"},  # the Nova's state machine writes its own transitions
+    "usage": {"sessions", "account_windows", "usage_grants"},
+    "work": {"work_items", "wake_signals"},
+    "dreams": {"dreams", "insights", "memories", "memory_writers"},
+    "alerts": {"alerts"},
+    "mirror": {"outbox"},
+}
+# each read side's one query module: it may read any table, and write none but its own
+READ_SIDES = {"torchsm/observe/metrics.py", "torchsm/observe/series.py",
+              "torchsm/alerts/conditions.py", "torchsm/dreams/experience.py"}
+TABLES = set().union(*OWNERS.values())
+SQL = re.compile(r"\b(FROM|JOIN|UPDATE|INSERT(?: OR [A-Z]+)? INTO|DELETE FROM|REPLACE INTO)"
+                 r"\s+([a-z_]+)\b")
+
+
+def table_uses() -> list[tuple[str, str, str, str]]:
+    """(file, unit, verb, table) for every table named in a string of the package."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        unit = unit_of(".".join(parts))
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                for verb, table in SQL.findall(node.value):
+                    if table in TABLES:
+                        found.append((str(path.relative_to(PACKAGE.parent)), unit, verb,
+                                      table))
+    return found
+
+
+def test_each_table_is_read_and_written_through_the_package_that_owns_it():
+    """A module reads (FROM) and writes only its package's tables; a JOIN may reach the
+    rows a table refers to (one query, one snapshot); a read side's query module reads
+    anything. Anything else goes through the owner's functions, so that no rule (what an
+    open item is, which sessions count as refused) is copied beside its table."""
+    stray = set()
+    for path, unit, verb, table in table_uses():
+        if table in OWNERS.get(unit, ()) or verb == "JOIN":
+            continue
+        if path in READ_SIDES and verb == "FROM":
+            continue
+        stray.add((path, verb, table))
+    assert sorted(stray) == []
+
+
+def test_the_table_probe_sees_sql():
+    assert ("torchsm/work/work_queue.py", "work", "UPDATE", "work_items") in table_uses()

@@ -246,3 +246,19 @@ def test_metrics_work_is_bounded_by_the_window_not_by_the_size_of_the_home(tmp_p
 
     work = work_beside_older_history(tmp_path, monkeypatch, CONFIG, the_last_day)
     assert work[900_000] < 1.2 * work[0], work
+
+
+@pytest.mark.parametrize("outcome", ["rate_limited", "overloaded", "account_error"])
+def test_every_refusal_the_api_gives_counts_as_refused(home, outcome):
+    """The outcomes come from the one vocabulary of endings: an account error (billing,
+    authentication, permission) was missed while metrics kept its own older list."""
+    novas.add(home, CONFIG, "torch", now=T0 - DAY)
+    h = History(home)
+    h.session(T0 - 600, outcome=outcome)
+    h.session(T0 - 300, outcome="failed")
+    h.close()
+    assert family(home, "usage")["refused"] == 1
+    assert family(home, "uptime")["sessions_failed"] == 1
+    one = metrics.collect(home, CONFIG, "torch", DAY, T0)
+    every = metrics.collect(home, CONFIG, None, DAY, T0)
+    assert [a["refused"] for a in one.accounts] == [a["refused"] for a in every.accounts] == [1]

@@ -8,9 +8,10 @@ from torchsm import novas
 from torchsm.config import load_config
 from torchsm.endings import answers
 from torchsm.endings.breaker import Ending as SessionEnding
-from torchsm.endings.responses import (ACCOUNT_ERROR_TYPES, Ending, Heard, Kind, Outcome, Situation,
-                               respond, turn_ending)
+from torchsm.endings.responses import (ACCOUNT_ERROR_TYPES, Ending, Heard, Kind, Situation,
+                                       respond, turn_ending)
 from torchsm.errors import DatabaseLocked
+from torchsm.outcomes import Outcome
 from torchsm.storage import store
 from torchsm.usage import ledger
 

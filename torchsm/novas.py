@@ -356,31 +356,6 @@ def show(home: Home, config: Config, name: str) -> dict[str, Any]:
             "personality_profile": profile.as_dict() if profile else None}
 
 
-def set_account(home: Home, config: Config, name: str, account: str,
-                now: float | None = None) -> dict[str, Any]:
-    """Move a Nova to another account: from now on it shares that account's windows,
-    holds and cost budget. A hold it had for its old account's limit ends."""
-    check_name(name)
-    check_account(account)
-    now = time.time() if now is None else now
-
-    def move(conn) -> store.NovaRow:
-        nova = store.nova_named(conn, name)
-        if nova.account != account:
-            conn.execute("UPDATE novas SET account = ? WHERE id = ?", (account, nova.id))
-            conn.execute("DELETE FROM usage_grants WHERE nova_id = ?", (nova.id,))
-            release_limit_hold(conn, nova, now, forget=True)
-            outbox.put(conn, config, streams.OPS_STREAM, streams.Entry.new(
-                "nova.account", name, {"from": nova.account, "to": account}, now))
-        return nova
-
-    with store.open_store(home, config.db.lock_timeout_s) as db:
-        before = db.write(move)
-    if before.account != account:
-        outbox.deliver(home, config)
-    return show(home, config, name)
-
-
 def history(home: Home, config: Config, name: str, limit: int = 20) -> list[dict[str, Any]]:
     """The last `limit` accepted transitions, oldest first."""
     check_name(name)

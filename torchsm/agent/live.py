@@ -21,8 +21,7 @@ import sqlite3
 
 from torchsm.agent import orphans
 from torchsm.config import Home
-from torchsm.names import HOOK_EVENTS
-from torchsm.storage import run_files
+from torchsm.storage import run_files, store
 from torchsm.usage import ledger
 
 # A working Claude Code session runs a hook before and after every tool call; its Bash tool
@@ -39,11 +38,7 @@ def live_session(conn: sqlite3.Connection, home: Home, nova_id: int, name: str,
 
 
 def _supervised(conn: sqlite3.Connection, home: Home, nova_id: int, name: str) -> str | None:
-    # the literal matches the partial index ix_sessions_running (a parameter would not)
-    rows = conn.execute(f"SELECT id, agent_pid, agent_start_ticks FROM sessions"
-                        f" WHERE nova_id = ? AND outcome = '{ledger.RUNNING}' ORDER BY id",
-                        (nova_id,)).fetchall()
-    for session_id, pid, ticks in rows:
+    for session_id, pid, ticks in ledger.running(conn, nova_id):
         if orphans.alive_as_recorded(pid, ticks):
             return f"session {session_id} is running (agent pid {pid})"
         if pid is None and run_files.read_plan(home, name) is not None:
@@ -53,7 +48,7 @@ def _supervised(conn: sqlite3.Connection, home: Home, nova_id: int, name: str) -
 
 def _hooked(conn: sqlite3.Connection, nova_id: int, now: float) -> str | None:
     """The latest hook run within LIVE_HOOK_S, when it is a turn under way."""
-    latest = _latest_hook_run(conn, nova_id, now - LIVE_HOOK_S)
+    latest = store.latest_hook_run(conn, nova_id, now - LIVE_HOOK_S)
     if latest is None or _ends_a_turn(*latest[:2]):
         return None
     event, _, at, session_id = latest
@@ -66,19 +61,3 @@ def _ends_a_turn(event: str, outcome: str) -> bool:
     person, or is gone, until the next prompt runs a hook again."""
     return (event in (ENDED, "stop-failure") or (event == "stop" and outcome != "continued")
             or (event == "pre-tool-use" and outcome == "blocked"))
-
-
-def _latest_hook_run(conn: sqlite3.Connection, nova_id: int, since: float
-                     ) -> tuple[str, str, float, str | None] | None:
-    """(event, outcome, at, session id) of the Nova's latest hook run after `since`."""
-    found = []
-    for event in HOOK_EVENTS:  # one index lookup each, (nova_id, event, at): never a scan
-        row = conn.execute("SELECT at, outcome, session_id FROM hook_runs WHERE nova_id = ?"
-                           " AND event = ? AND at > ? ORDER BY at DESC LIMIT 1",
-                           (nova_id, event, since)).fetchone()
-        if row is not None:
-            found.append((row[0], event, row[1], row[2]))
-    if not found:
-        return None
-    at, event, outcome, session_id = max(found, key=lambda f: f[0])
-    return event, outcome, at, session_id

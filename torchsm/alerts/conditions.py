@@ -21,7 +21,7 @@ Conditions (thresholds in `[alerts]`; a count of 0 turns one off):
   the session timeout plus `heartbeat_s` while a session runs: the supervisor blocks on
   the agent then). A supervisor that exits cleanly removes its plan: no alert;
 - `account:NOVA`: a billing or authentication failure (raised by the StopFailure hook and
-  the supervisor through store.save_alert); it resolves once the Nova has left the
+  the supervisor through account_alert.raise_for); it resolves once the Nova has left the
   meditation that failure started (a person ran `torchsm transition NAME work`).
 
 Delivery of a raised alert to `[alerts] command` is torchsm.alerts.delivery's (aside, one
@@ -38,6 +38,7 @@ from torchsm.clock import format_time
 from torchsm.config import Config, Home
 from torchsm.mirror import outbox, streams
 from torchsm.novas import ACCOUNT_HOLD
+from torchsm.outcomes import ACCOUNT_REFUSALS, sql_list
 from torchsm.storage import run_files, store
 
 HOUR, DAY = 3600.0, 86400.0
@@ -163,11 +164,11 @@ def _dead_items(conn: sqlite3.Connection, threshold: int) -> list[Finding]:
 _REFUSED = """
 SELECT n.name,
        (SELECT count(*) FROM sessions s WHERE s.nova_id = n.id AND s.started_at >= :since
-           AND s.outcome IN ('rate_limited', 'account_error')),
+           AND s.outcome IN {refusals}),
        (SELECT count(*) FROM hook_runs h WHERE h.nova_id = n.id AND h.event = 'stop-failure'
            AND h.at >= :since AND h.outcome IN ('cooled', 'meditated'))
   FROM novas n
-"""
+""".format(refusals=sql_list(ACCOUNT_REFUSALS))
 
 
 def _refused(conn: sqlite3.Connection, threshold: int, now: float) -> list[Finding]:
@@ -250,7 +251,7 @@ def _raise(conn: sqlite3.Connection, config: Config, finding: Finding, now: floa
 
 
 def _announce(conn: sqlite3.Connection, config: Config, row: Alert, now: float) -> Alert:
-    """An alert store.save_alert raised (on the hook path, which stays light): give it
+    """An alert account_alert.raise_for raised (on the hook path, which stays light): give it
     its stream entry and its delivery."""
     delivery = "pending" if config.alerts.command else "none"
     conn.execute("UPDATE alerts SET event_id = ?, delivery = ? WHERE id = ?",

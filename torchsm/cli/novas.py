@@ -8,8 +8,8 @@ from torchsm import novas
 from torchsm.cli.common import Env, common_options, pass_env, table
 from torchsm.cli.numbers import Seconds, count
 from torchsm.machine import Event
-from torchsm.names import DEFAULT_ACCOUNT
-from torchsm.names import check_account
+from torchsm.names import DEFAULT_ACCOUNT, check_account
+from torchsm.usage import accounts
 
 
 @click.group()
@@ -48,7 +48,7 @@ def nova_set(env: Env, name: str, account: str | None) -> None:
     """Change a Nova's settings (its account); prints the Nova."""
     if account is None:
         raise click.UsageError("nothing to set: give --account ACCOUNT")
-    shown = novas.set_account(env.home, env.config, name, account)
+    shown = accounts.move_nova(env.home, env.config, name, account)
     env.emit(shown, lambda: _show_text(shown))
 
 

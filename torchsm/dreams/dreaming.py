@@ -37,6 +37,7 @@ from torchsm.errors import DreamNotFound, DreamRunning, NovaNotFound, Transition
 from torchsm.mirror import outbox, streams
 from torchsm.names import check_name
 from torchsm.storage import run_files, store
+from torchsm.usage import ledger
 
 RUNNING, DONE, INTERRUPTED = "running", "done", "interrupted"
 DREAM_TYPE = "dream"  # the mirror entry of a dream, on nova.coordination.messages
@@ -345,9 +346,7 @@ def due(conn: sqlite3.Connection, config: Config, nova_id: int, reflection_every
     if last is not None and now - last[0] < config.dreams.interval_s:
         return f"dreamt at {format_time(last[0])}; next one after [dreams] interval_s"
     since = span_start(conn, config, nova_id, now)
-    ended = conn.execute("SELECT count(*) FROM (SELECT 1 FROM sessions WHERE nova_id = ?"
-                         " AND started_at >= ? AND ended_at IS NOT NULL LIMIT ?)",
-                         (nova_id, since, reflection_every)).fetchone()[0]
+    ended = ledger.ended_since(conn, nova_id, since, reflection_every)
     if ended < reflection_every:
         return f"{ended} of {reflection_every} sessions ended since the last dream"
     return None

@@ -17,7 +17,9 @@ from typing import NamedTuple
 
 from torchsm.config import Config, cost_limit_for
 from torchsm.names import HOOK_EVENTS
+from torchsm.outcomes import UNSUCCESSFUL, sql_list
 from torchsm.storage import store
+from torchsm.work import work_queue
 from torchsm.usage import accounts, budget, ledger
 
 LISTED = 5  # items, failures and waiting items kept as rows (the rest are counted)
@@ -25,9 +27,6 @@ REPEATED_MESSAGE = 3  # the same last assistant message this often is a pattern
 DAY_S = 24 * 3600.0
 TEXT_CHARS = 200  # an item's or an error's text as read (evidence, not the whole thing)
 
-# sessions that ended in a failure of their own (not the supervisor stopping them)
-_FAILED_OUTCOMES = ("failed", "crashed", "timeout", "rate_limited", "overloaded",
-                    "account_error")
 
 
 class Span(NamedTuple):
@@ -208,10 +207,9 @@ def _sessions(conn: sqlite3.Connection, args: dict) -> tuple[SessionFacts, list]
         " GROUP BY last_assistant_message HAVING count(*) >= :repeat"
         " ORDER BY count(*) DESC, min(id) LIMIT :listed",
         {**args, "repeat": REPEATED_MESSAGE, "listed": LISTED}))
-    failed = ", ".join(f"'{o}'" for o in _FAILED_OUTCOMES)
     errors = [("session", text, _ids(ids), lo, hi) for text, ids, lo, hi in conn.execute(
         f"SELECT substr(error, 1, {TEXT_CHARS}), group_concat(id), min(started_at),"
-        f" max(started_at) FROM {_SESSIONS} WHERE error IS NOT NULL AND outcome IN ({failed})"
+        f" max(started_at) FROM {_SESSIONS} WHERE error IS NOT NULL AND outcome IN {sql_list(UNSUCCESSFUL)}"
         " GROUP BY 1 ORDER BY 1", args)]
     facts = SessionFacts(count, (first, last), first_at, last_at, round(cost, 6), int(turns),
                          by_outcome, by_kind, per_item, starts, repeated)
@@ -229,7 +227,7 @@ _FINISHED = f"""(SELECT {_ITEM_COLUMNS} FROM work_items
  ORDER BY finished_at DESC, id DESC LIMIT :cap)"""
 # the items it could claim now, in claim order (the partial index ix_work_items_open)
 _OPEN = f"""(SELECT {_ITEM_COLUMNS} FROM work_items
- WHERE status IN ('pending', 'claimed') AND (nova IS NULL OR nova = :name)
+ WHERE {work_queue.OPEN_SQL} AND (nova IS NULL OR nova = :name)
  ORDER BY priority_rank, created_at, id LIMIT :cap)"""
 
 

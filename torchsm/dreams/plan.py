@@ -213,7 +213,8 @@ def add_work(conn: sqlite3.Connection, config: Config, dream_id: int, nova: str,
     from torchsm.tiers import Tier
     from torchsm.work import work_queue
 
-    room = config.dreams.max_work_per_day - added_since(conn, nova, now - DAY_S)
+    room = config.dreams.max_work_per_day - work_queue.added_from(conn, "dream:", nova,
+                                                                      now - DAY_S)
     waiting = open_keys(conn, nova)
     out = list(found)
     for index in sorted((n for n, i in enumerate(found) if i.action and i.action.get("work")),
@@ -237,18 +238,9 @@ def _skipped(insight: Insight, why: str) -> Insight:
     return insight._replace(action={**insight.action, "work_skipped": why})
 
 
-_DREAM_ITEMS = ("FROM work_items WHERE source_key >= 'dream:' AND source_key < 'dream;'"
-                " AND nova = ?")  # a range of the unique source_key index
-
-
-def added_since(conn: sqlite3.Connection, nova: str, since: float) -> int:
-    """Work items dreams added for `nova` since `since`."""
-    return conn.execute(f"SELECT count(*) {_DREAM_ITEMS} AND created_at > ?",
-                        (nova, since)).fetchone()[0]
-
-
 def open_keys(conn: sqlite3.Connection, nova: str) -> set[str]:
     """The insight keys of the dream items of `nova` still open."""
-    rows = conn.execute(f"SELECT source_key {_DREAM_ITEMS} AND status IN ('pending', 'claimed')",
-                        (nova,))
-    return {key.split(":", 2)[2] for (key,) in rows if key.count(":") >= 2}
+    from torchsm.work import work_queue
+
+    return {key.split(":", 2)[2] for key in work_queue.open_source_keys(conn, "dream:", nova)
+            if key.count(":") >= 2}

@@ -13,11 +13,12 @@ import random
 from dataclasses import dataclass
 
 from torchsm import novas
+from torchsm.alerts import account_alert
 from torchsm.config import Config, Home
 from torchsm.endings.responses import ACTING, Ending, Kind, Response, Situation, respond
 from torchsm.errors import TransitionRefused
 from torchsm.storage import store
-from torchsm.usage import limits, pacing
+from torchsm.usage import ledger, limits, pacing
 
 # an answer replaces one that did less: a backoff replaces nothing, an act either
 _RANK = {None: 0, Kind.NOTHING: 1, Kind.BACK_OFF: 2, **{kind: 3 for kind in ACTING}}
@@ -46,16 +47,14 @@ def claim(conn, session_id: int | None, nova_id: int, kind: Kind, now: float) ->
         return True
     before = _kind(row[0])
     if _RANK[kind] > _RANK[before]:
-        conn.execute("UPDATE sessions SET answer = ?, answered_at = ? WHERE id = ?",
-                     (kind.value, now, session_id))
+        ledger.record_answer(conn, session_id, kind.value, now)
     return before not in ACTING
 
 
 def _answer_row(conn, session_id: int | None, nova_id: int) -> tuple | None:
     if session_id is None:
         return None
-    return conn.execute("SELECT answer FROM sessions WHERE id = ? AND nova_id = ?",
-                        (session_id, nova_id)).fetchone()
+    return ledger.answer_of(conn, session_id, nova_id)
 
 
 def answer(home: Home, config: Config, db: store.Store, nova: store.NovaRow, ending: Ending,
@@ -99,7 +98,7 @@ def _meditate_for_a_person(home: Home, config: Config, db: store.Store, nova: st
                            response: Response, now: float) -> novas.TransitionResult | None:
     """The alert, then the meditation (refused while compacting: the alert stands)."""
     kind, message = response.alert
-    db.write(lambda conn: store.save_alert(conn, nova=nova.name, at=now, kind=kind,
+    db.write(lambda conn: account_alert.raise_for(conn, nova=nova.name, at=now, kind=kind,
                                            message=message))
     try:
         return novas.meditate_for_a_person(home, config, nova.name, reason=response.why,

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from torchsm.agent.session import SessionRun
-from torchsm.endings.responses import ACCOUNT_ERROR_TYPES, Outcome
+from torchsm.endings.responses import ACCOUNT_ERROR_TYPES
+from torchsm.outcomes import Outcome
 from torchsm.usage import resets
 from torchsm.usage.ledger import SessionEnd, reported
 

@@ -30,19 +30,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from torchsm.endings import breaker
-
-
-class Outcome(str, Enum):
-    """How a session (or a turn) ended."""
-
-    OK = "ok"
-    FAILED = "failed"
-    CRASHED = "crashed"  # failed within the crash window of its start: a bang
-    TIMEOUT = "timeout"
-    STOPPED = "stopped"  # ended by the supervisor shutting down
-    RATE_LIMITED = "rate_limited"  # a 429 or a usage-limit message
-    OVERLOADED = "overloaded"  # a 529: a short backoff, not a limit
-    ACCOUNT = "account_error"  # billing, authentication, permission: a person must look
+from torchsm.outcomes import Outcome
 
 
 class Heard(str, Enum):

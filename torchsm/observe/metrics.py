@@ -32,18 +32,19 @@ from torchsm.clock import format_time
 from torchsm.config import Config, Home
 from torchsm.errors import UnknownPersonality
 from torchsm.names import HOOK_EVENTS
+from torchsm.outcomes import OWN_FAILURES, REFUSALS, REFUSED_STATUSES, sql_list
 from torchsm.personalities import get_personality
 from torchsm.storage import store
+from torchsm.work import work_queue
 from torchsm.supervisor.rhythm import BURST_PACE, MEASURED_PACE
 
 FAMILIES = ("uptime", "work", "wake", "hooks", "coordination", "dreams", "rhythm",
             "recovery", "usage")
 HOUR_S, DAY_S = 3600.0, 86400.0
-# the events `torchsm hook` records; listed so that the (nova_id, event, at) index is
-# searched per event instead of walking every run of the Nova
-FAILED_SESSIONS = ("failed", "crashed", "timeout")
-REFUSED_SESSIONS = ("rate_limited", "overloaded", "billing", "auth")
 QUANTILE = 0.9
+# a session the API refused: by its outcome, or by the status of its last API error
+_REFUSED = (f"{{s}}outcome IN {sql_list(REFUSALS)}"
+            f" OR {{s}}api_error_status IN {tuple(REFUSED_STATUSES)}")
 
 
 @dataclass(frozen=True)
@@ -185,8 +186,8 @@ def _session_facts(conn, nova_id: int, span: Span, floor: float | None) -> dict[
     pass for all; `first_value` over a one-row frame measured 20% faster than `lag`)."""
     started, restarts, finished, failed, ok, cost, refused = conn.execute(
         "SELECT count(*), total(kind = 'restart'), total(outcome != 'running'),"
-        f" total(outcome IN {FAILED_SESSIONS}), total(outcome = 'ok'), total(cost_usd),"
-        f" total(outcome IN {REFUSED_SESSIONS} OR api_error_status IN (429, 529))"
+        f" total(outcome IN {sql_list(OWN_FAILURES)}), total(outcome = 'ok'), total(cost_usd),"
+        f" total({_REFUSED.format(s='')})"
         " FROM sessions WHERE nova_id = ? AND started_at >= ? AND started_at < ?",
         (nova_id, span.start, span.end)).fetchone()
     gaps, kept, mean = conn.execute(
@@ -217,7 +218,7 @@ def work(conn, nova: str, span: Span) -> dict[str, Any]:
 def queue_metrics(conn, nova: str | None, now: float) -> dict[str, Any]:
     """The open items (pending or claimed) a Nova may claim (its own and the unaddressed
     ones; every open item when `nova` is None): how many, and how old (p90, max)."""
-    where = "status IN ('pending', 'claimed')"
+    where = work_queue.OPEN_SQL
     args: tuple = ()
     if nova is not None:
         where += " AND (nova = ? OR nova IS NULL)"
@@ -400,8 +401,8 @@ def account_usage(conn, account: str, span: Span, *,
         " WHERE account = ? ORDER BY window", (account,)).fetchall()
     if sessions is None:
         cost, refused, count = conn.execute(
-            f"SELECT total(s.cost_usd), total(s.outcome IN {REFUSED_SESSIONS}"
-            " OR s.api_error_status IN (429, 529)), count(s.id) FROM novas n JOIN sessions s"
+            f"SELECT total(s.cost_usd), total({_REFUSED.format(s='s.')}), count(s.id)"
+            " FROM novas n JOIN sessions s"
             " ON s.nova_id = n.id AND s.started_at >= ? AND s.started_at < ?"
             " WHERE n.account = ?", (span.start, span.end, account)).fetchone()
     else:

@@ -20,6 +20,7 @@ from torchsm.config import Home
 from torchsm.errors import (DatabaseCorrupt, DatabaseError, DatabaseFailed, DatabaseLocked,
                             DatabaseReadOnly, HomeNotInitialised, NovaNotFound,
                             SchemaOutOfDate, SchemaUnknown)
+from torchsm.names import HOOK_EVENTS
 from torchsm.records import record
 
 TYPE_CHECKING = False
@@ -378,6 +379,30 @@ def record_hook_run(conn: sqlite3.Connection, *, nova_id: int, event: str,
          message_digest))
 
 
+def latest_hook_run(conn: sqlite3.Connection, nova_id: int, since: float
+                    ) -> tuple[str, str, float, str | None] | None:
+    """(event, outcome, at, session id) of the Nova's latest hook run after `since`."""
+    found = []
+    for event in HOOK_EVENTS:  # one index lookup each, (nova_id, event, at): never a scan
+        row = conn.execute("SELECT at, outcome, session_id FROM hook_runs WHERE nova_id = ?"
+                           " AND event = ? AND at > ? ORDER BY at DESC LIMIT 1",
+                           (nova_id, event, since)).fetchone()
+        if row is not None:
+            found.append((row[0], event, row[1], row[2]))
+    if not found:
+        return None
+    at, event, outcome, session_id = max(found, key=lambda f: f[0])
+    return event, outcome, at, session_id
+
+
+def set_account(conn: sqlite3.Connection, nova_id: int, account: str) -> None:
+    conn.execute("UPDATE novas SET account = ? WHERE id = ?", (account, nova_id))
+
+
+def nova_names(conn: sqlite3.Connection) -> set[str]:
+    return {name for (name,) in conn.execute("SELECT name FROM novas")}
+
+
 def count_hook_runs(conn: sqlite3.Connection, nova_id: int, event: str, since: float) -> int:
     return conn.execute("SELECT count(*) FROM hook_runs WHERE nova_id = ? AND event = ?"
                         " AND at >= ?", (nova_id, event, since)).fetchone()[0]
@@ -434,15 +459,6 @@ def latest_snapshot(conn: sqlite3.Connection, nova_id: int) -> str | None:
     row = conn.execute("SELECT content FROM snapshots WHERE nova_id = ? ORDER BY id DESC"
                        " LIMIT 1", (nova_id,)).fetchone()
     return row[0] if row else None
-
-
-def save_alert(conn: sqlite3.Connection, *, nova: str | None, at: float, kind: str,
-               message: str) -> None:
-    """Raise an account alert (billing, authentication) for a Nova: one open alert per
-    Nova, however many hooks and sessions report the same failure. torchsm.alerts.conditions
-    announces it and resolves it once the Nova has left its meditation."""
-    conn.execute("INSERT OR IGNORE INTO alerts (nova, at, kind, message, key)"
-                 " VALUES (?, ?, ?, ?, ?)", (nova, at, kind, message, f"account:{nova}"))
 
 
 def recent_history(conn: sqlite3.Connection, nova_id: int, limit: int) -> list[tuple]:

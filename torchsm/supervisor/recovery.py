@@ -144,9 +144,7 @@ def _orphan_output(home: Home, session_id: int) -> session.SessionOutput:
 def recover_others(home: Home, config: Config, me: str, now: float, emit: Emit) -> list:
     """Clean up after every other Nova whose supervisor died with a session running."""
     with store.open_store(home, config.db.lock_timeout_s) as db:
-        names = db.read(lambda conn: [row[0] for row in conn.execute(
-            "SELECT DISTINCT n.name FROM sessions s JOIN novas n ON n.id = s.nova_id"
-            " WHERE s.outcome = ? AND n.name != ?", (ledger.RUNNING, me))])
+        names = [n for n in db.read(ledger.novas_running) if n != me]
     released = []
     for name in names:
         lock = run_files.lock_if_free(home, name)

@@ -22,7 +22,8 @@ from torchsm.agent import session
 from torchsm.config import Config, Home
 from torchsm.dreams import memory
 from torchsm.endings import answers, breaker, outcome
-from torchsm.endings.outcome import Outcome, Verdict
+from torchsm.endings.outcome import Verdict
+from torchsm.outcomes import Outcome
 from torchsm.endings.responses import Ending, Heard, Response, Situation
 from torchsm.errors import DatabaseLocked
 from torchsm.mirror import outbox, streams

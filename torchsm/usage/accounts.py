@@ -21,6 +21,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # names for annotations only: every hook call would import them
     from typing import Any, Iterable
 
+    from torchsm.config import Config, Home
+
 GRANT_TTL_S = 300.0  # a grant whose answer never came (an API-key session, a crash) lapses
 DELTAS_KEPT = 7  # the per-request estimate is the median of this many latest rises
 
@@ -204,3 +206,37 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if value == value and abs(value) != float("inf") else None
+
+
+def move_nova(home: Home, config: Config, name: str, account: str,
+              now: float | None = None) -> dict[str, Any]:
+    """Move a Nova to another account: from now on it shares that account's windows,
+    holds and cost budget. What it was granted by the old account, and a hold it had for
+    that account's limit, end."""
+    # a command's path, not the hooks': what it needs loads here
+    import time
+
+    from torchsm import novas
+    from torchsm.mirror import outbox, streams
+    from torchsm.names import check_account, check_name
+    from torchsm.storage import store
+
+    check_name(name)
+    check_account(account)
+    now = time.time() if now is None else now
+
+    def move(conn: sqlite3.Connection) -> store.NovaRow:
+        nova = store.nova_named(conn, name)
+        if nova.account != account:
+            store.set_account(conn, nova.id, account)
+            conn.execute("DELETE FROM usage_grants WHERE nova_id = ?", (nova.id,))
+            novas.release_limit_hold(conn, nova, now, forget=True)
+            outbox.put(conn, config, streams.OPS_STREAM, streams.Entry.new(
+                "nova.account", name, {"from": nova.account, "to": account}, now))
+        return nova
+
+    with store.open_store(home, config.db.lock_timeout_s) as db:
+        before = db.write(move)
+    if before.account != account:
+        outbox.deliver(home, config)
+    return novas.show(home, config, name)

@@ -117,6 +117,42 @@ def recent_endings(conn: sqlite3.Connection, nova_id: int, limit: int) -> list[t
     return rows
 
 
+def running(conn: sqlite3.Connection, nova_id: int) -> list[tuple[int, int | None, int | None]]:
+    """(id, agent pid, agent start ticks) of the Nova's sessions still `running`."""
+    # the literal matches the partial index ix_sessions_running (a parameter would not)
+    return conn.execute(f"SELECT id, agent_pid, agent_start_ticks FROM sessions"
+                        f" WHERE nova_id = ? AND outcome = '{RUNNING}' ORDER BY id",
+                        (nova_id,)).fetchall()
+
+
+def novas_running(conn: sqlite3.Connection) -> list[str]:
+    """The names of the Novas with a session still `running`."""
+    return [name for (name,) in conn.execute(
+        f"SELECT DISTINCT n.name FROM sessions s JOIN novas n ON n.id = s.nova_id"
+        f" WHERE s.outcome = '{RUNNING}' ORDER BY n.name")]
+
+
+def ended_since(conn: sqlite3.Connection, nova_id: int, since: float, enough: int) -> int:
+    """How many of the Nova's sessions started since `since` have ended, counting up to
+    `enough` at most (a dream asks only whether there were enough)."""
+    return conn.execute("SELECT count(*) FROM (SELECT 1 FROM sessions WHERE nova_id = ?"
+                        " AND started_at >= ? AND ended_at IS NOT NULL LIMIT ?)",
+                        (nova_id, since, enough)).fetchone()[0]
+
+
+def answer_of(conn: sqlite3.Connection, session_id: int, nova_id: int) -> tuple | None:
+    """(answer,) of the Nova's session `session_id` (None: not answered yet); None when
+    the Nova has no such session."""
+    return conn.execute("SELECT answer FROM sessions WHERE id = ? AND nova_id = ?",
+                        (session_id, nova_id)).fetchone()
+
+
+def record_answer(conn: sqlite3.Connection, session_id: int, answer: str, at: float) -> None:
+    """Store how the session was answered (torchsm.endings.answers decides which)."""
+    conn.execute("UPDATE sessions SET answer = ?, answered_at = ? WHERE id = ?",
+                 (answer, at, session_id))
+
+
 def count(conn: sqlite3.Connection, nova_id: int) -> int:
     """How many sessions the Nova has had, ever (the rhythm's reflections count them)."""
     return conn.execute("SELECT count(*) FROM sessions WHERE nova_id = ?",

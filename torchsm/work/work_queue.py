@@ -42,6 +42,9 @@ class ItemStatus(str, Enum):
 
 
 OPEN_STATUSES = (ItemStatus.PENDING, ItemStatus.CLAIMED)
+# an open item, in the words of the partial index on open items (the planner uses it only
+# for this literal): every reader of the queue says "open" this way
+OPEN_SQL = "status IN ('pending', 'claimed')"
 _TIERS = {t.value: t for t in Tier}
 _STATUSES = {s.value: s for s in ItemStatus}
 
@@ -220,7 +223,7 @@ class WorkQueue:
 
         def ingest(conn: sqlite3.Connection) -> ImportReport:
             report = ImportReport(str(path))
-            known_novas = {r[0] for r in conn.execute("SELECT name FROM novas")}
+            known_novas = store.nova_names(conn)
             for parsed in parse_import_lines(lines, str(path.resolve()), known_novas, report):
                 attempts = self._max_attempts(parsed.max_attempts)
                 item = None if _has_source_key(conn, parsed.path_key) else _insert(
@@ -357,6 +360,27 @@ def add_in(conn: sqlite3.Connection, text: str, *, nova: str | None, priority: T
     """Add a pending item inside the caller's write transaction; None when `source_key`
     (a tag that makes adding the same item twice add nothing) is taken already."""
     return _insert(conn, _check_text(text), nova, priority, max_attempts, now, source_key)
+
+
+def added_from(conn: sqlite3.Connection, source: str, nova: str, since: float) -> int:
+    """How many items whose source key starts with `source` were added for `nova` after
+    `since` (a dream's daily cap)."""
+    return conn.execute(f"SELECT count(*) {_FROM_SOURCE} AND created_at > ?",
+                        (*_source_range(source), nova, since)).fetchone()[0]
+
+
+def open_source_keys(conn: sqlite3.Connection, source: str, nova: str) -> list[str]:
+    """The source keys starting with `source` of the items of `nova` still open."""
+    return [key for (key,) in conn.execute(f"SELECT source_key {_FROM_SOURCE} AND {OPEN_SQL}",
+                                           (*_source_range(source), nova))]
+
+
+# a range of the unique source_key index, not a LIKE (which would read every key)
+_FROM_SOURCE = "FROM work_items WHERE source_key >= ? AND source_key < ? AND nova = ?"
+
+
+def _source_range(prefix: str) -> tuple[str, str]:
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def requeue_expired(conn: sqlite3.Connection, now: float) -> int:
