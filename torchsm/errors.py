@@ -174,10 +174,41 @@ class UnknownPersonality(TorchsmError):
 
 
 class UnknownEvent(TorchsmError):
-    """No such event."""
+    """No such event (of the state machine, or of `torchsm hook`)."""
 
-    def __init__(self, name: str, known):
-        super().__init__(f"unknown event '{name}' (events: {', '.join(known)})")
+    def __init__(self, name: str, known, what: str = "event"):
+        super().__init__(f"unknown {what} '{name}' (events: {', '.join(known)})")
+
+
+class HookInputError(TorchsmError):
+    """The hook's stdin is not a JSON object: the run is recorded as an error, and the
+    agent may stop (torchsm never keeps it working on input it could not read)."""
+
+    def __init__(self, problem: str):
+        super().__init__(f"{problem}; the agent may stop")
+
+
+class SettingsRefused(TorchsmError):
+    """Claude Code's settings file is not what `hooks install` can merge into; it is left
+    as it was."""
+
+    def __init__(self, where, problem: str, fix_by_hand: bool = False):
+        fix = "fix it by hand first, " if fix_by_hand else ""
+        super().__init__(f"{where} {problem}; {fix}nothing was changed")
+
+
+class ProjectNotFound(TorchsmError):
+    """`hooks install --project` names no folder: install adds the project's .claude
+    folder, never the project itself, so a typo is an error, not a new tree of folders."""
+
+    def __init__(self, project, exists: bool = False):
+        if exists:
+            super().__init__(f"the project {project} is not a folder; nothing was changed")
+            return
+        import shlex
+
+        super().__init__(f"the project {project} does not exist: create it first (mkdir -p "
+                         f"{shlex.quote(str(project))}) or check the path; nothing was changed")
 
 
 class TransitionRefused(TorchsmError):

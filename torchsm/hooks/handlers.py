@@ -16,7 +16,7 @@ from torchsm.clock import format_time
 from torchsm.config import Config, Home
 from torchsm.hooks import context
 from torchsm.hooks.context import HookContext, HookResult
-from torchsm.errors import TorchsmError
+from torchsm.errors import HookInputError, UnknownEvent
 from torchsm.names import check_name
 from torchsm.storage import store
 from torchsm.work import work_queue
@@ -31,10 +31,6 @@ CONTEXT_MESSAGES = 5
 SNAPSHOT_TRANSITIONS = 10
 
 
-class HookInputError(TorchsmError):
-    """The hook's stdin is not a JSON object."""
-
-
 def run_hook(home: Home, config: Config, event: str, nova: str, raw: str | bytes, *,
              now: float | None = None, env: Mapping[str, str] | None = None) -> HookResult:
     """Handle one hook call and record it (nova, event, session, duration, outcome).
@@ -44,7 +40,7 @@ def run_hook(home: Home, config: Config, event: str, nova: str, raw: str | bytes
     started = time.monotonic()
     handler = HANDLERS.get(event)
     if handler is None:
-        raise TorchsmError(f"unknown hook event '{event}' (events: {', '.join(HANDLERS)})")
+        raise UnknownEvent(event, HANDLERS, what="hook event")
     check_name(nova)
     payload, problem = _parse_payload(raw)
     with store.open_store(home, config.db.lock_timeout_s) as db:
@@ -56,7 +52,7 @@ def run_hook(home: Home, config: Config, event: str, nova: str, raw: str | bytes
         if not result.recorded:
             context.save_run(ctx, result)
     if problem:
-        raise HookInputError(f"{problem}; the agent may stop")
+        raise HookInputError(problem)
     return result
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from torchsm import user_files
-from torchsm.errors import FileChangedMeanwhile, FileUnwritable, TorchsmError
+from torchsm.errors import FileChangedMeanwhile, FileUnwritable, ProjectNotFound, SettingsRefused
 
 # Claude Code's hook name -> torchsm's kebab-case event
 EVENTS = {
@@ -120,8 +120,7 @@ def merged_settings(settings: dict[str, Any], nova: str, home: Path,
                     where: str = "settings.json") -> dict[str, Any]:
     """`settings` with torchsm's entry for every event (and the user's own entries kept)."""
     if not isinstance(settings.get("hooks", {}), dict):
-        raise TorchsmError(f"{where}: 'hooks' is not an object; fix it by hand first, "
-                           "nothing was changed")
+        raise SettingsRefused(f"{where}: 'hooks'", "is not an object", fix_by_hand=True)
     merged = dict(settings)
     hooks = dict(merged.get("hooks") or {})
     for claude_event, event in EVENTS.items():
@@ -129,8 +128,8 @@ def merged_settings(settings: dict[str, Any], nova: str, home: Path,
         if groups is None:
             groups = []
         if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
-            raise TorchsmError(f"{where}: 'hooks.{claude_event}' is not a list of objects; "
-                               "fix it by hand first, nothing was changed")
+            raise SettingsRefused(f"{where}: 'hooks.{claude_event}'", "is not a list of objects",
+                                  fix_by_hand=True)
         kept = [g for g in (_without_ours(group, event, nova, home) for group in groups)
                 if g is not None]
         kept.append({"hooks": [{"type": "command",
@@ -178,12 +177,8 @@ def install(project: Path, nova: str, home: Path, now: float | None = None) -> d
 def _require_project(project: Path) -> None:
     """The project must be there: install adds its .claude folder, never the project
     itself, so a typo in --project is an error, not a new tree of folders."""
-    if project.is_dir():
-        return
-    if project.exists():
-        raise TorchsmError(f"the project {project} is not a folder; nothing was changed")
-    raise TorchsmError(f"the project {project} does not exist: create it first (mkdir -p "
-                       f"{shlex.quote(str(project))}) or check the path; nothing was changed")
+    if not project.is_dir():
+        raise ProjectNotFound(project, exists=project.exists())
 
 
 def _write_with_backup(dest: user_files.Destination, data: bytes, raw: bytes, mode: int,
@@ -223,17 +218,15 @@ def _read(dest: user_files.Destination) -> tuple[dict[str, Any], bytes]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise TorchsmError(f"{path} is not valid UTF-8 (byte {exc.start}); nothing was changed") \
-            from None
+        raise SettingsRefused(path, f"is not valid UTF-8 (byte {exc.start})") from None
     try:
         data = json.loads(text, parse_constant=_no_constant)
     except ValueError as exc:
-        raise TorchsmError(f"{path} is not valid JSON ({exc}); nothing was changed") from None
+        raise SettingsRefused(path, f"is not valid JSON ({exc})") from None
     except RecursionError:
-        raise TorchsmError(f"{path} is nested too deeply to be settings; nothing was changed") \
-            from None
+        raise SettingsRefused(path, "is nested too deeply to be settings") from None
     if not isinstance(data, dict):
-        raise TorchsmError(f"{path} does not hold a JSON object; nothing was changed")
+        raise SettingsRefused(path, "does not hold a JSON object")
     return data, raw
 
 
