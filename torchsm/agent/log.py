@@ -111,6 +111,13 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+def exit_words(exit_status: int | None) -> str:
+    """An agent's exit status (negative: the signal that killed it) for a footer."""
+    if exit_status is None:
+        return "no exit status recorded"
+    return f"exit {exit_status}" if exit_status >= 0 else f"killed by signal {-exit_status}"
+
+
 # --- reading --------------------------------------------------------------------------------
 
 def open_current(home: Home, name: str) -> IO[bytes] | None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from torchsm.agent import orphans, session
+from torchsm.agent.log import exit_words
 from torchsm.agent.reader import SessionReader
 from torchsm.clock import format_time
 from torchsm.config import Config, Home
@@ -71,8 +72,7 @@ def how_it_ended(run: session.SessionRun) -> str:
     elif run.exit_status is None:
         ended = run.stderr_tail or "did not start"
     else:
-        ended = (f"exit {run.exit_status}" if run.exit_status >= 0
-                 else f"killed by signal {-run.exit_status}")
+        ended = exit_words(run.exit_status)
     return f"{ended} after {run.duration_s:.1f} s"
 
 

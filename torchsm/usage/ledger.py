@@ -149,13 +149,23 @@ FINISHED_ALONE = "the agent finished; its supervisor ended before it settled the
 
 
 def close_finished(conn: sqlite3.Connection, session_id: int, at: float,
-                   result: dict[str, Any] | None = None) -> None:
+                   result: dict[str, Any] | None = None,
+                   last_assistant_message: str | None = None) -> None:
     """Close as `ok` a row a dead supervisor left whose agent exited 0 (its keeper said
-    so), with what its `result` line reported when the keeper kept it. Any other end may
-    be the agent stopped with its supervisor: `close_abandoned`."""
+    so), with what its `result` line reported and its last message when the keeper kept
+    them. Any other end may be the agent stopped with its supervisor: `close_abandoned`."""
     finish(conn, session_id, SessionEnd(ended_at=at, exit_status=0, outcome="ok",
-                                        error=FINISHED_ALONE, **reported(result or {})),
+                                        error=FINISHED_ALONE, **reported(result or {}),
+                                        last_assistant_message=last_assistant_message),
            only_running=True)
+
+
+def note_last_message(conn: sqlite3.Connection, session_id: int, text: str | None) -> None:
+    """The last assistant message of a session still `running` whose supervisor died,
+    read from what its keeper kept (None: nothing to note)."""
+    if text is not None:
+        conn.execute(f"UPDATE sessions SET last_assistant_message = ? WHERE id = ?"
+                     f" AND outcome = '{RUNNING}'", (text, session_id))
 
 
 # SessionEnd field <- (where in the result line, a whole number?, least, most)
