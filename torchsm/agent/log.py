@@ -17,6 +17,7 @@ finds NAME.log replaced reads the old file to its end before it opens the new on
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import os
 import threading
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 from typing import IO, Callable, Iterable, Iterator
 
-from torchsm.config import Home, LogsConfig
+from torchsm.config import Config, Home, LogsConfig
 from torchsm.terminal import printable
 
 MARK = "=== session "
@@ -177,12 +178,34 @@ def follow(home: Home, name: str, current: IO[bytes] | None, *,
             if current is not None:  # what was written to it before it was replaced
                 yield from _decoded(io.BytesIO(pending + current.read()))
                 pending = b""
-                current.close()
-            current = open_current(home, name)
+            current = _next_file(home, name, current)
         else:
             time.sleep(poll_s)
     if current is not None:
         current.close()
+
+
+def _next_file(home: Home, name: str, done: IO[bytes] | None) -> IO[bytes] | None:
+    """The file written after `done` (which is closed) once it was rotated: the one just
+    newer than where it is now (NAME.log.K -> NAME.log.K-1), so that a follower that
+    lags two rotations behind loses nothing; else NAME.log."""
+    if done is None:
+        return open_current(home, name)
+    inode = os.fstat(done.fileno()).st_ino
+    done.close()
+    files = old_files(home, name) + [log_path(home, name)]
+    for older, newer in zip(files, files[1:]):
+        if _inode(older) == inode:
+            with contextlib.suppress(FileNotFoundError):
+                return open(newer, "rb")
+    return open_current(home, name)
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None
 
 
 def _replaced(path: Path, current: IO[bytes] | None) -> bool:
@@ -192,6 +215,23 @@ def _replaced(path: Path, current: IO[bytes] | None) -> bool:
     except FileNotFoundError:
         return False
     return current is None or found != os.fstat(current.fileno()).st_ino
+
+
+def check_session(home: Home, config: Config, name: str, session_id: int | None) -> None:
+    """NovaNotFound unless Nova `name` exists; SessionNotFound unless session
+    `session_id` (when given) was one of its sessions."""
+    from torchsm.errors import SessionNotFound
+    from torchsm.names import check_name
+    from torchsm.storage import store
+    from torchsm.usage import ledger
+
+    def check(conn) -> None:
+        nova = store.nova_named(conn, check_name(name))
+        if session_id is not None and ledger.nova_of(conn, session_id) != nova.id:
+            raise SessionNotFound(session_id, name)
+
+    with store.open_store(home, config.db.lock_timeout_s) as db:
+        db.read(check)
 
 
 # --- one session's part -----------------------------------------------------------------------
