@@ -303,3 +303,54 @@ def test_a_claim_left_without_a_session_goes_back_when_the_supervisor_starts(bri
     out = brief_torch("run", "torch", "--until-idle", "--", *quick).out
     assert "claims a supervisor left without a session; item 1 back to pending" in out
     assert brief_torch("queue", "list", "--json").json()[0]["status"] == "done"
+
+
+def agent_speaking_after_the_kill(tmp_path, exit_status: int = 0):
+    """An agent that prints a line, waits for the file `go` (its supervisor is killed
+    meanwhile), then prints to stdout and stderr, says its last message as Claude Code
+    would, and exits `exit_status`."""
+    go = tmp_path / "go"
+    command = agent_script(tmp_path, f"""
+        import json, os, sys, time
+        print("before the kill", flush=True)
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.01)
+        print("after the kill", flush=True)
+        print("a complaint after the kill", file=sys.stderr, flush=True)
+        print(json.dumps({{"type": "assistant", "message": {{"content": [
+            {{"type": "text", "text": "my last words"}}]}}}}), flush=True)
+        sys.exit({exit_status})
+    """)
+    return command, go
+
+
+def session_log(cli: Cli, session_id: int) -> list[str]:
+    from torchsm.agent import log as agent_log
+
+    home = Home(cli.home)
+    return [line.rstrip("\n") for line in agent_log.session_part(
+        agent_log.kept_lines(home, "torch"), session_id)]
+
+
+@pytest.mark.parametrize("exit_status", [0, 3])
+def test_what_an_orphan_said_after_its_supervisor_died_is_logged_and_settled(brief_torch,
+                                                                             tmp_path,
+                                                                             exit_status):
+    # the keeper kept it, the recovery read it and deleted it unread by anyone
+    brief_torch("queue", "add", "speak after the kill")
+    command, go = agent_speaking_after_the_kill(tmp_path, exit_status)
+    path = brief_torch.home / "log" / "torch.log"
+    first = start(brief_torch, "torch", "--agent-output", "claude-code", "--", *command)
+    wait_for(lambda: path.exists() and "before the kill" in path.read_text())
+    first.kill()  # -9: no handler runs
+    first.communicate(timeout=10)
+    go.touch()
+    brief_torch("run", "torch", "--until-idle", "--", "true")
+    part = session_log(brief_torch, 1)
+    assert part[0].startswith("=== session 1 ") and part[1] == "before the kill"
+    assert part[2].startswith("=== session 1 after its supervisor died")
+    assert {"after the kill", "a complaint after the kill"} <= set(part[3:-1])
+    assert part[-1].startswith("=== session 1 ended ") and f"exit {exit_status}" in part[-1]
+    assert query(brief_torch, "SELECT last_assistant_message FROM sessions WHERE id = 1") == [
+        ("my last words",)]
+    assert not list((brief_torch.home / "run").glob("session-*"))

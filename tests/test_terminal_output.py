@@ -174,6 +174,7 @@ def test_the_logs_session_header_is_one_visible_line(fast_torch):
     fast_torch("queue", "add", "first line " + SNEAKY + "\nsecond line")
     fast_torch("run", "torch", "--once", "--", "true")
     log = (fast_torch.home / "log" / "torch.log").read_text()
-    [header] = [line for line in log.splitlines() if line.startswith("=== ")]
+    header, footer = [line for line in log.splitlines() if line.startswith("=== ")]
     assert_visible(header)
+    assert footer.startswith("=== session 1 ended ")
     assert "\\x1b]0;pwned\\x07 ok\\u202egnp.exe\\u2069" in header

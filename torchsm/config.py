@@ -197,6 +197,15 @@ class AlertsConfig:
 
 
 @record
+class LogsConfig:
+    """HOME/log/NAME.log, what a Nova's agent printed (torchsm.agent.log): past `max_bytes`
+    it becomes NAME.log.1, and the oldest of `keep` such files goes."""
+
+    max_bytes: int = 16 * 1024 * 1024
+    keep: int = 4  # a Nova's log takes at most (keep + 1) * max_bytes
+
+
+@record
 class Config:
     redis_url: str = DEFAULT_REDIS_URL
     safety: SafetyConfig = SafetyConfig()
@@ -209,6 +218,7 @@ class Config:
     dreams: DreamsConfig = DreamsConfig()
     memory: MemoryConfig = MemoryConfig()
     alerts: AlertsConfig = AlertsConfig()
+    logs: LogsConfig = LogsConfig()
     # name -> raw table; validated and merged by torchsm.personalities
     personalities: dict[str, dict[str, Any]] = {}
     # account name -> overrides of [usage] keys and max_cost_usd_per_day
@@ -303,6 +313,8 @@ RANGES: dict[str, NumberRange] = {
     "alerts.evaluate_every_s": duration(positive=True),
     "alerts.command_timeout_s": duration(positive=True),
     "alerts.command_attempts": count(1, 100),
+    "logs.max_bytes": count(4096, 2**40),  # a few lines at least, at most a TiB
+    "logs.keep": count(0, 1000),  # 0: no old file kept
 }
 
 
@@ -359,6 +371,7 @@ _SECTIONS = {
     "dreams": DreamsConfig,
     "memory": MemoryConfig,
     "alerts": AlertsConfig,
+    "logs": LogsConfig,
 }
 
 

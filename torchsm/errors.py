@@ -355,3 +355,10 @@ class DreamRunning(TorchsmError):
 
     def __init__(self, name: str, pid: int | str):
         super().__init__(f"a dream of {name} is already running (pid {pid})")
+
+
+class SessionNotFound(TorchsmError):
+    """No such session of that Nova in the ledger."""
+
+    def __init__(self, session_id: int, name: str):
+        super().__init__(f"no session {session_id} of {name}")

@@ -12,7 +12,8 @@ A supervisor killed outright (kill -9, OOM) must not cost the agent's work: an a
 has just finished its item and is about to exit 0 would otherwise die of the death signal
 or of writing to the dead supervisor's pipe, and its item would run again. So the keeper
 outlives its supervisor: the agent never writes to the supervisor's pipe (the keeper
-relays its output and, once nobody reads it, keeps the rest in FILES.out), and a
+relays its output and, once nobody reads it, keeps the rest: stdout in FILES.out,
+stderr in FILES.err; the next supervisor adds them to the Nova's log), and a
 dead supervisor (the keeper's parent-death signal, SIGUSR1) does not stop the agent. It
 may finish the session it was given, at most `--timeout` seconds from its start, after
 which the keeper stops it (SIGTERM, SIGKILL after `--grace`). The next supervisor finds
@@ -47,7 +48,8 @@ class Options:
     def __init__(self, files: str, command: list[str], timeout_s: float = 3600,
                  grace_s: float = 10):
         self.command, self.timeout_s, self.grace_s = command, timeout_s, grace_s
-        self.exit_file, self.orphan_output = f"{files}.exit", f"{files}.out"
+        self.exit_file = f"{files}.exit"
+        self.orphan_output = {1: f"{files}.out", 2: f"{files}.err"}  # by the agent's fd
         self.keeper_file = f"{files}.keeper"
 
 
@@ -103,8 +105,8 @@ class Keeper:
         self.pid = 0  # the agent's, once it runs
         self.orphaned = False
         self.started = time.monotonic()
-        self.kept_bytes = 0
-        self.kept = None  # the orphan output file, once opened
+        self.kept_bytes = 0  # of both: ORPHAN_OUTPUT_MAX in all
+        self.kept: dict = {}  # the agent's fd -> the file that keeps it, once opened
         self.out_open = self.err_open = True
 
     def orphan(self) -> None:
@@ -140,8 +142,8 @@ class Keeper:
                     self.pass_on(signal.SIGKILL)
                     killed = True
         self._drain(out_r, err_r)
-        if self.kept is not None:
-            self.kept.close()
+        for kept in self.kept.values():
+            kept.close()
         return status
 
     def _relay(self, out_r: int, err_r: int) -> None:
@@ -180,21 +182,21 @@ class Keeper:
                 return
             except OSError:  # EPIPE: the supervisor is gone (its death signal may lag)
                 self.orphaned = True
-        if to_fd == 1:
-            self._keep(chunk)
+        self._keep(to_fd, chunk)
 
-    def _keep(self, chunk: bytes) -> None:
-        """An orphan's output, for the supervisor that settles its session."""
-        path = self.options.orphan_output
-        if path is None or self.kept_bytes >= ORPHAN_OUTPUT_MAX:
+    def _keep(self, to_fd: int, chunk: bytes) -> None:
+        """An orphan's output (stdout or stderr), for the supervisor that settles its
+        session."""
+        if self.kept_bytes >= ORPHAN_OUTPUT_MAX:
             return
         try:
-            if self.kept is None:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                self.kept = os.fdopen(fd, "wb")
+            if to_fd not in self.kept:
+                fd = os.open(self.options.orphan_output[to_fd],
+                             os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                self.kept[to_fd] = os.fdopen(fd, "wb")
             chunk = chunk[:ORPHAN_OUTPUT_MAX - self.kept_bytes]
-            self.kept.write(chunk)
-            self.kept.flush()
+            self.kept[to_fd].write(chunk)
+            self.kept[to_fd].flush()
             self.kept_bytes += len(chunk)
         except OSError:
             self.kept_bytes = ORPHAN_OUTPUT_MAX  # nowhere to keep it: stop trying

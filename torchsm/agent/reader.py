@@ -1,4 +1,4 @@
-"""Reading a running session: the agent's log, and the provider's usage signals stored the
+"""Reading a running session: the agent's log (torchsm.agent.log), and the provider's usage signals stored the
 moment they are read.
 
 Claude Code prints a `rate_limit_event` after every API response, before that turn's Stop
@@ -12,18 +12,14 @@ for the settling of the session.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from typing import Any, Callable
 
+from torchsm.agent.log import AgentLog
 from torchsm.config import Config, Home
 from torchsm.errors import TorchsmError
 from torchsm.storage import store
-from torchsm.terminal import printable
 from torchsm.usage import accounts, limits
-
-LOG_ROTATE_BYTES = 20 * 1024 * 1024
 
 Emit = Callable[..., None]  # emit(event, message, **data)
 
@@ -31,14 +27,16 @@ Emit = Callable[..., None]  # emit(event, message, **data)
 class SessionReader:
     """What the supervisor does with one session's output while it runs."""
 
-    def __init__(self, home: Home, config: Config, nova: store.NovaRow, heading: str,
-                 emit: Emit, clock: Callable[[], float] = time.time):
+    def __init__(self, home: Home, config: Config, nova: store.NovaRow, session_id: int,
+                 heading: str, emit: Emit, clock: Callable[[], float] = time.time):
         self.home, self.config, self.nova, self.emit, self.clock = home, config, nova, emit, clock
-        self.log = AgentLog(home, nova.name, heading)
+        self.log = AgentLog(home, nova.name, config.logs)
+        self.log.header(session_id, heading)  # first: a follower sees the session begin
         self.unstored: list[dict[str, Any]] = []  # rate_limit_event infos left for the settling
         self._db: store.Store | None = None
 
     def text(self, block: str) -> None:
+        """Complete lines of the agent's stdout or stderr, logged as they are read."""
         self.log.write(block)
 
     def signal(self, kind: str, obj: dict[str, Any]) -> None:
@@ -80,25 +78,3 @@ class SessionReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-class AgentLog:
-    """HOME/log/NAME.log: what the Nova's agent printed, session by session. Past
-    LOG_ROTATE_BYTES it becomes NAME.log.1 (replacing the one before)."""
-
-    def __init__(self, home: Home, name: str, heading: str):
-        home.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = home.log_dir / f"{name}.log"
-        with contextlib.suppress(FileNotFoundError):
-            if path.stat().st_size > LOG_ROTATE_BYTES:
-                os.replace(path, path.with_name(f"{name}.log.1"))
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self.file = os.fdopen(fd, "a", encoding="utf-8", errors="replace")
-        # one line a person can trust: the heading quotes the item's text
-        self.file.write(f"=== {printable(heading, multiline=False)}\n")
-
-    def write(self, line: str) -> None:
-        self.file.write(line if line.endswith("\n") else line + "\n")
-
-    def close(self) -> None:
-        self.file.close()

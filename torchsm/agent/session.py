@@ -231,6 +231,7 @@ def run_session(argv: list[str], *, env: dict[str, str], cwd: str | None = None,
                 grace_s: float = 10, should_stop: Callable[[], bool] = lambda: False,
                 on_line: Callable[[str], None] | None = None,
                 on_text: Callable[[str], None] | None = None,
+                on_error_text: Callable[[str], None] | None = None,
                 on_signal: Callable[[str, dict[str, Any]], None] | None = None,
                 on_start: Callable[[int], None] | None = None,
                 session_files: str | None = None, claude_code: bool = False,
@@ -239,7 +240,8 @@ def run_session(argv: list[str], *, env: dict[str, str], cwd: str | None = None,
 
     The child runs in its own process group so a timeout or shutdown reaches the whole
     tree it started: SIGTERM, then SIGKILL after `grace_s`. `on_line` sees every line of
-    stdout; `on_text` sees the same output in blocks of complete lines (cheaper);
+    stdout; `on_text` sees the same output in blocks of complete lines (cheaper),
+    `on_error_text` stderr's;
     `on_signal` each rate_limit_event and api_retry as it is read (on the reader thread),
     only when `claude_code` (the agent speaks Claude Code's JSON);
     `on_start` the agent's pid once it runs. The agent is asked to die with this process
@@ -270,9 +272,12 @@ def run_session(argv: list[str], *, env: dict[str, str], cwd: str | None = None,
             for line in text.splitlines(keepends=True):
                 on_line(line)
 
-    readers = [_pump_blocks(proc.stdout, handle_stdout),
-               _pump_blocks(proc.stderr, lambda text: stderr_tail.extend(
-                   line.rstrip()[:2000] for line in text.splitlines()[-TAIL_LINES:]))]
+    def handle_stderr(text: str) -> None:
+        stderr_tail.extend(line.rstrip()[:2000] for line in text.splitlines()[-TAIL_LINES:])
+        if on_error_text is not None:
+            on_error_text(text)
+
+    readers = [_pump_blocks(proc.stdout, handle_stdout), _pump_blocks(proc.stderr, handle_stderr)]
     if stdin_text is not None:
         _write_stdin(proc, stdin_text)
     deadline = time.monotonic() + timeout_s

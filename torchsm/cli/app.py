@@ -35,6 +35,8 @@ COMMANDS = {
     "message": "messages:message",
     "run": "run:run",
     "usage": "usage:usage",
+    "logs": "logs:logs",
+    "sessions": "sessions:sessions",
     "service": "service:service",
     "dream": "dream:dream",
     "memory": "memory:memory",

@@ -84,7 +84,8 @@ def lock_if_free(home: Home, name: str) -> SupervisorLock | None:
 def session_files(home: Home, session_id: int) -> Path:
     """The prefix of the files the agent's keeper (torchsm.agent.keeper) writes for session
     `session_id` until it is settled: .keeper (who keeps the agent), .exit (how the agent
-    ended), .out (what it wrote after its supervisor died); and .claude-code, which the
+    ended), .out and .err (what it wrote to stdout and stderr after its supervisor died);
+    and .claude-code, which the
     supervisor writes when the agent speaks Claude Code's JSON."""
     folder = run_dir(home)
     folder.mkdir(mode=0o700, exist_ok=True)
@@ -101,6 +102,10 @@ def keeper_path(home: Home, session_id: int) -> Path:
 
 def orphan_output_path(home: Home, session_id: int) -> Path:
     return run_dir(home) / f"session-{session_id}.out"
+
+
+def orphan_errors_path(home: Home, session_id: int) -> Path:
+    return run_dir(home) / f"session-{session_id}.err"
 
 
 def declare_claude_code(home: Home, session_id: int) -> None:
@@ -120,7 +125,7 @@ def _claude_code_path(home: Home, session_id: int) -> Path:
 
 def remove_session_files(home: Home, session_id: int) -> None:
     """Forget session `session_id`'s keeper files: the session is settled."""
-    for suffix in (".exit", ".exit.tmp", ".out", ".keeper", ".keeper.tmp", ".claude-code"):
+    for suffix in (".exit", ".exit.tmp", ".out", ".err", ".keeper", ".keeper.tmp", ".claude-code"):
         try:
             os.unlink(run_dir(home) / f"session-{session_id}{suffix}")
         except FileNotFoundError:

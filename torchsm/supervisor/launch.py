@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from torchsm.agent import orphans, session
+from torchsm.agent.log import exit_words
 from torchsm.agent.reader import SessionReader
 from torchsm.clock import format_time
 from torchsm.config import Config, Home
@@ -39,23 +40,40 @@ def launch(home: Home, config: Config, nova: store.NovaRow, taken: Taken,
     argv, prompt_on_stdin = session.build_argv(list(agent.command), taken.prompt)
     cfg = config.supervisor
     started = agent.clock()
-    heading = f"session {taken.session_id} {format_time(started)} ({describe(taken)})"
+    heading = f"{format_time(started)} ({describe(taken)})"
     if agent.claude_code:
         run_files.declare_claude_code(home, taken.session_id)
-    with SessionReader(home, config, nova, heading, agent.emit, agent.clock) as reader:
+    with SessionReader(home, config, nova, taken.session_id, heading, agent.emit,
+                       agent.clock) as reader:
         try:
             run = session.run_session(
                 argv, env=child_env(home, nova.name, taken, agent), cwd=agent.cwd,
                 stdin_text=taken.prompt if prompt_on_stdin else None,
                 timeout_s=cfg.session_timeout_s, grace_s=cfg.stop_grace_s,
-                should_stop=agent.should_stop, on_text=reader.text, on_signal=reader.signal,
+                should_stop=agent.should_stop, on_text=reader.text, on_error_text=reader.text,
+                on_signal=reader.signal,
                 on_start=lambda pid: _record_pid(home, config, taken, pid),
                 session_files=str(run_files.session_files(home, taken.session_id)),
                 claude_code=agent.claude_code, clock=agent.clock)
         except OSError as exc:  # the command vanished or is not executable any more
             run = session.SessionRun(argv, started, agent.clock(), None, False, False,
                                     session.SessionOutput(), f"cannot start: {exc}")
+        reader.log.footer(taken.session_id, f"{format_time(run.ended_at)} {how_it_ended(run)}")
         return run, reader.unstored
+
+
+def how_it_ended(run: session.SessionRun) -> str:
+    """For the log's footer: the exit as the agent's process ended (the outcome the
+    supervisor judges from it is in the ledger: `torchsm sessions`)."""
+    if run.timed_out:
+        ended = "timed out: stopped"
+    elif run.stopped:
+        ended = "stopped with its supervisor"
+    elif run.exit_status is None:
+        ended = run.stderr_tail or "did not start"
+    else:
+        ended = exit_words(run.exit_status)
+    return f"{ended} after {run.duration_s:.1f} s"
 
 
 def child_env(home: Home, name: str, taken: Taken, agent: Agent) -> dict[str, str]:

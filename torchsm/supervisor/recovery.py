@@ -9,7 +9,9 @@ Cleaning up: an agent of the session that still runs is stopped, its whole group
 (torchsm.agent.orphans); then the session is closed and the items it still holds go back to the
 queue, uncounted (the item is not to blame for the crash). An item the agent finished
 stays done, and so does the session's own item when its keeper (torchsm.agent.keeper) recorded a
-clean exit: the agent finished it even though nobody settled the session.
+clean exit: the agent finished it even though nobody settled the session. What the agent
+printed after its supervisor died, as its keeper kept it, is read for the session's
+result and last message, and added to the Nova's log before the keeper's files go.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from typing import Callable
 
 from torchsm.agent import keeper, orphans, session
+from torchsm.agent.log import AgentLog, exit_words
 from torchsm.clock import format_time
 from torchsm.config import Config, Home
 from torchsm.dreams import memory
@@ -67,12 +70,15 @@ def recover(home: Home, config: Config, name: str, now: float, emit: Emit,
     since = min(row[1] for row in left)
     # how each agent ended, as its keeper recorded it (None: no record)
     ended = {row[0]: keeper.read_exit(str(run_files.exit_path(home, row[0]))) for row in left}
-    said = {row[0]: _orphan_output(home, row[0]) for row in left}
+    kept = {row[0]: _kept(home, row[0]) for row in left}  # (stdout, stderr)
+    said = {session_id: _understood(home, session_id, out)
+            for session_id, (out, _) in kept.items()}
 
     def close(conn):
         finished = [row for row in left if ended[row[0]] == 0]
         for session_id, _, _, _, item_id in finished:
-            ledger.close_finished(conn, session_id, now, said[session_id].result)
+            ledger.close_finished(conn, session_id, now, said[session_id].result,
+                                  said[session_id].last_assistant_text)
             if item_id is not None and work_queue.finish_claimed_by(conn, item_id, name, now):
                 # done, not rerun; its episode has what the agent said last
                 memory.remember_episode(conn, config, name, work_queue.load_item(conn, item_id),
@@ -82,12 +88,15 @@ def recover(home: Home, config: Config, name: str, now: float, emit: Emit,
             for info in output.rate_limit_events:
                 rows, _ = accounts.windows_from_event(info, now, name)
                 accounts.learn(conn, account, rows, now)
+        for session_id, output in said.items():  # the others: closed as abandoned next
+            ledger.note_last_message(conn, session_id, output.last_assistant_text)
         closed = ledger.close_abandoned(conn, _nova_id(conn, name), now) + len(finished)
         return closed, work_queue.release_claims_in(conn, name, since=0 if own else since,
                                                    now=now, counted=False)
 
     with store.open_store(home, config.db.lock_timeout_s) as db:
         closed, released = db.write(close)
+    _log_orphans(home, config, name, kept, ended, now)
     for session_id in ended:
         run_files.remove_session_files(home, session_id)
     back = "".join(f"; item {item_id} back to {status}" for item_id, status in released)
@@ -127,18 +136,43 @@ def _with_keeper(home: Home, row: tuple) -> tuple:
     return session_id, started_at, pid, ticks, item_id
 
 
-def _orphan_output(home: Home, session_id: int) -> session.SessionOutput:
-    """What an agent wrote after its supervisor died, as its keeper kept it (read as
-    Claude Code's JSON only when its supervisor said the agent speaks it)."""
-    output = session.SessionOutput(claude_code=run_files.spoke_claude_code(home, session_id))
+def _kept(home: Home, session_id: int) -> tuple[str, str]:
+    """What an agent wrote to stdout and to stderr after its supervisor died, as its
+    keeper kept it (at most keeper.ORPHAN_OUTPUT_MAX in all)."""
+    return (_read(run_files.orphan_output_path(home, session_id)),
+            _read(run_files.orphan_errors_path(home, session_id)))
+
+
+def _read(path) -> str:
     try:
-        with open(run_files.orphan_output_path(home, session_id), "rb") as f:
-            text = f.read().decode("utf-8", errors="replace")
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", errors="replace")
     except OSError:
-        return output
+        return ""
+
+
+def _understood(home: Home, session_id: int, text: str) -> session.SessionOutput:
+    """An orphan's stdout read as a session's (as Claude Code's JSON only when its
+    supervisor said the agent speaks it)."""
+    output = session.SessionOutput(claude_code=run_files.spoke_claude_code(home, session_id))
     if text:
         output.feed_block(text if text.endswith("\n") else text + "\n")
     return output
+
+
+def _log_orphans(home: Home, config: Config, name: str, kept: dict[int, tuple[str, str]],
+                 ended: dict[int, int | None], now: float) -> None:
+    """Close each left session's part of the Nova's log, with what its agent printed
+    after its supervisor died (stdout, then stderr: their order between them is lost)."""
+    with AgentLog(home, name, config.logs) as log:
+        for session_id, (out, err) in kept.items():
+            if out or err:
+                log.header(session_id, "after its supervisor died: what its agent printed "
+                                       "then, as its keeper kept it")
+                log.write(out)
+                log.write(err)
+            log.footer(session_id, f"{format_time(now)} {exit_words(ended[session_id])}, "
+                                   "settled after its supervisor died")
 
 
 def recover_others(home: Home, config: Config, me: str, now: float, emit: Emit) -> list:

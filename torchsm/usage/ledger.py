@@ -43,26 +43,6 @@ class SessionEnd:
     last_assistant_message: str | None = None
 
 
-@dataclass(frozen=True)
-class SessionRow:
-    id: int
-    nova: str
-    kind: str
-    item_id: int | None
-    signal_id: int | None
-    started_at: float
-    ended_at: float | None
-    exit_status: int | None
-    outcome: str
-    error: str | None
-
-    def as_json(self) -> dict[str, Any]:
-        return {"id": self.id, "nova": self.nova, "kind": self.kind, "item": self.item_id,
-                "signal": self.signal_id, "started_at": format_time(self.started_at),
-                "ended_at": format_time(self.ended_at), "exit_status": self.exit_status,
-                "outcome": self.outcome, "error": self.error}
-
-
 def start(conn: sqlite3.Connection, *, nova_id: int, kind: str, prompt: str,
           item_id: int | None, signal_id: int | None, at: float) -> int:
     """Record a session as running; its id."""
@@ -185,13 +165,23 @@ FINISHED_ALONE = "the agent finished; its supervisor ended before it settled the
 
 
 def close_finished(conn: sqlite3.Connection, session_id: int, at: float,
-                   result: dict[str, Any] | None = None) -> None:
+                   result: dict[str, Any] | None = None,
+                   last_assistant_message: str | None = None) -> None:
     """Close as `ok` a row a dead supervisor left whose agent exited 0 (its keeper said
-    so), with what its `result` line reported when the keeper kept it. Any other end may
-    be the agent stopped with its supervisor: `close_abandoned`."""
+    so), with what its `result` line reported and its last message when the keeper kept
+    them. Any other end may be the agent stopped with its supervisor: `close_abandoned`."""
     finish(conn, session_id, SessionEnd(ended_at=at, exit_status=0, outcome="ok",
-                                        error=FINISHED_ALONE, **reported(result or {})),
+                                        error=FINISHED_ALONE, **reported(result or {}),
+                                        last_assistant_message=last_assistant_message),
            only_running=True)
+
+
+def note_last_message(conn: sqlite3.Connection, session_id: int, text: str | None) -> None:
+    """The last assistant message of a session still `running` whose supervisor died,
+    read from what its keeper kept (None: nothing to note)."""
+    if text is not None:
+        conn.execute(f"UPDATE sessions SET last_assistant_message = ? WHERE id = ?"
+                     f" AND outcome = '{RUNNING}'", (text, session_id))
 
 
 # SessionEnd field <- (where in the result line, a whole number?, least, most)
@@ -253,10 +243,59 @@ def close_abandoned(conn: sqlite3.Connection, nova_id: int, at: float) -> int:
         (ABANDONED_ERROR, at, nova_id, RUNNING)).rowcount
 
 
-def recent(conn: sqlite3.Connection, nova: str, limit: int = 20) -> list[SessionRow]:
-    """The Nova's latest sessions, oldest first."""
+@dataclass(frozen=True)
+class SessionRow:
+    """One session as `torchsm sessions` lists it. The listing's columns are in one
+    place: these fields, each read by its expression in _LISTED (a column the ledger
+    gains, tokens or the model, say, is listed by adding it to both)."""
+
+    id: int
+    started_at: float
+    nova: str
+    kind: str
+    item_id: int | None
+    outcome: str
+    ended_at: float | None
+    exit_status: int | None
+    cost_usd: float | None
+    num_turns: int | None
+    input_tokens: int | None
+    output_tokens: int | None
+
+    @property
+    def duration_s(self) -> float | None:
+        """How long it ran (None while it runs)."""
+        return None if self.ended_at is None else max(self.ended_at - self.started_at, 0.0)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "started_at": format_time(self.started_at), "nova": self.nova,
+                "kind": self.kind, "item": self.item_id, "outcome": self.outcome,
+                "ended_at": format_time(self.ended_at), "duration_s": self.duration_s,
+                "exit_status": self.exit_status, "cost_usd": self.cost_usd,
+                "turns": self.num_turns, "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens}
+
+
+_LISTED = {"id": "s.id", "started_at": "s.started_at", "nova": "n.name", "kind": "s.kind",
+           "item_id": "s.item_id", "outcome": "s.outcome", "ended_at": "s.ended_at",
+           "exit_status": "s.exit_status", "cost_usd": "s.cost_usd",
+           "num_turns": "s.num_turns", "input_tokens": "s.input_tokens",
+           "output_tokens": "s.output_tokens"}
+_LISTED_COLUMNS = ", ".join(_LISTED[name] for name in SessionRow.__dataclass_fields__)
+
+
+def latest(conn: sqlite3.Connection, nova_id: int | None, limit: int) -> list[SessionRow]:
+    """The latest `limit` sessions of one Nova (of every Nova: `nova_id` None), newest
+    first."""
+    only = "WHERE s.nova_id = ?" if nova_id is not None else ""
     rows = conn.execute(
-        "SELECT s.id, n.name, s.kind, s.item_id, s.signal_id, s.started_at, s.ended_at,"
-        " s.exit_status, s.outcome, s.error FROM sessions s JOIN novas n ON n.id = s.nova_id"
-        " WHERE n.name = ? ORDER BY s.id DESC LIMIT ?", (nova, limit)).fetchall()
-    return [SessionRow(*row) for row in reversed(rows)]
+        f"SELECT {_LISTED_COLUMNS} FROM sessions s JOIN novas n ON n.id = s.nova_id {only}"
+        " ORDER BY s.started_at DESC, s.id DESC LIMIT ?",
+        (*([nova_id] if nova_id is not None else []), limit)).fetchall()
+    return [SessionRow(*row) for row in rows]
+
+
+def nova_of(conn: sqlite3.Connection, session_id: int) -> int | None:
+    """The id of the Nova session `session_id` was of (None: no such session)."""
+    row = conn.execute("SELECT nova_id FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    return row[0] if row else None

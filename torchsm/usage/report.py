@@ -55,6 +55,18 @@ def usage_report(home: Home, config: Config, name: str | None, since_s: float,
             "novas": per_nova}
 
 
+def recent_sessions(home: Home, config: Config, name: str | None,
+                    limit: int) -> list[ledger.SessionRow]:
+    """`torchsm sessions`: the latest `limit` sessions of Nova `name` (NovaNotFound when
+    there is none), or of every Nova, newest first."""
+    def read(conn) -> list[ledger.SessionRow]:
+        nova_id = None if name is None else store.load_novas_or_one(conn, name)[0].id
+        return ledger.latest(conn, nova_id, limit)
+
+    with store.open_store(home, config.db.lock_timeout_s) as db:
+        return db.read(read)
+
+
 def _nova_usage(conn, nova: store.NovaRow, since: float, now: float,
                 bucket_s: int) -> dict[str, Any]:
     rows = conn.execute(
