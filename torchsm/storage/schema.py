@@ -36,6 +36,8 @@ class Nova(Base):
     limit_hold: Mapped[str | None] = mapped_column(Text)
     # the account whose usage windows, limit holds and cost budget the Nova shares
     account: Mapped[str] = mapped_column(String(32), server_default="default", index=True)
+    # the agent command the Nova keeps, a JSON list of words (0014): it wins over `up`'s
+    command: Mapped[str | None] = mapped_column(Text)
 
 
 class HistoryRow(Base):
@@ -187,7 +189,7 @@ class AgentSession(Base):
     item_id: Mapped[int | None] = mapped_column(Integer)
     signal_id: Mapped[int | None] = mapped_column(Integer)
     exit_status: Mapped[int | None] = mapped_column(Integer)
-    # running | ok | failed | crashed | timeout | stopped | rate_limited | overloaded | billing | auth
+    # running, or a torchsm.outcomes.Outcome
     outcome: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     agent_session_id: Mapped[str | None] = mapped_column(String(64))
@@ -195,6 +197,10 @@ class AgentSession(Base):
     num_turns: Mapped[int | None] = mapped_column(Integer)
     input_tokens: Mapped[int | None] = mapped_column(Integer)
     output_tokens: Mapped[int | None] = mapped_column(Integer)
+    # what the agent's result reports beside them (0014)
+    model: Mapped[str | None] = mapped_column(String(64))
+    cache_creation_tokens: Mapped[int | None] = mapped_column(Integer)
+    cache_read_tokens: Mapped[int | None] = mapped_column(Integer)
     api_error_status: Mapped[int | None] = mapped_column(Integer)
     limit_events: Mapped[str | None] = mapped_column(Text)  # JSON list
     last_assistant_message: Mapped[str | None] = mapped_column(Text)
