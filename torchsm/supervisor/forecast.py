@@ -5,9 +5,11 @@ The answer is the supervisor's own rule, not a copy of it: admission.why_not on 
 read now, asked at the signal's due time and again at the end of each refusal, as the
 supervisor's loop asks after each wait. A refusal that no time ends (a hold only a person
 lifts) ends the search. A Nova that dreams or compacts is asked as working: the supervisor
-ends an idle dream when work arrives and resumes the Nova before it asks. What the facts
-cannot know stays out: a session running now (the wake waits for its end), an
-overload's backoff the loop keeps in memory, and no supervisor at all (nothing starts).
+ends an idle dream when work arrives and resumes the Nova before it asks. What the
+database cannot tell is read from the supervisor's plan and lock: no supervisor at all
+(nothing starts), a session running now (the wake waits for its end), a wait that only a
+critical wake cuts short (other signals wait for its end). An overload's backoff, which
+the loop keeps in memory, stays out.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from torchsm.clock import format_time
 from torchsm.config import Config, Home
 from torchsm.machine import State
+from torchsm.mirror import streams
 from torchsm.storage import run_files, store
 from torchsm.supervisor import admission
 from torchsm.supervisor.admission import Rule
@@ -36,6 +39,7 @@ _ALLOWS = {
     Rule.QUIET_HOURS: "quiet hours end",
 }
 DUE = "due"  # the rule of a start that only waits for the signal's own due time
+NEXT_LOOK = "next look"  # ... that waits for the supervisor's wait to end
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class Start:
     that time, and why in words."""
 
     at: float | None
-    rule: str | None  # an admission rule, `due`, or None when it starts now
+    rule: str | None  # an admission rule, `due`, `next look`, `running`; None: now or never
     why: str
     now: float
     supervisor_pid: int | None = None
@@ -125,5 +129,26 @@ def for_signal(home: Home, config: Config, signal: wake.Signal, now: float,
         facts = db.read(lambda conn: admission.read_facts(conn, config, signal.nova,
                                                           request, now))
     at, refusal = first_start(facts, signal.due_at, now)
-    return dataclasses.replace(describe(at, refusal, critical, now),
-                               supervisor_pid=pid)
+    start = describe(at, refusal, critical, now)
+    if not critical:
+        start = after_next_look(start, plan)
+    return dataclasses.replace(start, supervisor_pid=pid)
+
+
+def after_next_look(start: Start, plan: dict[str, Any]) -> Start:
+    """A waiting supervisor looks for work when its wait ends; only a critical wake or a
+    change of the Nova cuts the wait short (loop.Supervisor._cut_short), so other work
+    starts no sooner than that."""
+    looks_at = _epoch(plan.get("next_start")) if plan.get("state") == "waiting" else None
+    if start.at is None or looks_at is None or looks_at <= start.at:
+        return start
+    why = (f"starts when its supervisor looks again, in {_seconds(looks_at - start.now)} "
+           f"(at {format_time(looks_at)}): {plan.get('why')}")
+    return Start(looks_at, NEXT_LOOK, why, start.now)
+
+
+def _epoch(iso: Any) -> float | None:
+    try:
+        return streams.epoch(iso)
+    except (TypeError, ValueError, AttributeError):
+        return None  # no planned start ("far future", none)
