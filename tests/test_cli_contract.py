@@ -64,7 +64,8 @@ def test_status_json_shape(cli: Cli):
     cli("transition", "torch", "cool", "--for", "30", "--reason", "test")
     [row] = cli("status", "torch", "--json").json()
     assert set(row) == {"nova", "state", "since", "until", "reason", "personality", "cool_streak", "account",
-                        "limit_hold", "next_start", "plan"}
+                        "limit_hold", "next_start", "plan", "why"}
+    assert row["why"] == f"cooling until {row['until']} (test)"  # now; `reason`: the history's
     assert (row["next_start"], row["plan"]) == (None, None)  # no supervisor runs
     assert (row["nova"], row["state"], row["reason"], row["personality"]) == (
         "torch", "cooling", "test", "torch")

@@ -164,7 +164,7 @@ def test_hot_paths_do_not_import_sqlalchemy_alembic_or_redis(steady_torch, args)
 
 def test_wake_stores_and_lists_by_due_time(steady_torch):
     assert steady_torch("wake", "torch", "Suggestion: tidy the docs").out.startswith(
-        "torch: wake #1 low, due in 1800s (")
+        "torch: wake #1 low: queued; no supervisor runs for torch")
     sent = steady_torch("wake", "torch", "Hotfix needed for the pricing bug", "--json").json()
     assert (sent["tier"], sent["woke"]) == ("high", None)
     steady_torch("nova", "add", "echo")
@@ -181,7 +181,7 @@ def test_a_critical_wake_moves_a_cooling_nova_to_working_as_a_forced_transition(
     steady_torch("transition", "torch", "cool", "--for", "600")
     out = steady_torch("wake", "torch", "Production database is down").out
     assert out.splitlines() == [out.splitlines()[0], "torch: cooling -> working (forced)"]
-    assert "critical, due now" in out
+    assert "critical: queued; no supervisor runs for torch" in out
     last = steady_torch("history", "torch", "--json").json()[-1]
     assert (last["from"], last["to"], last["forced"]) == ("cooling", "working", True)
     assert last["reason"] == "critical wake #1: Production database is down"

@@ -199,3 +199,82 @@ def test_near_identical_is_about_wording_not_numbers():
     assert wake.normalise("Disk at 91% on db-3!") == wake.normalise("disk at 93%  on DB-3")
     assert not wake.is_near_identical(wake.normalise("deploy web"),
                                       wake.normalise("deploy api"))
+
+
+# Issue 22: data loss and leaked credentials are critical; an explicit "low priority" (or
+# "not urgent", "no rush", "whenever you have time"...) caps the tier at low, whatever the
+# content words say; documentation and maintenance chores are background. The rows marked
+# "stays" must not move.
+ISSUE_22 = [
+    # data loss
+    ("We lost customer data in the last migration", C),
+    ("the database lost rows overnight", C),
+    ("Rows are missing from the orders table after the deploy", C),
+    ("Someone accidentally deleted the production database", C),
+    ("the S3 bucket was wiped", C),
+    # leaked credentials
+    ("our AWS credentials leaked on GitHub", C),
+    ("The API key was leaked in a public gist", C),
+    ("a password was committed to the public repo", C),
+    ("We exposed the Stripe secret key in the client bundle", C),
+    ("credentials exposed in the CI logs", C),
+    # explicit words win over content words: they cap the tier at low
+    ("low priority: fix the flaky test", L),
+    ("Not urgent, but the login page is slow", L),
+    ("no rush: refactor the parser", L),
+    ("whenever you have time, add pagination", L),
+    ("When you get a chance, look at the regression in the RC", L),
+    ("no hurry, the nightly build failed again", L),
+    ("Low-prio: the prod API is down", L),
+    ("low priority: the database lost rows", L),  # the sender knows; words are a guess
+    ("no rush: fix the typos in the docs", B),  # a cap, never a raise
+    # documentation and maintenance chores
+    ("Document the new config options", B),
+    ("Update the dependency on click", B),
+    ("Fix the linter warnings", B),
+    ("Remove unused imports", B),
+    ("Add type hints to the store module", B),
+    ("Delete stale branches", B),
+    ("Update the copyright year", B),
+    ("Silence the deprecation warnings in the test output", B),
+    ("Write a tutorial for the CLI", B),
+    # stays
+    ("the docs server is down and customers cannot log in", C),
+    ("Memory on prod-api keeps climbing, probably a leak", H),
+    ("the server crashes whenever we deploy", C),
+    ("this is not low priority: checkout is slow", M),
+    ("Fix the memory leak in the token cache", M),
+    ("Make sure no secrets are committed: add a pre-commit check", M),
+    ("Check that temporary files are deleted after each run", M),
+    ("Rotate the API tokens after the audit", M),
+    ("Please add pagination to the /users endpoint", M),
+]
+
+
+@pytest.mark.parametrize("message,expected", ISSUE_22)
+def test_issue_22_tiers(message, expected):
+    result = wake.classify(message, config=CONFIG, now=NOON, tz=UTC)
+    assert result.tier is expected, result.explain()
+
+
+def test_an_explicit_low_is_explained_and_senders_still_weigh():
+    result = wake.classify("low priority: the nightly build failed", config=CONFIG,
+                           now=NOON, tz=UTC)
+    assert [(f.kind, f.name) for f in result.fired] == [
+        ("content", "failure"), ("explicit", "explicit-low")]
+    assert result.tier is L
+    paged = wake.classify("low priority: the nightly build failed", sender="pagerduty",
+                          config=CONFIG, now=NOON, tz=UTC)
+    assert paged.tier is M
+
+
+def test_classifying_stays_fast():
+    import time
+
+    wake.classify("warm the rule cache", config=CONFIG, now=NOON)
+    messages = [m for m, _ in ISSUE_22] * 10
+    started = time.perf_counter()
+    for message in messages:
+        wake.classify(message, config=CONFIG, now=NOON, tz=UTC)
+    per_message = (time.perf_counter() - started) / len(messages)
+    assert per_message < 0.005  # measured ~0.12 ms; a generous bound for noisy machines

@@ -275,13 +275,15 @@ def _wait_over(nova: store.NovaRow, now: float) -> bool:
 
 def status(home: Home, config: Config, name: str | None = None) -> list[dict[str, Any]]:
     """Every Nova's state (or one Nova's), as the stable `status --json` objects."""
+    return [nova_json(row) for row in nova_rows(home, config, name)]
+
+
+def nova_rows(home: Home, config: Config, name: str | None = None) -> list[store.NovaRow]:
+    """Every Nova's row (or one Nova's: NovaNotFound when there is none)."""
     with store.open_store(home, config.db.lock_timeout_s) as db:
         if name is None:
-            rows = db.read(store.load_novas)
-        else:
-            row = db.read(lambda conn: store.nova_named(conn, check_name(name)))
-            rows = [row]
-    return [nova_json(row) for row in rows]
+            return db.read(store.load_novas)
+        return [db.read(lambda conn: store.nova_named(conn, check_name(name)))]
 
 
 def nova_json(row: store.NovaRow) -> dict[str, Any]:

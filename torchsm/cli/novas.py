@@ -104,6 +104,11 @@ def status(env: Env, name: str | None, watch: bool, interval: float) -> None:
     plans to start the next session, and why.
 
     \b
+    REASON (`why` in --json) is the current reason: the wait and its cause for a cooling
+    or meditating Nova, what its supervisor does or waits for for a working one, or that
+    no supervisor runs. `reason` in --json is the last transition's, as in `history`.
+
+    \b
     With --watch the table is redrawn until Ctrl-C (exit 0): on a terminal the screen is
     cleared before each frame; otherwise frames follow each other, a blank line between
     (with --json, one line of JSON per frame)."""
@@ -114,9 +119,9 @@ def status(env: Env, name: str | None, watch: bool, interval: float) -> None:
 
 
 def _emit_status(env: Env, name: str | None) -> None:
-    from torchsm.storage.run_files import with_plans
+    from torchsm.observe.nova_status import status_rows
 
-    rows = with_plans(env.home, novas.status(env.home, env.config, name))
+    rows = status_rows(env.home, env.config, name)
     env.emit(rows, lambda: _status_text(rows)
              if rows else "no Novas (add one with `torchsm nova add NAME`)")
 
@@ -152,7 +157,7 @@ def _watch(env: Env, name: str | None, interval: float) -> None:
 
 def _status_text(rows: list[dict]) -> str:
     lines = [table([[r["nova"], r["state"], r["since"], r["until"], r["personality"],
-                     r["account"], _next_start(r), r["reason"]] for r in rows],
+                     r["account"], _next_start(r), r["why"]] for r in rows],
                    ["NOVA", "STATE", "SINCE", "UNTIL", "PERSONALITY", "ACCOUNT", "NEXT START",
                     "REASON"])]
     lines += [f"{r['nova']}: supervised (pid {r['plan']['pid']}): {r['plan']['why']}"

@@ -43,7 +43,9 @@ def _first_word(args: list[str]) -> str | None:
 def wake() -> None:
     """Wake signals: `wake NAME MESSAGE [--sender S]` classifies a signal for Nova NAME
     into a tier (critical, high, medium, low, background), stores it with its due time
-    and prints both. A critical signal wakes a cooling or meditating Nova at once.
+    and prints when NAME's supervisor will start the session for it and why (its own
+    rules: the rhythm, a cooldown, the budgets...), or that no supervisor runs for NAME.
+    A critical signal wakes a cooling or meditating Nova at once.
 
     `wake classify` shows how a message would be classified; `wake list` shows the
     pending signals. To wake a Nova named like a subcommand: `wake -- list MESSAGE`."""
@@ -56,14 +58,23 @@ def wake() -> None:
 @common_options
 @pass_env
 def wake_send(env: Env, name: str, message: str, sender: str | None) -> None:
-    """Classify a signal for Nova NAME, store it, print its tier and due time."""
-    sent = signals.send(env.home, env.config, name, message, sender=sender,
-                        load=signals.load_per_core())
-    env.emit(sent.as_json(), lambda: _sent_text(sent))
+    """Classify a signal for Nova NAME, store it, print its tier and when the session
+    for it starts, and why (or that no supervisor runs for NAME)."""
+    import time
+
+    from torchsm.supervisor import forecast
+
+    load = signals.load_per_core()
+    sent = signals.send(env.home, env.config, name, message, sender=sender, load=load)
+    start = forecast.for_signal(env.home, env.config, sent.signal, time.time(), load)
+    env.emit({**sent.as_json(), "start": start.as_json()}, lambda: _sent_text(sent, start))
 
 
-def _sent_text(sent: signals.SentSignal) -> str:
-    text = f"{sent.signal.nova}: wake #{sent.signal.id} {sent.classification.summary()}"
+def _sent_text(sent: signals.SentSignal, start) -> str:
+    signal = sent.signal
+    text = f"{signal.nova}: wake #{signal.id} {signal.tier.value}: {start.why}"
+    if start.at is None and signal.due_at > start.now:
+        text += f" (due {format_time(signal.due_at)})"
     if sent.woke is not None:
         text += f"\n{sent.woke.nova}: {sent.woke.source} -> {sent.woke.target} (forced)"
     return text

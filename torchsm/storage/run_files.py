@@ -81,6 +81,27 @@ def lock_if_free(home: Home, name: str) -> SupervisorLock | None:
     return SupervisorLock(fd, path)
 
 
+def supervisor_pid(home: Home, name: str) -> int | None:
+    """The pid of Nova `name`'s live supervisor; None when none runs. Asked of its lock,
+    which the kernel drops with the process (a plan file may outlive a killed one): held,
+    and the pid written in it alive. A lock held while another supervisor cleans up after
+    a dead one (lock_if_free) names the dead one: no supervisor. The probe holds a shared
+    lock for a moment; a supervisor starting then retries (lock_supervisor)."""
+    try:
+        fd = os.open(run_dir(home) / f"{name}.lock", os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None  # never supervised here
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None  # nobody holds it; closing drops the probe
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        pid = int(holder) if holder.isdigit() else None
+        return pid if _alive(pid) else None
+    finally:
+        os.close(fd)
+
+
 def session_files(home: Home, session_id: int) -> Path:
     """The prefix of the files the agent's keeper (torchsm.agent.keeper) writes for session
     `session_id` until it is settled: .keeper (who keeps the agent), .exit (how the agent

@@ -3,7 +3,8 @@
 `classify` is a pure function of the message, the sender, the config, earlier signals, the
 time and the load, so every rule is testable without a clock or a database:
 1. content: every regex rule that matches fires; the most urgent tier wins; no match
-   means `medium` (an ordinary request);
+   means `medium` (an ordinary request); then the sender's explicit words ("low
+   priority", "not urgent", "no rush", "whenever you have time") cap it at `low`;
 2. sender: `[wake.senders]` moves the tier (+1 one tier more urgent, -1 less);
 3. repetition: the same or a near-identical signal within `repeat_window_s` raises it one
    tier (once, however many repeats);
@@ -37,6 +38,8 @@ from torchsm.mirror import outbox, streams
 from torchsm.storage import store
 from torchsm.tiers import DEFERRABLE, Tier
 
+_SECRET = r"(api[- ]?)?(keys?|secrets?|tokens?|credentials?|passwords?|passphrases?)"
+
 # tier -> {rule name: regex}, matched case-insensitively. Config rules of the same name
 # replace these (an empty regex removes one). Medium has no rules: it is the default.
 DEFAULT_RULES: dict[Tier, dict[str, str]] = {
@@ -47,11 +50,23 @@ DEFAULT_RULES: dict[Tier, dict[str, str]] = {
                   r"|\bunavailable\b|\bnot responding\b|\b50[234]\b",
         "resources-exhausted": r"\b(disk|volume|partition) (is )?full\b"
                                r"|\bout of (disk|memory|space)\b|\bno space left\b|\bOOM\b",
-        "data-loss": r"\bdata loss\b|\blost (the )?data\b|\bdropped the \w+ table\b"
-                     r"|\bcorrupt(ed|ion)?\b|\bcannot restore\b",
+        "data-loss": r"\bdata ?loss\b|\blost (\w+ ){0,2}(data|rows|records|entries|orders"
+                     r"|tables?|commits|transactions|backups?|messages|emails)\b"
+                     r"|\b(data|rows|records|entries|tables?|commits|backups?|database|db"
+                     r"|bucket|volume)\b[\w ]{0,30}?\b(went|are|is|were|was|got|have been"
+                     r"|has been) (missing|lost|gone|wiped|erased|deleted|destroyed"
+                     r"|overwritten)\b"
+                     r"|\b(wiped|erased|deleted|dropped|truncated|destroyed|overwrote)"
+                     r" (\w+ ){0,2}(database|db|bucket|volume|tables?|data|backups?)\b"
+                     r"|\bcorrupt(ed|ion)?\b|\bcannot (restore|recover)\b|\bunrecoverable\b",
+        "leaked-credentials": rf"\b(leak(ed|ing)|expos(ed|ing)) (\w+ ){{0,2}}{_SECRET}\b"
+                              rf"|\b{_SECRET} (was |were |has been |have been |got |are |is )?"
+                              r"(leaked|exposed)\b"
+                              rf"|\b{_SECRET} (was|were|has been|have been|got) (committed"
+                              r"|pushed|published|posted|printed|logged)\b"
+                              rf"|\b{_SECRET} in (a |the )?(public|plain ?text|clear ?text)\b",
         "security-incident": r"\bsecurity incident\b|\bbreach(ed)?\b|\bcompromised\b"
-                             r"|\bleak(ed)? (api )?(keys?|secrets?|tokens?|credentials?"
-                             r"|passwords?)\b|\bintrusion\b|\bransomware\b"
+                             r"|\bintrusion\b|\bransomware\b"
                              r"|\bunauthori[sz]ed access\b|\bhas root\b",
         "emergency": r"\burgent\b|\bemergency\b|\bsev ?[01]\b|\bp0\b",
     },
@@ -72,10 +87,32 @@ DEFAULT_RULES: dict[Tier, dict[str, str]] = {
     },
     Tier.BACKGROUND: {
         "docs": r"\bdocs?\b|\bdocumentation\b|\breadme\b|\bdocstrings?\b|\btypos?\b"
-                r"|\bchangelog\b|\bstyle guide\b",
-        "maintenance": r"\bmaintenance\b|\bclean ?up\b|\btidy\b|\bbump\b|\bdependencies\b"
-                       r"|\bvacuum\b|\breformat\b|\bformatter\b|\brename\b"
-                       r"|\bhousekeeping\b|\bold log",
+                r"|\bchangelog\b|\bstyle guide\b|\btutorials?\b|\bman ?pages?\b"
+                r"|\bdocument (the|how|why|what|our|all|each|every)\b"
+                r"|\b(code )?comments\b|\bcopyright\b",
+        "maintenance": r"\bmaintenance\b|\bclean ?up\b|\btidy\b|\bbump\b"
+                       r"|\bdependenc(y|ies)\b|\bdeps\b|\bvacuum\b|\breformat\b"
+                       r"|\bformatter\b|\brename\b|\bhousekeeping\b|\bold logs?\b"
+                       r"|\blint(er|ing)?\b|\bunused (imports?|code|variables?|functions?)\b"
+                       r"|\bdead code\b|\btype (hints?|annotations?)\b|\bstale branch(es)?\b"
+                       r"|\bdeprecation warnings?\b|\bgitignore\b",
+    },
+}
+
+# Words by which a sender says that a signal can wait. They cap its tier (never raise
+# it), whatever the content rules matched: the sender has looked, while content rules only
+# guess from words ("low priority: the staging database lost rows" is the sender's call,
+# and without this nobody could say "not urgent" of anything that names a failure).
+# Senders' weights and repetition still move the capped tier.
+EXPLICIT_RULES: dict[Tier, dict[str, str]] = {
+    Tier.LOW: {
+        "explicit-low": r"(?<!not )(?<!n't )\blow(est)?[- ]?prio(rity)?\b"
+                        r"|\bnot (a |high |top )?priority\b|\bnon-?urgent\b"
+                        r"|\bnot (very |that |so |too )?urgent\b|\bno (rush|hurry|urgency)\b"
+                        r"|\bwhen(ever)? (you|u) (can|like|have (the |some )?time"
+                        r"|find (the |some )?time|get (a chance|to it|(a)?round to it))\b"
+                        r"|\bwhenever\s*([.!;)]|$)|\bat your (leisure|convenience)\b"
+                        r"|\b(it|this|that) can wait\b",
     },
 }
 
@@ -104,7 +141,7 @@ class PastSignal:
 class Fired:
     """One rule that fired: what kind, which, its effect on tier or due time, and why."""
 
-    kind: str  # content | default | sender | repetition | quiet-hours | load
+    kind: str  # content | default | explicit | sender | repetition | quiet-hours | load
     name: str
     effect: str
     detail: str
@@ -153,6 +190,7 @@ def classify(message: str, *, sender: str | None = None, config: WakeConfig | No
     now = time.time() if now is None else now
     fired: list[Fired] = []
     tier = _content_tier(message, compiled_rules(config), fired)
+    tier = _explicitly_capped(tier, message, _explicit_rules(), fired)
     tier = _sender_adjusted(tier, sender, config.senders, fired)
     tier = _repetition_escalated(tier, message, history, now, config.repeat_window_s, fired)
     due_at = now + tier.delay_s
@@ -194,6 +232,25 @@ def _content_tier(message: str, rules: list[Rule], fired: list[Fired]) -> Tier:
                            "no content rule matched"))
         return Tier.MEDIUM
     return min(matched, key=lambda t: t.rank)
+
+
+@lru_cache(maxsize=1)
+def _explicit_rules() -> list[Rule]:
+    return [Rule(tier, name, re.compile(pattern, re.IGNORECASE))
+            for tier, rules in EXPLICIT_RULES.items() for name, pattern in rules.items()]
+
+
+def _explicitly_capped(tier: Tier, message: str, rules: list[Rule],
+                       fired: list[Fired]) -> Tier:
+    """The tier no more urgent than what the sender's own words say (EXPLICIT_RULES)."""
+    for rule in rules:
+        found = rule.pattern.search(message)
+        if found:
+            capped = max(tier, rule.tier, key=lambda t: t.rank)
+            fired.append(Fired("explicit", rule.name, capped.value,
+                               f"matched {found.group(0)!r}: at most {rule.tier.value}"))
+            tier = capped
+    return tier
 
 
 def _sender_adjusted(tier: Tier, sender: str | None, weights: dict[str, int],
