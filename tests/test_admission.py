@@ -12,10 +12,11 @@ import pytest
 
 from supervisor_support import T0, FakeClock, config_with, sessions, supervisor
 from torchsm import novas
+from torchsm.clock import format_time
 from torchsm.storage import store
 from torchsm.supervisor import admission, rhythm
 from torchsm.supervisor.loop import Wait
-from torchsm.usage import accounts, pacing
+from torchsm.usage import accounts, ledger, pacing
 from torchsm.work import work_queue
 
 BASE = """
@@ -77,6 +78,66 @@ def test_a_move_to_an_account_at_its_limit_while_the_work_is_taken_starts_no_ses
     assert sessions(nova_home) == []
     assert item_status(nova_home, config, item) == ("pending", 0)
     assert isinstance(step, Wait) and step.until == reset + config.usage.reset_margin_s
+
+
+def another_nova_starts(home, config, name="echo"):
+    """Another Nova of the account (another supervisor) records a start at T0."""
+    def start(conn):
+        nova_id = store.nova_named(conn, name).id
+        return ledger.start(conn, nova_id=nova_id, kind="item", prompt="p", item_id=None,
+                            signal_id=None, at=T0)
+
+    with store.open_store(home) as db:
+        db.write(start)
+
+
+def test_another_novas_start_while_the_work_is_taken_staggers_this_one(nova_home, monkeypatch):
+    config = config_with(BASE + "[usage]\nstart_stagger_s = 5\n")
+    novas.add(nova_home, config, "echo", now=T0 - 7200)
+    item = add_item(nova_home, config)
+    while_claiming(monkeypatch, lambda: another_nova_starts(nova_home, config))
+    step = supervisor(nova_home, config, ["true"], FakeClock()).step(T0)
+    assert len(sessions(nova_home)) == 1  # echo's only
+    assert item_status(nova_home, config, item) == ("pending", 0)
+    assert isinstance(step, Wait) and step.until == T0 + 5 and "start stagger" in step.why
+    assert not step.critical_cuts
+
+
+def test_the_last_place_under_the_cap_taken_meanwhile_starts_no_session(nova_home,
+                                                                         monkeypatch):
+    config = config_with(BASE + "[accounts.default]\nmax_running_sessions = 1\n"
+                                "start_stagger_s = 0\n")
+    novas.add(nova_home, config, "echo", now=T0 - 7200)
+    item = add_item(nova_home, config)
+    while_claiming(monkeypatch, lambda: another_nova_starts(nova_home, config))
+    step = supervisor(nova_home, config, ["true"], FakeClock()).step(T0)
+    assert len(sessions(nova_home)) == 1
+    assert item_status(nova_home, config, item) == ("pending", 0)
+    assert isinstance(step, Wait) and step.until == T0 + admission.CAP_LOOK_AGAIN_S
+    assert step.why.startswith("1 of 1 sessions of account default running")
+
+
+def test_a_session_whose_agent_ended_holds_no_place(nova_home):
+    """A row still `running` whose recorded agent is gone (its supervisor is settling it,
+    or died) is not counted; one not launched yet is."""
+    config = config_with(BASE + "[usage]\nmax_running_sessions = 1\nstart_stagger_s = 0\n")
+    novas.add(nova_home, config, "echo", now=T0 - 7200)
+    another_nova_starts(nova_home, config)
+    request = admission.Request("item", False)
+
+    def refusal():
+        with store.open_store(nova_home) as db:
+            return db.read(lambda conn: admission.check(conn, config, "torch", request,
+                                                        T0 + 1))[1]
+
+    assert refusal().rule is admission.Rule.RUNNING_SESSIONS
+    accounts.move_nova(nova_home, config, "echo", "other", now=T0)
+    assert refusal() is None  # another account's session holds no place on this one
+    accounts.move_nova(nova_home, config, "echo", "default", now=T0)
+    assert refusal().rule is admission.Rule.RUNNING_SESSIONS
+    with store.open_store(nova_home) as db:  # no pid reaches 2**22 (Linux's pid_max)
+        db.write(lambda conn: ledger.record_agent(conn, 1, 2**22 + 1, 12345))
+    assert refusal() is None
 
 
 # --- the decision as a table ----------------------------------------------------------------
@@ -145,6 +206,35 @@ TABLE = [
     ("a due wake had its quiet hours", facts(quiet_hours=QUIET, kind="wake"), None, None),
     ("the rhythm before quiet hours", facts(quiet_hours=QUIET, last_end=NOW - 50), "rhythm",
      NOW + 50),
+    # the account's sessions at once, and the spacing of their starts
+    ("the account's sessions at the cap", facts(running_on_account=2, running_cap=2),
+     "running sessions", NOW + admission.CAP_LOOK_AGAIN_S),
+    ("past the cap (a lowered cap)", facts(running_on_account=3, running_cap=2),
+     "running sessions", NOW + admission.CAP_LOOK_AGAIN_S),
+    ("a place left under the cap", facts(running_on_account=1, running_cap=2), None, None),
+    ("no cap", facts(running_on_account=50, running_cap=0), None, None),
+    ("a critical wake waits for a place too",
+     facts(running_on_account=2, running_cap=2, kind="wake", critical=True),
+     "running sessions", NOW + admission.CAP_LOOK_AGAIN_S),
+    ("a limit before the cap", facts(usage=STOP, running_on_account=2, running_cap=2),
+     "usage limit", NOW + 900),
+    ("the rhythm before the cap", facts(last_end=NOW - 50, running_on_account=2,
+                                        running_cap=2), "rhythm", NOW + 50),
+    ("another Nova of the account started within the stagger",
+     facts(account_last_start=NOW - 2, stagger_s=5), "start stagger", NOW + 3),
+    ("... a whole stagger ago", facts(account_last_start=NOW - 5, stagger_s=5), None, None),
+    ("the stagger off", facts(account_last_start=NOW, stagger_s=0), None, None),
+    ("no other start on the account", facts(account_last_start=None, stagger_s=5), None,
+     None),
+    ("a critical wake is staggered too",
+     facts(account_last_start=NOW - 1, stagger_s=5, kind="wake", critical=True),
+     "start stagger", NOW + 4),
+    ("the cap before the stagger", facts(running_on_account=2, running_cap=2,
+                                         account_last_start=NOW - 1, stagger_s=5),
+     "running sessions", NOW + admission.CAP_LOOK_AGAIN_S),
+    ("quiet hours before the stagger",
+     facts(quiet_hours=QUIET, account_last_start=NOW - 1, stagger_s=5), "quiet hours",
+     QUIET_END),
 ]
 
 
@@ -168,6 +258,12 @@ def test_refusals_say_why_in_words():
     assert why(quiet_hours=QUIET).startswith(f"quiet hours ({QUIET}) until ")
     assert "`torchsm transition torch work` resumes it" in why(
         nova=nova("meditating", NOW - 1, HOLD))
+    assert why(running_on_account=2, running_cap=2) == (
+        "2 of 2 sessions of account default running (max_running_sessions); looking again "
+        f"at {format_time(NOW + admission.CAP_LOOK_AGAIN_S)}")
+    assert why(account_last_start=NOW - 2, stagger_s=5) == (
+        f"start stagger: a session of account default started at {format_time(NOW - 2)};"
+        f" the next starts 5 s later, at {format_time(NOW + 3)}")
 
 
 def test_only_the_rhythm_and_quiet_hours_yield_to_a_critical_wake():

@@ -173,6 +173,21 @@ def test_a_hold_for_a_person_has_no_time(after_one_session):
     assert start.why.startswith("waits: held") and start.at is None
 
 
+def test_a_full_account_is_asked_again_at_the_next_look_only(after_one_session):
+    """A full cap names no time its sessions end: the answer is the supervisor's next
+    look, not a search that walks past it ask after ask."""
+    import dataclasses
+
+    home, config = after_one_session
+    facts = dataclasses.replace(facts_at(home, config, T0 + 30), running_on_account=2,
+                                running_cap=2)
+    at, refusal = forecast.first_start(facts, T0 + 30, T0 + 30)
+    assert (at, refusal.rule) == (T0 + 30 + admission.CAP_LOOK_AGAIN_S,
+                                  admission.Rule.RUNNING_SESSIONS)
+    start = forecast.describe(at, refusal, True, T0 + 30)
+    assert start.why.startswith("starts when a session of the account ends, in 2.0 s")
+
+
 def test_a_wake_during_a_session_starts_after_it(torch_home):
     import os
 

@@ -126,6 +126,8 @@ class UsageConfig:
     stop_utilization: float = 0.95
     reset_margin_s: float = 120
     auto_resume: bool = True
+    max_running_sessions: int = 0  # sessions of one account running at once (0: no cap)
+    start_stagger_s: float = 5  # two Novas of one account start this far apart (0: off)
 
 
 @record
@@ -287,6 +289,8 @@ RANGES: dict[str, NumberRange] = {
     "usage.slow_utilization": UTILIZATION,
     "usage.stop_utilization": UTILIZATION,
     "usage.reset_margin_s": duration(),
+    "usage.max_running_sessions": count(0),  # 0: no cap
+    "usage.start_stagger_s": duration(),  # 0: off
     "wake.load_defer_per_core": LOAD_PER_CORE,
     "wake.repeat_window_s": duration(),
     "queue.lease_s": duration(positive=True),

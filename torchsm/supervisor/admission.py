@@ -19,7 +19,15 @@ The rules, in the order they are asked:
 - overload: a 529's short backoff (the loop remembers it, the facts carry it);
 - usage pacing: the windows spread what is left of them until the reset;
 - rhythm: the floor of the gap for a critical wake, the whole rest for other work;
-- quiet hours: ordinary work only (a due wake had them applied when it was sent).
+- quiet hours: ordinary work only (a due wake had them applied when it was sent);
+- running sessions: the account's `max_running_sessions` running at once;
+- start stagger: another Nova of the account started less than `start_stagger_s` ago.
+The last two are the account's and hold every kind of start, a critical wake's too: many
+Novas of one account that start together (at a reset, at `torchsm up`) meet "server is
+temporarily limiting requests". They come last, so a refusal names the firmer time of
+the other rules first. Being asked in the transaction that records the start (BEGIN
+IMMEDIATE), the last place under the cap and the next slot of the stagger go to one
+supervisor only; the others are refused and look again.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from torchsm import novas, personalities
+from torchsm.agent import orphans
 from torchsm.clock import format_time
 from torchsm.config import Config, cost_limit_for, usage_for
 from torchsm.machine import WAITING_STATES, State
@@ -36,6 +45,8 @@ from torchsm.supervisor import rhythm
 from torchsm.usage import budget, ledger, limits, pacing
 
 WAITING_VALUES = tuple(s.value for s in WAITING_STATES)
+# No time ends a full cap (a session ends when it ends): how soon a Nova looks again.
+CAP_LOOK_AGAIN_S = 2.0
 
 
 class Rule(str, Enum):
@@ -49,6 +60,8 @@ class Rule(str, Enum):
     USAGE_PACING = "usage pacing"
     RHYTHM = "rhythm"
     QUIET_HOURS = "quiet hours"
+    RUNNING_SESSIONS = "running sessions"
+    START_STAGGER = "start stagger"
 
     @property
     def yields_to_critical(self) -> bool:
@@ -91,6 +104,10 @@ class Facts:
     last_end: float | None  # when the Nova's last session ended
     quiet_hours: str
     not_before: float = 0.0  # an overload's backoff: no start before this
+    running_on_account: int = 0  # the account's sessions whose agent has not ended
+    running_cap: int = 0  # the account's max_running_sessions (0: no cap)
+    account_last_start: float | None = None  # another Nova's latest start on the account
+    stagger_s: float = 0.0  # the account's start_stagger_s (0: off)
 
 
 def check(conn, config: Config, name: str, request: Request,
@@ -106,14 +123,27 @@ def read_facts(conn, config: Config, name: str, request: Request, now: float) ->
     profile = personalities.get_personality(nova.personality, config.personalities)
     gap = rhythm.gap(profile, ledger.count(conn, nova.id), request.load_per_core,
                      config.supervisor.load_stretch_above)
+    account = usage_for(config, nova.account)
     return Facts(
-        nova, request.kind, request.critical, usage_for(config, nova.account).auto_resume,
+        nova, request.kind, request.critical, account.auto_resume,
         limits.verdict(conn, config, nova.account, now, nova.id),
         tuple(ledger.starts_since(conn, nova.id, now - budget.WINDOW_S)),
         config.supervisor.max_sessions_per_hour,
         tuple(ledger.costs_since(conn, nova.account, now - budget.COST_WINDOW_S)),
         cost_limit_for(config, nova.account), gap, ledger.last_end(conn, nova.id),
-        config.wake.quiet_hours, request.not_before)
+        config.wake.quiet_hours, request.not_before,
+        running_agents(conn, nova.account), account.max_running_sessions,
+        ledger.latest_start_of_others(conn, nova.account, nova.id,
+                                      now - account.start_stagger_s),
+        account.start_stagger_s)
+
+
+def running_agents(conn, account: str) -> int:
+    """The account's sessions still `running` whose agent has not ended: one not launched
+    yet counts (its start is recorded first), one whose agent is gone does not (its
+    supervisor is settling it, or died and is cleaned up after: torchsm.supervisor.recovery)."""
+    return sum(1 for _, pid, ticks in ledger.running_on_account(conn, account)
+               if pid is None or ticks is None or orphans.alive_as_recorded(pid, ticks))
 
 
 def why_not(facts: Facts, now: float) -> Refusal | None:
@@ -230,5 +260,29 @@ def _quiet_hours(facts: Facts, now: float) -> Refusal | None:
                    f"quiet hours ({facts.quiet_hours}) until {format_time(end)}", end)
 
 
+# --- the account's Novas together -----------------------------------------------------------
+
+def _running_sessions(facts: Facts, now: float) -> Refusal | None:
+    if not facts.running_cap or facts.running_on_account < facts.running_cap:
+        return None
+    look = now + CAP_LOOK_AGAIN_S
+    return Refusal(Rule.RUNNING_SESSIONS,
+                   f"{facts.running_on_account} of {facts.running_cap} sessions of account "
+                   f"{facts.nova.account} running (max_running_sessions); looking again at "
+                   f"{format_time(look)}", look)
+
+
+def _start_stagger(facts: Facts, now: float) -> Refusal | None:
+    last = facts.account_last_start
+    if not facts.stagger_s or last is None or last + facts.stagger_s <= now:
+        return None
+    slot = last + facts.stagger_s
+    return Refusal(Rule.START_STAGGER,
+                   f"start stagger: a session of account {facts.nova.account} started at "
+                   f"{format_time(last)}; the next starts {facts.stagger_s:g} s later, at "
+                   f"{format_time(slot)}", slot)
+
+
 _RULES = (_waiting, _held, _not_working, _usage_limit, _session_budget, _cost_budget,
-          _overload, _usage_pacing, _rhythm, _quiet_hours)
+          _overload, _usage_pacing, _rhythm, _quiet_hours, _running_sessions,
+          _start_stagger)

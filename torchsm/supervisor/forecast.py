@@ -28,7 +28,7 @@ from torchsm.supervisor.admission import Rule
 from torchsm.tiers import Tier
 from torchsm.work import wake
 
-MAX_ASKS = 12  # each ask moves past one refusal; ten rules, so this is never the limit
+MAX_ASKS = 14  # each ask moves past one refusal; twelve rules, so this is never the limit
 
 # what lets the session start when a rule held it back, for "starts when ..."
 _ALLOWS = {
@@ -37,6 +37,8 @@ _ALLOWS = {
     Rule.COST_BUDGET: "the cost budget has room", Rule.OVERLOAD: "the overload backoff ends",
     Rule.USAGE_PACING: "usage pacing allows", Rule.RHYTHM: "the rhythm allows",
     Rule.QUIET_HOURS: "quiet hours end",
+    Rule.RUNNING_SESSIONS: "a session of the account ends",
+    Rule.START_STAGGER: "the account's start stagger allows",
 }
 DUE = "due"  # the rule of a start that only waits for the signal's own due time
 NEXT_LOOK = "next look"  # ... that waits for the supervisor's wait to end
@@ -76,6 +78,9 @@ def first_start(facts: admission.Facts, due_at: float,
             continue
         if refusal.until <= at:
             return at, refusal  # a rule that names no later time: do not ask for ever
+        if refusal.rule is Rule.RUNNING_SESSIONS:
+            return refusal.until, refusal  # its time is only the next look: asking on
+            # facts read now would move past it for ever
         at, last = refusal.until, refusal
     return at, last
 

@@ -105,6 +105,24 @@ def running(conn: sqlite3.Connection, nova_id: int) -> list[tuple[int, int | Non
                         (nova_id,)).fetchall()
 
 
+def running_on_account(conn: sqlite3.Connection,
+                       account: str) -> list[tuple[int, int | None, int | None]]:
+    """(id, agent pid, agent start ticks) of the sessions still `running` of every Nova
+    on the account: what its cap of sessions at once counts."""
+    return conn.execute(f"SELECT s.id, s.agent_pid, s.agent_start_ticks FROM sessions s"
+                        f" JOIN novas n ON n.id = s.nova_id WHERE n.account = ?"
+                        f" AND s.outcome = '{RUNNING}' ORDER BY s.id", (account,)).fetchall()
+
+
+def latest_start_of_others(conn: sqlite3.Connection, account: str, nova_id: int,
+                           since: float) -> float | None:
+    """When the latest session after `since` of another Nova on the account started (None:
+    none did): the account's starts are spaced; the Nova's own, by its rhythm."""
+    return conn.execute("SELECT max(s.started_at) FROM sessions s JOIN novas n"
+                        " ON n.id = s.nova_id WHERE n.account = ? AND n.id != ?"
+                        " AND s.started_at > ?", (account, nova_id, since)).fetchone()[0]
+
+
 def novas_running(conn: sqlite3.Connection) -> list[str]:
     """The names of the Novas with a session still `running`."""
     return [name for (name,) in conn.execute(
