@@ -67,6 +67,8 @@ max_sessions_per_hour = 100000
 load_stretch_above = 0
 [safety]
 hook_burst = 100000
+[usage]
+start_stagger_s = 0  # two Novas of one account racing for starts is part of the chaos
 """
 
 AGENT = """\
