@@ -259,8 +259,7 @@ def test_refusals_say_why_in_words():
     assert "`torchsm transition torch work` resumes it" in why(
         nova=nova("meditating", NOW - 1, HOLD))
     assert why(running_on_account=2, running_cap=2) == (
-        "2 of 2 sessions of account default running (max_running_sessions); looking again "
-        f"at {format_time(NOW + admission.CAP_LOOK_AGAIN_S)}")
+        "2 of 2 sessions of account default running (max_running_sessions)")
     assert why(account_last_start=NOW - 2, stagger_s=5) == (
         f"start stagger: a session of account default started at {format_time(NOW - 2)};"
         f" the next starts 5 s later, at {format_time(NOW + 3)}")

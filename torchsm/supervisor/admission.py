@@ -265,11 +265,11 @@ def _quiet_hours(facts: Facts, now: float) -> Refusal | None:
 def _running_sessions(facts: Facts, now: float) -> Refusal | None:
     if not facts.running_cap or facts.running_on_account < facts.running_cap:
         return None
-    look = now + CAP_LOOK_AGAIN_S
+    # the words hold no time: the supervisor says them again only when they change
     return Refusal(Rule.RUNNING_SESSIONS,
                    f"{facts.running_on_account} of {facts.running_cap} sessions of account "
-                   f"{facts.nova.account} running (max_running_sessions); looking again at "
-                   f"{format_time(look)}", look)
+                   f"{facts.nova.account} running (max_running_sessions)",
+                   now + CAP_LOOK_AGAIN_S)
 
 
 def _start_stagger(facts: Facts, now: float) -> Refusal | None:
