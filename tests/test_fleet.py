@@ -14,20 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Cli, torchsm_executable
+from helpers import Cli, torchsm_executable, wait_for
 from torchsm.supervisor import fleet
 
 AGENT = ["--", "sleep", "1000"]  # never started: no work is queued, the supervisors idle
-
-
-def wait_for(predicate, timeout=30.0, every=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
 
 
 def ps(cli: Cli) -> dict[str, dict]:
@@ -42,7 +32,8 @@ def processes_of(home: Path) -> list[str]:
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                errors="replace")
             environ = (entry / "environ").read_bytes().split(b"\0")
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
@@ -85,7 +76,7 @@ def test_a_killed_supervisor_is_restarted_alone_after_a_backoff(crew: Cli):
         before = ps(crew)
         os.kill(before["torch"]["pid"], signal.SIGKILL)
         after = wait_for(lambda: (rows := ps(crew))["torch"]["pid"] not in (
-            None, before["torch"]["pid"]) and rows)
+            None, before["torch"]["pid"]) and rows, timeout=30)
         assert after["torch"]["restarts"] == 1 and after["torch"]["by"] == "fleet"
         for name in ("echo", "helix"):  # the others were not touched
             assert (after[name]["pid"], after[name]["restarts"]) == (before[name]["pid"], 0)
@@ -185,7 +176,7 @@ def test_a_supervisor_started_by_hand_is_left_alone(torch_cli: Cli):
                                env=torch_cli.env(), stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: ps(torch_cli)["torch"]["pid"])
+        wait_for(lambda: ps(torch_cli)["torch"]["pid"], timeout=30)
         out = torch_cli("up", *AGENT).out
         assert out == f"torch: supervised outside the fleet (pid {by_hand.pid}): left alone\n"
         row = ps(torch_cli)["torch"]
@@ -202,7 +193,7 @@ def test_foreground_stops_its_supervisors_and_ends_cleanly_on_sigterm(crew: Cli)
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True)
     try:
-        wait_for(lambda: all(row["by"] == "fleet" for row in ps(crew).values()))
+        wait_for(lambda: all(row["by"] == "fleet" for row in ps(crew).values()), timeout=30)
         keeper_process.send_signal(signal.SIGTERM)
         out, err = keeper_process.communicate(timeout=60)
     finally:
