@@ -8,6 +8,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,3 +172,15 @@ def loaded_modules(cli: Cli, *args: str, watch: tuple[str, ...] = HEAVY, input: 
     proc = subprocess.run([sys.executable, "-c", _PROBE, ",".join(watch), *args], input=input,
                           capture_output=True, text=True, env=cli.env(**env), timeout=60)
     return {**json.loads(proc.stderr.strip().splitlines()[-1]), "out": proc.stdout}
+
+
+def wait_for(predicate, timeout=15.0, every=0.02):
+    """`predicate()`'s first true value, polled every `every` s; AssertionError after
+    `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")

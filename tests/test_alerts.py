@@ -298,3 +298,18 @@ def test_a_waiting_supervisor_raises_and_delivers_alerts_itself(cli, tmp_path):
         supervisor.send_signal(signal.SIGINT)
         supervisor.communicate(timeout=20)
     assert supervisor.returncode == 0
+
+
+def test_a_limit_hold_alert_resolves_when_the_hold_ends_with_no_supervisor_running(
+        home, config, echo):
+    """Issue 22 point 8: the supervisor was stopped while its Nova was held, so nobody
+    moved the Nova back to `working` at the reset: the row still names the limit, but
+    the hold has ended, and so has the alert."""
+    limit_hold(home, T0)  # held until T0 + HOUR, and no supervisor runs
+    assert [a.key for a in conditions.evaluate(home, config, T0).raised] == ["limit_hold:echo"]
+    assert conditions.evaluate(home, config, T0 + HOUR - 1).resolved == []  # still held
+
+    after = conditions.evaluate(home, config, T0 + HOUR + 1)
+    assert [a.key for a in after.resolved] == ["limit_hold:echo"]
+    assert conditions.list_alerts(home, config) == []
+    assert conditions.evaluate(home, config, T0 + HOUR + 2).raised == []  # not raised again

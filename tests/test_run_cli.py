@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from helpers import FAST, Cli, torchsm_executable, write_config
+from helpers import FAST, Cli, torchsm_executable, wait_for, write_config
 from supervisor_support import agent_script
 from torchsm.config import Home
 
@@ -19,16 +19,6 @@ def start(cli: Cli, *args: str) -> subprocess.Popen:
     return subprocess.Popen([*torchsm_executable(), "run", *args], env=cli.env(),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-
-
-def wait_for(predicate, timeout=15.0, every=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
 
 
 def plan(cli: Cli) -> dict | None:

@@ -362,3 +362,26 @@ class SessionNotFound(TorchsmError):
 
     def __init__(self, session_id: int, name: str):
         super().__init__(f"no session {session_id} of {name}")
+
+
+class FleetRunning(TorchsmError):
+    """A fleet keeper already runs for this home."""
+
+    def __init__(self, pid: int | None):
+        super().__init__(f"a fleet keeper already runs for this home (pid {pid}): `torchsm "
+                         "up NAME` adds Novas to it, `torchsm down` stops it")
+
+
+class NotInFleet(TorchsmError):
+    """The Nova is not one the fleet runs."""
+
+    def __init__(self, name: str):
+        super().__init__(f"{name} is not in the fleet: `torchsm up {name}` starts it")
+
+
+class NoAgentCommand(TorchsmError):
+    """Novas with neither a command of their own nor one given to `up`."""
+
+    def __init__(self, names: list[str]):
+        super().__init__(f"no agent command for {', '.join(names)}: keep one (`torchsm nova "
+                         "set NAME --command '...'`) or give one (`torchsm up -- COMMAND`)")

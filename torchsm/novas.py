@@ -11,7 +11,7 @@ import time
 
 from torchsm import machine, safety
 from torchsm.config import MAX_DURATION_S, Config, Home
-from torchsm.errors import InvalidDuration, NovaExists, TorchsmError
+from torchsm.errors import AgentCommandError, InvalidDuration, NovaExists, TorchsmError
 from torchsm.machine import Event, State, format_time
 from torchsm.mirror import outbox, streams
 from torchsm.names import DEFAULT_ACCOUNT, check_account, check_name
@@ -294,7 +294,8 @@ def nova_json(row: store.NovaRow) -> dict[str, Any]:
 
 
 def add(home: Home, config: Config, name: str, personality: str | None = None,
-        now: float | None = None, account: str | None = None) -> dict[str, Any]:
+        now: float | None = None, account: str | None = None,
+        command: list[str] | None = None) -> dict[str, Any]:
     from torchsm import personalities
 
     check_name(name)
@@ -312,11 +313,46 @@ def add(home: Home, config: Config, name: str, personality: str | None = None,
         conn.execute("INSERT INTO novas (name, personality, state, since, created_at,"
                      " cool_streak, account) VALUES (?, ?, ?, ?, ?, 0, ?)",
                      (name, chosen, state, now, now, account))
+        if command:
+            store.set_nova_command(conn, conn.execute("SELECT last_insert_rowid()")
+                                   .fetchone()[0], command)
         outbox.put(conn, config, streams.OPS_STREAM, added)
 
     with store.open_store(home, config.db.lock_timeout_s) as db:
         db.write(insert)
     outbox.deliver(home, config)
+    return show(home, config, name)
+
+
+def command_words(text: str) -> list[str] | None:
+    """`--command TEXT` as the words a Nova keeps: split as a shell would (quotes, no
+    expansion); '' clears it (None). A text with no word is refused: it says nothing to
+    run, and a fleet would start nothing."""
+    import shlex
+
+    if text == "":
+        return None
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise AgentCommandError(f"cannot split the command {text!r}: {exc}") from None
+    if not words or not words[0]:
+        raise AgentCommandError(f"the command {text!r} names no program: give one, or '' "
+                                "to keep none")
+    return words
+
+
+def set_command(home: Home, config: Config, name: str,
+                words: list[str] | None) -> dict[str, Any]:
+    """Keep `words` as Nova `name`'s own agent command (None: keep none); it wins over
+    the one given to `torchsm up`. Prints as `show`."""
+    check_name(name)
+
+    def keep(conn) -> None:
+        store.set_nova_command(conn, store.nova_named(conn, name).id, words)
+
+    with store.open_store(home, config.db.lock_timeout_s) as db:
+        db.write(keep)
     return show(home, config, name)
 
 
@@ -343,18 +379,18 @@ def show(home: Home, config: Config, name: str) -> dict[str, Any]:
 
     check_name(name)
 
-    def read(conn) -> tuple[store.NovaRow, int]:
+    def read(conn) -> tuple[store.NovaRow, int, list[str] | None]:
         nova = store.nova_named(conn, name)
         count = conn.execute("SELECT count(*) FROM history WHERE nova_id = ?",
                              (nova.id,)).fetchone()[0]
-        return nova, count
+        return nova, count, store.nova_command(conn, name)
 
     with store.open_store(home, config.db.lock_timeout_s) as db:
-        row, count = db.read(read)
+        row, count, command = db.read(read)
     known = personalities.all_personalities(config.personalities)
     profile = known.get(row.personality)
     return {**nova_json(row), "created_at": format_time(row.created_at),
-            "transitions": count,
+            "transitions": count, "command": command,
             "personality_profile": profile.as_dict() if profile else None}
 
 

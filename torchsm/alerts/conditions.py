@@ -14,7 +14,8 @@ Conditions (thresholds in `[alerts]`; a count of 0 turns one off):
 - `refused:NOVA`: at least `refused_requests` requests the API refused in the last hour
   (sessions that ended rate-limited or on an account error, or StopFailure hooks that
   cooled or meditated the Nova: the larger count, as both see the same refusal);
-- `limit_hold:NOVA`: held by a usage limit for `limit_hold_s` (0: as soon as it is);
+- `limit_hold:NOVA`: held by a usage limit for `limit_hold_s` (0: as soon as it is), until
+  the hold's end, whether or not a supervisor resumed the Nova then;
 - `heartbeat:NOVA`: its supervisor stopped: the plan it writes (HOME/run/NAME.json,
   touched at least every HEARTBEAT_EVERY_S while it waits) names a process that is gone
   (it died without cleaning up), or is older than `heartbeat_s` while waiting (older than
@@ -180,11 +181,14 @@ def _refused(conn: sqlite3.Connection, threshold: int, now: float) -> list[Findi
 
 
 def _limit_holds(conn: sqlite3.Connection, hold_s: float, now: float) -> list[Finding]:
-    # a hold for an account failure (billing, authentication) is the `account:` alert's
+    # A hold for an account failure (billing, authentication) is the `account:` alert's.
+    # A hold ends at its `until` even when no supervisor is there to move the Nova back to
+    # `working` (it was stopped while the Nova was held): the row still names the limit.
     rows = conn.execute("SELECT name, limit_hold, since, until FROM novas"
                         " WHERE limit_hold IS NOT NULL AND since <= ?"
+                        " AND (until IS NULL OR until > ?)"
                         " AND substr(limit_hold, 1, ?) != ?",
-                        (now - hold_s, len(ACCOUNT_HOLD), ACCOUNT_HOLD))
+                        (now - hold_s, now, len(ACCOUNT_HOLD), ACCOUNT_HOLD))
     return [Finding(f"limit_hold:{name}", "limit_hold", name,
                     f"held by a usage limit since {format_time(since)} until "
                     f"{format_time(until) or '?'}: {why}",

@@ -45,6 +45,10 @@ COMMANDS = {
     "dashboard": "dashboard:dashboard",
     "serve": "serve:serve",
     "doctor": "doctor:doctor",
+    "up": "fleet:up",
+    "down": "fleet:down",
+    "restart": "fleet:restart",
+    "ps": "fleet:ps",
 }
 
 

@@ -18,6 +18,23 @@ def nova() -> None:
     """Add, list, show, set and remove Novas."""
 
 
+command_option = click.option(
+    "--command", metavar="'COMMAND [ARG...]'",
+    help="The agent command the Nova keeps, one string split as a shell would (no "
+         "expansion): `torchsm up` runs it, and it wins over `up -- COMMAND`, so the fleet "
+         "starts with no arguments. '' keeps none.")
+
+
+def _kept_command(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    from torchsm.agent import session
+
+    words = novas.command_words(text)
+    session.check_template(words or [])  # {prompt} as a whole argument, as `run` checks it
+    return words
+
+
 @nova.command("add")
 @click.argument("name")
 @click.option("--personality", "-p", metavar="P",
@@ -27,11 +44,15 @@ def nova() -> None:
               show_default=True,
               help="The subscription it shares usage windows, limit holds and the daily "
                    "cost budget with (`[accounts.ACCOUNT]` in torchsm.toml may tune them).")
+@command_option
 @common_options
 @pass_env
-def nova_add(env: Env, name: str, personality: str | None, account: str) -> None:
+def nova_add(env: Env, name: str, personality: str | None, account: str,
+             command: str | None) -> None:
     """Add a Nova; it starts `working`."""
-    shown = novas.add(env.home, env.config, name, personality, account=check_account(account))
+    words = _kept_command(command)
+    shown = novas.add(env.home, env.config, name, personality, account=check_account(account),
+                      command=words)
     env.emit(shown, f"added {name} ({shown['personality']}) on account {shown['account']}, "
                     f"{shown['state']}")
 
@@ -42,13 +63,19 @@ def nova_add(env: Env, name: str, personality: str | None, account: str) -> None
               help="Move it to this account: from now on it shares that account's usage "
                    "windows, limit holds and cost budget (a hold for its old account's "
                    "limit ends).")
+@command_option
 @common_options
 @pass_env
-def nova_set(env: Env, name: str, account: str | None) -> None:
-    """Change a Nova's settings (its account); prints the Nova."""
-    if account is None:
-        raise click.UsageError("nothing to set: give --account ACCOUNT")
-    shown = accounts.move_nova(env.home, env.config, name, account)
+def nova_set(env: Env, name: str, account: str | None, command: str | None) -> None:
+    """Change a Nova's settings (its account, its agent command); prints the Nova."""
+    if account is None and command is None:
+        raise click.UsageError("nothing to set: give --account ACCOUNT or --command "
+                               "'COMMAND'")
+    words = _kept_command(command)
+    if command is not None:
+        shown = novas.set_command(env.home, env.config, name, words)
+    if account is not None:
+        shown = accounts.move_nova(env.home, env.config, name, account)
     env.emit(shown, lambda: _show_text(shown))
 
 
@@ -75,7 +102,11 @@ def nova_show(env: Env, name: str) -> None:
 
 
 def _show_text(shown: dict) -> str:
+    import shlex
+
     profile = shown.pop("personality_profile") or {}
+    if shown.get("command"):
+        shown["command"] = shlex.join(shown["command"])
     lines = [f"{key}: {'-' if value is None else value}" for key, value in shown.items()]
     lines += [f"  {key}: {value}" for key, value in profile.items() if key != "name"]
     return "\n".join(lines)

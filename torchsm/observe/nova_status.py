@@ -19,7 +19,7 @@ from torchsm import novas
 from torchsm.clock import format_time
 from torchsm.config import Config, Home, usage_for
 from torchsm.machine import State
-from torchsm.storage import run_files, store
+from torchsm.storage import fleet_files, run_files, store
 from torchsm.supervisor import admission
 
 IDLE = "idle:"  # how the supervisor's plan begins when it only looks for work again
@@ -29,19 +29,37 @@ def status_rows(home: Home, config: Config, name: str | None = None,
                 now: float | None = None) -> list[dict[str, Any]]:
     """The `status --json` objects: each Nova's row, `next_start`, `plan` and `why`."""
     now = time.time() if now is None else now
+    members = (fleet_files.read_state(home) or {}).get("novas", {})
     rows = []
     for row in novas.nova_rows(home, config, name):
         plan = run_files.read_plan(home, row.name)
         auto_resume = usage_for(config, row.account).auto_resume
+        gone = None if plan else supervisor_gone(home, row.name, members.get(row.name))
         rows.append({**novas.nova_json(row),
                      "next_start": plan.get("next_start") if plan else None, "plan": plan,
-                     "why": current_reason(row, plan, auto_resume, now)})
+                     "why": current_reason(row, plan, auto_resume, now, gone)})
     return rows
 
 
+def supervisor_gone(home: Home, name: str, member: dict[str, Any] | None) -> str | None:
+    """What became of Nova `name`'s supervisor when none runs: the fleet's word when it
+    keeps the Nova (restarting it after a crash, starting it, or why not), else that one
+    died leaving its plan; None when none ran (or one ended cleanly)."""
+    if member is not None:
+        if member.get("pid"):
+            return f"the fleet is starting its supervisor (pid {member['pid']})"
+        return f"no supervisor runs now: {member.get('why') or '-'} (the fleet keeps it)"
+    left = run_files.left_plan(home, name)
+    if left is not None:
+        return (f"its supervisor (pid {left.get('pid')}) is gone: it died without "
+                "ending cleanly")
+    return None
+
+
 def current_reason(nova: store.NovaRow, plan: dict[str, Any] | None, auto_resume: bool,
-                   now: float) -> str:
-    """Why `nova` is in its state at `now`, and what it waits for."""
+                   now: float, gone: str | None = None) -> str:
+    """Why `nova` is in its state at `now`, and what it waits for; `gone` says what became
+    of its supervisor when none runs (supervisor_gone)."""
     if novas.held_for_a_person(nova.limit_hold):
         return _held(nova)
     if admission.waiting(nova, now):
@@ -49,10 +67,10 @@ def current_reason(nova: store.NovaRow, plan: dict[str, Any] | None, auto_resume
     if admission.held_for_a_person(nova, auto_resume):
         return _held(nova)
     if nova.state in admission.WAITING_VALUES:
-        return _wait_over(nova, plan)
+        return _wait_over(nova, plan, gone)
     if nova.state != State.WORKING.value:
         return f"{nova.state}: {nova.reason or '-'}"
-    return _working(nova, plan)
+    return _working(nova, plan, gone)
 
 
 def _held(nova: store.NovaRow) -> str:
@@ -69,16 +87,20 @@ def _waiting(nova: store.NovaRow) -> str:
     return admission.waiting_why(nova.state, nova.until, nova.reason)
 
 
-def _wait_over(nova: store.NovaRow, plan: dict[str, Any] | None) -> str:
+def _wait_over(nova: store.NovaRow, plan: dict[str, Any] | None, gone: str | None) -> str:
     over = f"{nova.state}: its wait ended at {format_time(nova.until)}"
     if nova.reason:
         over += f" ({nova.reason})"
+    if plan is None and gone:
+        return f"{over}; {gone}"
     if plan is None:
         return f"{over}; no supervisor runs for {nova.name} to resume it"
     return f"{over}; its supervisor resumes it"
 
 
-def _working(nova: store.NovaRow, plan: dict[str, Any] | None) -> str:
+def _working(nova: store.NovaRow, plan: dict[str, Any] | None, gone: str | None) -> str:
+    if plan is None and gone:
+        return f"working; {gone}"
     if plan is None:
         return (f"working; no supervisor runs for {nova.name} "
                 f"(`torchsm run {nova.name} -- COMMAND` starts one)")

@@ -87,10 +87,15 @@ def supervisor_pid(home: Home, name: str) -> int | None:
     and the pid written in it alive. A lock held while another supervisor cleans up after
     a dead one (lock_if_free) names the dead one: no supervisor. The probe holds a shared
     lock for a moment; a supervisor starting then retries (lock_supervisor)."""
+    return lock_holder(run_dir(home) / f"{name}.lock")
+
+
+def lock_holder(path: Path) -> int | None:
+    """The live pid that holds the lock file `path` (and wrote itself in it), else None."""
     try:
-        fd = os.open(run_dir(home) / f"{name}.lock", os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        return None  # never supervised here
+        return None  # never taken
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return None  # nobody holds it; closing drops the probe
@@ -160,11 +165,16 @@ def _plan_path(home: Home, name: str) -> Path:
 def write_plan(home: Home, name: str, plan: dict[str, Any]) -> None:
     """Replace Nova `name`'s plan atomically (readers never see half a file)."""
     run_dir(home).mkdir(mode=0o700, exist_ok=True)
-    path = _plan_path(home, name)
-    tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+    write_json(_plan_path(home, name), plan)
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Replace the file `path` (0600) with `value` as JSON atomically: readers never see
+    half a file."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump(plan, f)
+        json.dump(value, f)
     os.replace(tmp, path)
 
 
@@ -192,6 +202,18 @@ def read_plan(home: Home, name: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     if not isinstance(plan, dict) or not _alive(plan.get("pid")):
+        return None
+    return plan
+
+
+def left_plan(home: Home, name: str) -> dict[str, Any] | None:
+    """The plan a supervisor of Nova `name` left when it died without cleaning up (killed,
+    crashed); None when there is none or its supervisor still runs."""
+    try:
+        plan = json.loads(_plan_path(home, name).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(plan, dict) or _alive(plan.get("pid")):
         return None
     return plan
 

@@ -12,6 +12,7 @@ lock timeout, then raise DatabaseLocked.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -397,6 +398,23 @@ def latest_hook_run(conn: sqlite3.Connection, nova_id: int, since: float
 
 def set_account(conn: sqlite3.Connection, nova_id: int, account: str) -> None:
     conn.execute("UPDATE novas SET account = ? WHERE id = ?", (account, nova_id))
+
+
+def nova_command(conn: sqlite3.Connection, name: str) -> list[str] | None:
+    """The agent command Nova `name` keeps (`nova add|set --command`), None when none."""
+    row = conn.execute("SELECT command FROM novas WHERE name = ?", (name,)).fetchone()
+    return json.loads(row[0]) if row and row[0] else None
+
+
+def nova_commands(conn: sqlite3.Connection) -> dict[str, list[str] | None]:
+    """Each Nova's kept agent command (None when it keeps none), by name."""
+    rows = conn.execute("SELECT name, command FROM novas ORDER BY name")
+    return {name: json.loads(words) if words else None for name, words in rows}
+
+
+def set_nova_command(conn: sqlite3.Connection, nova_id: int, words: list[str] | None) -> None:
+    conn.execute("UPDATE novas SET command = ? WHERE id = ?",
+                 (json.dumps(words) if words else None, nova_id))
 
 
 def nova_names(conn: sqlite3.Connection) -> set[str]:

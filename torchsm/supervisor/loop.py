@@ -346,7 +346,7 @@ class Supervisor:
     def _run_session(self, taken: Taken) -> Ran:
         self._dream_rolled = False
         self._plan("running", None, f"session {taken.session_id} running ({session_start.describe(taken)})",
-                   session=taken.session_id)
+                   session=taken.session_id, session_started_at=self.clock.now())
         self._emit("session.started", f"session {taken.session_id} started: {session_start.describe(taken)}",
                    session=taken.session_id, kind=taken.kind,
                    item=taken.item.id if taken.item else None)
