@@ -261,9 +261,16 @@ def test_recent_sessions_are_listed_newest_first(busy):
         db.write(lambda conn: conn.execute(
             "UPDATE sessions SET item_id = 77, input_tokens = 1234, output_tokens = 56"
             " WHERE id = (SELECT max(id) FROM sessions)"))
+    h = History(busy, "echo")
+    for i in range(25):  # echo's older sessions, and its one newest of all
+        h.session(T0 - 3 * DAY + i, cost=0.01)
+    h.session(T0 - 30, cost=0.01)
+    h.close()
     rows = re.findall(r"<tr>(.*?)</tr>", section(render(busy, CONFIG, T0), "sessions"))
-    assert len(rows) == 1 + 12  # the header and 12 sessions (fewer than the list's size)
-    newest = rows[1]
+    assert len(rows) == 1 + 20  # the header and the latest 20 of every Nova's
+    assert ">echo<" in rows[1] and all(">torch<" in row for row in rows[2:14])
+    assert all(">echo<" in row for row in rows[14:])
+    newest = rows[2]
     assert ">torch<" in newest and ">77<" in newest and ">ok<" in newest
     assert ">1 min<" in newest and "$0.6" in newest and "1234 in / 56 out" in newest
 
