@@ -131,3 +131,21 @@ def test_the_logs_section_of_the_config_is_checked(home: Home, cli: Cli):
     write_config(home, "[logs]\nmax_bytes = 10\n")
     result = cli.fails("status")
     assert "logs.max_bytes" in result.err
+
+
+def test_a_tail_reads_the_ends_of_the_files_across_a_rotation(home: Home, monkeypatch):
+    """The dashboard's tail: the last lines kept, as `kept_lines` gives them, read from
+    the ends of the files only (a log keeps up to 80 MiB), the newest file first and the
+    one before when the newest holds too few lines; a line cut by the read is dropped."""
+    log = small_log(home)
+    for session_id in range(1, 41):
+        write_session(log, session_id, *[f"line {session_id}.{i} " + "x" * 40 for i in range(5)])
+    log.close()
+    kept = list(agent_log.kept_lines(home, "torch"))
+    current = len((home.log_dir / "torch.log").read_text().splitlines())
+    assert agent_log.tail(home, "torch", 5) == kept[-5:]
+    assert agent_log.tail(home, "torch", current + 3) == kept[-(current + 3):]
+    monkeypatch.setattr(agent_log, "TAIL_BYTES", 100)  # less than the file: its end only
+    assert agent_log.tail(home, "torch", 1) == kept[-1:]
+    assert all(line in kept for line in agent_log.tail(home, "torch", 10))
+    assert agent_log.tail(home, "echo", 20) == []  # no log yet

@@ -275,3 +275,30 @@ def session_part(lines: Iterable[str], session_id: int) -> Iterator[str]:
 def last(lines: Iterable[str], count: int | None) -> list[str]:
     """The last `count` lines (all with None)."""
     return list(lines) if count is None else list(collections.deque(lines, maxlen=count))
+
+
+TAIL_BYTES = 64 * 1024  # read of each file's end for a tail: 20 lines fit many times over
+
+
+def tail(home: Home, name: str, count: int) -> list[str]:
+    """The last `count` lines kept of Nova `name`'s log, from the ends of its files,
+    newest file first, until enough: a log keeps up to (keep + 1) x max_bytes (80 MiB by
+    default) and the dashboard shows a tail of each Nova's on every page."""
+    lines: list[str] = []
+    for path in [log_path(home, name), *reversed(old_files(home, name))]:
+        lines = _end_lines(path) + lines
+        if len(lines) >= count:
+            break
+    return last(lines, count)
+
+
+def _end_lines(path: Path) -> list[str]:
+    """The whole lines in the last TAIL_BYTES of `path` (none when it is gone)."""
+    try:
+        with open(path, "rb") as f:
+            start = max(0, f.seek(0, os.SEEK_END) - TAIL_BYTES)
+            f.seek(start)
+            lines = list(_decoded(f))
+    except FileNotFoundError:
+        return []
+    return lines[1:] if start and len(lines) > 1 else lines  # the first may be cut

@@ -297,3 +297,11 @@ def list_alerts(home: Home, config: Config, include_resolved: bool = False) -> l
     with store.open_store(home, config.db.lock_timeout_s) as db:
         return db.read(lambda conn: load(conn, "1" if include_resolved
                                           else "resolved_at IS NULL"))
+
+
+def recent(conn: sqlite3.Connection, resolved: int) -> list[Alert]:
+    """Every open alert and the latest `resolved` resolved ones, newest first (what the
+    dashboard lists: alerts accumulate, resolved ones for ever)."""
+    rows = load(conn, "resolved_at IS NULL OR id IN (SELECT id FROM alerts WHERE resolved_at"
+                " IS NOT NULL ORDER BY resolved_at DESC LIMIT ?)", resolved)
+    return rows[::-1]

@@ -1,4 +1,4 @@
-"""`torchsm dashboard [--out FILE] [--since DURATION]`."""
+"""`torchsm dashboard [--out FILE] [--since DURATION] [--utc]`."""
 
 from __future__ import annotations
 
@@ -15,20 +15,24 @@ from torchsm.cli.common import Env, common_options, pass_env
 @click.option("--out", "out", default="dashboard.html", show_default=True, metavar="FILE",
               help="Where to write the page (replaced atomically; through a symlink; a "
                    "FIFO or device is written as a stream); - writes it to stdout.")
-@click.option("--since", "since", default="24h", show_default=True, metavar="DURATION",
-              help="The window: 30m, 6h, 2d, ...")
+@click.option("--since", "since", default=None, metavar="DURATION",
+              help="The window: 30m, 6h, 2d, ... [default: the home's age, from 1h to 24h]")
+@click.option("--utc", is_flag=True, help="Times in UTC, not the machine's time zone.")
 @common_options
 @pass_env
-def dashboard(env: Env, out: str, since: str) -> None:
+def dashboard(env: Env, out: str, since: str | None, utc: bool) -> None:
     """Write one self-contained HTML page (inline CSS and SVG charts: no script, no
-    network) of the window: each Nova's states, the queue's depth and age, hook runs,
-    sessions and cost, cooldowns, usage windows, health scores with their trend and
-    recommendations, and the open alerts. Prints the file's path (with --json,
+    network) of the window: health scores with their trend and recommendations, each
+    Nova's status and why, alerts open and resolved, a timeline of each Nova's states on
+    one time axis, counts per bucket as bars (items, hook runs, sessions, cooldowns), the
+    queue's depth and cost, recent sessions, the open queue, each Nova's log tail, usage
+    windows. Times are local (with how long ago) unless --utc. Prints the file's path (with --json,
     {"path": ...}). `torchsm serve` serves the same page, refreshed."""
     from torchsm.observe.dashboard import render
     from torchsm.usage.report import parse_duration
 
-    page = render(env.home, env.config, time.time(), parse_duration(since))
+    window = None if since is None else parse_duration(since)
+    page = render(env.home, env.config, time.time(), window, utc=utc)
     if out == "-":
         click.echo(page, nl=False)
         return

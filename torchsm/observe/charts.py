@@ -10,11 +10,13 @@ characters shown); callers pass plain strings.
 from __future__ import annotations
 
 import math
+from itertools import cycle
 from typing import Iterable, Sequence
 
 from torchsm.terminal import html_text
 
 WIDTH, HEIGHT = 640, 160
+WIDE = 1280  # the state timelines and their time axis: the page's whole width
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 10, 22  # the plot area's margins
 PALETTE = ("#2a6fdb", "#d9822b", "#2e9e5b", "#b8475f", "#7a5cc4", "#6b7a8f")
 STATE_COLOURS = {"working": "#2e9e5b", "cooling": "#2a6fdb", "meditating": "#7a5cc4",
@@ -26,17 +28,18 @@ def _num(value: float) -> str:
 
 
 def _open(kind: str, title: str, points: int, width: int = WIDTH, height: int = HEIGHT,
-          **data: str) -> str:
+          klass: str = "chart", **data: str) -> str:
     extra = "".join(f' data-{k.replace("_", "-")}="{html_text(str(v))}"' for k, v in data.items())
-    return (f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" '
+    return (f'<svg class="{klass}" viewBox="0 0 {width} {height}" width="{width}" '
             f'height="{height}" role="img" aria-label="{html_text(title)}" '
             f'data-chart="{html_text(kind)}" data-points="{points}"{extra}>'
             f"<title>{html_text(title)}</title>")
 
 
-def _empty(kind: str, title: str, height: int = HEIGHT, **data: str) -> str:
-    return (_open(kind, title, 0, height=height, **data)
-            + f'<text class="empty" x="{WIDTH / 2}" y="{height / 2}" text-anchor="middle">'
+def _empty(kind: str, title: str, height: int = HEIGHT, width: int = WIDTH,
+           **data: str) -> str:
+    return (_open(kind, title, 0, width=width, height=height, **data)
+            + f'<text class="empty" x="{width / 2}" y="{height / 2}" text-anchor="middle">'
             "nothing in the window</text></svg>")
 
 
@@ -107,21 +110,36 @@ def line_chart(kind: str, title: str, labels: Sequence[str],
 def bar_chart(kind: str, title: str, labels: Sequence[str], values: Sequence[float],
               unit: str = "") -> str:
     """One bar per bucket; each bar's tooltip gives its label and value."""
-    values = _drawable(values)
-    if not labels or not any(values):
-        return _empty(kind, title)
-    top = max(values) or 1.0
+    return stacked_bars(kind, title, labels, {title: values}, unit)
+
+
+def stacked_bars(kind: str, title: str, labels: Sequence[str],
+                 series: dict[str, Sequence[float]], unit: str = "") -> str:
+    """Counts per bucket: one bar per bucket, the series stacked in it (a legend when
+    more than one); each part's tooltip gives its series, label and value."""
+    series = {name: _drawable(values) for name, values in series.items()}
+    totals = [sum(column) for column in zip(*series.values())] if series else []
+    if not labels or not any(totals):
+        return _empty(kind, title, series=",".join(series))
+    top = max(totals) or 1.0
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / len(labels)
-    parts = [_open(kind, title, sum(1 for v in values if v)), _y_axis(top), _x_axis(labels)]
-    for i, (label, value) in enumerate(zip(labels, values)):
-        if not value:
-            continue
-        h = max(1.0, plot_h * value / top)
-        parts.append(f'<rect class="bar" x="{_num(LEFT + slot * i + slot * 0.1)}" '
-                     f'y="{_num(TOP + plot_h - h)}" width="{_num(max(1.0, slot * 0.8))}" '
-                     f'height="{_num(h)}" fill="{PALETTE[0]}"><title>{html_text(label)}: '
-                     f"{html_text(_short(value))}{html_text(unit)}</title></rect>")
+    drawn = sum(1 for values in series.values() for v in values if v)
+    parts = [_open(kind, title, drawn, series=",".join(series)),
+             _legend(series) if len(series) > 1 else "", _y_axis(top), _x_axis(labels)]
+    base = [0.0] * len(labels)
+    for colour, (name, values) in zip(cycle(PALETTE), series.items()):
+        for i, value in enumerate(values):
+            if value:
+                h = max(1.0, plot_h * value / top)
+                base[i] += h
+                what = f"{name}, " if len(series) > 1 else ""
+                parts.append(
+                    f'<rect class="bar" x="{_num(LEFT + slot * i + slot * 0.1)}" '
+                    f'y="{_num(TOP + plot_h - base[i])}" width="{_num(max(1.0, slot * 0.8))}" '
+                    f'height="{_num(h)}" fill="{colour}"><title>{html_text(what)}'
+                    f"{html_text(labels[i])}: {html_text(_short(value))}{html_text(unit)}"
+                    "</title></rect>")
     return "".join(parts) + "</svg>"
 
 
@@ -148,20 +166,47 @@ def meter_chart(kind: str, title: str, rows: Sequence[tuple[str, float, str]]) -
 
 
 def state_timeline(title: str, start: float, end: float,
-                   bands: Sequence[tuple[float, float, str]], exact: bool) -> str:
-    """A Nova's states over [start, end): one coloured band per (from, to, state)."""
-    height = 34
+                   bands: Sequence[tuple[float, float, str]], exact: bool,
+                   ticks: Sequence[float] = ()) -> str:
+    """A Nova's states over [start, end), full width: one coloured band per (from, to,
+    state), over faint lines at the time axis's `ticks` (time_axis draws their labels
+    once, under every Nova's timeline)."""
+    height = 26
     if not bands or end <= start:
-        return _empty("states", title, height=height)
-    plot_w = WIDTH - LEFT - RIGHT
-    parts = [_open("states", title, len(bands), height=height, exact=int(exact))]
+        return _empty("states", title, height=height, width=WIDE, start=f"{start:.0f}",
+                      end=f"{end:.0f}", klass="chart wide")
+    parts = [_open("states", title, len(bands), width=WIDE, height=height, exact=int(exact),
+                   start=f"{start:.0f}", end=f"{end:.0f}", klass="chart wide")]
     for t0, t1, state in bands:
-        x0 = LEFT + plot_w * (max(t0, start) - start) / (end - start)
-        x1 = LEFT + plot_w * (min(t1, end) - start) / (end - start)
+        x0, x1 = _x_at(max(t0, start), start, end), _x_at(min(t1, end), start, end)
         parts.append(f'<rect class="band" data-state="{html_text(state)}" x="{_num(x0)}" y="4" '
                      f'width="{_num(max(0.5, x1 - x0))}" height="18" '
                      f'fill="{STATE_COLOURS.get(state, PALETTE[5])}"><title>'
                      f"{html_text(state)}</title></rect>")
+    parts += [f'<line class="grid" x1="{_num(_x_at(t, start, end))}" y1="2" '
+              f'x2="{_num(_x_at(t, start, end))}" y2="{height - 2}"/>' for t in ticks]
+    return "".join(parts) + "</svg>"
+
+
+def _x_at(ts: float, start: float, end: float) -> float:
+    """Where time `ts` of [start, end) lies across a full-width chart."""
+    return LEFT + (WIDE - LEFT - RIGHT) * (ts - start) / (end - start)
+
+
+def time_axis(title: str, start: float, end: float,
+              ticks: Sequence[tuple[float, str, str]]) -> str:
+    """The time axis the state timelines share, as wide as they are: each tick (time,
+    label, second line) marked and labelled."""
+    height = 34
+    parts = [_open("time-axis", title, len(ticks), width=WIDE, height=height,
+                   start=f"{start:.0f}", end=f"{end:.0f}", klass="chart wide"),
+             f'<line class="axis" x1="{LEFT}" y1="2" x2="{WIDE - RIGHT}" y2="2"/>']
+    for ts, label, below in ticks:
+        x = _num(_x_at(ts, start, end))
+        parts.append(f'<line class="axis mark" x1="{x}" y1="2" x2="{x}" y2="7"/>'
+                     f'<text class="tick" x="{x}" y="18" text-anchor="middle">'
+                     f'{html_text(label)}</text><text class="tick sub" x="{x}" y="30" '
+                     f'text-anchor="middle">{html_text(below)}</text>')
     return "".join(parts) + "</svg>"
 
 

@@ -40,22 +40,24 @@ MAX_CONNECTIONS = 16
 IDLE_S = 5.0  # silence allowed between a client's bytes
 REQUEST_S = 10.0  # for a whole request head, from the connection's start
 SEND_S = 30.0  # for a whole response
+METRICS_WINDOW_S = 86400.0  # /metrics without --since: as `torchsm metrics`
 MISDIRECTED = ("torchsm: error: misdirected request: this server answers only to localhost "
                "and loopback addresses\n")
 _HOST_HEADER = re.compile(r"(\[[^\]]*\]|[^:\[\]]*)(?::\d{0,5})?")
 
 
-def open_server(home: Home, config: Config, port: int, since_s: float,
-                refresh_s: float) -> ThreadingHTTPServer:
+def open_server(home: Home, config: Config, port: int, since_s: float | None,
+                refresh_s: float, utc: bool = False) -> ThreadingHTTPServer:
     """A server bound to HOST:port, not yet serving; a home that cannot be read or a port
-    that cannot be bound is a TorchsmError (one line, before anything is served)."""
+    that cannot be bound is a TorchsmError (one line, before anything is served).
+    `since_s` None: the dashboard's own window, and 24 h for the metrics."""
     store.open_store(home, config.db.lock_timeout_s).close()
 
     class Handler(DashboardHandler):
         pass
 
     Handler.home, Handler.config = home, config
-    Handler.since_s, Handler.refresh_s = since_s, refresh_s
+    Handler.since_s, Handler.refresh_s, Handler.utc = since_s, refresh_s, utc
     try:
         return LoopbackServer((HOST, port), Handler)
     except OSError as exc:
@@ -137,8 +139,9 @@ class DeadlineReader(io.RawIOBase):
 class DashboardHandler(BaseHTTPRequestHandler):
     home: Home
     config: Config
-    since_s: float
+    since_s: float | None
     refresh_s: float
+    utc: bool
     server_version = "torchsm"
 
     def setup(self) -> None:
@@ -193,7 +196,7 @@ class DashboardHandler(BaseHTTPRequestHandler):
         from torchsm.observe.dashboard import render
 
         return HTML, render(self.home, self.config, time.time(), self.since_s,
-                            refresh_s=self.refresh_s)
+                            refresh_s=self.refresh_s, utc=self.utc)
 
     def _metrics(self) -> tuple[str, str]:
         from prometheus_client import exposition as client
@@ -203,7 +206,8 @@ class DashboardHandler(BaseHTTPRequestHandler):
         # `exposition` writes the classic text format (names escaped to underscores), so
         # say 0.0.4, which every Prometheus reads; newer clients call 1.0.0 their latest
         content_type = getattr(client, "CONTENT_TYPE_PLAIN_0_0_4", client.CONTENT_TYPE_LATEST)
-        collector = DatabaseCollector(self.home, self.config, None, self.since_s)
+        since_s = METRICS_WINDOW_S if self.since_s is None else self.since_s
+        collector = DatabaseCollector(self.home, self.config, None, since_s)
         return content_type, exposition(collector)
 
     def _health(self) -> tuple[str, str]:

@@ -6,7 +6,6 @@ draws what it returns.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +14,7 @@ from torchsm.storage import store
 from torchsm.work import work_queue
 
 DAY_S = 86400.0
+MIN_WINDOW_S = 3600.0  # a younger home is drawn over its first hour: buckets of 5 min
 TRANSITIONS_CAP = 2000  # exact bands up to this many transitions of a Nova in the window
 TIMELINE_SLOTS = 320  # beyond it, one band per slot
 MAX_BUCKETS = 60
@@ -35,10 +35,8 @@ class Buckets:
     def count(self) -> int:
         return max(1, int(-(-(self.end - self.start) // self.size)))
 
-    def labels(self) -> list[str]:
-        pattern = "%H:%M" if self.size < DAY_S else "%m-%d"
-        return [time.strftime(pattern, time.gmtime(self.start + i * self.size))
-                for i in range(self.count)]
+    def starts(self) -> list[float]:
+        return [self.start + i * self.size for i in range(self.count)]
 
     def series(self, rows: list[tuple]) -> list[float]:
         """(bucket, value) rows as one value per bucket, 0 where none."""
@@ -47,6 +45,27 @@ class Buckets:
             if 0 <= bucket < self.count:
                 out[bucket] += value or 0.0
         return out
+
+
+def default_window_s(now: float, began: float | None) -> float:
+    """The window drawn when none is asked for: the home's age (`now - began`), within
+    [MIN_WINDOW_S, DAY_S]. A home younger than a day drawn over 24 hours is a sliver at
+    the right edge; one a few minutes old still gets whole buckets."""
+    age = DAY_S if began is None else now - began
+    return min(DAY_S, max(MIN_WINDOW_S, age))
+
+
+def home_began(conn, novas: list[store.NovaRow]) -> float | None:
+    """When the home's record begins: the oldest of its Novas' creation, first transition
+    and first session (history or sessions may be older than a row: imported, or a Nova
+    added again). One index seek per Nova and table."""
+    times = [n.created_at for n in novas]
+    for n in novas:
+        times += [row[0] for row in (
+            conn.execute("SELECT min(at) FROM history WHERE nova_id = ?", (n.id,)).fetchone(),
+            conn.execute("SELECT min(started_at) FROM sessions WHERE nova_id = ?",
+                         (n.id,)).fetchone()) if row[0] is not None]
+    return min(times, default=None)
 
 
 def buckets_for(start: float, end: float) -> Buckets:
@@ -141,5 +160,5 @@ def _queue(conn, b: Buckets, window: dict, now: float) -> dict[str, Any]:
         f"SELECT CASE {cases} ELSE {len(AGE_BINS) - 1} END, count(*) FROM (SELECT ? -"
         f" created_at AS age FROM work_items WHERE {work_queue.OPEN_SQL})"
         " GROUP BY 1", (now,)).fetchall())
-    return {"depth": depth, "depth_series": series, "created": created,
+    return {"depth": depth, "depth_series": series, "created": created, "finished": finished,
             "ages": [float(ages.get(i, 0)) for i in range(len(AGE_BINS))]}

@@ -355,6 +355,14 @@ def load_item(conn: sqlite3.Connection, item_id: int) -> WorkItem | None:
     return _load(conn, item_id)
 
 
+def oldest_open(conn: sqlite3.Connection, limit: int) -> list[WorkItem]:
+    """The `limit` oldest open items (pending or claimed), oldest first: what has waited
+    longest, whatever its tier."""
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM work_items WHERE {OPEN_SQL}"
+                        " ORDER BY created_at, id LIMIT ?", (limit,))
+    return [WorkItem.from_row(r) for r in rows]
+
+
 def add_in(conn: sqlite3.Connection, text: str, *, nova: str | None, priority: Tier,
            max_attempts: int, now: float, source_key: str | None = None) -> WorkItem | None:
     """Add a pending item inside the caller's write transaction; None when `source_key`
