@@ -4,7 +4,8 @@
 calls it; hooks never do). It reads the child's stdout line by line as it comes, so a
 session of any length costs constant memory and the child never blocks on a full pipe.
 `SessionOutput` turns those lines into meaning: Claude Code's `--output-format json` /
-`stream-json --verbose` objects (result, rate_limit_event, system/api_retry), read only
+`stream-json --verbose` objects (result, rate_limit_event, system/api_retry, the system
+init's model), read only
 from an agent that speaks them (`speaks_claude_code`); any other agent CLI by exit
 status and the tail of its text.
 """
@@ -92,7 +93,7 @@ def build_argv(template: list[str], prompt: str) -> tuple[list[str], bool]:
 # Lines worth parsing at once; every other line is kept as text only. A marker inside a
 # JSON string is escaped (\"result\"), so these match keys and type values, and a false
 # positive costs one parse, not a wrong answer (_interpret checks the type).
-_EAGER_MARKERS = ('"result"', '"rate_limit_event"', '"api_retry"')
+_EAGER_MARKERS = ('"result"', '"rate_limit_event"', '"api_retry"', '"init"')
 _ASSISTANT_MARKER, _TEXT_MARKER = '"assistant"', '"text"'
 
 
@@ -102,7 +103,7 @@ class SessionOutput:
 
     Parsing every line of a long stream-json session would cost more than the session's
     own output does (BENCHMARKS-usage.md): only the lines that can carry a result, a
-    rate_limit_event or an api_retry are parsed as they come, and the last assistant line
+    rate_limit_event, an api_retry or the system init are parsed as they come, and the last assistant line
     with text is parsed when it is asked for. Only when `claude_code` (the agent speaks
     Claude Code's JSON: `speaks_claude_code`); any other agent's lines are its own words,
     kept as text.
@@ -112,6 +113,7 @@ class SessionOutput:
     result: dict[str, Any] | None = None
     rate_limit_events: list[dict[str, Any]] = field(default_factory=list)
     api_retries: list[dict[str, Any]] = field(default_factory=list)
+    started_model: Any = None  # the model the system init names (checked by the ledger)
     lines: int = 0
     tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=TAIL_LINES))
     # told of each rate_limit_event's info and each api_retry object the moment it is read
@@ -160,6 +162,8 @@ class SessionOutput:
         elif kind == "system" and obj.get("subtype") == "api_retry":
             self.api_retries.append(obj)
             self._tell("api_retry", obj)
+        elif kind == "system" and obj.get("subtype") == "init":
+            self.started_model = obj.get("model")
         elif kind == "assistant" and _assistant_text(obj):
             self._last_assistant_line = json.dumps(obj)
 
