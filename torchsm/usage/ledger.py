@@ -307,6 +307,9 @@ class SessionRow:
     num_turns: int | None
     input_tokens: int | None
     output_tokens: int | None
+    cache_creation_tokens: int | None
+    cache_read_tokens: int | None
+    model: str | None
 
     @property
     def duration_s(self) -> float | None:
@@ -319,14 +322,18 @@ class SessionRow:
                 "ended_at": format_time(self.ended_at), "duration_s": self.duration_s,
                 "exit_status": self.exit_status, "cost_usd": self.cost_usd,
                 "turns": self.num_turns, "input_tokens": self.input_tokens,
-                "output_tokens": self.output_tokens}
+                "output_tokens": self.output_tokens,
+                "cache_creation_tokens": self.cache_creation_tokens,
+                "cache_read_tokens": self.cache_read_tokens, "model": self.model}
 
 
 _LISTED = {"id": "s.id", "started_at": "s.started_at", "nova": "n.name", "kind": "s.kind",
            "item_id": "s.item_id", "outcome": "s.outcome", "ended_at": "s.ended_at",
            "exit_status": "s.exit_status", "cost_usd": "s.cost_usd",
            "num_turns": "s.num_turns", "input_tokens": "s.input_tokens",
-           "output_tokens": "s.output_tokens"}
+           "output_tokens": "s.output_tokens",
+           "cache_creation_tokens": "s.cache_creation_tokens",
+           "cache_read_tokens": "s.cache_read_tokens", "model": "s.model"}
 _LISTED_COLUMNS = ", ".join(_LISTED[name] for name in SessionRow.__dataclass_fields__)
 
 
