@@ -348,6 +348,36 @@ def latest(conn: sqlite3.Connection, nova_id: int | None, limit: int) -> list[Se
     return [SessionRow(*row) for row in rows]
 
 
+@dataclass(frozen=True)
+class SessionUsage:
+    """What one session used, as `torchsm usage` sums it (torchsm.usage.totals)."""
+
+    started_at: float
+    nova: str
+    account: str
+    outcome: str
+    api_error_status: int | None
+    num_turns: int | None
+    cost_usd: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_creation_tokens: int | None
+    cache_read_tokens: int | None
+    model: str | None
+
+
+_USAGE_COLUMNS = ", ".join({"nova": "n.name", "account": "n.account"}.get(name, f"s.{name}")
+                           for name in SessionUsage.__dataclass_fields__)
+
+
+def usage_since(conn: sqlite3.Connection, since: float, until: float) -> list[SessionUsage]:
+    """What every session started in (since, until] used, oldest first."""
+    rows = conn.execute(
+        f"SELECT {_USAGE_COLUMNS} FROM sessions s JOIN novas n ON n.id = s.nova_id"
+        " WHERE s.started_at > ? AND s.started_at <= ? ORDER BY s.started_at, s.id", (since, until)).fetchall()
+    return [SessionUsage(*row) for row in rows]
+
+
 def nova_of(conn: sqlite3.Connection, session_id: int) -> int | None:
     """The id of the Nova session `session_id` was of (None: no such session)."""
     row = conn.execute("SELECT nova_id FROM sessions WHERE id = ?", (session_id,)).fetchone()
