@@ -88,3 +88,18 @@ def test_token_counts_are_range_checked(field, value):
 
 def test_the_json_fixture_is_one_result_object():
     assert json.loads((RESULTS / "json-result.json").read_text())["type"] == "result"
+
+
+def test_the_init_is_looked_for_until_the_first_assistant_message():
+    init = json.dumps({"type": "system", "subtype": "init", "model": "claude-opus-5-5"})
+    hook = json.dumps({"type": "system", "subtype": "hook_response", "output": "context"})
+    assistant = json.dumps({"type": "assistant", "message": {"content": [
+        {"type": "text", "text": "hi"}]}})
+    late = SessionOutput(claude_code=True)
+    for line in (hook, init):  # separate blocks, a line before it
+        late.feed(line)
+    assert late.started_model == "claude-opus-5-5"
+    after = SessionOutput(claude_code=True)
+    for line in (assistant, init):  # an "init" after the conversation began is no init
+        after.feed(line)
+    assert after.started_model is None
