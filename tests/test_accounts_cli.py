@@ -130,7 +130,8 @@ def test_usage_shows_each_account_its_windows_verdict_and_held_novas(three: Cli,
                      for name in ("work", "default"))
     assert [a["account"] for a in report["accounts"]] == ["default", "work"]
     assert set(work) == {"account", "novas", "windows", "verdict", "held", "cost_usd_24h",
-                         "cost_limit_usd"}
+                         "cost_limit_usd", "projection", "sessions", "turns", "cost_usd",
+                         "tokens", "models", "errors"}
     assert work["novas"] == ["echo", "helix"] and default["novas"] == ["torch"]
     [window] = work["windows"]
     assert set(window) == {"window", "status", "utilization", "resets_at", "updated_at",

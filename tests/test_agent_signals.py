@@ -8,6 +8,7 @@ shell echoing its task, a stand-in `claude` printing Claude Code's lines), a rea
 import json
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -220,3 +221,32 @@ def test_what_declares_claude_codes_json(command, declared):
     assert speaks_claude_code(command) is declared
     assert speaks_claude_code(command, "claude-code") is True
     assert speaks_claude_code(command, "plain") is False
+
+
+RECORDED_RUN = Path(__file__).parent / "fixtures" / "claude-code-results" / \
+    "stream-json-tool-round.jsonl"
+
+
+def test_a_session_stores_its_model_and_tokens(account, tmp_path):
+    # a stand-in `claude` printing what the real one printed (tests/fixtures/...)
+    account("queue", "add", "work")
+    lines = [json.loads(line) for line in RECORDED_RUN.read_text().splitlines()]
+    run_once(account, "--", *stream_json(tmp_path, *lines))
+    assert query(account, "SELECT model, input_tokens, output_tokens, cache_creation_tokens,"
+                          " cache_read_tokens FROM sessions") == [
+        ("claude-opus-5-5", 1500, 65, 3100, 4000)]
+
+
+@pytest.mark.parametrize("usage, model_usage, warned", [
+    ({"cache_creation_input_tokens": -5, "cache_read_input_tokens": 2**62}, {},
+     "usage.cache_creation_input_tokens -5"),
+    ({}, {"$(reboot)": {"outputTokens": 9}}, "model '$(reboot)'"),
+])
+def test_bad_tokens_or_model_are_dropped_with_a_warning(account, tmp_path, usage, model_usage,
+                                                        warned):
+    account("queue", "add", "work")
+    out = run_once(account, "--", *stream_json(tmp_path, result(
+        usage={"input_tokens": 7, **usage}, modelUsage=model_usage)))
+    assert query(account, "SELECT model, input_tokens, cache_creation_tokens,"
+                          " cache_read_tokens FROM sessions") == [(None, 7, None, None)]
+    assert warned in out

@@ -98,7 +98,11 @@ def agent_finishing_on_go(tmp_path, *, then: str = ""):
         print(json.dumps({{"type": "assistant", "message": {{"content": [
             {{"type": "text", "text": "finished " + os.environ["TORCHSM_ITEM"]}}]}}}}))
         print(json.dumps({{"type": "result", "subtype": "success", "is_error": False,
-                          "result": "done", "total_cost_usd": 0.25, "num_turns": 3}}))
+                          "result": "done", "total_cost_usd": 0.25, "num_turns": 3,
+                          "usage": {{"input_tokens": 11, "output_tokens": 22,
+                                    "cache_creation_input_tokens": 33,
+                                    "cache_read_input_tokens": 44}},
+                          "modelUsage": {{"claude-opus-5-5": {{"outputTokens": 22}}}}}}))
         with open({str(log)!r}, "a") as f:
             f.write("end " + os.environ["TORCHSM_ITEM"] + "\\n")
     """)
@@ -139,9 +143,11 @@ def test_an_agent_finishes_the_session_its_supervisor_died_in_and_runs_once(brie
     assert successor.returncode == 0, err
     assert log.read_text().split() == ["start", "1", "end", "1"]  # once, not again
     assert brief_torch("queue", "list", "--json").json()[0]["status"] == "done"
-    reported = (0.25, 3) if declared else (None, None)  # the result line the keeper kept
-    assert query(brief_torch, "SELECT outcome, exit_status, cost_usd, num_turns FROM sessions") == [
-        ("ok", 0, *reported)]
+    # the result line the keeper kept: cost, turns, model and tokens
+    reported = ((0.25, 3, "claude-opus-5-5", 11, 22, 33, 44) if declared else (None,) * 7)
+    assert query(brief_torch, "SELECT outcome, exit_status, cost_usd, num_turns, model,"
+                              " input_tokens, output_tokens, cache_creation_tokens,"
+                              " cache_read_tokens FROM sessions") == [("ok", 0, *reported)]
     # ... and its last message, for the item's episode
     said = " | Last message: finished 1" if declared else ""
     assert query(brief_torch, "SELECT kind, source, text FROM memories") == [

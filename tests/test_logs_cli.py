@@ -125,7 +125,10 @@ def test_sessions_lists_newest_first_with_outcome_duration_cost_and_tokens(two_s
         import json
         print(json.dumps({"type": "result", "is_error": False, "result": "done",
                           "total_cost_usd": 0.125, "num_turns": 2,
-                          "usage": {"input_tokens": 1200, "output_tokens": 345}}))
+                          "usage": {"input_tokens": 1200, "output_tokens": 345,
+                                    "cache_creation_input_tokens": 50,
+                                    "cache_read_input_tokens": 900},
+                          "modelUsage": {"claude-opus-5-5": {"outputTokens": 345}}}))
     """, name="costly.py")
     two_sessions("run", "echo", "--until-idle", "--agent-output", "claude-code", "--", *result)
     listed = two_sessions("sessions", "--json").json()
@@ -133,14 +136,17 @@ def test_sessions_lists_newest_first_with_outcome_duration_cost_and_tokens(two_s
         (3, "echo", 3, "ok"), (2, "torch", 2, "ok"), (1, "torch", 1, "ok")]
     assert (listed[0]["cost_usd"], listed[0]["input_tokens"], listed[0]["output_tokens"],
             listed[0]["turns"]) == (0.125, 1200, 345, 2)
+    assert (listed[0]["model"], listed[0]["cache_creation_tokens"],
+            listed[0]["cache_read_tokens"]) == ("claude-opus-5-5", 50, 900)
+    assert listed[1]["model"] is None  # a plain agent reports nothing
     assert listed[0]["started_at"].endswith("Z") and listed[0]["duration_s"] >= 0
     assert [s["id"] for s in two_sessions("sessions", "torch", "--limit", "1", "--json").json()
             ] == [2]
     text = two_sessions("sessions").out.splitlines()
     assert text[0].split() == ["ID", "STARTED", "NOVA", "ITEM", "OUTCOME", "DURATION",
-                               "COST", "TOKENS"]
+                               "COST", "TOKENS", "CACHE", "MODEL"]
     assert text[1].split()[:5] == ["3", listed[0]["started_at"], "echo", "3", "ok"]
-    assert text[1].split()[-2:] == ["$0.1250", "1200/345"]
+    assert text[1].split()[-4:] == ["$0.1250", "1200/345", "50/900", "claude-opus-5-5"]
     assert two_sessions.fails("sessions", "nobody").err == (
         "torchsm: error: no Nova named 'nobody'\n")
 

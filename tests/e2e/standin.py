@@ -39,6 +39,9 @@ class Reply:
     # a tool call instead of text: {"name": ..., "input": {...}} (an "id" is made up if
     # missing); the model then ends its message with stop_reason "tool_use"
     tool_use: dict | None = None
+    # the tokens the message reports (as the API's `usage`: input_tokens, output_tokens,
+    # cache_creation_input_tokens, cache_read_input_tokens); None: 10 in, 5 out
+    usage: dict | None = None
 
     def content(self) -> list[dict]:
         if self.tool_use is None:
@@ -346,12 +349,17 @@ def _message(reply: Reply, body: dict) -> dict:
     return {"id": "msg_standin", "type": "message", "role": "assistant",
             "model": body.get("model", "claude-standin"),
             "content": reply.content(), "stop_reason": reply.stop_reason,
-            "stop_sequence": None, "usage": {"input_tokens": 10, "output_tokens": 5}}
+            "stop_sequence": None, "usage": _usage(reply)}
+
+
+def _usage(reply: Reply) -> dict:
+    return reply.usage or {"input_tokens": 10, "output_tokens": 5}
 
 
 def _sse(reply: Reply, body: dict) -> bytes:
+    # the stream reports input (and cache) tokens at its start, output tokens at its end
     start = _message(reply, body) | {"content": [], "stop_reason": None,
-                                     "usage": {"input_tokens": 10, "output_tokens": 1}}
+                                     "usage": _usage(reply) | {"output_tokens": 1}}
     events = [("message_start", {"type": "message_start", "message": start})]
     for index, block in enumerate(reply.content()):
         if block["type"] == "tool_use":
@@ -370,7 +378,7 @@ def _sse(reply: Reply, body: dict) -> bytes:
     events += [
         ("message_delta", {"type": "message_delta",
                            "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
-                           "usage": {"output_tokens": 5}}),
+                           "usage": {"output_tokens": _usage(reply)["output_tokens"]}}),
         ("message_stop", {"type": "message_stop"}),
     ]
     return "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n"

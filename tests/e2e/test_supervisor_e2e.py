@@ -57,6 +57,24 @@ def test_the_supervisor_works_through_a_queue_one_session_per_item(claude_torch,
     assert all(cost is not None and session for _, _, cost, session in ledger)
 
 
+def test_the_model_and_tokens_the_api_reported_land_in_the_ledger(claude_torch, claude):
+    claude_torch("queue", "add", "say done")
+    claude.standin.policy = lambda n, body: Reply(usage={
+        "input_tokens": 1200, "output_tokens": 40, "cache_creation_input_tokens": 3000,
+        "cache_read_input_tokens": 500})
+    proc = subprocess.run([*torchsm_executable(), "run", "torch", "--until-idle",
+                           *claude_command(claude)[:-1], "stream-json", "--verbose"],
+                          env=run_env(claude, claude_torch), capture_output=True, text=True,
+                          timeout=180, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    asked = claude.standin.bodies[0]["model"]  # the model Claude Code asked for
+    assert rows(claude_torch, "SELECT model, input_tokens, output_tokens, cache_creation_tokens,"
+                              " cache_read_tokens FROM sessions") == [
+        (asked, 1200, 40, 3000, 500)]
+    [day] = claude_torch("usage", "--daily", "--json").json()["periods"]
+    assert day["models"] == [asked] and day["tokens"]["cache_creation"] == 3000
+
+
 def test_with_the_hooks_installed_one_session_continues_through_the_queue(claude_torch, claude):
     claude_torch("hooks", "install", "--nova", "torch", "--project", str(claude.project))
     for n in range(3):

@@ -4,7 +4,8 @@
 calls it; hooks never do). It reads the child's stdout line by line as it comes, so a
 session of any length costs constant memory and the child never blocks on a full pipe.
 `SessionOutput` turns those lines into meaning: Claude Code's `--output-format json` /
-`stream-json --verbose` objects (result, rate_limit_event, system/api_retry), read only
+`stream-json --verbose` objects (result, rate_limit_event, system/api_retry, the system
+init's model), read only
 from an agent that speaks them (`speaks_claude_code`); any other agent CLI by exit
 status and the tail of its text.
 """
@@ -93,6 +94,9 @@ def build_argv(template: list[str], prompt: str) -> tuple[list[str], bool]:
 # JSON string is escaped (\"result\"), so these match keys and type values, and a false
 # positive costs one parse, not a wrong answer (_interpret checks the type).
 _EAGER_MARKERS = ('"result"', '"rate_limit_event"', '"api_retry"')
+# stream-json's system init (the session's model) comes before any assistant message: it
+# is looked for only until one, so a long session's blocks pay no extra scan for it
+_INIT_MARKER = '"init"'
 _ASSISTANT_MARKER, _TEXT_MARKER = '"assistant"', '"text"'
 
 
@@ -102,8 +106,9 @@ class SessionOutput:
 
     Parsing every line of a long stream-json session would cost more than the session's
     own output does (BENCHMARKS-usage.md): only the lines that can carry a result, a
-    rate_limit_event or an api_retry are parsed as they come, and the last assistant line
-    with text is parsed when it is asked for. Only when `claude_code` (the agent speaks
+    rate_limit_event or an api_retry (and, until the first assistant message, the system
+    init) are parsed as they come, and the last assistant line with text is parsed when
+    it is asked for. Only when `claude_code` (the agent speaks
     Claude Code's JSON: `speaks_claude_code`); any other agent's lines are its own words,
     kept as text.
     """
@@ -112,11 +117,13 @@ class SessionOutput:
     result: dict[str, Any] | None = None
     rate_limit_events: list[dict[str, Any]] = field(default_factory=list)
     api_retries: list[dict[str, Any]] = field(default_factory=list)
+    started_model: Any = None  # the model the system init names (checked by the ledger)
     lines: int = 0
     tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=TAIL_LINES))
     # told of each rate_limit_event's info and each api_retry object the moment it is read
     listener: Callable[[str, dict[str, Any]], None] | None = field(default=None, repr=False)
     _last_assistant_line: str | None = field(default=None, repr=False)
+    _before_init: bool = field(default=True, repr=False)  # no init nor assistant line yet
 
     def feed(self, line: str) -> None:
         """One line of output."""
@@ -129,11 +136,16 @@ class SessionOutput:
         self.tail.extend(line.strip()[:2000] for line in lines[-TAIL_LINES:] if line.strip())
         if not self.claude_code:
             return
+        if self._before_init and _INIT_MARKER in text:
+            for line in lines:  # (a line the eager markers catch is parsed below)
+                if _INIT_MARKER in line and not any(m in line for m in _EAGER_MARKERS):
+                    self._parse(line.strip())
         if any(marker in text for marker in _EAGER_MARKERS):
             for line in lines:
                 if any(marker in line for marker in _EAGER_MARKERS):
                     self._parse(line.strip())
         if _ASSISTANT_MARKER in text:
+            self._before_init = False
             self._remember_assistant(lines)
 
     def _parse(self, line: str) -> None:
@@ -160,6 +172,8 @@ class SessionOutput:
         elif kind == "system" and obj.get("subtype") == "api_retry":
             self.api_retries.append(obj)
             self._tell("api_retry", obj)
+        elif kind == "system" and obj.get("subtype") == "init":
+            self.started_model, self._before_init = obj.get("model"), False
         elif kind == "assistant" and _assistant_text(obj):
             self._last_assistant_line = json.dumps(obj)
 

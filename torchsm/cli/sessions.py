@@ -7,7 +7,8 @@ import click
 from torchsm.cli.common import Env, common_options, pass_env, table
 from torchsm.cli.numbers import count
 
-HEADER = ["ID", "STARTED", "NOVA", "ITEM", "OUTCOME", "DURATION", "COST", "TOKENS"]
+HEADER = ["ID", "STARTED", "NOVA", "ITEM", "OUTCOME", "DURATION", "COST", "TOKENS", "CACHE",
+          "MODEL"]
 
 
 @click.command()
@@ -18,8 +19,9 @@ HEADER = ["ID", "STARTED", "NOVA", "ITEM", "OUTCOME", "DURATION", "COST", "TOKEN
 @pass_env
 def sessions(env: Env, name: str | None, limit: int) -> None:
     """List the agent sessions the supervisors ran (of Nova NAME, or of all), newest
-    first: start, Nova, item, outcome, duration, cost in USD, and the input/output
-    tokens Claude Code reported (`-` where the agent reported none)."""
+    first: start, Nova, item, outcome, duration, cost in USD, the input/output tokens
+    and cache write/read tokens Claude Code reported, and the model that wrote most
+    (`-` where the agent reported none)."""
     from torchsm.usage.report import recent_sessions
 
     rows = [row.as_json() for row in recent_sessions(env.home, env.config, name, limit)]
@@ -28,7 +30,9 @@ def sessions(env: Env, name: str | None, limit: int) -> None:
 
 def _cells(row: dict) -> list:
     return [row["id"], row["started_at"], row["nova"], row["item"], row["outcome"],
-            _duration(row["duration_s"]), _cost(row["cost_usd"]), _tokens(row)]
+            _duration(row["duration_s"]), _cost(row["cost_usd"]),
+            _pair(row["input_tokens"], row["output_tokens"]),
+            _pair(row["cache_creation_tokens"], row["cache_read_tokens"]), row["model"]]
 
 
 def _duration(seconds: float | None) -> str:
@@ -39,7 +43,8 @@ def _cost(usd: float | None) -> str | None:
     return None if usd is None else f"${usd:.4f}"
 
 
-def _tokens(row: dict) -> str | None:
-    if row["input_tokens"] is None and row["output_tokens"] is None:
+def _pair(first: int | None, second: int | None) -> str | None:
+    """`in/out` (or `write/read`) tokens; None when neither was reported."""
+    if first is None and second is None:
         return None
-    return f"{row['input_tokens'] or 0}/{row['output_tokens'] or 0}"
+    return f"{first or 0}/{second or 0}"

@@ -111,6 +111,6 @@ def ledger_end(run: SessionRun, verdict: Verdict) -> SessionEnd:
     """The ledger's record of a finished session: outcome plus what Claude Code reported."""
     return SessionEnd(
         ended_at=run.ended_at, exit_status=run.exit_status, outcome=verdict.outcome.value,
-        error=verdict.error, **reported(run.output.result or {}),
+        error=verdict.error, **reported(run.output.result or {}, run.output.started_model),
         limit_events=run.output.rate_limit_events or None,
         last_assistant_message=run.output.last_assistant_text)

@@ -353,7 +353,8 @@ class Supervisor:
         outbox.deliver(self.home, self.config, taken.at)  # session.started, committed with it
         run, unstored = launch.launch(self.home, self.config, self._load_nova(),
                                             taken, self._agent)
-        for warning in ledger.checked_report(run.output.result or {})[1]:
+        for warning in ledger.checked_report(run.output.result or {},
+                                             run.output.started_model)[1]:
             self._emit("warning", f"result: {warning}")
         verdict = outcome.judge(run, crash_window_s=self.config.supervisor.crash_window_s,
                                 now=self.clock.now())

@@ -78,7 +78,8 @@ def recover(home: Home, config: Config, name: str, now: float, emit: Emit,
         finished = [row for row in left if ended[row[0]] == 0]
         for session_id, _, _, _, item_id in finished:
             ledger.close_finished(conn, session_id, now, said[session_id].result,
-                                  said[session_id].last_assistant_text)
+                                  said[session_id].last_assistant_text,
+                                  said[session_id].started_model)
             if item_id is not None and work_queue.finish_claimed_by(conn, item_id, name, now):
                 # done, not rerun; its episode has what the agent said last
                 memory.remember_episode(conn, config, name, work_queue.load_item(conn, item_id),

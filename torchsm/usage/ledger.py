@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,9 @@ class SessionEnd:
     num_turns: int | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cache_creation_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    model: str | None = None
     api_error_status: int | None = None
     limit_events: list[dict[str, Any]] | None = None
     last_assistant_message: str | None = None
@@ -60,11 +64,13 @@ def finish(conn: sqlite3.Connection, session_id: int, end: SessionEnd,
     conn.execute(
         "UPDATE sessions SET ended_at = ?, exit_status = ?, outcome = ?, error = ?,"
         " agent_session_id = ?, cost_usd = ?, num_turns = ?, input_tokens = ?,"
-        " output_tokens = ?, api_error_status = ?, limit_events = ?,"
+        " output_tokens = ?, cache_creation_tokens = ?, cache_read_tokens = ?, model = ?,"
+        " api_error_status = ?, limit_events = ?,"
         " last_assistant_message = ? WHERE id = ?" + (f" AND outcome = '{RUNNING}'"
                                                       if only_running else ""),
         (end.ended_at, end.exit_status, end.outcome, end.error, end.agent_session_id,
          end.cost_usd, end.num_turns, end.input_tokens, end.output_tokens,
+         end.cache_creation_tokens, end.cache_read_tokens, end.model,
          end.api_error_status, limit_events, end.last_assistant_message, session_id))
 
 
@@ -184,12 +190,15 @@ FINISHED_ALONE = "the agent finished; its supervisor ended before it settled the
 
 def close_finished(conn: sqlite3.Connection, session_id: int, at: float,
                    result: dict[str, Any] | None = None,
-                   last_assistant_message: str | None = None) -> None:
+                   last_assistant_message: str | None = None,
+                   started_model: str | None = None) -> None:
     """Close as `ok` a row a dead supervisor left whose agent exited 0 (its keeper said
-    so), with what its `result` line reported and its last message when the keeper kept
-    them. Any other end may be the agent stopped with its supervisor: `close_abandoned`."""
+    so), with what its `result` line reported (and the model it started with) and its
+    last message when the keeper kept them. Any other end may be the agent stopped with
+    its supervisor: `close_abandoned`."""
     finish(conn, session_id, SessionEnd(ended_at=at, exit_status=0, outcome="ok",
-                                        error=FINISHED_ALONE, **reported(result or {}),
+                                        error=FINISHED_ALONE,
+                                        **reported(result or {}, started_model),
                                         last_assistant_message=last_assistant_message),
            only_running=True)
 
@@ -208,24 +217,32 @@ _REPORTED = {
     "num_turns": (("num_turns",), True, 0, MAX_TURNS),
     "input_tokens": (("usage", "input_tokens"), True, 0, MAX_TOKENS),
     "output_tokens": (("usage", "output_tokens"), True, 0, MAX_TOKENS),
+    "cache_creation_tokens": (("usage", "cache_creation_input_tokens"), True, 0, MAX_TOKENS),
+    "cache_read_tokens": (("usage", "cache_read_input_tokens"), True, 0, MAX_TOKENS),
     "api_error_status": (("api_error_status",), True, 100, 599),  # an HTTP status
 }
 
 
-def reported(result: dict[str, Any]) -> dict[str, Any]:
+def reported(result: dict[str, Any], started_model: Any = None) -> dict[str, Any]:
     """The SessionEnd fields Claude Code's `result` line reports (absent, mistyped or out
-    of range: None)."""
-    return checked_report(result)[0]
+    of range: None); the model: the result's main one, else `started_model` (the
+    stream's system init names it)."""
+    return checked_report(result, started_model)[0]
 
 
-def checked_report(result: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """`reported`, and a warning for each number it left out. A cost that is negative
-    would switch the daily budget off, one of 1e308 hold the account for a day; turns
-    of 2**62 would overflow every sum of them."""
+def checked_report(result: dict[str, Any],
+                   started_model: Any = None) -> tuple[dict[str, Any], list[str]]:
+    """`reported`, and a warning for each number (or model name) it left out. A cost that
+    is negative would switch the daily budget off, one of 1e308 hold the account for a
+    day; turns of 2**62 would overflow every sum of them."""
     session_id = result.get("session_id")
     fields = {"agent_session_id": session_id if isinstance(session_id, str)
               and len(session_id) <= 64 else None}
-    warnings = []
+    fields["model"], warnings = main_model(result.get("modelUsage"))
+    if fields["model"] is None and started_model is not None:
+        fields["model"] = model_name(started_model)
+        if fields["model"] is None:
+            warnings.append(f"model {str(started_model)[:80]!r} is not a model name; ignored")
     for name, (path, whole, low, high) in _REPORTED.items():
         value = _at(result, path)
         fields[name] = bounded(value, whole, low, high)
@@ -234,6 +251,35 @@ def checked_report(result: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             warnings.append(f"{'.'.join(path)} {value!r} is not {kind} from {low:g} to "
                             f"{high:g}; ignored")
     return fields, warnings
+
+
+# Claude Code's model ids: claude-opus-4-1-20250805, claude-sonnet-4-5[1m], a Bedrock or
+# Vertex id (us.anthropic.claude-..., claude-opus-4@20250514)
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/\[\]-]{0,63}")
+
+
+def model_name(value: Any) -> str | None:
+    """`value` when it reads as a model id (at most 64 characters of a name), else None:
+    the name is printed in tables and stored, and one that is anything else is a
+    misreading."""
+    return value if isinstance(value, str) and _MODEL_NAME.fullmatch(value) else None
+
+
+def main_model(model_usage: Any) -> tuple[str | None, list[str]]:
+    """The model that wrote the most output tokens in a result's `modelUsage` ({model:
+    {outputTokens, ...}}): Claude Code also calls a small model for chores (titles,
+    summaries), which may read much and write little. A warning per name left out."""
+    if not isinstance(model_usage, dict):
+        return None, []
+    written: dict[str, int] = {}
+    warnings = []
+    for name, used in model_usage.items():
+        if model_name(name) is None:
+            warnings.append(f"model {str(name)[:80]!r} is not a model name; ignored")
+            continue
+        out = used.get("outputTokens") if isinstance(used, dict) else None
+        written[name] = bounded(out, True, 0, MAX_TOKENS) or 0
+    return (max(written, key=written.__getitem__) if written else None), warnings
 
 
 def _at(result: dict[str, Any], path: tuple[str, ...]) -> Any:
@@ -279,6 +325,9 @@ class SessionRow:
     num_turns: int | None
     input_tokens: int | None
     output_tokens: int | None
+    cache_creation_tokens: int | None
+    cache_read_tokens: int | None
+    model: str | None
 
     @property
     def duration_s(self) -> float | None:
@@ -291,14 +340,18 @@ class SessionRow:
                 "ended_at": format_time(self.ended_at), "duration_s": self.duration_s,
                 "exit_status": self.exit_status, "cost_usd": self.cost_usd,
                 "turns": self.num_turns, "input_tokens": self.input_tokens,
-                "output_tokens": self.output_tokens}
+                "output_tokens": self.output_tokens,
+                "cache_creation_tokens": self.cache_creation_tokens,
+                "cache_read_tokens": self.cache_read_tokens, "model": self.model}
 
 
 _LISTED = {"id": "s.id", "started_at": "s.started_at", "nova": "n.name", "kind": "s.kind",
            "item_id": "s.item_id", "outcome": "s.outcome", "ended_at": "s.ended_at",
            "exit_status": "s.exit_status", "cost_usd": "s.cost_usd",
            "num_turns": "s.num_turns", "input_tokens": "s.input_tokens",
-           "output_tokens": "s.output_tokens"}
+           "output_tokens": "s.output_tokens",
+           "cache_creation_tokens": "s.cache_creation_tokens",
+           "cache_read_tokens": "s.cache_read_tokens", "model": "s.model"}
 _LISTED_COLUMNS = ", ".join(_LISTED[name] for name in SessionRow.__dataclass_fields__)
 
 
@@ -311,6 +364,36 @@ def latest(conn: sqlite3.Connection, nova_id: int | None, limit: int) -> list[Se
         " ORDER BY s.started_at DESC, s.id DESC LIMIT ?",
         (*([nova_id] if nova_id is not None else []), limit)).fetchall()
     return [SessionRow(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class SessionUsage:
+    """What one session used, as `torchsm usage` sums it (torchsm.usage.totals)."""
+
+    started_at: float
+    nova: str
+    account: str
+    outcome: str
+    api_error_status: int | None
+    num_turns: int | None
+    cost_usd: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_creation_tokens: int | None
+    cache_read_tokens: int | None
+    model: str | None
+
+
+_USAGE_COLUMNS = ", ".join({"nova": "n.name", "account": "n.account"}.get(name, f"s.{name}")
+                           for name in SessionUsage.__dataclass_fields__)
+
+
+def usage_since(conn: sqlite3.Connection, since: float, until: float) -> list[SessionUsage]:
+    """What every session started in (since, until] used, oldest first."""
+    rows = conn.execute(
+        f"SELECT {_USAGE_COLUMNS} FROM sessions s JOIN novas n ON n.id = s.nova_id"
+        " WHERE s.started_at > ? AND s.started_at <= ? ORDER BY s.started_at, s.id", (since, until)).fetchall()
+    return [SessionUsage(*row) for row in rows]
 
 
 def nova_of(conn: sqlite3.Connection, session_id: int) -> int | None:
