@@ -9,6 +9,7 @@ import click
 
 from torchsm import user_files
 from torchsm.cli.common import Env, common_options, pass_env
+from torchsm.cli.numbers import DURATION
 
 
 @click.command()
@@ -16,6 +17,7 @@ from torchsm.cli.common import Env, common_options, pass_env
               help="Where to write the page (replaced atomically; through a symlink; a "
                    "FIFO or device is written as a stream); - writes it to stdout.")
 @click.option("--since", "since", default="24h", show_default=True, metavar="DURATION",
+              type=DURATION,
               help="The window: 30m, 6h, 2d, ...")
 @common_options
 @pass_env

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from torchsm.cli.common import Env, common_options, pass_env
+from torchsm.cli.numbers import DURATION
 
 REFRESH_S = 30
 
@@ -13,6 +14,7 @@ REFRESH_S = 30
 @click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True,
               help="The port on 127.0.0.1 (0: any free one).")
 @click.option("--since", "since", default="24h", show_default=True, metavar="DURATION",
+              type=DURATION,
               help="The dashboard's window: 30m, 6h, 2d, ...")
 @common_options
 @pass_env

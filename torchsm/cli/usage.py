@@ -7,11 +7,13 @@ import time
 import click
 
 from torchsm.cli.common import Env, common_options, pass_env, table
+from torchsm.cli.numbers import DURATION
 
 
 @click.command()
 @click.argument("name", required=False)
 @click.option("--since", "since", default="24h", show_default=True, metavar="DURATION",
+              type=DURATION,
               help="How far back: 30m, 6h, 2d, ...")
 @common_options
 @pass_env
