@@ -123,7 +123,10 @@ def test_a_command_past_its_timeout_is_killed_while_a_session_runs(cli, tmp_path
         wait_for(started_file.exists, timeout=30)
         wait_for(lambda: not any(running(p) for p in pid_list), timeout=30)
         wait_for(lambda: alert_row(cli)[2] is not None)
-        assert alert_row(cli) == ("pending", 1, "timed out after 1 s (killed)")
+        delivery, attempts, error = alert_row(cli)
+        # a loaded machine may already be in the next attempt: the first one's end stands
+        assert (error, delivery in ("pending", "sending"), attempts >= 1) == (
+            "timed out after 1 s (killed)", True, True)
         assert (plan(cli) or {}).get("state") == "running"  # still in the session
 
 

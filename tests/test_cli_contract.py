@@ -89,7 +89,6 @@ def test_transition_json_shape_and_refusal(cli: Cli):
 
 @pytest.mark.parametrize("args, message", [
     (["transition", "ghost", "cool"], "no Nova named 'ghost'"),
-    (["transition", "torch", "sleep"], "unknown event 'sleep' (events: work, cool, meditate, dream, compact)"),
     (["transition", "torch", "compact", "--for", "5"], "--for applies only to cool and meditate"),
     (["transition", "torch", "cool", "--for", "-5"],
      "--for must be a positive number of seconds, at most 315360000 (ten years)"),

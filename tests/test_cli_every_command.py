@@ -54,6 +54,11 @@ def arguments(words: str) -> list[click.Argument]:
     return [p for p in TREE[tuple(words.split())].params if isinstance(p, click.Argument)]
 
 
+def given(argument: click.Argument, value: str) -> str:
+    """`value`, or a word the argument takes when it takes only some (a choice)."""
+    return argument.type.choices[0] if isinstance(argument.type, click.Choice) else value
+
+
 def fixed_arity(words: str) -> bool:
     """Takes arguments, none of them variadic: one more is a usage error."""
     found = arguments(words)
@@ -112,8 +117,8 @@ def test_a_bad_option_is_one_usage_error(bare_cli: Cli, words):
 
 @pytest.mark.parametrize("words", [w for w in COMMANDS if fixed_arity(w)])
 def test_an_argument_too_many_is_one_usage_error(capsys, bare_cli: Cli, words):
-    given = ["x"] * len(arguments(words))
-    code, out, err = call(capsys, "--home", str(bare_cli.home), *words.split(), *given,
+    values = [given(a, "x") for a in arguments(words)]
+    code, out, err = call(capsys, "--home", str(bare_cli.home), *words.split(), *values,
                           "surplus", *NEEDS.get(words, []))
     assert_usage_error(code, out, err, words, "Got unexpected extra argument (surplus)")
 
@@ -133,7 +138,7 @@ def test_a_bad_argument_is_one_error_line(capsys, monkeypatch, tmp_path, quiet_h
     monkeypatch.setenv("TORCHSM_REDIS_URL", "off")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))  # `service install`
     monkeypatch.setenv("TORCHSM_SYSTEMCTL", "off")
-    bad = ["Bad Name" for a in arguments(words) if a.required]
+    bad = [given(a, "Bad Name") for a in arguments(words) if a.required]
     code, out, err = call(capsys, "--home", str(quiet_home.path), *words.split(), *bad,
                           *NEEDS.get(words, []))
     assert (code, out) == (1, ""), (code, out, err)

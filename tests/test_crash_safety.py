@@ -20,10 +20,22 @@ import pytest
 def brief_torch(torch_cli: Cli) -> Cli:
     """torch_cli on the FAST rhythm, sessions of at most 3 s, lock waits of 0.2 s."""
     # an orphan's session lasts at most session_timeout_s: its successor waits that long
-    write_config(Home(torch_cli.home), FAST.replace("[supervisor]\n", "[supervisor]\n"
-                                                    "session_timeout_s = 3\n")
+    return with_session_timeout(torch_cli, 3)
+
+
+@pytest.fixture
+def patient_torch(torch_cli: Cli) -> Cli:
+    """brief_torch, but an orphan may take 30 s to finish: on a loaded machine 3 s from
+    its start passed before it was told to finish, and its timeout (rightly) ran the item
+    again."""
+    return with_session_timeout(torch_cli, 30)
+
+
+def with_session_timeout(cli: Cli, seconds: float) -> Cli:
+    write_config(Home(cli.home), FAST.replace("[supervisor]\n", "[supervisor]\n"
+                                              f"session_timeout_s = {seconds}\n")
                  + "[db]\nlock_timeout_s = 0.2\n")
-    return torch_cli
+    return cli
 
 
 def test_the_end_of_a_session_is_recorded_however_long_the_database_is_locked(brief_torch,
@@ -120,39 +132,39 @@ def read_until(run, text: str) -> str:
 
 
 @pytest.mark.parametrize("declared", [True, False])
-def test_an_agent_finishes_the_session_its_supervisor_died_in_and_runs_once(brief_torch, tmp_path,
-                                                                             declared):
+def test_an_agent_finishes_the_session_its_supervisor_died_in_and_runs_once(patient_torch,
+                                                                             tmp_path, declared):
     # the race of the chaos runs: the agent ends its work just as its supervisor dies;
     # it must neither die of the death nor of writing to the dead supervisor's pipe
-    brief_torch("queue", "add", "finish me once")
+    patient_torch("queue", "add", "finish me once")
     command, log, go = agent_finishing_on_go(tmp_path)
     # what the agent printed is read as Claude Code's only when its own supervisor said
     # so (whatever its successor is told)
     output = ["--agent-output", "claude-code"] if declared else []
-    first = start(brief_torch, "torch", *output, "--", *command)
+    first = start(patient_torch, "torch", *output, "--", *command)
     wait_for(lambda: log.exists() and "start" in log.read_text())
     first.kill()
     first.communicate(timeout=10)
-    successor = start(brief_torch, "torch", "--until-idle", "--", *command)
+    successor = start(patient_torch, "torch", "--until-idle", "--", *command)
     read_until(successor, "outlived its supervisor: waiting for it to end its session")
     assert log.read_text().split() == ["start", "1"]  # nothing started beside it
-    [row] = brief_torch("status", "torch", "--json").json()  # and a person can see why
+    [row] = patient_torch("status", "torch", "--json").json()  # and a person can see why
     assert "waiting for it to end its session" in row["plan"]["why"]
     go.touch()
     out, err = successor.communicate(timeout=30)
     assert successor.returncode == 0, err
     assert log.read_text().split() == ["start", "1", "end", "1"]  # once, not again
-    assert brief_torch("queue", "list", "--json").json()[0]["status"] == "done"
+    assert patient_torch("queue", "list", "--json").json()[0]["status"] == "done"
     # the result line the keeper kept: cost, turns, model and tokens
     reported = ((0.25, 3, "claude-opus-5-5", 11, 22, 33, 44) if declared else (None,) * 7)
-    assert query(brief_torch, "SELECT outcome, exit_status, cost_usd, num_turns, model,"
+    assert query(patient_torch, "SELECT outcome, exit_status, cost_usd, num_turns, model,"
                               " input_tokens, output_tokens, cache_creation_tokens,"
                               " cache_read_tokens FROM sessions") == [("ok", 0, *reported)]
     # ... and its last message, for the item's episode
     said = " | Last message: finished 1" if declared else ""
-    assert query(brief_torch, "SELECT kind, source, text FROM memories") == [
+    assert query(patient_torch, "SELECT kind, source, text FROM memories") == [
         ("episode", "item:1", f"Finished work item 1: finish me once{said}")]
-    assert not list((brief_torch.home / "run").glob("session-*"))
+    assert not list((patient_torch.home / "run").glob("session-*"))
 
 
 def test_an_agent_whose_supervisor_died_takes_no_new_work(brief_torch, tmp_path):

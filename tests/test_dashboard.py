@@ -390,7 +390,8 @@ def test_cli_without_a_home_is_one_line(bare_cli, tmp_path):
 
 
 def test_cli_bad_input_is_one_line(cli, tmp_path):
-    assert cli.fails("dashboard", "--since", "soon").err.startswith(
-        "torchsm: error: bad duration 'soon'")
+    assert cli.fails("dashboard", "--since", "soon", code=2).err.endswith(
+        "Error: Invalid value for '--since': bad duration 'soon': use a positive number with s,"
+        " m, h or d (e.g. 30m, 6h, 2d), at most 3650d\n")
     err = cli.fails("dashboard", "--out", str(tmp_path / "missing" / "p.html")).err
     assert err.startswith("torchsm: error: cannot write ") and err.count("\n") == 1

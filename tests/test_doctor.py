@@ -74,7 +74,7 @@ def test_hooks_missing(cli, healthy, tmp_path):
 
 def test_some_hooks_missing(cli, healthy):
     project, claude = healthy
-    settings = project / ".claude" / "settings.json"
+    settings = project / ".claude" / "settings.local.json"
     data = json.loads(settings.read_text())
     del data["hooks"]["StopFailure"]
     settings.write_text(json.dumps(data))
@@ -85,7 +85,7 @@ def test_some_hooks_missing(cli, healthy):
 
 def test_a_dangerous_hook(cli, healthy):
     project, claude = healthy
-    settings = project / ".claude" / "settings.json"
+    settings = project / ".claude" / "settings.local.json"
     data = json.loads(settings.read_text())
     data["hooks"]["Stop"].append({"hooks": [{"type": "command",
                                              "command": "claude -p 'keep going'"}]})

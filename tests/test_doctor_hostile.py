@@ -35,7 +35,7 @@ def checks(proc: subprocess.CompletedProcess) -> dict[str, dict]:
 
 
 def replace_settings(project: Path, make) -> Path:
-    settings = project / ".claude" / "settings.json"
+    settings = project / ".claude" / "settings.local.json"  # `hooks install`s default
     settings.unlink()
     make(settings)
     return settings

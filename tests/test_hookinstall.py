@@ -13,7 +13,8 @@ def test_install_writes_every_event_with_absolute_quoted_paths(cli, tmp_path):
     cli("nova", "add", "torch")
     project = tmp_path / "my project"
     project.mkdir()
-    done = cli("hooks", "install", "--nova", "torch", "--project", str(project), "--json").json()
+    done = cli("hooks", "install", "--nova", "torch", "--project", str(project),
+               "--scope", "project", "--json").json()
     assert done["changed"] and done["backup"] is None
     hooks = settings_of(project)["hooks"]
     assert set(hooks) == set(EVENTS)
@@ -36,20 +37,22 @@ def test_install_keeps_user_settings_backs_up_and_is_idempotent(cli, tmp_path):
                       "PreToolUse": [{"matcher": "Bash", "hooks": [
                           {"type": "command", "command": "./lint.sh"}]}]}}
     (project / ".claude" / "settings.json").write_text(json.dumps(mine))
-    first = cli("hooks", "install", "--nova", "torch", "--project", str(project), "--json").json()
+    first = cli("hooks", "install", "--nova", "torch", "--project", str(project),
+                "--scope", "project", "--json").json()
     assert first["backup"] and json.loads(open(first["backup"]).read()) == mine
     after = settings_of(project)
     assert after["model"] == "opus" and after["permissions"] == mine["permissions"]
     assert after["hooks"]["Stop"][0] == mine["hooks"]["Stop"][0]
     assert after["hooks"]["PreToolUse"][0] == mine["hooks"]["PreToolUse"][0]
     assert len(after["hooks"]["Stop"]) == 2
-    again = cli("hooks", "install", "--nova", "torch", "--project", str(project), "--json").json()
+    again = cli("hooks", "install", "--nova", "torch", "--project", str(project),
+                "--scope", "project", "--json").json()
     assert again["changed"] is False and settings_of(project) == after
     assert "already installed" in cli("hooks", "install", "--nova", "torch", "--project",
-                                      str(project)).out
+                                      str(project), "--scope", "project").out
     # a second Nova's hooks sit beside the first's
     cli("nova", "add", "echo")
-    cli("hooks", "install", "--nova", "echo", "--project", str(project))
+    cli("hooks", "install", "--nova", "echo", "--project", str(project), "--scope", "project")
     assert len(settings_of(project)["hooks"]["Stop"]) == 3
 
 
@@ -59,10 +62,12 @@ def test_install_refuses_bad_input_and_changes_nothing(cli, tmp_path):
     (project / ".claude").mkdir(parents=True)
     settings = project / ".claude" / "settings.json"
     settings.write_text("{not json")
-    result = cli.fails("hooks", "install", "--nova", "torch", "--project", str(project))
+    result = cli.fails("hooks", "install", "--nova", "torch", "--project", str(project),
+                       "--scope", "project")
     assert result.err.startswith(f"torchsm: error: {settings} is not valid JSON")
     assert settings.read_text() == "{not json"
-    assert cli.fails("hooks", "install", "--nova", "ghost", "--project", str(project)).err == \
+    assert cli.fails("hooks", "install", "--nova", "ghost", "--project", str(project),
+                     "--scope", "project").err == \
         "torchsm: error: no Nova named 'ghost'\n"
 
 
@@ -71,7 +76,7 @@ def test_installed_stop_failure_command_survives_sigterm(cli, tmp_path):
     cli("nova", "add", "torch")
     project = tmp_path / "p"
     project.mkdir()
-    cli("hooks", "install", "--nova", "torch", "--project", str(project))
+    cli("hooks", "install", "--nova", "torch", "--project", str(project), "--scope", "project")
     command = settings_of(project)["hooks"]["StopFailure"][0]["hooks"][0]["command"]
     probe = command.split("exec ", 1)[0] + "sleep 0.3; echo survived"
     proc = subprocess.Popen(["sh", "-c", probe], stdout=subprocess.PIPE, text=True)

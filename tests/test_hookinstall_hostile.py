@@ -25,7 +25,8 @@ def mode_of(path: Path) -> int:
 
 
 def install(cli, project: Path, nova: str = "torch", **kw):
-    return cli("hooks", "install", "--nova", nova, "--project", str(project), "--json", **kw).json()
+    return cli("hooks", "install", "--nova", nova, "--project", str(project),
+               "--scope", "project", "--json", **kw).json()
 
 
 @contextmanager
@@ -86,8 +87,9 @@ def test_modes_under_umask_000_are_never_group_or_world_writable(cli, tmp_path):
         # readable as before, but no longer writable by anyone else
         assert mode_of(settings_path(shared)) == 0o644
         assert done["mode"] == "0644"
-        [backup] = backups(shared / ".claude")
-        assert mode_of(backup) == 0o644
+        [backup] = backups(installer.backup_folder(cli.home, settings_path(shared)))
+        assert mode_of(backup) == 0o644 and mode_of(backup.parent) == 0o700
+        assert [p.name for p in (shared / ".claude").iterdir()] == ["settings.json"]
 
 
 def test_the_temp_file_has_its_final_mode_before_the_rename(project, home, monkeypatch):
@@ -103,7 +105,7 @@ def test_the_temp_file_has_its_final_mode_before_the_rename(project, home, monke
 
     monkeypatch.setattr(installer.os, "replace", spy)
     with umask(0):
-        installer.install(project, "torch", home.path)
+        installer.install(project, "torch", home.path, scope="project")
     assert seen == [(path.parent, 0o640, path)]
     assert mode_of(path) == 0o640 and leftovers(path.parent) == []
 
@@ -115,7 +117,9 @@ def test_root_keeps_the_owner_of_a_users_settings(cli, project):
     os.chown(path, 65534, 65534)
     done = install(cli, project)
     assert (os.stat(path).st_uid, os.stat(path).st_gid) == (65534, 65534)
-    assert os.stat(done["backup"]).st_uid == 65534
+    # the backup is in the torchsm home, the home owner's alone
+    assert os.stat(done["backup"]).st_uid == os.geteuid()
+    assert mode_of(Path(done["backup"]).parent) == 0o700
 
 
 # --- b. symlinks -----------------------------------------------------------------------
@@ -142,14 +146,16 @@ def test_a_symlinked_settings_file_is_written_through_and_the_link_kept(cli, pro
 def test_a_dangling_or_looping_symlink_is_refused(cli, project):
     link = settings_path(project)
     link.symlink_to("nowhere.json")
-    result = cli.fails("hooks", "install", "--nova", "torch", "--project", str(project))
+    result = cli.fails("hooks", "install", "--nova", "torch", "--project", str(project),
+                       "--scope", "project")
     assert result.err.startswith("torchsm: error: ") and result.err.count("\n") == 1
     assert "nowhere.json" in result.err
     assert link.is_symlink() and not (link.parent / "nowhere.json").exists()
     link.unlink()
     (link.parent / "loop").symlink_to("settings.json")
     link.symlink_to("loop")
-    result = cli.fails("hooks", "install", "--nova", "torch", "--project", str(project))
+    result = cli.fails("hooks", "install", "--nova", "torch", "--project", str(project),
+                       "--scope", "project")
     assert result.err.startswith("torchsm: error: ") and "symlink loop" in result.err
     assert sorted(p.name for p in link.parent.iterdir()) == ["loop", "settings.json"]
 
@@ -160,7 +166,8 @@ def test_a_read_only_settings_file_is_refused_and_left_alone(cli, project):
     path = settings_path(project)
     path.write_text('{"model": "opus"}\n')
     path.chmod(0o444)
-    result = cli.fails("hooks", "install", "--nova", "torch", "--project", str(project))
+    result = cli.fails("hooks", "install", "--nova", "torch", "--project", str(project),
+                       "--scope", "project")
     assert result.err.startswith(f"torchsm: error: {path} is read-only; ")
     assert result.err.count("\n") == 1 and result.out == ""
     assert path.read_text() == '{"model": "opus"}\n' and mode_of(path) == 0o444
@@ -184,10 +191,11 @@ def test_backups_are_kept_bounded_and_made_only_on_change(project, home):
     before = []
     for n in range(8):  # all at the same instant: names must still not collide
         before.append(path.read_bytes())
-        done = installer.install(project, f"nova{n}", home.path, now=1_700_000_000.0)
+        done = installer.install(project, f"nova{n}", home.path, now=1_700_000_000.0,
+                                 scope="project")
         assert done["changed"] and done["backup"]
         assert Path(done["backup"]).read_bytes() == before[-1]
-    kept = [p for p in backups(path.parent) if p.name != "settings.json.torchsm-backup-mine"]
+    kept = backups(installer.backup_folder(home.path, path))
     assert len(kept) == 5
     assert sorted(p.read_bytes() for p in kept) == sorted(before[-5:])
     # what is not torchsm's stays
@@ -195,9 +203,12 @@ def test_backups_are_kept_bounded_and_made_only_on_change(project, home):
     assert (path.parent / "settings.json.torchsm-backup-mine").read_text() == "the user's own file"
     # idempotent runs add none
     names = sorted(p.name for p in path.parent.iterdir())
+    assert names == ["settings.json", "settings.json.20240101-000000.bak",
+                     "settings.json.torchsm-backup-mine"]  # no backup beside the settings
     for _ in range(3):
-        assert installer.install(project, "nova7", home.path)["changed"] is False
+        assert installer.install(project, "nova7", home.path, scope="project")["changed"] is False
     assert sorted(p.name for p in path.parent.iterdir()) == names
+    assert len(backups(installer.backup_folder(home.path, path))) == 5
 
 
 def test_two_quick_cli_runs_keep_both_backups(cli, project):
@@ -287,7 +298,8 @@ def test_a_broken_settings_file_is_one_clear_line_and_untouched(cli, project, co
     path = settings_path(project)
     path.write_bytes(content)
     path.chmod(0o600)
-    result = cli.fails("hooks", "install", "--nova", "torch", "--project", str(project))
+    result = cli.fails("hooks", "install", "--nova", "torch", "--project", str(project),
+                       "--scope", "project")
     assert result.err.startswith(f"torchsm: error: {path}") and result.err.count("\n") == 1
     assert "internal error" not in result.err and "nothing was changed" in result.err
     assert path.read_bytes() == content and mode_of(path) == 0o600
@@ -299,7 +311,8 @@ def test_a_broken_settings_file_is_one_clear_line_and_untouched(cli, project, co
 def test_a_project_that_does_not_exist_is_refused_not_created(cli, tmp_path):
     cli("nova", "add", "torch")
     missing = tmp_path / "typo" / "project"
-    result = cli.fails("hooks", "install", "--nova", "torch", "--project", str(missing))
+    result = cli.fails("hooks", "install", "--nova", "torch", "--project", str(missing),
+                       "--scope", "project")
     assert result.err == (f"torchsm: error: the project {missing} does not exist: create it "
                           f"first (mkdir -p {missing}) or check the path; nothing was "
                           "changed\n")

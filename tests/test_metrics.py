@@ -173,11 +173,12 @@ def test_unknown_nova_is_one_line(crafted, cli):
 # --- the command -------------------------------------------------------------------
 
 
-def test_bad_since_is_one_line_and_exit_1(cli):
+def test_bad_since_is_a_usage_error(cli):
     cli("nova", "add", "torch")
-    result = cli.fails("metrics", "--since", "soon")
-    assert result.err.startswith("torchsm: error: bad duration 'soon'")
-    assert result.err.count("\n") == 1 and result.out == ""
+    result = cli.fails("metrics", "--since", "soon", code=2)
+    assert result.err.splitlines()[-1].startswith(
+        "Error: Invalid value for '--since': bad duration 'soon'")
+    assert result.out == ""
 
 
 def test_bad_format_is_a_usage_error(cli):

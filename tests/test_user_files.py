@@ -214,6 +214,7 @@ def test_hooks_install_refuses_a_special_settings_file(cli: Cli, torch, tmp_path
     else:
         char_device(settings, ZERO_DEVICE)
     result = cli("hooks", "install", "--nova", "torch", "--project", str(claude.parent),
+                 "--scope", "project",
                  check=False, timeout=30)
     assert result.code == 1 and "nothing was changed" in one_line(result)
     assert kind(settings) in (stat.S_IFIFO, stat.S_IFCHR)

@@ -71,11 +71,11 @@ class Claude:
                               timeout=timeout)
 
     def settings(self) -> dict:
-        path = self.project / ".claude" / "settings.json"
+        path = self.project / ".claude" / "settings.local.json"  # `hooks install` default
         return json.loads(path.read_text()) if path.exists() else {}
 
     def write_settings(self, settings: dict) -> None:
-        path = self.project / ".claude" / "settings.json"
+        path = self.project / ".claude" / "settings.local.json"  # `hooks install` default
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(settings, indent=2))
 

@@ -9,13 +9,14 @@ import click
 
 from torchsm import user_files
 from torchsm.cli.common import Env, common_options, pass_env
+from torchsm.cli.numbers import DURATION
 
 
 @click.command()
 @click.option("--out", "out", default="dashboard.html", show_default=True, metavar="FILE",
               help="Where to write the page (replaced atomically; through a symlink; a "
                    "FIFO or device is written as a stream); - writes it to stdout.")
-@click.option("--since", "since", default=None, metavar="DURATION",
+@click.option("--since", "since", default=None, metavar="DURATION", type=DURATION,
               help="The window: 30m, 6h, 2d, ... [default: the home's age, from 1h to 24h]")
 @click.option("--utc", is_flag=True, help="Times in UTC, not the machine's time zone.")
 @common_options

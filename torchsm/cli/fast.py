@@ -57,6 +57,8 @@ def parse_plain_call(argv: list[str]) -> PlainCall | None:
     command, *rest = positional
     if len(rest) != count or not _numbers_ok(options):
         return None
+    if command == "transition" and not _is_event(rest[1]):
+        return None  # click tells the usage error
     return PlainCall(command, rest, options)
 
 
@@ -69,6 +71,12 @@ def command_word(argv: list[str]) -> str | None:
         elif not arg.startswith("-"):
             return arg
     return None
+
+
+def _is_event(word: str) -> bool:
+    from torchsm.machine import Event  # the transition loads it anyway
+
+    return word in Event._value2member_map_
 
 
 def _numbers_ok(options: dict[str, str | bool]) -> bool:

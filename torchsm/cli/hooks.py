@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from torchsm.cli.common import Env, common_options, pass_env
+from torchsm.cli.common import Env, common_options, pass_env, warn
 from torchsm.errors import TorchsmError
 
 
@@ -63,11 +63,17 @@ def scan(env: Env, paths: tuple[str, ...]) -> None:
 @hooks.command()
 @click.option("--nova", required=True, metavar="NAME", help="The Nova these hooks drive.")
 @click.option("--project", type=click.Path(file_okay=False), default=".", show_default=True,
-              help="The project whose .claude/settings.json gets the hooks.")
+              help="The project whose Claude Code settings get the hooks.")
+@click.option("--scope", type=click.Choice(["local", "project", "user"]), default="local",
+              show_default=True,
+              help="local: PROJECT/.claude/settings.local.json (this machine's); project: "
+                   "PROJECT/.claude/settings.json (shared with the team); user: your "
+                   "settings for every project ($CLAUDE_CONFIG_DIR or ~/.claude).")
 @common_options
 @pass_env
-def install(env: Env, nova: str, project: str) -> None:
-    """Merge torchsm's hook entries (every event) into PROJECT/.claude/settings.json.
+def install(env: Env, nova: str, project: str, scope: str) -> None:
+    """Merge torchsm's hook entries (every event) into Claude Code's settings: by default
+    PROJECT/.claude/settings.local.json, as the commands hold this machine's paths.
     Keeps your own hooks and settings, writes a backup, and is safe to run again.
 
     \b
@@ -75,16 +81,17 @@ def install(env: Env, nova: str, project: str) -> None:
     install`. The file is replaced atomically, through a symlink (the link stays), keeping
     its mode and owner; a new one is 0600; it is never left writable by group or others.
     A read-only file, a FIFO or a device is refused, and so is a PROJECT that does not
-    exist (its .claude folder is created when missing). Each change keeps a backup beside it
-    (settings.json.torchsm-backup-STAMP, the newest 5); a run that changes nothing writes
-    nothing."""
+    exist (its .claude folder is created when missing). Each change keeps a backup in the
+    torchsm home (HOME/backups/hooks/, the newest 5 per file), never where git picks it up;
+    a run that changes nothing writes nothing. A hook beside torchsm's that `hooks scan`
+    flags is named in a warning."""
     from pathlib import Path
 
     from torchsm import novas
     from torchsm.hooks import installer
 
     novas.status(env.home, env.config, nova)  # the Nova must exist in this home
-    done = installer.install(Path(project).resolve(), nova, env.home.path)
+    done = installer.install(Path(project).resolve(), nova, env.home.path, scope=scope)
     if done["changed"]:
         text = f"installed torchsm hooks for {nova} in {done['settings']}"
         if "target" in done:
@@ -96,4 +103,7 @@ def install(env: Env, nova: str, project: str) -> None:
                      "must not be writable by others")
     else:
         text = f"hooks for {nova} already installed in {done['settings']}"
+    for line in done["warnings"]:
+        warn(f"{line} (run `torchsm hooks scan {done['settings']}`: a runaway hook beside "
+             "torchsm's still runs)")
     env.emit(done, text)

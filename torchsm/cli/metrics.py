@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from torchsm.cli.common import Env, common_options, json_line, pass_env, printable, table
+from torchsm.cli.numbers import DURATION
 
 FORMATS = ("text", "json", "prometheus")
 
@@ -15,6 +16,7 @@ FORMATS = ("text", "json", "prometheus")
 @click.command()
 @click.argument("name", required=False)
 @click.option("--since", "since", default="24h", show_default=True, metavar="DURATION",
+              type=DURATION,
               help="The window: 30m, 6h, 2d, ...")
 @click.option("--format", "output", type=click.Choice(FORMATS), default=None,
               help="Output format (default text; --json is --format json).")

@@ -210,9 +210,12 @@ def _next_start(row: dict) -> str | None:
     return "running" if plan.get("state") == "running" else plan.get("next_start")
 
 
+EVENTS = [e.value for e in Event]
+
+
 @click.command()
 @click.argument("name")
-@click.argument("event", metavar="EVENT")
+@click.argument("event", metavar="EVENT", type=click.Choice(EVENTS))
 @click.option("--reason", "-r", help="Why; kept in the history.")
 @click.option("--for", "for_s", type=float, metavar="SECONDS",
               help="cool/meditate: this long instead of the configured backoff.")
@@ -240,5 +243,3 @@ def history(env: Env, name: str, limit: int) -> None:
         [[r["at"], r["from"], r["to"], r["event"], r["until"], r["reason"]] for r in rows],
         ["AT", "FROM", "TO", "EVENT", "UNTIL", "REASON"]) if rows else f"{name}: no transitions")
 
-
-EVENTS = [e.value for e in Event]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from torchsm.cli.common import Env, common_options, pass_env, table, warn
-from torchsm.cli.numbers import Seconds, count, parse_id
+from torchsm.cli.numbers import ITEM_STATUS, TIER, Seconds, count, parse_id
 from torchsm.clock import format_time
 from torchsm.config import MAX_COUNT
 from torchsm.errors import InvalidWorkItem, ItemNotFound
@@ -27,7 +27,7 @@ def queue() -> None:
 @queue.command("add")
 @click.argument("text")
 @click.option("--nova", metavar="NAME", help="Only this Nova may claim it (default: any).")
-@click.option("--priority", "-p", metavar="TIER", default="medium", show_default=True,
+@click.option("--priority", "-p", metavar="TIER", default="medium", show_default=True, type=TIER,
               help=f"One of {TIER_NAMES}.")
 @click.option("--max-attempts", type=count(1, MAX_COUNT), metavar="N",
               help="Expired claims before the item is dead (default: [queue] max_attempts).")
@@ -43,7 +43,8 @@ def queue_add(env: Env, text: str, nova: str | None, priority: str,
 
 @queue.command("list")
 @click.option("--nova", metavar="NAME", help="Only items addressed to or claimed by NAME.")
-@click.option("--status", "-s", metavar="S", help=f"Only items in this status ({STATUS_NAMES}).")
+@click.option("--status", "-s", metavar="S", type=ITEM_STATUS,
+              help=f"Only items in this status ({STATUS_NAMES}).")
 @common_options
 @pass_env
 def queue_list(env: Env, nova: str | None, status: str | None) -> None:

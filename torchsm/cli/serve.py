@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from torchsm.cli.common import Env, common_options, pass_env
+from torchsm.cli.numbers import DURATION
 
 REFRESH_S = 30
 
@@ -12,7 +13,7 @@ REFRESH_S = 30
 @click.command()
 @click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True,
               help="The port on 127.0.0.1 (0: any free one).")
-@click.option("--since", "since", default=None, metavar="DURATION",
+@click.option("--since", "since", default=None, metavar="DURATION", type=DURATION,
               help="The window: 30m, 6h, 2d, ... [default: the dashboard's, the home's "
                    "age from 1h to 24h; the metrics', 24h]")
 @click.option("--utc", is_flag=True, help="The dashboard's times in UTC.")

@@ -1,5 +1,11 @@
-"""`torchsm hooks install`: merge torchsm's hook entries into a project's
-.claude/settings.json, keeping everything else that is there.
+"""`torchsm hooks install`: merge torchsm's hook entries into Claude Code's settings,
+keeping everything else that is there.
+
+Where (`--scope`, Claude Code's own settings files): `local`, the default, is the
+project's .claude/settings.local.json, this machine's settings of the project (the hook
+commands hold this machine's absolute paths; in a git repository the file is added to
+.git/info/exclude, as Claude Code does when it creates it); `project` is the team-shared
+.claude/settings.json; `user` is the user's settings ($CLAUDE_CONFIG_DIR or ~/.claude).
 
 Idempotent: torchsm's own entries for the Nova are recognised and replaced, never doubled.
 Only entries torchsm wrote itself count as its own: the exact command form it writes,
@@ -12,13 +18,15 @@ The file is read and written by torchsm.user_files' rules for files a user names
 atomically, through a symlink to its target (the link stays), with the existing file's
 mode and owner (a new file is 0600), never over a read-only file, a FIFO or a device. As
 settings run commands, it is never left group- or world-writable whatever the umask. Each
-change leaves a backup beside the settings file (`settings.json.torchsm-backup-STAMP`);
-the newest BACKUPS_KEPT are kept.
+change leaves a backup in the torchsm home, never beside the settings where `git add
+.claude` would pick it up: HOME/backups/hooks/DIGEST/NAME.torchsm-backup-STAMP, one folder
+per settings file (its path in `settings-path`); the newest BACKUPS_KEPT are kept.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
@@ -56,7 +64,10 @@ BACKUPS_KEPT = 5
 NEW_FILE_MODE = 0o600
 NEW_DIR_MODE = 0o755
 _NOVA = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}\Z")
-_BACKUP = re.compile(r"settings\.json\.torchsm-backup-(\d{8}-\d{6}-\d{6})(?:\.(\d{1,6}))?\Z")
+_BACKUP = re.compile(r"settings(?:\.local)?\.json\.torchsm-backup-(\d{8}-\d{6}-\d{6})"
+                     r"(?:\.(\d{1,6}))?\Z")
+SCOPES = ("local", "project", "user")
+LOCAL_EXCLUDE = "/.claude/settings.local.json"
 
 
 def torchsm_command() -> list[str]:
@@ -152,26 +163,81 @@ def _without_ours(group: dict, event: str, nova: str, home: Path) -> dict | None
     return {**group, "hooks": kept}
 
 
-def install(project: Path, nova: str, home: Path, now: float | None = None) -> dict[str, Any]:
-    """Write the merged settings (atomically, after a backup). Returns what was done."""
-    _require_project(project)
-    path = project / ".claude" / "settings.json"
+def settings_path(scope: str, project: Path, env: dict[str, str] | None = None) -> Path:
+    """The settings file of `scope` (one of SCOPES), as Claude Code reads it."""
+    if scope == "user":
+        env = os.environ if env is None else env
+        folder = env.get("CLAUDE_CONFIG_DIR") or os.path.join(os.path.expanduser("~"), ".claude")
+        return Path(folder) / "settings.json"
+    name = "settings.local.json" if scope == "local" else "settings.json"
+    return project / ".claude" / name
+
+
+def install(project: Path, nova: str, home: Path, now: float | None = None,
+            scope: str = "local") -> dict[str, Any]:
+    """Write the merged settings (atomically, after a backup in the home). Returns what was
+    done, with `warnings`: what `hooks scan` flags in the file after the install."""
+    if scope != "user":
+        _require_project(project)
+    path = settings_path(scope, project)
     dest = user_files.destination(path)
     current, raw = _read(dest)
     merged = merged_settings(current, nova, home, where=str(path))
-    done = {"settings": str(path), "changed": False, "backup": None,
+    done = {"settings": str(path), "scope": scope, "changed": False, "backup": None,
             "events": list(EVENTS.values())}
-    if dest.target != path:
+    if scope == "local":
+        _exclude_from_git(project)
+    _write_merged(dest, merged, current, raw, home, now, done)
+    done["warnings"] = flagged(path)
+    return done
+
+
+def _write_merged(dest: user_files.Destination, merged: dict, current: dict, raw: bytes,
+                  home: Path, now: float | None, done: dict[str, Any]) -> None:
+    if dest.target != dest.named:
         done["target"] = str(dest.target)
     if merged == current:
-        return done
+        return
     user_files.check_writable(dest)
     mode = user_files.not_writable_by_others(user_files.kept_mode(dest, NEW_FILE_MODE))
-    backup = _write_with_backup(dest, _dumps(merged), raw, mode, now)
+    backup = _write_with_backup(dest, _dumps(merged), raw, mode, now, home)
     done.update(changed=True, backup=str(backup) if backup else None, mode=f"{mode:04o}")
     if dest.found is not None and stat.S_IMODE(dest.found.st_mode) != mode:
         done["mode_was"] = f"{stat.S_IMODE(dest.found.st_mode):04o}"
-    return done
+
+
+def flagged(path: Path) -> list[str]:
+    """What `hooks scan` flags in the settings file: one line each."""
+    from torchsm.hooks import scanner
+
+    try:
+        report = scanner.scan([path])
+    except OSError:
+        return []
+    return [f"{f.file}:{f.line}: {f.rule}: {f.text.strip()[:120]}" for f in report.findings]
+
+
+def _exclude_from_git(project: Path) -> None:
+    """As Claude Code does when it creates settings.local.json: a repository's own
+    exclude file gets it, unless it is there already (nothing else is changed)."""
+    info = project / ".git" / "info"
+    if not info.is_dir():
+        return
+    exclude = info / "exclude"
+    try:
+        text = exclude.read_text() if exclude.exists() else ""
+        if LOCAL_EXCLUDE in text.splitlines():
+            return
+        with open(exclude, "a") as f:
+            f.write(("" if not text or text.endswith("\n") else "\n") + LOCAL_EXCLUDE + "\n")
+    except OSError:
+        pass  # a read-only repository: git may show the file; the install still stands
+
+
+def backup_folder(home: Path, settings: Path) -> Path:
+    """HOME/backups/hooks/DIGEST: the backups of one settings file, out of any project."""
+    digest = hashlib.sha256(str(settings).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return Path(home) / "backups" / "hooks" / digest
 
 
 def _require_project(project: Path) -> None:
@@ -182,7 +248,7 @@ def _require_project(project: Path) -> None:
 
 
 def _write_with_backup(dest: user_files.Destination, data: bytes, raw: bytes, mode: int,
-                       now: float | None) -> Path | None:
+                       now: float | None, home: Path) -> Path | None:
     """Back the old settings up (none for a new file), then replace them; a failure
     leaves neither the new settings nor their backup."""
     owner = None if dest.found is None else (dest.found.st_uid, dest.found.st_gid)
@@ -191,7 +257,7 @@ def _write_with_backup(dest: user_files.Destination, data: bytes, raw: bytes, mo
         if dest.found is None:
             user_files.make_dirs(dest.target.parent, NEW_DIR_MODE)
         else:
-            backup = _backup(dest.named.parent, raw, mode, owner, now)
+            backup = _backup(_backups_of(home, dest.named), dest.named.name, raw, mode, now)
         user_files.replace(dest, data, mode=mode, owner=owner)
     except BaseException as exc:
         if backup is not None:  # the settings were not replaced: no backup of them either
@@ -200,7 +266,7 @@ def _write_with_backup(dest: user_files.Destination, data: bytes, raw: bytes, mo
             raise FileUnwritable(dest.named, exc.strerror or exc, nothing_changed=True) from None
         raise
     if backup is not None:
-        _prune_backups(dest.named.parent, backup.name)
+        _prune_backups(backup.parent, backup.name)
     return backup
 
 
@@ -241,9 +307,18 @@ def _dumps(settings: dict[str, Any]) -> bytes:
         return (json.dumps(settings, indent=2) + "\n").encode("ascii")
 
 
-def _backup(folder: Path, raw: bytes, mode: int, owner: tuple[int, int] | None,
-            now: float | None) -> Path:
-    """A new backup of `raw` beside the settings file; an earlier one is never overwritten."""
+def _backups_of(home: Path, settings: Path) -> Path:
+    folder = backup_folder(home, settings)
+    user_files.make_dirs(folder, 0o700)
+    named = folder / "settings-path"
+    if not named.exists():
+        named.write_text(f"{settings}\n")
+    return folder
+
+
+def _backup(folder: Path, name: str, raw: bytes, mode: int, now: float | None) -> Path:
+    """A new backup of `raw` (the settings file `name`) in `folder`; an earlier one is
+    never overwritten."""
     moment = time.time() if now is None else now
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(moment)) + \
         f"-{int(round(moment % 1, 6) * 1_000_000) % 1_000_000:06d}"
@@ -253,9 +328,9 @@ def _backup(folder: Path, raw: bytes, mode: int, owner: tuple[int, int] | None,
              if m and m.group(1) == stamp]
     first = max(taken) + 1 if taken else 0
     for n in range(first, first + 1000):
-        path = folder / (f"settings.json.torchsm-backup-{stamp}" + (f".{n:03d}" if n else ""))
+        path = folder / (f"{name}.torchsm-backup-{stamp}" + (f".{n:03d}" if n else ""))
         try:
-            fd = user_files.create_exclusive(path, mode, owner)
+            fd = user_files.create_exclusive(path, mode, None)
         except FileExistsError:
             continue
         try:

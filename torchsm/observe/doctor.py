@@ -141,36 +141,46 @@ def _nova_names(home: Home, config: Config) -> list[str]:
 
 
 def check_hooks(home: Home, config: Config, project: Path) -> list[Check]:
-    """Every Nova of the home has torchsm's hooks for every event in PROJECT's
-    .claude/settings.json (doctor cannot know which project drives which Nova: it reports
-    the Novas the project has hooks for, and a project with none)."""
+    """Every Nova of the home has torchsm's hooks for every event in the settings Claude
+    Code reads for PROJECT: its .claude/settings.local.json and settings.json, and the
+    user's (doctor cannot know which project drives which Nova: it reports the Novas the
+    project has hooks for, and a project with none)."""
     from torchsm.hooks import installer
 
-    settings_path = project / ".claude" / "settings.json"
-    try:
-        settings = json.loads(user_files.read(settings_path))
-    except FileNotFoundError:
-        settings = {}
-    except UserFileError as exc:
-        return [Check("hooks", False, exc.message,
-                      "make it a regular file (JSON), then `torchsm hooks install`")]
-    except (ValueError, RecursionError) as exc:
-        return [Check("hooks", False, f"{settings_path}: cannot read: {exc}",
-                      "fix the file (it must be JSON), then `torchsm hooks install`")]
+    paths = [installer.settings_path(scope, project) for scope in installer.SCOPES]
     installed: dict[str, set[str]] = {}
-    for command in _hook_commands(settings):
-        owned = installer.owned_by_torchsm(command, home.path)
-        if owned and f"--home {shlex.quote(str(home.path))} " in command:
-            installed.setdefault(owned[1], set()).add(owned[0])
+    for settings_path in paths:
+        settings = _settings_at(settings_path)
+        if isinstance(settings, Check):
+            return [settings]
+        for command in _hook_commands(settings):
+            owned = installer.owned_by_torchsm(command, home.path)
+            if owned and f"--home {shlex.quote(str(home.path))} " in command:
+                installed.setdefault(owned[1], set()).add(owned[0])
     install = (f"run `torchsm hooks install --nova NAME --project "
                f"{shlex.quote(str(project))}`")
     if not installed:
-        return [Check("hooks", False, f"no torchsm hooks for this home in {settings_path}",
-                      install)]
+        where = ", ".join(str(p) for p in paths[:-1]) + f" or {paths[-1]}"
+        return [Check("hooks", False, f"no torchsm hooks for this home in {where}", install)]
     wanted = set(installer.EVENTS.values())
     names = set(_nova_names(home, config))
     return [_hooks_of(nova, events, wanted, names, project) for nova, events in
             sorted(installed.items())]
+
+
+def _settings_at(path: Path) -> Any:
+    """The settings in `path` ({} when there are none), or the failed Check that says why
+    they cannot be read."""
+    try:
+        return json.loads(user_files.read(path))
+    except FileNotFoundError:
+        return {}
+    except UserFileError as exc:
+        return Check("hooks", False, exc.message,
+                     "make it a regular file (JSON), then `torchsm hooks install`")
+    except (ValueError, RecursionError) as exc:
+        return Check("hooks", False, f"{path}: cannot read: {exc}",
+                     "fix the file (it must be JSON), then `torchsm hooks install`")
 
 
 def _hooks_of(nova: str, events: set[str], wanted: set[str], names: set[str],

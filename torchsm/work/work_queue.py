@@ -189,7 +189,7 @@ class WorkQueue:
     def items(self, *, nova: str | None = None, status: ItemStatus | str | None = None,
               now: float | None = None) -> list[WorkItem]:
         """Items in claim order; `nova`: those addressed to it or claimed by it."""
-        status = _parse_status(status) if isinstance(status, str) else status
+        status = parse_status(status) if isinstance(status, str) else status
         now = _now(now)
 
         def select(conn: sqlite3.Connection, requeue: bool = True) -> list[WorkItem]:
@@ -444,7 +444,7 @@ def _list_filter(nova: str | None, status: ItemStatus | None) -> tuple[str, tupl
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
 
 
-def _parse_status(name: str) -> ItemStatus:
+def parse_status(name: str) -> ItemStatus:
     try:
         return ItemStatus(name)
     except ValueError:
