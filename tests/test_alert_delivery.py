@@ -86,7 +86,8 @@ def test_a_never_returning_command_delays_neither_a_critical_wake_nor_a_stop(cli
         wait_for(lambda: (plan(cli) or {}).get("why", "").startswith("cooling until"))
         sent = time.time()
         cli("wake", "torch", "the build server is down: urgent")
-        wait_for(started_file.exists, timeout=30)
+        # created, then written: wait for the time it holds
+        wait_for(lambda: started_file.exists() and started_file.read_text(), timeout=30)
         assert float(started_file.read_text()) - sent < 5.0  # about 0.3 s when idle
         wait_for(lambda: (plan(cli) or {}).get("state") == "running")
         elapsed, err = stop_within(run, signal.SIGTERM, 30)

@@ -151,7 +151,7 @@ def test_bidi_in_texts_is_shown_as_escapes(fast_torch):
 
 @pytest.mark.parametrize("args", [
     ["--home", "/tmp/no\x1b]0;pwned\x07where" + BIDI, "status"],  # the click application
-    ["transition", "torch", "work\x1b]0;pwned\x07" + BIDI],  # the fast path
+    ["transition", "no\x1b]0;pwned\x07" + BIDI, "work"],  # the fast path
     ["hook", "stop", "--nova", "torch", "--home", "/tmp/no\x1b]0;pwned\x07" + BIDI],
 ], ids=["click", "transition", "hook"])
 def test_error_lines_show_escapes(fast_torch, args):

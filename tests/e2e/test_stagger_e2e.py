@@ -52,7 +52,8 @@ def test_five_held_novas_of_one_account_resume_one_by_one(claude_bin, tmp_path):
     home = tmp_path / "home"
     cli = Cli(home)
     cli("init")
-    write_config(Home(home), CONFIG + f"start_stagger_s = {STAGGER_S}\n"
+    write_config(Home(home), CONFIG.replace("start_stagger_s = 0\n",
+                                            f"start_stagger_s = {STAGGER_S}\n")
                  + "".join(PERSONALITY.format(name=n) for n in NOVAS))
     for name in NOVAS:
         _prepare(cli, name, "default", 1, tmp_path)
