@@ -5,25 +5,10 @@ from __future__ import annotations
 
 import click
 
-from torchsm.cli.common import Env, common_options, pass_env, table
+from torchsm.cli.common import AgentCommandAfterDashes, Env, common_options, pass_env, table
 
 
-class _WithAgentCommand(click.Command):
-    """NAME... -- COMMAND: what follows `--` is the agent command, kept apart from NAME...
-    (click would merge both into one variadic argument)."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if "--" in args:
-            at = args.index("--")
-            if not args[at + 1:]:
-                raise click.UsageError("no agent command after --: torchsm up [NAME...] "
-                                       "-- COMMAND [ARG...]", ctx)
-            ctx.meta["agent_command"] = args[at + 1:]
-            args = args[:at]
-        return super().parse_args(ctx, args)
-
-
-@click.command(cls=_WithAgentCommand)
+@click.command(cls=AgentCommandAfterDashes)
 @click.argument("names", nargs=-1, metavar="[NAME...] [-- COMMAND [ARG...]]")
 @click.option("--foreground", is_flag=True,
               help="Keep the fleet in this process until SIGTERM or Ctrl-C (for a service "
