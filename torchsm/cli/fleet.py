@@ -6,10 +6,12 @@ from __future__ import annotations
 import click
 
 from torchsm.cli.common import AgentCommandAfterDashes, Env, common_options, pass_env, table
+from torchsm.cli.complete import nova_names
 
 
 @click.command(cls=AgentCommandAfterDashes)
-@click.argument("names", nargs=-1, metavar="[NAME...] [-- COMMAND [ARG...]]")
+@click.argument("names", nargs=-1, metavar="[NAME...] [-- COMMAND [ARG...]]",
+                shell_complete=nova_names)
 @click.option("--foreground", is_flag=True,
               help="Keep the fleet in this process until SIGTERM or Ctrl-C (for a service "
                    "manager: `torchsm service install --fleet`), printing what the "
@@ -54,7 +56,7 @@ def _up_text(done: dict) -> str:
 
 
 @click.command()
-@click.argument("names", nargs=-1, metavar="[NAME...]")
+@click.argument("names", nargs=-1, metavar="[NAME...]", shell_complete=nova_names)
 @common_options
 @pass_env
 def down(env: Env, names: tuple[str, ...]) -> None:
@@ -70,7 +72,7 @@ def down(env: Env, names: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=nova_names)
 @common_options
 @pass_env
 def restart(env: Env, name: str) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from torchsm.cli.common import AgentCommandAfterDashes, Env, common_options, pass_env, warn
+from torchsm.cli.complete import nova_names
 from torchsm.cli.run import agent_output_option
 
 NAME_OR_FLEET = "[NAME | --fleet]"
@@ -25,7 +26,8 @@ def _unit_options(command, metavar: str = NAME_OR_FLEET):
     command = click.option("--fleet", is_flag=True,
                            help="The fleet's unit torchsm.service (`torchsm up "
                                 "--foreground`) instead of one Nova's.")(command)
-    return click.argument("name", required=False, metavar=metavar)(command)
+    return click.argument("name", required=False, metavar=metavar,
+                          shell_complete=nova_names)(command)
 
 
 def _nova_or_fleet(name: str | None, fleet: bool) -> str | None:
