@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from helpers import Cli, torchsm_executable, wait_for, write_config
-from test_fleet import ps, processes_of
+from test_fleet import assert_sigterm_stops_the_fleet, ps
 from test_service import fake_systemctl, service, systemd_argv, unit_settings
 from torchsm.config import Home
 
@@ -134,14 +133,10 @@ def test_the_units_exec_start_run_by_hand_brings_the_fleet_up_and_sigterm_stops_
         assert sorted(supervisors) == ["echo", "helix", "torch"]
         for pid in supervisors.values():
             assert os.readlink(f"/proc/{pid}/cwd") == str(tmp_path)
-        keeper.send_signal(signal.SIGTERM)  # what `systemctl stop` does (KillMode=mixed)
-        out, err = keeper.communicate(timeout=60)
-    finally:
+    except BaseException:
         keeper.kill()
-    assert keeper.returncode == 0, err
-    assert out.count("supervisor ends after 0 sessions: stopped by SIGTERM") == 3
-    assert processes_of(crew.home) == []
-    assert all(row["pid"] is None for row in ps(crew).values())
+        raise
+    assert_sigterm_stops_the_fleet(keeper, crew)  # `systemctl stop`, KillMode=mixed
 
 
 def test_help_mentions_the_fleet(bare_cli: Cli):
