@@ -48,6 +48,21 @@ def keeper(cli: Cli) -> list[str]:
     return [line for line in processes_of(cli.home) if line.split()[2:3] == ["up"]]
 
 
+def assert_sigterm_stops_the_fleet(keeper_process: subprocess.Popen, cli: Cli,
+                                   supervisors: int = 3) -> None:
+    """SIGTERM to a foreground keeper (as `systemctl stop` sends it): it ends cleanly and
+    so does each supervisor, leaving no process of the home behind."""
+    try:
+        keeper_process.send_signal(signal.SIGTERM)
+        out, err = keeper_process.communicate(timeout=60)
+    finally:
+        keeper_process.kill()
+    assert keeper_process.returncode == 0, err
+    assert out.count("supervisor ends after 0 sessions: stopped by SIGTERM") == supervisors
+    assert processes_of(cli.home) == []
+    assert all(row["pid"] is None for row in ps(cli).values())
+
+
 @contextlib.contextmanager
 def fleet_up(cli: Cli, *args: str):
     """`torchsm up ARGS`, and `down` whatever happens."""
@@ -194,14 +209,10 @@ def test_foreground_stops_its_supervisors_and_ends_cleanly_on_sigterm(crew: Cli)
                                       text=True)
     try:
         wait_for(lambda: all(row["by"] == "fleet" for row in ps(crew).values()), timeout=30)
-        keeper_process.send_signal(signal.SIGTERM)
-        out, err = keeper_process.communicate(timeout=60)
-    finally:
+    except BaseException:
         keeper_process.kill()
-    assert keeper_process.returncode == 0, err
-    assert out.count("supervisor ends after 0 sessions: stopped by SIGTERM") == 3
-    assert processes_of(crew.home) == []
-    assert all(row["pid"] is None for row in ps(crew).values())
+        raise
+    assert_sigterm_stops_the_fleet(keeper_process, crew)
 
 
 def test_status_says_when_a_supervisor_died_without_ending(torch_cli: Cli):

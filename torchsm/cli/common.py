@@ -74,3 +74,19 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
                      for row in cells)
+
+
+class AgentCommandAfterDashes(click.Command):
+    """[ARGS...] -- COMMAND: what follows `--` is the agent command, kept in
+    ctx.meta["agent_command"] apart from the arguments before it (click would merge them
+    into one variadic argument)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            at = args.index("--")
+            if not args[at + 1:]:
+                raise click.UsageError(f"no agent command after --: {ctx.command_path} "
+                                       "... -- COMMAND [ARG...]", ctx)
+            ctx.meta["agent_command"] = args[at + 1:]
+            args = args[:at]
+        return super().parse_args(ctx, args)

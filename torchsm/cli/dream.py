@@ -12,6 +12,7 @@ import time
 import click
 
 from torchsm.cli.common import Env, common_options, pass_env, table
+from torchsm.cli.complete import nova_names
 from torchsm.cli.numbers import count, parse_id
 from torchsm.clock import format_time
 from torchsm.errors import DreamNotFound, TorchsmError
@@ -40,7 +41,7 @@ def dream() -> None:
 
 
 @dream.command("run")
-@click.argument("name")
+@click.argument("name", shell_complete=nova_names)
 @common_options
 @pass_env
 def dream_run(env: Env, name: str) -> None:
@@ -54,7 +55,7 @@ def dream_run(env: Env, name: str) -> None:
 
 
 @dream.command("list")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=nova_names)
 @click.option("--limit", "-n", type=count(), default=20, show_default=True,
               help="How many of the latest dreams.")
 @common_options

@@ -5,26 +5,13 @@ from __future__ import annotations
 
 import click
 
-from torchsm.cli.common import Env, common_options, pass_env, table
+from torchsm.cli.common import AgentCommandAfterDashes, Env, common_options, pass_env, table
+from torchsm.cli.complete import nova_names
 
 
-class _WithAgentCommand(click.Command):
-    """NAME... -- COMMAND: what follows `--` is the agent command, kept apart from NAME...
-    (click would merge both into one variadic argument)."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if "--" in args:
-            at = args.index("--")
-            if not args[at + 1:]:
-                raise click.UsageError("no agent command after --: torchsm up [NAME...] "
-                                       "-- COMMAND [ARG...]", ctx)
-            ctx.meta["agent_command"] = args[at + 1:]
-            args = args[:at]
-        return super().parse_args(ctx, args)
-
-
-@click.command(cls=_WithAgentCommand)
-@click.argument("names", nargs=-1, metavar="[NAME...] [-- COMMAND [ARG...]]")
+@click.command(cls=AgentCommandAfterDashes)
+@click.argument("names", nargs=-1, metavar="[NAME...] [-- COMMAND [ARG...]]",
+                shell_complete=nova_names)
 @click.option("--foreground", is_flag=True,
               help="Keep the fleet in this process until SIGTERM or Ctrl-C (for a service "
                    "manager: `torchsm service install --fleet`), printing what the "
@@ -69,7 +56,7 @@ def _up_text(done: dict) -> str:
 
 
 @click.command()
-@click.argument("names", nargs=-1, metavar="[NAME...]")
+@click.argument("names", nargs=-1, metavar="[NAME...]", shell_complete=nova_names)
 @common_options
 @pass_env
 def down(env: Env, names: tuple[str, ...]) -> None:
@@ -85,7 +72,7 @@ def down(env: Env, names: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=nova_names)
 @common_options
 @pass_env
 def restart(env: Env, name: str) -> None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import click
 
 from torchsm.cli.common import Env, common_options
+from torchsm.cli.complete import nova_names
 
 
 @click.command()
 @click.argument("event", metavar="EVENT")
-@click.option("--nova", required=True, metavar="NAME", help="The Nova this agent is.")
+@click.option("--nova", required=True, metavar="NAME", help="The Nova this agent is.",
+              shell_complete=nova_names)
 @common_options
 @click.pass_context
 def hook(ctx: click.Context, event: str, nova: str) -> None:

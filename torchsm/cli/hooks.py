@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from torchsm.cli.common import Env, common_options, pass_env, warn
+from torchsm.cli.complete import nova_names
 from torchsm.errors import TorchsmError
 
 
@@ -61,7 +62,8 @@ def scan(env: Env, paths: tuple[str, ...]) -> None:
 
 
 @hooks.command()
-@click.option("--nova", required=True, metavar="NAME", help="The Nova these hooks drive.")
+@click.option("--nova", required=True, metavar="NAME", help="The Nova these hooks drive.",
+              shell_complete=nova_names)
 @click.option("--project", type=click.Path(file_okay=False), default=".", show_default=True,
               help="The project whose Claude Code settings get the hooks.")
 @click.option("--scope", type=click.Choice(["local", "project", "user"]), default="local",

@@ -5,13 +5,14 @@ from __future__ import annotations
 import click
 
 from torchsm.cli.common import Env, common_options, json_line, pass_env, printable, warn
+from torchsm.cli.complete import nova_names
 from torchsm.cli.numbers import count
 
 FOLLOW_LINES = 10  # shown before following, as `tail -f` does, unless -n says otherwise
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=nova_names)
 @click.option("--follow", "-f", is_flag=True,
               help="Then print lines as they are written (across rotations) until Ctrl-C; "
                    "with --session, until that session ends.")

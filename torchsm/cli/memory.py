@@ -8,6 +8,7 @@ from typing import Any, Callable, TypeVar
 import click
 
 from torchsm.cli.common import Env, common_options, pass_env, printable, table, warn
+from torchsm.cli.complete import nova_names
 from torchsm.cli.numbers import count, parse_id
 from torchsm.clock import format_time
 from torchsm.dreams import memory as memory_lib, recall
@@ -31,7 +32,7 @@ def memory() -> None:
 
 
 @memory.command("add")
-@click.argument("name")
+@click.argument("name", shell_complete=nova_names)
 @click.argument("text")
 @click.option("--shared", is_flag=True,
               help="For every Nova of the home (NAME shares it); mirrored for other hosts.")
@@ -74,7 +75,7 @@ def _added_text(added: memory_lib.Added, writer: str) -> str:
 
 
 @memory.command("list")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=nova_names)
 @click.option("--all", "include_forgotten", is_flag=True, help="Forgotten memories too.")
 @click.option("--limit", "-n", type=count(), metavar="N",
               help="At most N memory_lib.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from torchsm.cli.common import Env, common_options, pass_env, warn
+from torchsm.cli.complete import nova_names
 from torchsm.cli.numbers import count
 from torchsm.clock import format_time
 from torchsm.mirror.streams import MESSAGES_STREAM, epoch
@@ -18,8 +19,8 @@ def message() -> None:
 
 
 @message.command("send")
-@click.argument("sender", metavar="FROM")
-@click.argument("recipient", metavar="TO")
+@click.argument("sender", metavar="FROM", shell_complete=nova_names)
+@click.argument("recipient", metavar="TO", shell_complete=nova_names)
 @click.argument("text")
 @common_options
 @pass_env
@@ -30,7 +31,7 @@ def message_send(env: Env, sender: str, recipient: str, text: str) -> None:
 
 
 @message.command("list")
-@click.argument("name")
+@click.argument("name", shell_complete=nova_names)
 @click.option("--limit", "-n", type=count(), default=20, show_default=True,
               help="How many of the latest messages.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new messages as they come.")

@@ -8,13 +8,14 @@ from typing import Any
 import click
 
 from torchsm.cli.common import Env, common_options, json_line, pass_env, printable, table
+from torchsm.cli.complete import nova_names
 from torchsm.cli.numbers import DURATION
 
 FORMATS = ("text", "json", "prometheus")
 
 
 @click.command()
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=nova_names)
 @click.option("--since", "since", default="24h", show_default=True, metavar="DURATION",
               type=DURATION,
               help="The window: 30m, 6h, 2d, ...")

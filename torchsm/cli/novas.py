@@ -6,6 +6,7 @@ import click
 
 from torchsm import novas
 from torchsm.cli.common import Env, common_options, pass_env, table
+from torchsm.cli.complete import nova_names
 from torchsm.cli.numbers import Seconds, count
 from torchsm.machine import Event
 from torchsm.names import DEFAULT_ACCOUNT, check_account
@@ -58,7 +59,7 @@ def nova_add(env: Env, name: str, personality: str | None, account: str,
 
 
 @nova.command("set")
-@click.argument("name")
+@click.argument("name", shell_complete=nova_names)
 @click.option("--account", "-a", metavar="ACCOUNT",
               help="Move it to this account: from now on it shares that account's usage "
                    "windows, limit holds and cost budget (a hold for its old account's "
@@ -92,7 +93,7 @@ def nova_list(env: Env) -> None:
 
 
 @nova.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=nova_names)
 @common_options
 @pass_env
 def nova_show(env: Env, name: str) -> None:
@@ -113,7 +114,7 @@ def _show_text(shown: dict) -> str:
 
 
 @nova.command("remove")
-@click.argument("name")
+@click.argument("name", shell_complete=nova_names)
 @common_options
 @pass_env
 def nova_remove(env: Env, name: str) -> None:
@@ -123,7 +124,7 @@ def nova_remove(env: Env, name: str) -> None:
 
 
 @click.command()
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=nova_names)
 @click.option("--watch", "-w", is_flag=True,
               help="Redraw the status every --interval seconds until Ctrl-C.")
 @click.option("--interval", type=Seconds(0.05, 86400), default=2.0,
@@ -214,7 +215,7 @@ EVENTS = [e.value for e in Event]
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=nova_names)
 @click.argument("event", metavar="EVENT", type=click.Choice(EVENTS))
 @click.option("--reason", "-r", help="Why; kept in the history.")
 @click.option("--for", "for_s", type=float, metavar="SECONDS",
@@ -231,7 +232,7 @@ def transition(env: Env, name: str, event: str, reason: str | None, for_s: float
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=nova_names)
 @click.option("--limit", "-n", type=count(), default=20, show_default=True,
               help="How many of the latest transitions.")
 @common_options

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from torchsm.cli.common import Env, common_options, pass_env, table, warn
+from torchsm.cli.complete import nova_names
 from torchsm.cli.numbers import ITEM_STATUS, TIER, Seconds, count, parse_id
 from torchsm.clock import format_time
 from torchsm.config import MAX_COUNT
@@ -26,7 +27,8 @@ def queue() -> None:
 
 @queue.command("add")
 @click.argument("text")
-@click.option("--nova", metavar="NAME", help="Only this Nova may claim it (default: any).")
+@click.option("--nova", metavar="NAME", help="Only this Nova may claim it (default: any).",
+              shell_complete=nova_names)
 @click.option("--priority", "-p", metavar="TIER", default="medium", show_default=True, type=TIER,
               help=f"One of {TIER_NAMES}.")
 @click.option("--max-attempts", type=count(1, MAX_COUNT), metavar="N",
@@ -42,7 +44,8 @@ def queue_add(env: Env, text: str, nova: str | None, priority: str,
 
 
 @queue.command("list")
-@click.option("--nova", metavar="NAME", help="Only items addressed to or claimed by NAME.")
+@click.option("--nova", metavar="NAME", help="Only items addressed to or claimed by NAME.",
+              shell_complete=nova_names)
 @click.option("--status", "-s", metavar="S", type=ITEM_STATUS,
               help=f"Only items in this status ({STATUS_NAMES}).")
 @common_options
@@ -93,7 +96,8 @@ def _item_details(item: work_queue.WorkItem) -> str:
 
 
 @queue.command("claim")
-@click.option("--nova", metavar="NAME", required=True, help="The Nova that takes the item.")
+@click.option("--nova", metavar="NAME", required=True, help="The Nova that takes the item.",
+              shell_complete=nova_names)
 @click.option("--lease", "lease_s", type=Seconds(positive=True), metavar="SECONDS",
               help="How long the claim holds (default: [queue] lease_s).")
 @common_options

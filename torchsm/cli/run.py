@@ -9,6 +9,7 @@ import time
 import click
 
 from torchsm.cli.common import Env, common_options, json_line, pass_env, printable
+from torchsm.cli.complete import nova_names
 from torchsm.cli.numbers import count
 from torchsm.clock import format_time
 
@@ -23,7 +24,7 @@ agent_output_option = click.option(
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=nova_names)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="-- COMMAND [ARG...]")
 @click.option("--once", is_flag=True, help="Start at most one session, then exit.")
 @click.option("--max-sessions", type=count(), metavar="N",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from torchsm.cli.common import Env, common_options, pass_env, table
+from torchsm.cli.complete import nova_names
 from torchsm.cli.numbers import count
 
 HEADER = ["ID", "STARTED", "NOVA", "ITEM", "OUTCOME", "DURATION", "COST", "TOKENS", "CACHE",
@@ -12,7 +13,7 @@ HEADER = ["ID", "STARTED", "NOVA", "ITEM", "OUTCOME", "DURATION", "COST", "TOKEN
 
 
 @click.command()
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=nova_names)
 @click.option("--limit", "-n", type=count(), default=20, show_default=True,
               help="How many of the latest sessions.")
 @common_options

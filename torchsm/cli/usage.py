@@ -8,11 +8,12 @@ import time
 import click
 
 from torchsm.cli.common import Env, common_options, pass_env, table
+from torchsm.cli.complete import nova_names
 from torchsm.cli.numbers import DURATION
 
 
 @click.command()
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=nova_names)
 @click.option("--since", "since", metavar="DURATION", type=DURATION,
               help="How far back: 30m, 6h, 2d, ... [default: 24h; with --daily or "
                    "--monthly, the first session]")

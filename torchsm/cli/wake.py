@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from torchsm.cli.common import Env, common_options, pass_env, table
+from torchsm.cli.complete import nova_names
 from torchsm.clock import format_time
 from torchsm.work import wake as signals
 
@@ -52,7 +53,7 @@ def wake() -> None:
 
 
 @wake.command(SEND, hidden=True)
-@click.argument("name")
+@click.argument("name", shell_complete=nova_names)
 @click.argument("message")
 @click.option("--sender", "-s", metavar="S", help="Who sends it ([wake.senders] weights).")
 @common_options
@@ -83,7 +84,7 @@ def _sent_text(sent: signals.SentSignal, start) -> str:
 @wake.command("classify")
 @click.argument("message")
 @click.option("--sender", "-s", metavar="S", help="Who sends it ([wake.senders] weights).")
-@click.option("--nova", metavar="NAME",
+@click.option("--nova", shell_complete=nova_names, metavar="NAME",
               help="Count NAME's recent signals for repetition (reads the database).")
 @click.option("--explain", is_flag=True, help="List every rule that fired.")
 @common_options
@@ -102,7 +103,7 @@ def wake_classify(env: Env, message: str, sender: str | None, nova: str | None,
 
 
 @wake.command("list")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=nova_names)
 @common_options
 @pass_env
 def wake_list(env: Env, name: str | None) -> None:

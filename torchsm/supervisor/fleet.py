@@ -32,6 +32,7 @@ RESTART_CAP_S = 300.0
 RAN_LONG_ENOUGH_S = 120.0  # a supervisor that ran this long starts its backoff afresh
 LOOK_AGAIN_S = 5.0  # a Nova supervised outside the fleet, or with no command: look again
 POLL_S = 0.2
+STOP_BOOKKEEPING_S = 30.0  # after its agent's grace, a supervisor records the session
 
 
 def restart_delay(streak: int, rng: random.Random) -> float:
@@ -44,7 +45,7 @@ def restart_delay(streak: int, rng: random.Random) -> float:
 def stop_timeout(config: Config) -> float:
     """How long a supervisor may take to stop: its agent's grace, then its bookkeeping
     (as the systemd unit's TimeoutStopSec)."""
-    return config.supervisor.stop_grace_s + 30
+    return config.supervisor.stop_grace_s + STOP_BOOKKEEPING_S
 
 
 @dataclass

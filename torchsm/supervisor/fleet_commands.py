@@ -29,7 +29,7 @@ def up(home: Home, config: Config, names: list[str], command: list[str] | None, 
        foreground: bool = False) -> dict[str, Any]:
     """Want the named Novas (all when none is named) in the fleet, start the keeper in
     the background (or here, until a stop signal, with `foreground`); what runs."""
-    chosen = _commands(home, config, names, command)
+    chosen = agent_commands(home, config, names, command)
     outside = _outside(home, list(chosen))
     added = [name for name in chosen if name not in outside]
     fleet_files.change_wants(home, lambda wants: _want(wants, added, command))
@@ -99,9 +99,11 @@ def keep(home: Home, config: Config) -> None:
 
 # --- up's checks -----------------------------------------------------------------------
 
-def _commands(home: Home, config: Config, names: list[str],
+def agent_commands(home: Home, config: Config, names: list[str],
               given: list[str] | None) -> dict[str, list[str]]:
-    """Each chosen Nova's command, checked; NoAgentCommand naming those without one."""
+    """Each chosen Nova's command (all Novas when `names` is empty): its own, else
+    `given`, else the one `up` remembers; checked as `torchsm run` checks one.
+    NoAgentCommand names those without one (`service install --fleet` asks the same)."""
     from torchsm.names import check_name
 
     with store.open_store(home, config.db.lock_timeout_s) as db:

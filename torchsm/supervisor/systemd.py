@@ -7,6 +7,12 @@ signal torchsm handles) ends it for good. Secrets (CLAUDE_CODE_OAUTH_TOKEN,
 ANTHROPIC_API_KEY, a Redis password) go to `HOME/service/NAME.env` (0600), never into the
 unit, which anyone may read.
 
+The fleet (`torchsm up`) has one unit of its own, `torchsm.service`, running the keeper
+(`torchsm up --foreground`), which restarts a supervisor that dies alone, with backoff;
+systemd restarts the keeper. Its name cannot be a Nova's (`torchsm-NAME.service`, NAME
+never empty), nor can its env file's (`HOME/service/_fleet.env`: a Nova's name never
+begins with `_`), so a Nova called `fleet` keeps a unit of its own beside it.
+
 systemctl is called only where systemd runs (/run/systemd/system exists), and its
 failures are warnings: the files are what install and uninstall promise. The variable
 TORCHSM_SYSTEMCTL names another systemctl to call (a wrapper, or the tests' stand-in);
@@ -35,6 +41,8 @@ _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # an ExecStart argument systemd takes as it is (no quoting, specifier or variable)
 _PLAIN_ARG = re.compile(r"[A-Za-z0-9_@+=:,./-]+")
 _NEEDS_ROOT = " (a system unit needs root: use sudo, or --user)"
+FLEET_UNIT = "torchsm.service"
+FLEET_STOP_MARGIN_S = 15  # the keeper's own wait after it SIGKILLed a late supervisor
 _EXEC_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
@@ -43,11 +51,12 @@ class ServiceError(TorchsmError):
 
 
 class UnitSpec(NamedTuple):
-    """Everything a unit for one Nova says."""
+    """Everything a unit for one Nova (or for the fleet) says."""
 
-    nova: str
+    nova: str | None  # None: the fleet's unit, `torchsm up --foreground`
     home: Path
     command: tuple[str, ...]  # the agent command, as `torchsm run NAME -- COMMAND` takes it
+    # (the fleet: `up -- COMMAND`'s, maybe none)
     cwd: Path
     user_unit: bool  # a unit of the user's own systemd (`--user`), else a system unit
     environment: dict[str, str]  # the env file's variables
@@ -58,8 +67,9 @@ class UnitSpec(NamedTuple):
     agent_output: str = "auto"  # `torchsm run --agent-output`
 
 
-def unit_name(nova: str) -> str:
-    return f"torchsm-{check_name(nova)}.service"
+def unit_name(nova: str | None) -> str:
+    """A Nova's unit, or the fleet's (nova None)."""
+    return FLEET_UNIT if nova is None else f"torchsm-{check_name(nova)}.service"
 
 
 def default_unit_dir(user_unit: bool, environ: Mapping[str, str] = os.environ) -> Path:
@@ -71,8 +81,8 @@ def default_unit_dir(user_unit: bool, environ: Mapping[str, str] = os.environ) -
     return Path(config) / "systemd" / "user"
 
 
-def env_file_path(home: Home, nova: str) -> Path:
-    return home.path / "service" / f"{check_name(nova)}.env"
+def env_file_path(home: Home, nova: str | None) -> Path:
+    return home.path / "service" / ("_fleet.env" if nova is None else f"{check_name(nova)}.env")
 
 
 def torchsm_executable() -> tuple[str, ...]:
@@ -97,13 +107,31 @@ def prepare(home: Home, config: Config, nova: str, command: tuple[str, ...], *,
 
     novas.status(home, config, nova)  # the home, the schema and the Nova must be there
     session.check_template(command)
+    spec = _spec(home, config, nova, command, user_unit, cwd, pass_env, environ)
+    process.check_command(command, str(spec.cwd), spec.environment)
+    return spec._replace(agent_output=agent_output)
+
+
+def prepare_fleet(home: Home, config: Config, command: tuple[str, ...], *,
+                  user_unit: bool, cwd: str | None = None, pass_env: tuple[str, ...] = (),
+                  environ: Mapping[str, str] = os.environ) -> UnitSpec:
+    """The fleet's unit, checked as `torchsm up` would check it: the home has Novas, and
+    each has a command (its own, else COMMAND, else the one `up` remembers) that can be
+    run; NoAgentCommand names those without one."""
+    from torchsm.supervisor import fleet_commands
+
+    fleet_commands.agent_commands(home, config, [], list(command) or None)
+    return _spec(home, config, None, command, user_unit, cwd, pass_env, environ)
+
+
+def _spec(home: Home, config: Config, nova: str | None, command: tuple[str, ...],
+          user_unit: bool, cwd: str | None, pass_env: tuple[str, ...],
+          environ: Mapping[str, str]) -> UnitSpec:
     workdir = Path(cwd or os.getcwd()).expanduser().absolute()
     run_as, owner = _service_user(home, user_unit)
     environment = _environment(home, environ, pass_env, run_as)
-    process.check_command(command, str(workdir), environment)
     return UnitSpec(nova, home.path, tuple(command), workdir, user_unit, environment,
-                    config.supervisor.stop_grace_s, run_as, owner, torchsm_executable(),
-                    agent_output)
+                    config.supervisor.stop_grace_s, run_as, owner, torchsm_executable())
 
 
 def _service_user(home: Home, user_unit: bool) -> tuple[str | None, tuple[int, int] | None]:
@@ -193,26 +221,34 @@ def _unit_path_value(path: Path, what: str) -> str:
 
 def exec_start(spec: UnitSpec) -> str:
     """The ExecStart= value: `torchsm --home HOME run NAME --cwd DIR [--agent-output X]
-    -- COMMAND...`."""
-    declared = [] if spec.agent_output == "auto" else ["--agent-output", spec.agent_output]
-    argv = [*spec.executable, "--home", str(spec.home), "run", spec.nova,
-            "--cwd", str(spec.cwd), *declared, "--", *spec.command]
+    -- COMMAND...`; the fleet's: `torchsm --home HOME up --foreground [-- COMMAND...]`
+    (its supervisors run in the unit's WorkingDirectory)."""
+    argv = [*spec.executable, "--home", str(spec.home), *_subcommand(spec)]
     return " ".join(exec_word(arg) for arg in argv)
+
+
+def _subcommand(spec: UnitSpec) -> list[str]:
+    if spec.nova is None:
+        return ["up", "--foreground", *(["--", *spec.command] if spec.command else [])]
+    declared = [] if spec.agent_output == "auto" else ["--agent-output", spec.agent_output]
+    return ["run", spec.nova, "--cwd", str(spec.cwd), *declared, "--", *spec.command]
 
 
 def render_unit(spec: UnitSpec, env_file: Path) -> str:
     """The unit file's text."""
     name = unit_name(spec.nova)
+    what = "`torchsm up --foreground`, the fleet's keeper," if spec.nova is None else \
+        f"`torchsm run {spec.nova}`"
     # The user manager has no network-online.target (a system target): a user unit just
     # starts, and a session that finds no network fails and cools with backoff.
     network = "" if spec.user_unit else \
         "After=network-online.target\nWants=network-online.target\n"
     user = f"User={spec.run_as}\n" if spec.run_as else ""
     return f"""{MARKER}
-# {name}: `torchsm run {spec.nova}` under systemd. Install it again after changing the
+# {name}: {what} under systemd. Install it again after changing the
 # command or [supervisor] stop_grace_s; the environment (secrets included) is in the env file.
 [Unit]
-Description=torchsm supervisor for Nova {spec.nova}
+Description={_description(spec)}
 {network}StartLimitIntervalSec=600
 StartLimitBurst=5
 
@@ -225,13 +261,9 @@ EnvironmentFile={_unit_path_value(env_file, "the env file")}
 Environment=PYTHONUNBUFFERED=1
 {user}Restart=on-failure
 RestartSec=10
-# SIGTERM goes to the supervisor alone, which stops the agent's process group itself
-# (SIGTERM, SIGKILL after stop_grace_s) and records the session as stopped; then
-# systemd SIGKILLs whatever is left in the unit's cgroup, the agent's descendants
-# included, also when the supervisor itself died.
-KillMode=mixed
+{_kill_comment(spec)}KillMode=mixed
 KillSignal=SIGTERM
-TimeoutStopSec={_stop_timeout(spec.stop_grace_s)}
+TimeoutStopSec={_stop_timeout(spec)}
 SendSIGHUP=no
 
 [Install]
@@ -239,9 +271,33 @@ WantedBy={"default.target" if spec.user_unit else "multi-user.target"}
 """
 
 
-def _stop_timeout(stop_grace_s: float) -> int:
-    """stop_grace_s for the agent plus time for the supervisor to record the session."""
-    return math.ceil(stop_grace_s + 30)
+def _description(spec: UnitSpec) -> str:
+    if spec.nova is None:
+        return "torchsm fleet keeper (torchsm up --foreground)"
+    return f"torchsm supervisor for Nova {spec.nova}"
+
+
+def _kill_comment(spec: UnitSpec) -> str:
+    if spec.nova is None:
+        return """# SIGTERM goes to the keeper alone, which stops every supervisor (each stops its
+# agent and records the session; SIGKILL to a supervisor's group after stop_grace_s
+# + 30 s) and ends; then systemd SIGKILLs whatever is left in the unit's cgroup.
+"""
+    return """# SIGTERM goes to the supervisor alone, which stops the agent's process group itself
+# (SIGTERM, SIGKILL after stop_grace_s) and records the session as stopped; then
+# systemd SIGKILLs whatever is left in the unit's cgroup, the agent's descendants
+# included, also when the supervisor itself died.
+"""
+
+
+def _stop_timeout(spec: UnitSpec) -> int:
+    """stop_grace_s for the agent plus time for the supervisor to record the session
+    (fleet.stop_timeout); the fleet's keeper waits that long for its supervisors, then
+    FLEET_STOP_MARGIN_S more for one it had to kill."""
+    from torchsm.supervisor.fleet import STOP_BOOKKEEPING_S
+
+    margin = FLEET_STOP_MARGIN_S if spec.nova is None else 0
+    return math.ceil(spec.stop_grace_s + STOP_BOOKKEEPING_S + margin)
 
 
 def render_env_file(environment: Mapping[str, str]) -> str:
@@ -320,23 +376,23 @@ def install(spec: UnitSpec, unit_dir: Path, systemctl: Systemctl | None) -> dict
             "exec_start": exec_start(spec), "working_directory": str(spec.cwd),
             "user_unit": spec.user_unit, "run_as": spec.run_as,
             "changed": changed or env_changed, "enabled": False,
-            "next": next_steps(spec.nova, spec.user_unit, reloaded=systemctl is not None),
+            "next": next_steps(name, spec.user_unit, reloaded=systemctl is not None),
             "warnings": warnings}
 
 
-def next_steps(nova: str, user_unit: bool, *, reloaded: bool) -> list[str]:
+def next_steps(unit: str, user_unit: bool, *, reloaded: bool) -> list[str]:
     """What a person runs next: enable and start it, and for a user unit, keep the user's
     systemd running without a login (lingering), or it stops at the last logout."""
-    systemctl = _systemctl_words(user_unit)
+    systemctl, short = _systemctl_words(user_unit), unit.removesuffix(".service")
     steps = [] if reloaded else [f"{systemctl} daemon-reload"]
-    steps.append(f"{systemctl} enable --now torchsm-{nova}")
+    steps.append(f"{systemctl} enable --now {short}")
     if user_unit:
         steps.append(f"loginctl enable-linger {pwd.getpwuid(os.geteuid()).pw_name}")
-    steps.append(f"journalctl {'--user ' if user_unit else ''}-u torchsm-{nova} -f")
+    steps.append(f"journalctl {'--user ' if user_unit else ''}-u {short} -f")
     return steps
 
 
-def uninstall(home: Home, nova: str, unit_dir: Path, systemctl: Systemctl | None) -> dict:
+def uninstall(home: Home, nova: str | None, unit_dir: Path, systemctl: Systemctl | None) -> dict:
     """Stop and disable the service where systemd runs, then remove the unit and the env
     file. Refuses a unit file torchsm did not write; ServiceError when nothing is there."""
     name = unit_name(nova)
@@ -357,7 +413,7 @@ def uninstall(home: Home, nova: str, unit_dir: Path, systemctl: Systemctl | None
             "warnings": warnings}
 
 
-def status(home: Home, nova: str, unit_dir: Path, systemctl: Systemctl | None) -> dict:
+def status(home: Home, nova: str | None, unit_dir: Path, systemctl: Systemctl | None) -> dict:
     """Whether the unit is installed, what it runs, and what systemd says of it (None
     where systemd does not run)."""
     name = unit_name(nova)
