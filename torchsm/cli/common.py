@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import click
 
-from torchsm.config import Config, Home, load_config, resolve_home
+from torchsm.config import Config, Home, HomeChoice, home_choice, load_config, resolve_home
 from torchsm.terminal import json_line, printable, warning_line  # noqa: F401 (for commands)
 
 
@@ -25,6 +25,15 @@ class Env:
         if self._home is None:
             self._home = resolve_home(self.home_option)
         return self._home
+
+    @property
+    def home_choice(self) -> HomeChoice:
+        """Which home, and why: what `init`, `status` and `doctor` tell the user."""
+        return home_choice(self.home_option)
+
+    def home_described(self) -> str:
+        """`PATH (why)`: the home and what chose it."""
+        return f"{self.home.path} ({self.home_choice.reason})"
 
     @property
     def config(self) -> Config:
@@ -55,7 +64,8 @@ def common_options(command: Callable) -> Callable:
     command = click.option("--json", "json_output", is_flag=True, expose_value=False,
                            callback=_set_json, help="Machine-readable output on stdout.")(command)
     return click.option("--home", metavar="DIR", expose_value=False, callback=_set_home,
-                        help="torchsm home (default: $TORCHSM_HOME, else ./var).")(command)
+                        help="torchsm home (default: $TORCHSM_HOME, else ./var of a torchsm "
+                             "checkout, else $XDG_STATE_HOME/torchsm).")(command)
 
 
 pass_env = click.make_pass_decorator(Env)

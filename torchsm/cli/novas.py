@@ -153,8 +153,8 @@ def _emit_status(env: Env, name: str | None) -> None:
     from torchsm.observe.nova_status import status_rows
 
     rows = status_rows(env.home, env.config, name)
-    env.emit(rows, lambda: _status_text(rows)
-             if rows else "no Novas (add one with `torchsm nova add NAME`)")
+    env.emit(rows, lambda: _status_text(rows) if rows else
+             f"no Novas in {env.home_described()}; add one with `torchsm nova add NAME`")
 
 
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
