@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from torchsm.cli import colour
 from torchsm.cli.common import Env, common_options, pass_env, table
 
 
@@ -112,7 +113,7 @@ def ps(env: Env) -> None:
           r["session"], _seconds(r["session_age_s"]), r["next_start"], r["why"]]
          for r in rows],
         ["NOVA", "PID", "BY", "UPTIME", "RESTARTS", "STATE", "SESSION", "AGE", "NEXT START",
-         "REASON"]) if rows else "no Novas (add one with `torchsm nova add NAME`)")
+         "REASON"], {"STATE": colour.state}) if rows else "no Novas (add one with `torchsm nova add NAME`)")
 
 
 def _seconds(value: float | None) -> str | None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from torchsm import novas
-from torchsm.cli.common import Env, common_options, pass_env, table
+from torchsm.cli import colour
+from torchsm.cli.common import Env, Printed, common_options, pass_env, printable, table
 from torchsm.cli.numbers import Seconds, count
 from torchsm.machine import Event
 from torchsm.names import DEFAULT_ACCOUNT, check_account
@@ -190,12 +191,12 @@ def _status_text(rows: list[dict]) -> str:
     lines = [table([[r["nova"], r["state"], r["since"], r["until"], r["personality"],
                      r["account"], _next_start(r), r["why"]] for r in rows],
                    ["NOVA", "STATE", "SINCE", "UNTIL", "PERSONALITY", "ACCOUNT", "NEXT START",
-                    "REASON"])]
+                    "REASON"], {"STATE": colour.state})]
     lines += [f"{r['nova']}: supervised (pid {r['plan']['pid']}): {r['plan']['why']}"
               for r in rows if r["plan"]]
     lines += [_usage_line(r["nova"], r["plan"]["usage"]) for r in rows
               if r["plan"] and r["plan"].get("usage")]
-    return "\n".join(lines)
+    return Printed("\n".join([lines[0], *(printable(line) for line in lines[1:])]))
 
 
 def _usage_line(nova: str, usage: dict) -> str:
