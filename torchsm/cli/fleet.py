@@ -7,6 +7,7 @@ import click
 
 from torchsm.cli import colour
 from torchsm.cli.common import Env, common_options, pass_env, table
+from torchsm.cli.times import shown, text_clock
 
 
 class _WithAgentCommand(click.Command):
@@ -108,9 +109,10 @@ def ps(env: Env) -> None:
     from torchsm.observe.fleet_status import ps_rows
 
     rows = ps_rows(env.home, env.config)
+    clock = text_clock()
     env.emit(rows, lambda: table(
         [[r["nova"], r["pid"], r["by"], _seconds(r["uptime_s"]), r["restarts"], r["state"],
-          r["session"], _seconds(r["session_age_s"]), r["next_start"], r["why"]]
+          r["session"], _seconds(r["session_age_s"]), shown(r["next_start"], clock), r["why"]]
          for r in rows],
         ["NOVA", "PID", "BY", "UPTIME", "RESTARTS", "STATE", "SESSION", "AGE", "NEXT START",
          "REASON"], {"STATE": colour.state}) if rows else "no Novas (add one with `torchsm nova add NAME`)")
