@@ -4,6 +4,7 @@ keep ISO 8601 UTC."""
 from __future__ import annotations
 
 import re
+import sys
 
 LOCAL_AGO = re.compile(r"\b\d\d:\d\d:\d\d \((now|\d+ s ago|\d+ min ago)\)")
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
@@ -31,3 +32,12 @@ def test_history_and_queue_list_show_local_times(torch_cli):
     for command in (["history", "torch"], ["queue", "list"]):
         text = torch_cli(*command, TORCHSM_UTC="").out
         assert LOCAL_AGO.search(text) and not ISO.search(text), (command, text)
+
+
+def test_sessions_show_their_start_as_a_local_time(fast_torch):
+    fast_torch("queue", "add", "a task", "--nova", "torch")
+    fast_torch("run", "torch", "--until-idle", "--", sys.executable, "-m",
+               "torchsm.agent.example", "{prompt}")
+    text = fast_torch("sessions", TORCHSM_UTC="").out
+    assert LOCAL_AGO.search(text.splitlines()[1]) and not ISO.search(text), text
+    assert ISO.search(fast_torch("sessions").out)  # the tests' TORCHSM_UTC=1
