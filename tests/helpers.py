@@ -70,6 +70,9 @@ class Cli:
         env.pop("TORCHSM_DEBUG", None)
         env["TORCHSM_HOME"] = str(self.home)
         env.setdefault("TORCHSM_REDIS_URL", "off")
+        # text output's times as ISO 8601 UTC, as tests compare them (tests/test_cli_times.py
+        # passes TORCHSM_UTC="" for the local times with their ages a person sees)
+        env.setdefault("TORCHSM_UTC", "1")
         env.update(extra)
         return env
 

@@ -15,7 +15,8 @@ from helpers import Cli, write_config
 def test_home_resolution_order(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TORCHSM_HOME", raising=False)
-    assert resolve_home().path == tmp_path / "var"
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert resolve_home().path == tmp_path / "state" / "torchsm"  # tests/test_home_default.py
     monkeypatch.setenv("TORCHSM_HOME", str(tmp_path / "env"))
     assert resolve_home().path == tmp_path / "env"
     assert resolve_home(tmp_path / "opt").path == tmp_path / "opt"

@@ -63,3 +63,17 @@ def test_ages_and_spans_read_in_the_largest_units():
     (T0 - 30 * DAY_S, DAY_S), (T0 + 60, MIN_WINDOW_S)])
 def test_the_default_window_is_the_homes_age_within_an_hour_and_a_day(began, window):
     assert default_window_s(T0, began) == window
+
+
+def test_a_time_in_text_output_is_local_with_how_long_ago_or_until(kolkata):
+    clock = WallClock(T0)  # 13:30:00 in Kolkata
+    assert clock.relative(T0 - 180) == "13:27:00 (3 min ago)"
+    assert clock.relative(T0 + 240) == "in 4 min (13:34:00)"
+    assert clock.relative(T0 - 10) == "13:29:50 (now)"
+    assert clock.relative(T0 - 2 * 86400) == "2027-01-13 13:30:00 (2 d ago)"
+    assert clock.relative(None) is None
+    assert clock.relative(float("inf")) == "far future"
+
+
+def test_in_utc_a_time_in_text_output_is_iso(kolkata):
+    assert WallClock(T0, utc=True).relative(T0 - 180) == "2027-01-15T07:57:00Z"

@@ -84,10 +84,62 @@ class Home:
                                "denied") from None
 
 
+@record
+class HomeChoice:
+    """Which folder is the home, and why (what `init`, `status` and `doctor` say)."""
+
+    folder: str
+    reason: str
+
+
+PER_USER_REASON = "the per-user default; --home or TORCHSM_HOME to choose another"
+CHECKOUT_REASON = "./var of this torchsm checkout"
+
+
+def home_choice(option: str | os.PathLike | None = None) -> HomeChoice:
+    """`--home DIR`, else `$TORCHSM_HOME`, else `./var` where it is a torchsm home (see
+    `is_checkout_home`), else the per-user `$XDG_STATE_HOME/torchsm`. Hooks and
+    supervisors always pass --home, so the hot path stops at the first test."""
+    if option:
+        return HomeChoice(os.fspath(option), "--home")
+    if os.environ.get("TORCHSM_HOME"):
+        return HomeChoice(os.environ["TORCHSM_HOME"], "TORCHSM_HOME")
+    if is_checkout_home("var"):
+        return HomeChoice("var", CHECKOUT_REASON)
+    return HomeChoice(os.path.join(user_state_dir(), "torchsm"), PER_USER_REASON)
+
+
 def resolve_home(option: str | os.PathLike | None = None) -> Home:
-    """`--home DIR`, else `$TORCHSM_HOME`, else `./var`, made absolute."""
-    chosen = option or os.environ.get("TORCHSM_HOME") or "var"
+    """The home `home_choice` names, made absolute."""
+    chosen = home_choice(option).folder
     return Home(os.path.realpath(os.path.expanduser(chosen)))  # as Path.expanduser().resolve()
+
+
+def is_checkout_home(var: str) -> bool:
+    """Whether `var` (in the current folder) is where a home given by no one lives: it
+    holds a torchsm database already, or it is the `var/` of a torchsm checkout (a
+    pyproject.toml naming torchsm beside it), as the quick start makes. Any other folder's
+    `var/` belongs to its own project."""
+    if os.path.isfile(os.path.join(var, DB_FILE)):
+        return True
+    return os.path.isdir(var) and _names_torchsm("pyproject.toml")
+
+
+def _names_torchsm(pyproject: str) -> bool:
+    import tomllib
+
+    try:
+        with open(pyproject, "rb") as file:
+            return tomllib.load(file).get("project", {}).get("name") == "torchsm"
+    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        return False
+
+
+def user_state_dir() -> str:
+    """`$XDG_STATE_HOME`, else `~/.local/state` (the XDG base directory spec: a relative
+    path in the variable is invalid, and ignored)."""
+    state = os.environ.get("XDG_STATE_HOME", "")
+    return state if os.path.isabs(state) else os.path.expanduser("~/.local/state")
 
 
 @record

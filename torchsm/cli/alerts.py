@@ -7,6 +7,7 @@ import time
 import click
 
 from torchsm.cli.common import Env, common_options, pass_env, table, warn
+from torchsm.cli.times import shown, text_clock
 
 
 @click.command()
@@ -35,7 +36,9 @@ def alerts(env: Env, everything: bool) -> None:
 def _text(rows: list[dict], everything: bool) -> str:
     if not rows:
         return "no alerts" if everything else "no open alerts"
-    return table([[r["id"], r["at"], r["resolved_at"] or "open", r["nova"], r["kind"],
+    clock = text_clock()
+    return table([[r["id"], shown(r["at"], clock), shown(r["resolved_at"], clock) or "open",
+                   r["nova"], r["kind"],
                    r["message"], _delivery(r)] for r in rows],
                  ["ID", "RAISED", "RESOLVED", "NOVA", "KIND", "MESSAGE", "DELIVERY"])
 

@@ -7,6 +7,7 @@ Subcommand modules load only when their command runs.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import io
 import os
@@ -15,7 +16,8 @@ import sys
 import click
 
 from torchsm import __version__
-from torchsm.cli.common import Env, common_options
+from torchsm.cli.common import Env, colour_prefix, common_options
+from torchsm.cli.fast import command_word
 from torchsm.errors import TorchsmError, describe_unexpected
 from torchsm.terminal import error_line, printable
 
@@ -81,6 +83,9 @@ def run_click(argv: list[str] | None = None, usage_exit: int = 2) -> int:
     """Run the click application; every failure is one `torchsm: error: ...` line and
     exit 1; command-line usage errors exit `usage_exit` (2; 1 for hooks: Claude Code reads
     2 as "block")."""
+    # a hook's stderr is read by Claude Code: no colour there
+    hook = command_word(sys.argv[1:] if argv is None else argv) == "hook"
+    failed = functools.partial(fail, plain=hook)
     try:
         result = cli.main(args=argv, prog_name="torchsm", standalone_mode=False,
                           obj=Env())
@@ -88,12 +93,12 @@ def run_click(argv: list[str] | None = None, usage_exit: int = 2) -> int:
         _show_usage_error(exc)
         return usage_exit
     except (click.ClickException, TorchsmError) as exc:
-        return fail(exc.format_message() if isinstance(exc, click.ClickException)
-                    else exc.message)
+        return failed(exc.format_message() if isinstance(exc, click.ClickException)
+                      else exc.message)
     except click.Abort:
-        return fail("aborted")
+        return failed("aborted")
     except KeyboardInterrupt:
-        return fail("interrupted", code=130)
+        return failed("interrupted", code=130)
     except BrokenPipeError:
         _silence_stdout()
         return 1
@@ -102,13 +107,16 @@ def run_click(argv: list[str] | None = None, usage_exit: int = 2) -> int:
             raise
         plain = describe_unexpected(exc)  # e.g. JSON nested 100,000 deep: RecursionError
         if plain is not None:
-            return fail(plain)
-        return fail(f"internal error: {type(exc).__name__}: {exc} (TORCHSM_DEBUG=1 shows more)")
+            return failed(plain)
+        return failed(f"internal error: {type(exc).__name__}: {exc} (TORCHSM_DEBUG=1 shows more)")
     return result if isinstance(result, int) else 0
 
 
-def fail(message: str, code: int = 1) -> int:
-    click.echo(error_line(message), err=True)
+def fail(message: str, code: int = 1, *, plain: bool = False) -> int:
+    """The one `torchsm: error: ...` line, its prefix red on a terminal unless `plain`."""
+    line = error_line(message)
+    click.echo(line if plain else colour_prefix(line, "torchsm: error:", "red", err=True),
+               err=True, color=True)  # not stripped: colour.on decided
     return code
 
 

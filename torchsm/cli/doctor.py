@@ -27,7 +27,8 @@ def doctor(env: Env, project: str, claude: str | None) -> None:
 
     from torchsm.observe.doctor import run_checks
 
-    checks = run_checks(env.home, Path(project).resolve(), claude)
+    checks = run_checks(env.home, Path(project).resolve(), claude,
+                        home_reason=env.home_choice.reason)
     problems = [c for c in checks if not c.ok]
     env.emit({"ok": not problems, "checks": [c.as_json() for c in checks]},
              lambda: _text(checks))

@@ -14,6 +14,7 @@ import click
 from torchsm.cli.common import Env, common_options, pass_env, table
 from torchsm.cli.complete import nova_names
 from torchsm.cli.numbers import count, parse_id
+from torchsm.cli.times import text_clock
 from torchsm.clock import format_time
 from torchsm.errors import DreamNotFound, TorchsmError
 
@@ -100,19 +101,21 @@ def _headline(insight) -> str:
 
 
 def _table(shown: list) -> str:
-    return table([[d.id, d.nova, d.status, d.trigger, format_time(d.started_at),
-                   format_time(d.span_from), d.insight_count, d.summary] for d in shown],
+    when = text_clock().relative
+    return table([[d.id, d.nova, d.status, d.trigger, when(d.started_at),
+                   when(d.span_from), d.insight_count, d.summary] for d in shown],
                  ["ID", "NOVA", "STATUS", "TRIGGER", "STARTED", "SPAN_FROM", "INSIGHTS",
                   "SUMMARY"])
 
 
 def _details(view) -> str:
+    when = text_clock().relative
     read = ", ".join(f"{k} {v}" for k, v in view.read.items() if k != "capped")
     capped = ", ".join(view.read.get("capped") or []) or "-"
     lines = [f"dream {view.id} of {view.nova}: {view.status} ({view.trigger})",
-             f"started  {format_time(view.started_at)}",
-             f"ended    {format_time(view.ended_at) or '-'}",
-             f"span     {format_time(view.span_from)} -> {format_time(view.span_to)}",
+             f"started  {when(view.started_at)}",
+             f"ended    {when(view.ended_at) or '-'}",
+             f"span     {when(view.span_from)} -> {when(view.span_to)}",
              f"read     {read or '-'} (capped: {capped})",
              f"summary  {view.summary or '-'}"]
     for insight in view.insights:

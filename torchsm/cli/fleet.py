@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import click
 
+from torchsm.cli import colour
 from torchsm.cli.common import AgentCommandAfterDashes, Env, common_options, pass_env, table
 from torchsm.cli.complete import nova_names
+from torchsm.cli.times import shown, text_clock
 
 
 @click.command(cls=AgentCommandAfterDashes)
@@ -94,12 +96,14 @@ def ps(env: Env) -> None:
     from torchsm.observe.fleet_status import ps_rows
 
     rows = ps_rows(env.home, env.config)
+    clock = text_clock()
     env.emit(rows, lambda: table(
         [[r["nova"], r["pid"], r["by"], _seconds(r["uptime_s"]), r["restarts"], r["state"],
-          r["session"], _seconds(r["session_age_s"]), r["next_start"], r["why"]]
+          r["session"], _seconds(r["session_age_s"]), shown(r["next_start"], clock), r["why"]]
          for r in rows],
         ["NOVA", "PID", "BY", "UPTIME", "RESTARTS", "STATE", "SESSION", "AGE", "NEXT START",
-         "REASON"]) if rows else "no Novas (add one with `torchsm nova add NAME`)")
+         "REASON"], {"STATE": colour.state}) if rows else (
+            "no Novas (add one with `torchsm nova add NAME`)"))
 
 
 def _seconds(value: float | None) -> str | None:

@@ -10,6 +10,7 @@ import click
 from torchsm.cli.common import Env, common_options, pass_env, printable, table, warn
 from torchsm.cli.complete import nova_names
 from torchsm.cli.numbers import count, parse_id
+from torchsm.cli.times import text_clock
 from torchsm.clock import format_time
 from torchsm.dreams import memory as memory_lib, recall
 from torchsm.dreams.recall import written_by
@@ -122,12 +123,13 @@ def memory_show(env: Env, target: str) -> None:
 
 
 def _details(row: memory_lib.MemoryRow) -> str:
+    when = text_clock().relative
     fields = [("id", row.id), ("nova", row.nova or "(shared)"), ("kind", row.kind),
               ("strength", row.strength), ("writer", row.writer), ("source", row.source),
               ("key", row.key),
-              ("created", format_time(row.created_at)),
-              ("updated", format_time(row.updated_at)),
-              ("forgotten", format_time(row.forgotten_at)),
+              ("created", when(row.created_at)),
+              ("updated", when(row.updated_at)),
+              ("forgotten", when(row.forgotten_at)),
               ("why", row.forgotten_why)]
     lines = [f"{name + ':':<11}{'-' if value is None else printable(str(value), multiline=False)}"
              for name, value in fields]

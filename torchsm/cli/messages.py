@@ -7,7 +7,7 @@ import click
 from torchsm.cli.common import Env, common_options, pass_env, warn
 from torchsm.cli.complete import nova_names
 from torchsm.cli.numbers import count
-from torchsm.clock import format_time
+from torchsm.cli.times import text_clock
 from torchsm.mirror.streams import MESSAGES_STREAM, epoch
 from torchsm.work import messages
 
@@ -57,4 +57,5 @@ def _warn_malformed(count: int) -> None:
 
 
 def _line(item: dict) -> str:
-    return f"{format_time(epoch(item['at']))}  {item['from']} -> {item['to']}: {item['text']}"
+    at = text_clock().relative(epoch(item["at"]))
+    return f"{at}  {item['from']} -> {item['to']}: {item['text']}"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import click
 
 from torchsm import novas
-from torchsm.cli.common import Env, common_options, pass_env, table
+from torchsm.cli import colour
+from torchsm.cli.common import Env, Printed, common_options, pass_env, printable, table
 from torchsm.cli.complete import nova_names
 from torchsm.cli.numbers import Seconds, count
+from torchsm.cli.times import WallClock, shown, text_clock
 from torchsm.machine import Event
 from torchsm.names import DEFAULT_ACCOUNT, check_account
 from torchsm.usage import accounts
@@ -154,8 +156,8 @@ def _emit_status(env: Env, name: str | None) -> None:
     from torchsm.observe.nova_status import status_rows
 
     rows = status_rows(env.home, env.config, name)
-    env.emit(rows, lambda: _status_text(rows)
-             if rows else "no Novas (add one with `torchsm nova add NAME`)")
+    env.emit(rows, lambda: _status_text(rows) if rows else
+             f"no Novas in {env.home_described()}; add one with `torchsm nova add NAME`")
 
 
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
@@ -188,20 +190,23 @@ def _watch(env: Env, name: str | None, interval: float) -> None:
 
 
 def _status_text(rows: list[dict]) -> str:
-    lines = [table([[r["nova"], r["state"], r["since"], r["until"], r["personality"],
-                     r["account"], _next_start(r), r["why"]] for r in rows],
+    clock = text_clock()
+    lines = [table([[r["nova"], r["state"], shown(r["since"], clock), shown(r["until"], clock),
+                     r["personality"], r["account"], shown(_next_start(r), clock), r["why"]]
+                    for r in rows],
                    ["NOVA", "STATE", "SINCE", "UNTIL", "PERSONALITY", "ACCOUNT", "NEXT START",
-                    "REASON"])]
+                    "REASON"], {"STATE": colour.state})]
     lines += [f"{r['nova']}: supervised (pid {r['plan']['pid']}): {r['plan']['why']}"
               for r in rows if r["plan"]]
-    lines += [_usage_line(r["nova"], r["plan"]["usage"]) for r in rows
+    lines += [_usage_line(r["nova"], r["plan"]["usage"], clock) for r in rows
               if r["plan"] and r["plan"].get("usage")]
-    return "\n".join(lines)
+    return Printed("\n".join([lines[0], *(printable(line) for line in lines[1:])]))
 
 
-def _usage_line(nova: str, usage: dict) -> str:
+def _usage_line(nova: str, usage: dict, clock: WallClock) -> str:
     what = "holds" if usage.get("verdict") == "stop" else "slows"
-    return f"{nova}: usage {what} it: {usage.get('why')} (until {usage.get('until') or '?'})"
+    until = shown(usage.get("until"), clock) or "?"
+    return f"{nova}: usage {what} it: {usage.get('why')} (until {until})"
 
 
 def _next_start(row: dict) -> str | None:
@@ -240,7 +245,9 @@ def transition(env: Env, name: str, event: str, reason: str | None, for_s: float
 def history(env: Env, name: str, limit: int) -> None:
     """Show a Nova's latest transitions, oldest first."""
     rows = novas.history(env.home, env.config, name, limit)
+    clock = text_clock()
     env.emit(rows, lambda: table(
-        [[r["at"], r["from"], r["to"], r["event"], r["until"], r["reason"]] for r in rows],
+        [[shown(r["at"], clock), r["from"], r["to"], r["event"], shown(r["until"], clock),
+          r["reason"]] for r in rows],
         ["AT", "FROM", "TO", "EVENT", "UNTIL", "REASON"]) if rows else f"{name}: no transitions")
 

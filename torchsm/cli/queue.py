@@ -7,6 +7,7 @@ import click
 from torchsm.cli.common import Env, common_options, pass_env, table, warn
 from torchsm.cli.complete import nova_names
 from torchsm.cli.numbers import ITEM_STATUS, TIER, Seconds, count, parse_id
+from torchsm.cli.times import text_clock
 from torchsm.clock import format_time
 from torchsm.config import MAX_COUNT
 from torchsm.errors import InvalidWorkItem, ItemNotFound
@@ -58,8 +59,9 @@ def queue_list(env: Env, nova: str | None, status: str | None) -> None:
 
 
 def _items_table(items: list[work_queue.WorkItem]) -> str:
+    when = text_clock().relative
     return table([[i.id, i.status.value, i.priority.value, i.nova, i.claimed_by,
-                   f"{i.attempts}/{i.max_attempts}", format_time(i.created_at),
+                   f"{i.attempts}/{i.max_attempts}", when(i.created_at),
                    _shorten(i.text)] for i in items],
                  ["ID", "STATUS", "PRIORITY", "NOVA", "CLAIMED_BY", "TRIES", "CREATED",
                   "TEXT"])
@@ -83,13 +85,14 @@ def queue_show(env: Env, item_id: str) -> None:
 
 
 def _item_details(item: work_queue.WorkItem) -> str:
+    when = text_clock().relative
     fields = [("id", item.id), ("status", item.status.value), ("priority", item.priority.value),
               ("nova", item.nova), ("claimed_by", item.claimed_by),
               ("attempts", f"{item.attempts}/{item.max_attempts}"),
-              ("lease_until", format_time(item.lease_until)),
-              ("created", format_time(item.created_at)),
-              ("updated", format_time(item.updated_at)),
-              ("finished", format_time(item.finished_at)),
+              ("lease_until", when(item.lease_until)),
+              ("created", when(item.created_at)),
+              ("updated", when(item.updated_at)),
+              ("finished", when(item.finished_at)),
               ("result", item.result), ("error", item.error)]
     lines = [f"{name + ':':<13}{'-' if value is None else value}" for name, value in fields]
     return "\n".join(lines) + "\n\n" + item.text

@@ -7,6 +7,7 @@ import click
 from torchsm.cli.common import Env, common_options, pass_env, table
 from torchsm.cli.complete import nova_names
 from torchsm.cli.numbers import count
+from torchsm.cli.times import WallClock, shown, text_clock
 
 HEADER = ["ID", "STARTED", "NOVA", "ITEM", "OUTCOME", "DURATION", "COST", "TOKENS", "CACHE",
           "MODEL"]
@@ -26,11 +27,13 @@ def sessions(env: Env, name: str | None, limit: int) -> None:
     from torchsm.usage.report import recent_sessions
 
     rows = [row.as_json() for row in recent_sessions(env.home, env.config, name, limit)]
-    env.emit(rows, lambda: table([_cells(r) for r in rows], HEADER) if rows else "no sessions")
+    clock = text_clock()
+    env.emit(rows, lambda: table([_cells(r, clock) for r in rows], HEADER)
+             if rows else "no sessions")
 
 
-def _cells(row: dict) -> list:
-    return [row["id"], row["started_at"], row["nova"], row["item"], row["outcome"],
+def _cells(row: dict, clock: WallClock) -> list:
+    return [row["id"], shown(row["started_at"], clock), row["nova"], row["item"], row["outcome"],
             _duration(row["duration_s"]), _cost(row["cost_usd"]),
             _pair(row["input_tokens"], row["output_tokens"]),
             _pair(row["cache_creation_tokens"], row["cache_read_tokens"]), row["model"]]

@@ -18,7 +18,7 @@ def init(env: Env) -> None:
     revision = database.current(env.home)
     env.emit({"home": str(env.home.path), "created": created, "revision": revision},
              f"{'initialised' if created else 'already initialised'} {env.home.path} "
-             f"(schema {revision})")
+             f"(schema {revision})\nhome: {env.home_described()}")
 
 
 @click.group()

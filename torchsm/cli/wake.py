@@ -6,7 +6,7 @@ import click
 
 from torchsm.cli.common import Env, common_options, pass_env, table
 from torchsm.cli.complete import nova_names
-from torchsm.clock import format_time
+from torchsm.cli.times import text_clock
 from torchsm.work import wake as signals
 
 SEND = "send"
@@ -72,10 +72,11 @@ def wake_send(env: Env, name: str, message: str, sender: str | None) -> None:
 
 
 def _sent_text(sent: signals.SentSignal, start) -> str:
+    when = text_clock().relative
     signal = sent.signal
     text = f"{signal.nova}: wake #{signal.id} {signal.tier.value}: {start.why}"
     if start.at is None and signal.due_at > start.now:
-        text += f" (due {format_time(signal.due_at)})"
+        text += f" (due {when(signal.due_at)})"
     if sent.woke is not None:
         text += f"\n{sent.woke.nova}: {sent.woke.source} -> {sent.woke.target} (forced)"
     return text
@@ -108,8 +109,9 @@ def wake_classify(env: Env, message: str, sender: str | None, nova: str | None,
 @pass_env
 def wake_list(env: Env, name: str | None) -> None:
     """Pending wake signals (of Nova NAME, or all), the soonest due first."""
+    when = text_clock().relative
     pending = signals.pending(env.home, env.config, name)
     env.emit([s.as_json() for s in pending], lambda: table(
-        [[s.id, s.nova, s.tier.value, format_time(s.due_at), s.sender, s.message]
+        [[s.id, s.nova, s.tier.value, when(s.due_at), s.sender, s.message]
          for s in pending], ["ID", "NOVA", "TIER", "DUE", "SENDER", "MESSAGE"])
         if pending else "no pending wake signals")

@@ -45,10 +45,11 @@ class Check(NamedTuple):
 
 
 def run_checks(home: Home, project: Path, claude: str | None = None,
-               now: float | None = None) -> list[Check]:
-    """Every check, in the order a person fixes things: the home first."""
+               now: float | None = None, home_reason: str | None = None) -> list[Check]:
+    """Every check, in the order a person fixes things: the home first (and why it is
+    that folder: `home_reason`, as torchsm.config.home_choice gives it)."""
     now = time.time() if now is None else now
-    checks = [check_home(home)]
+    checks = [check_home(home, home_reason)]
     if not checks[0].ok and not home.is_initialised():
         return checks  # nothing else can be looked at
     config, problem = _config(home)
@@ -86,10 +87,11 @@ def _config_detail(home: Home) -> str:
     return str(home.config_path) if home.config_path.is_file() else "defaults (no torchsm.toml)"
 
 
-def check_home(home: Home) -> Check:
+def check_home(home: Home, reason: str | None = None) -> Check:
     """The home exists, is 0700 (no access for others) and its database 0600."""
+    why = f"; {reason}" if reason else ""
     if not home.is_initialised():
-        return Check("home", False, f"no torchsm home at {home.path}",
+        return Check("home", False, f"no torchsm home at {home.path}{why and f' ({reason})'}",
                      f"run `torchsm --home {shlex.quote(str(home.path))} init`")
     loose = [f"{path} is {stat.S_IMODE(path.stat().st_mode):04o} (want {want:04o})"
              for path, want in ((home.path, 0o700), (home.db_path, 0o600))
@@ -98,7 +100,7 @@ def check_home(home: Home) -> Check:
         return Check("home", False, "; ".join(loose),
                      f"chmod 700 {shlex.quote(str(home.path))}; "
                      f"chmod 600 {shlex.quote(str(home.db_path))}")
-    return Check("home", True, f"{home.path} (0700, database 0600)")
+    return Check("home", True, f"{home.path} (0700, database 0600{why})")
 
 
 def check_schema(home: Home) -> Check:

@@ -2,15 +2,17 @@
 UTC when asked), an age ("3 h ago"), a span ("2 h 5 min"), and the ticks of a time axis
 on round times of that clock.
 
-Everything stored and every other output is epoch seconds or ISO 8601 UTC
-(torchsm.clock); a page read after a night away reads best in the reader's own hours,
-with how long ago beside it.
+Everything stored and all --json output is epoch seconds or ISO 8601 UTC
+(torchsm.clock); a page, or a table in a terminal, read after a night away reads best in
+the reader's own hours, with how long ago beside it (`relative`: the CLI's text output).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+
+from torchsm.clock import format_time
 
 MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
 # tick steps of an axis, smallest first: round minutes, hours, days
@@ -48,6 +50,20 @@ class WallClock:
     def when(self, ts: float | None) -> str:
         """A time and how long ago (or how soon) it is: `2026-12-06 14:03 (3 h ago)`."""
         return "-" if ts is None else f"{self.at(ts)} ({self.ago(ts)})"
+
+    def relative(self, ts: float | None) -> str | None:
+        """A time as text output shows it: `08:12:05 (3 min ago)`, `in 4 min (08:20:00)`,
+        the date too when not today; ISO 8601 UTC as stored (torchsm.clock) with `utc`."""
+        if ts is None or self.utc:
+            return format_time(ts)
+        try:
+            local, today = self._struct(ts), self._struct(self.now)
+        except (OverflowError, ValueError, OSError):
+            return format_time(ts)  # "far future", "invalid"
+        shown = time.strftime("%H:%M:%S" if local[:3] == today[:3] else "%Y-%m-%d %H:%M:%S",
+                              local)
+        age = self.ago(ts)
+        return f"{age} ({shown})" if age.startswith("in ") else f"{shown} ({age})"
 
     def ago(self, ts: float) -> str:
         if abs(self.now - ts) < MINUTE:
