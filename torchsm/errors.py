@@ -392,7 +392,11 @@ class ClusterError(TorchsmError):
 
 
 class ClusterNoServer(ClusterError):
-    """The cluster needs a server: set `redis_url` in torchsm.toml (it is "off")."""
+    """The cluster needs a server, and `redis_url` is "off"."""
+
+    def __init__(self):
+        super().__init__('the cluster needs a server: set `redis_url` in torchsm.toml (it '
+                         'is "off")')
 
 
 class ClusterUnreachable(ClusterError):

@@ -49,6 +49,7 @@ COMMANDS = {
     "down": "fleet:down",
     "restart": "fleet:restart",
     "ps": "fleet:ps",
+    "cluster": "cluster:cluster",
 }
 
 

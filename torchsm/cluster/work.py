@@ -24,8 +24,9 @@ import uuid
 
 from torchsm.cluster import work_scripts
 from torchsm.cluster.hosts import HOSTS_KEY
-from torchsm.cluster.server import Server
-from torchsm.cluster.settings import ClusterSettings
+from torchsm.cluster.server import Server, connect
+from torchsm.cluster.settings import ClusterSettings, cluster_settings, server_url
+from torchsm.config import Config
 from torchsm.errors import InvalidClusterItem
 from torchsm.records import record
 from torchsm.tiers import Tier, parse_tier
@@ -50,7 +51,7 @@ def stream_of(tier: Tier | str) -> str:
 
 
 STREAMS = [stream_of(tier) for tier in Tier]  # most urgent first
-_TIER_OF = {stream_of(tier): tier for tier in Tier}
+TIER_OF = {stream_of(tier): tier for tier in Tier}
 
 
 def consumer(host: str, nova: str) -> str:
@@ -109,7 +110,7 @@ class ClusterWork:
             self._add, [ITEM_KEY.format(item_id), stream_of(tier)],
             [GROUP, self.settings.ttl_s, *_flat(fields)])
         stream = stream.decode()
-        return Added(item_id, _TIER_OF[stream], stream, entry_id.decode(), added == 1)
+        return Added(item_id, TIER_OF[stream], stream, entry_id.decode(), added == 1)
 
     def claim(self, host: str, nova: str) -> ClusterItem | None:
         """The item this Nova holds, else the most urgent one claimable; None when there is
@@ -136,6 +137,13 @@ class ClusterWork:
         return Reclaimed([i.decode() for i in pooled], [i.decode() for i in dead])
 
 
+def add_item(config: Config, text: str, priority: Tier | str = Tier.MEDIUM,
+             item_id: str | None = None) -> Added:
+    """`queue add --cluster`: one item onto the cluster of this home's config."""
+    with connect(server_url(config)) as server:
+        return ClusterWork(server, cluster_settings(config)).add(text, priority, item_id)
+
+
 def new_item_id() -> str:
     return uuid.uuid4().hex
 
@@ -156,6 +164,6 @@ def _item(found: list, owner: str) -> ClusterItem:
     stream, entry_id, values, deliveries = found
     fields = {values[i].decode(): values[i + 1].decode() for i in range(0, len(values), 2)}
     stream = stream.decode()
-    return ClusterItem(fields["item_id"], fields["text"], _TIER_OF[stream], stream,
+    return ClusterItem(fields["item_id"], fields["text"], TIER_OF[stream], stream,
                        entry_id.decode(), int(deliveries), owner, float(fields["added_at"]),
                        fields["added_by"])
