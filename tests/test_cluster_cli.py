@@ -87,3 +87,14 @@ def test_an_unreachable_server_is_one_line_and_quick(cli, refused_url, args):
     assert result.err.startswith("torchsm: error: cluster server unreachable at redis://")
     assert result.err.count("\n") == 1 and "Traceback" not in result.err
     assert cli("queue", "list", "--json").json() == []
+
+
+def test_an_empty_cluster_item_is_refused_like_a_local_one(cli, redis_db):
+    result = cli.fails("queue", "add", "--cluster", "  ", TORCHSM_REDIS_URL=redis_db.url)
+    assert result.err == "torchsm: error: a work item needs some text\n"
+    assert redis_db.client().xlen(work.stream_of("medium")) == 0
+
+
+def test_a_malformed_server_url_is_a_config_error(cli):
+    result = cli.fails("cluster", "status", TORCHSM_REDIS_URL="nonsense")
+    assert result.err.startswith("torchsm: error: redis_url: ") and result.err.count("\n") == 1

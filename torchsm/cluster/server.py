@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from torchsm.errors import ClusterRefused, ClusterUnreachable
+from torchsm.errors import ClusterRefused, ClusterUnreachable, ConfigError
 from torchsm.mirror.redis_wire import mask_url
 
 TYPE_CHECKING = False
@@ -35,8 +35,10 @@ class Server:
 
     def __init__(self, url: str):
         self.url = mask_url(url)
-        with self.answers():
+        try:
             self.client = _client(url)
+        except ValueError as exc:  # not a redis URL
+            raise ConfigError(f"redis_url: {_one_line(exc)}") from None
 
     def time(self) -> float:
         """The server's clock, in seconds since the epoch."""
@@ -63,8 +65,6 @@ class Server:
             raise ClusterUnreachable(self.url, _one_line(exc)) from None
         except exceptions.RedisError as exc:
             raise ClusterRefused(self.url, _one_line(exc)) from None
-        except ValueError as exc:  # a malformed URL
-            raise ClusterUnreachable(self.url, _one_line(exc)) from None
 
     def close(self) -> None:
         self.client.close()

@@ -30,6 +30,7 @@ from torchsm.config import Config
 from torchsm.errors import InvalidClusterItem
 from torchsm.records import record
 from torchsm.tiers import Tier, parse_tier
+from torchsm.work.work_queue import check_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ class ClusterWork:
     def add(self, text: str, priority: Tier | str = Tier.MEDIUM,
             item_id: str | None = None) -> Added:
         """Put an item on its tier's stream, once per `item_id` (a fresh one when None)."""
+        text = check_text(text)
         tier = priority if isinstance(priority, Tier) else parse_tier(priority)
         item_id = new_item_id() if item_id is None else check_item_id(item_id)
         fields = {"item_id": item_id, "text": text, "priority": tier.value,
