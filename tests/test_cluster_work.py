@@ -113,23 +113,26 @@ def test_two_consumers_never_get_the_same_entry(redis_db):
     setup.close()
 
 
+def pending_entries(redis_db, tier: str = "medium") -> int:
+    return redis_db.client().xpending(work.stream_of(tier), work.GROUP)["pending"]
+
+
 def test_done_by_the_owner_counts_once(shared, redis_db):
     queue, _ = shared
     queue.add("once")
     item = queue.claim("alpha", "torch")
     assert queue.done(item, "alpha", "torch") == work.DONE
     assert queue.done(item, "alpha", "torch") == work.ALREADY_DONE
-    assert redis_db.client().xpending(work.stream_of("medium"), work.GROUP)["pending"] == 0
+    assert pending_entries(redis_db) == 0
 
 
 def test_a_done_from_another_consumer_does_not_count(shared, redis_db):
     queue, _ = shared
     queue.add("mine")
     item = queue.claim("alpha", "torch")
-    assert queue.done(item, "beta", "torch") == work.LOST
-    assert queue.done(item, "alpha", "echo") == work.LOST
-    pending = redis_db.client().xpending(work.stream_of("medium"), work.GROUP)
-    assert pending["pending"] == 1
+    assert [queue.done(item, "beta", "torch"), queue.done(item, "alpha", "echo")] == \
+        [work.LOST, work.LOST]
+    assert pending_entries(redis_db) == 1
     assert queue.done(item, "alpha", "torch") == work.DONE
 
 
@@ -189,7 +192,7 @@ def test_a_live_hosts_long_claim_is_never_taken(redis_db):
 
 
 def test_an_item_delivered_max_attempts_times_goes_to_the_dead_letter_stream(redis_db, server):
-    queue, hosts = work.ClusterWork(server, settings(max_attempts=2)), Hosts(server, LEASE_S)
+    queue = work.ClusterWork(server, settings(max_attempts=2))
     added = queue.add("poison", "low")
     queue.claim("alpha", "torch")
     far = server.time() + LEASE_S + 1  # no host beats: every owner is dead
@@ -202,7 +205,7 @@ def test_an_item_delivered_max_attempts_times_goes_to_the_dead_letter_stream(red
     [(_, fields)] = client.xrange(work.DEAD_STREAM)
     assert fields[b"item_id"] == added.item_id.encode() and fields[b"deliveries"] == b"2"
     assert fields[b"text"] == b"poison" and fields[b"owner"] == b"beta:torch"
-    assert client.xpending(work.stream_of("low"), work.GROUP)["pending"] == 0
+    assert pending_entries(redis_db, "low") == 0
     assert queue.done(second, "beta", "torch") == work.LOST
 
 
@@ -239,3 +242,15 @@ def test_the_groups_come_back_after_the_server_lost_everything(start_redis):
     queue.add("after")
     assert queue.claim("alpha", "torch").text == "after"
     server.close()
+
+
+def test_pages_of_pending_entries_are_read_whole(shared, server):
+    """The scripts read the PEL a page (100) at a time: a held entry past the first page
+    is found, and every dead host's entry is taken over."""
+    queue, _ = shared
+    ids = [queue.add(f"item {n}").item_id for n in range(150)]
+    held = {queue.claim("alpha", f"n{n}").item_id for n in range(150)}
+    assert held == set(ids)
+    assert queue.claim("alpha", "n149").item_id == ids[149]  # past the first page
+    reclaimed = queue.reclaim(now=server.time() + LEASE_S + 1)
+    assert sorted(reclaimed.pooled) == sorted(ids) and reclaimed.dead == []
