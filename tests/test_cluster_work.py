@@ -254,3 +254,15 @@ def test_pages_of_pending_entries_are_read_whole(shared, server):
     assert queue.claim("alpha", "n149").item_id == ids[149]  # past the first page
     reclaimed = queue.reclaim(now=server.time() + LEASE_S + 1)
     assert sorted(reclaimed.pooled) == sorted(ids) and reclaimed.dead == []
+
+
+@pytest.mark.parametrize("host, nova", [("al:pha", "torch"), ("alpha", "To:rch"), ("", "torch")])
+def test_a_consumer_is_a_host_name_and_a_nova_name(shared, host, nova):
+    """`:` parts a consumer into host and Nova: a name holding one would make a live
+    host's claims look like another host's."""
+    from torchsm.errors import InvalidName
+
+    queue, _ = shared
+    queue.add("x")
+    with pytest.raises(InvalidName):
+        queue.claim(host, nova)

@@ -419,3 +419,11 @@ class InvalidClusterItem(ClusterError):
     def __init__(self, item_id: str):
         super().__init__(f"not a cluster item id: {item_id!r} (1 to 128 printable "
                          "characters, no spaces)")
+
+
+class InvalidHostName(InvalidName):
+    """A cluster host name must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}."""
+
+    def __init__(self, name):
+        TorchsmError.__init__(self, f"invalid host name {name!r}: use "
+                                    "[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

@@ -26,8 +26,9 @@ from torchsm.cluster import work_scripts
 from torchsm.cluster.hosts import HOSTS_KEY
 from torchsm.cluster.server import Server, connect
 from torchsm.cluster.settings import ClusterSettings, cluster_settings, server_url
-from torchsm.config import Config
-from torchsm.errors import InvalidClusterItem
+from torchsm.config import Config, is_host_name
+from torchsm.errors import InvalidClusterItem, InvalidHostName
+from torchsm.names import check_name
 from torchsm.records import record
 from torchsm.tiers import Tier, parse_tier
 from torchsm.work.work_queue import check_text
@@ -56,7 +57,10 @@ TIER_OF = {stream_of(tier): tier for tier in Tier}
 
 
 def consumer(host: str, nova: str) -> str:
-    return f"{host}:{nova}"
+    """HOST:NOVA, both checked: a `:` in either would make reclaim read another host."""
+    if not is_host_name(host):
+        raise InvalidHostName(host)
+    return f"{host}:{check_name(nova)}"
 
 
 @record
