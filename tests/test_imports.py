@@ -106,13 +106,14 @@ print(json.dumps({"code": code, "loaded": loaded}), file=sys.stderr)
 """
 
 
-def modules_loaded_by(cli, *args, stdin: str | None = None) -> dict:
+def modules_loaded_by(cli, *args, stdin: str | None = None,
+                      watch: tuple[str, ...] = DASHBOARD_MODULES, **env: str) -> dict:
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", _FULL_PROBE, ",".join(DASHBOARD_MODULES),
+    proc = subprocess.run([sys.executable, "-c", _FULL_PROBE, ",".join(watch),
                            *args], input=stdin, capture_output=True, text=True,
-                          env=cli.env(), timeout=60)
+                          env=cli.env(**env), timeout=60)
     return json.loads(proc.stderr.strip().splitlines()[-1])
 
 
@@ -251,3 +252,31 @@ def test_the_random_probe_sees_it_when_loaded(cli):
     cli("nova", "add", "torch")
     assert loaded_modules(cli, "transition", "torch", "cool", watch=("random",))["heavy"] == [
         "random"]
+
+
+# Issue 23: the cluster (redis-py) never loads on the hook path, even with the cluster on
+# by default and a server answering.
+CLUSTER_MODULES = ("redis", "torchsm.cluster")
+
+
+@pytest.mark.parametrize("args, stdin", [
+    (["hook", "stop", "--nova", "torch"], '{"session_id": "s1"}'),
+    (["hook", "pre-tool-use", "--nova", "torch"], '{"session_id": "s1"}'),
+    (["hook", "session-start", "--nova", "torch"], '{"session_id": "s1", "source": "startup"}'),
+    (["transition", "torch", "cool", "--for", "5"], None),
+])
+def test_the_cluster_stays_off_the_hook_path(cli, home, redis_db, args, stdin):
+    from helpers import write_config
+
+    write_config(home, '[cluster]\ndefault = true\nhost = "alpha"\n')
+    cli("nova", "add", "torch")
+    cli("queue", "add", "--local", "something to continue with")
+    found = modules_loaded_by(cli, *args, stdin=stdin, watch=CLUSTER_MODULES,
+                              TORCHSM_REDIS_URL=redis_db.url)
+    assert found == {"code": 0, "loaded": []}
+
+
+def test_the_cluster_probe_sees_redis_when_loaded(cli, redis_db):
+    found = modules_loaded_by(cli, "cluster", "status", watch=CLUSTER_MODULES,
+                              TORCHSM_REDIS_URL=redis_db.url)
+    assert found == {"code": 0, "loaded": ["redis", "torchsm.cluster"]}

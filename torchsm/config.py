@@ -260,6 +260,17 @@ class LogsConfig:
 
 
 @record
+class ClusterConfig:
+    """Several hosts on one server (the mirror's `redis_url`): torchsm.cluster."""
+
+    host: str = ""  # this host's name in the cluster ("": the machine's host name)
+    default: bool = False  # `queue add` puts items on the cluster work streams
+    heartbeat_s: float = 5  # how often a host tells the server it is alive
+    lease_s: float = 30  # a host silent this long is dead: its claims are taken over
+    max_attempts: int = 0  # deliveries of an item before it is dead (0: [queue] max_attempts)
+
+
+@record
 class Config:
     redis_url: str = DEFAULT_REDIS_URL
     safety: SafetyConfig = SafetyConfig()
@@ -273,6 +284,7 @@ class Config:
     memory: MemoryConfig = MemoryConfig()
     alerts: AlertsConfig = AlertsConfig()
     logs: LogsConfig = LogsConfig()
+    cluster: ClusterConfig = ClusterConfig()
     # name -> raw table; validated and merged by torchsm.personalities
     personalities: dict[str, dict[str, Any]] = {}
     # account name -> overrides of [usage] keys and max_cost_usd_per_day
@@ -371,6 +383,9 @@ RANGES: dict[str, NumberRange] = {
     "alerts.command_attempts": count(1, 100),
     "logs.max_bytes": count(4096, 2**40),  # a few lines at least, at most a TiB
     "logs.keep": count(0, 1000),  # 0: no old file kept
+    "cluster.heartbeat_s": duration(positive=True),
+    "cluster.lease_s": duration(positive=True),
+    "cluster.max_attempts": count(0),  # 0: [queue] max_attempts
 }
 
 
@@ -428,6 +443,7 @@ _SECTIONS = {
     "memory": MemoryConfig,
     "alerts": AlertsConfig,
     "logs": LogsConfig,
+    "cluster": ClusterConfig,
 }
 
 
@@ -507,6 +523,8 @@ def _parse_section(name: str, raw: Any, cls: type) -> Any:
             values[key] = _check_value(qualified, value, known[key])
     if name == "wake" and not is_quiet_hours(values.get("quiet_hours", "")):
         raise InvalidConfigValue("wake.quiet_hours", 'must look like "22:00-07:00" or be empty')
+    if name == "cluster":
+        _check_cluster(cls(**values))
     return cls(**values)
 
 
@@ -613,3 +631,23 @@ def _personality_tables(raw: Any) -> dict[str, dict[str, Any]]:
     for name, table in raw.items():
         validate_table(name, table)
     return raw
+
+
+_HOST_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def is_host_name(text: str) -> bool:
+    """Whether `text` can name a cluster host: `[A-Za-z0-9][A-Za-z0-9_.-]{0,63}`, what a
+    machine's host name holds; never a `:`, which separates host and Nova in a consumer."""
+    return (0 < len(text) <= 64 and text[0] not in "_.-"
+            and all(c in _HOST_CHARACTERS for c in text))
+
+
+def _check_cluster(cluster: ClusterConfig) -> None:
+    if cluster.host and not is_host_name(cluster.host):
+        raise InvalidConfigValue("cluster.host", "must be a host name "
+                                 f"([A-Za-z0-9][A-Za-z0-9_.-]{{0,63}}), got {cluster.host!r}")
+    if cluster.lease_s <= cluster.heartbeat_s:
+        raise InvalidConfigValue("cluster.lease_s", "must be longer than cluster.heartbeat_s "
+                                 f"({cluster.heartbeat_s:g}), got {cluster.lease_s:g}: a live "
+                                 "host would look dead between two heartbeats")

@@ -385,3 +385,45 @@ class NoAgentCommand(TorchsmError):
     def __init__(self, names: list[str]):
         super().__init__(f"no agent command for {', '.join(names)}: keep one (`torchsm nova "
                          "set NAME --command '...'`) or give one (`torchsm up -- COMMAND`)")
+
+
+class ClusterError(TorchsmError):
+    """The cluster (several hosts on one server, torchsm.cluster) failed."""
+
+
+class ClusterNoServer(ClusterError):
+    """The cluster needs a server, and `redis_url` is "off"."""
+
+    def __init__(self):
+        super().__init__('the cluster needs a server: set `redis_url` in torchsm.toml (it '
+                         'is "off")')
+
+
+class ClusterUnreachable(ClusterError):
+    """The cluster's server did not answer."""
+
+    def __init__(self, url: str, detail):
+        super().__init__(f"cluster server unreachable at {url}: {detail}")
+
+
+class ClusterRefused(ClusterError):
+    """The cluster's server refused a command."""
+
+    def __init__(self, url: str, detail):
+        super().__init__(f"the cluster server at {url} refused: {detail}")
+
+
+class InvalidClusterItem(ClusterError):
+    """A cluster item id is 1 to 128 printable characters, no spaces."""
+
+    def __init__(self, item_id: str):
+        super().__init__(f"not a cluster item id: {item_id!r} (1 to 128 printable "
+                         "characters, no spaces)")
+
+
+class InvalidHostName(InvalidName):
+    """A cluster host name must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}."""
+
+    def __init__(self, name):
+        TorchsmError.__init__(self, f"invalid host name {name!r}: use "
+                                    "[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

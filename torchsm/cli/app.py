@@ -51,6 +51,7 @@ COMMANDS = {
     "down": "fleet:down",
     "restart": "fleet:restart",
     "ps": "fleet:ps",
+    "cluster": "cluster:cluster",
 }
 
 

@@ -34,14 +34,34 @@ def queue() -> None:
               help=f"One of {TIER_NAMES}.")
 @click.option("--max-attempts", type=count(1, MAX_COUNT), metavar="N",
               help="Expired claims before the item is dead (default: [queue] max_attempts).")
+@click.option("--cluster/--local", "to_cluster", default=None,
+              help="On the cluster's work streams, for every host's Novas, or on this "
+                   "home's queue (default: [cluster] default).")
 @common_options
 @pass_env
 def queue_add(env: Env, text: str, nova: str | None, priority: str,
-              max_attempts: int | None) -> None:
+              max_attempts: int | None, to_cluster: bool | None) -> None:
     """Add a work item; prints its id."""
+    if _goes_to_cluster(env.config.cluster.default, to_cluster, nova, max_attempts):
+        from torchsm.cluster.work import add_item
+
+        added = add_item(env.config, text, priority)
+        env.emit(added.as_json(), added.item_id)
+        return
     with work_queue.open_queue(env.home, env.config) as q:
         item = q.add(text, nova=nova, priority=priority, max_attempts=max_attempts)
     env.emit(item.as_json(), str(item.id))
+
+
+def _goes_to_cluster(default: bool, chosen: bool | None, nova: str | None,
+                     max_attempts: int | None) -> bool:
+    """--cluster or --local when given; else [cluster] default, unless the item is for one
+    Nova of this home or has attempts of its own (both only this home's queue knows)."""
+    local_only = nova is not None or max_attempts is not None
+    if chosen and local_only:
+        raise click.UsageError("--cluster takes neither --nova nor --max-attempts (they are "
+                               "for this home's queue)")
+    return default and not local_only if chosen is None else chosen
 
 
 @queue.command("list")

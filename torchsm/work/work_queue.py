@@ -108,7 +108,7 @@ class WorkQueue:
     def add(self, text: str, *, nova: str | None = None, priority: Tier | str = Tier.MEDIUM,
             max_attempts: int | None = None, now: float | None = None) -> WorkItem:
         """Add a pending item; `nova` targets one Nova (None: any Nova may take it)."""
-        text = _check_text(text)
+        text = check_text(text)
         tier = priority if isinstance(priority, Tier) else parse_tier(priority)
         attempts = self._max_attempts(max_attempts)
         now = _now(now)
@@ -367,7 +367,7 @@ def add_in(conn: sqlite3.Connection, text: str, *, nova: str | None, priority: T
            max_attempts: int, now: float, source_key: str | None = None) -> WorkItem | None:
     """Add a pending item inside the caller's write transaction; None when `source_key`
     (a tag that makes adding the same item twice add nothing) is taken already."""
-    return _insert(conn, _check_text(text), nova, priority, max_attempts, now, source_key)
+    return _insert(conn, check_text(text), nova, priority, max_attempts, now, source_key)
 
 
 def added_from(conn: sqlite3.Connection, source: str, nova: str, since: float) -> int:
@@ -452,7 +452,8 @@ def parse_status(name: str) -> ItemStatus:
         raise InvalidWorkItem(f"unknown status {name!r} (statuses: {known})") from None
 
 
-def _check_text(text: str) -> str:
+def check_text(text: str) -> str:
+    """A work item's text, stripped; refused when blank (the cluster's items too)."""
     if not text or not text.strip():
         raise InvalidWorkItem("a work item needs some text")
     return text.strip()

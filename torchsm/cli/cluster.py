@@ -1,0 +1,41 @@
+"""`torchsm cluster status`: several hosts on one server (torchsm.cluster)."""
+
+from __future__ import annotations
+
+import click
+
+from torchsm.cli.common import Env, common_options, pass_env, table
+
+
+@click.group()
+@common_options
+def cluster() -> None:
+    """Several hosts on one Redis/Dragonfly server: hosts, heartbeats, shared work.
+
+    The server is `redis_url`; `[cluster] host` names this host (default: the machine's
+    host name)."""
+
+
+@cluster.command("status")
+@common_options
+@pass_env
+def cluster_status(env: Env) -> None:
+    """Show the hosts and their heartbeats, each work stream's length, lag and pending
+    entries, and the dead letters."""
+    from torchsm.cluster.status import cluster_status as status_of
+
+    status = status_of(env.config)
+    env.emit(status, lambda: _status_text(status))
+
+
+def _status_text(status: dict) -> str:
+    hosts = table([[h["host"], h["last_beat"], f"{h['age_s']:.1f}s ago",
+                    "alive" if h["alive"] else "dead"] for h in status["hosts"]],
+                  ["HOST", "LAST BEAT", "AGE", "STATE"]) if status["hosts"] else "no host has beaten yet"
+    streams = table([[s["stream"], s["length"], s["lag"], s["pending"],
+                      ", ".join(f"{name} {count}" for name, count in s["consumers"].items())]
+                     for s in status["streams"]],
+                    ["STREAM", "LENGTH", "LAG", "PENDING", "HELD BY"])
+    return (f"server {status['server']}, this host {status['host']}, server time "
+            f"{status['server_time']}, lease {status['lease_s']:g}s\n\n{hosts}\n\n{streams}\n\n"
+            f"dead letters  {status['dead_letters']}")

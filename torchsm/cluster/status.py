@@ -1,0 +1,57 @@
+"""`torchsm cluster status`: the hosts with their last heartbeat, each work stream's
+length, lag and pending entries (XINFO GROUPS, the XPENDING summary), the dead letters.
+One read of the server; nothing written."""
+
+from __future__ import annotations
+
+from torchsm.clock import format_time
+from torchsm.cluster.hosts import Hosts, is_alive
+from torchsm.cluster.server import Server, connect
+from torchsm.cluster.settings import cluster_settings, server_url
+from torchsm.cluster.work import DEAD_STREAM, GROUP, STREAMS, TIER_OF
+from torchsm.config import Config
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def cluster_status(config: Config) -> dict[str, Any]:
+    settings = cluster_settings(config)
+    with connect(server_url(config)) as server:
+        now = server.time()
+        beats = Hosts(server, settings.lease_s).last_beats()
+        streams = _streams(server)
+        with server.answers():
+            dead_letters = server.client.xlen(DEAD_STREAM)
+    return {"server": server.url, "host": settings.host, "server_time": format_time(now),
+            "lease_s": settings.lease_s, "hosts": host_rows(beats, now, settings.lease_s),
+            "streams": streams, "dead_letters": dead_letters}
+
+
+def host_rows(beats: dict[str, float], now: float, lease_s: float) -> list[dict[str, Any]]:
+    """Each host heard of: its last beat, how long ago (server time), alive or dead."""
+    return [{"host": host, "last_beat": format_time(beat), "age_s": round(now - beat, 3),
+             "alive": is_alive(beat, now, lease_s)} for host, beat in sorted(beats.items())]
+
+
+def _streams(server: Server) -> list[dict[str, Any]]:
+    """A missing stream (nothing added yet, or a server that lost it) reads as empty."""
+    pipe = server.client.pipeline(transaction=False)
+    for stream in STREAMS:
+        pipe.xlen(stream)
+        pipe.xinfo_groups(stream)
+        pipe.xpending(stream, GROUP)
+    with server.answers():
+        replies = pipe.execute(raise_on_error=False)
+    return [_stream_row(stream, *replies[3 * i:3 * i + 3]) for i, stream in enumerate(STREAMS)]
+
+
+def _stream_row(stream: str, length: int, groups: Any, pending: Any) -> dict[str, Any]:
+    group = next((g for g in groups if g["name"].decode() == GROUP), {}) \
+        if isinstance(groups, list) else {}
+    consumers = pending.get("consumers", []) if isinstance(pending, dict) else []
+    return {"stream": stream, "priority": TIER_OF[stream].value, "length": length,
+            "lag": group.get("lag") if group else 0,  # None: the server cannot tell
+            "pending": group.get("pending", 0),
+            "consumers": {c["name"].decode(): c["pending"] for c in consumers}}

@@ -1,0 +1,175 @@
+"""The cluster's shared work: Redis Streams with one consumer group, read by every host.
+
+One stream per tier (`torch.cluster.work.TIER`, beside the mirror's `torch.continuous.ops`)
+and one group, `torch.cluster.workers`, on each; a Nova reads as consumer `HOST:NOVA`.
+
+- add: an item carries an id; a script remembers the id (for the mirror's dedup TTL) and
+  adds nothing for a known one, so a producer that retries never adds twice.
+- claim: the most urgent tier first; never blocks (XREADGROUP without BLOCK, in a script).
+- done: XACK takes no consumer, so done is fenced: it counts only while the entry is still
+  pending for that very consumer (XPENDING on the exact id names the owner), and leaves a
+  done marker, so a late done from a host that lost the item, or a second done, counts
+  nothing more.
+- reclaim: a claim lives as long as its host beats (torchsm.cluster.hosts), however long
+  the session: only a dead host's entries are taken over, into a pool consumer that the
+  next claim of their tier takes them from. Attempts are the entry's delivery count; an
+  entry delivered `max_attempts` times whose owner died goes to the dead-letter stream.
+
+The scripts are in torchsm.cluster.work_scripts.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from torchsm.cluster import work_scripts
+from torchsm.cluster.hosts import HOSTS_KEY
+from torchsm.cluster.server import Server, connect
+from torchsm.cluster.settings import ClusterSettings, cluster_settings, server_url
+from torchsm.config import Config, is_host_name
+from torchsm.errors import InvalidClusterItem, InvalidHostName
+from torchsm.names import check_name
+from torchsm.records import record
+from torchsm.tiers import Tier, parse_tier
+from torchsm.work.work_queue import check_text
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+GROUP = "torch.cluster.workers"
+DEAD_STREAM = "torch.cluster.work.dead"
+POOL = "torch.cluster.pool"  # holds taken-over entries; no `:`, so no host's consumer
+ITEM_KEY = "torch.cluster.item.{}"
+DONE_KEY = "torch.cluster.done.{}"
+
+# what `done` says
+DONE, ALREADY_DONE, LOST = "done", "already done", "lost"
+_DONE_ANSWERS = {1: DONE, 0: ALREADY_DONE, -1: LOST}
+
+
+def stream_of(tier: Tier | str) -> str:
+    return f"torch.cluster.work.{Tier(tier).value}"
+
+
+STREAMS = [stream_of(tier) for tier in Tier]  # most urgent first
+TIER_OF = {stream_of(tier): tier for tier in Tier}
+
+
+def consumer(host: str, nova: str) -> str:
+    """HOST:NOVA, both checked: a `:` in either would make reclaim read another host."""
+    if not is_host_name(host):
+        raise InvalidHostName(host)
+    return f"{host}:{check_name(nova)}"
+
+
+@record
+class Added:
+    item_id: str
+    priority: Tier
+    stream: str
+    entry_id: str
+    added: bool  # False: the id was known, nothing was added
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.item_id, "cluster": True, "priority": self.priority.value,
+                "stream": self.stream, "entry_id": self.entry_id, "added": self.added}
+
+
+@record
+class ClusterItem:
+    item_id: str
+    text: str
+    priority: Tier
+    stream: str
+    entry_id: str
+    deliveries: int  # this claim is attempt number `deliveries`
+    owner: str  # the consumer HOST:NOVA that holds it
+    added_at: float  # the server's time
+    added_by: str  # the host that added it
+
+
+@record
+class Reclaimed:
+    pooled: list[str]  # item ids taken over from dead hosts, claimable again
+    dead: list[str]  # item ids moved to the dead-letter stream
+
+
+class ClusterWork:
+    def __init__(self, server: Server, settings: ClusterSettings):
+        self.server = server
+        self.settings = settings
+        self._add = server.script(work_scripts.ADD)
+        self._claim = server.script(work_scripts.CLAIM)
+        self._done = server.script(work_scripts.DONE)
+        self._reclaim = server.script(work_scripts.RECLAIM)
+
+    def add(self, text: str, priority: Tier | str = Tier.MEDIUM,
+            item_id: str | None = None) -> Added:
+        """Put an item on its tier's stream, once per `item_id` (a fresh one when None)."""
+        text = check_text(text)
+        tier = priority if isinstance(priority, Tier) else parse_tier(priority)
+        item_id = new_item_id() if item_id is None else check_item_id(item_id)
+        fields = {"item_id": item_id, "text": text, "priority": tier.value,
+                  "added_by": self.settings.host}
+        added, stream, entry_id = self.server.run(
+            self._add, [ITEM_KEY.format(item_id), stream_of(tier)],
+            [GROUP, self.settings.ttl_s, *_flat(fields)])
+        stream = stream.decode()
+        return Added(item_id, TIER_OF[stream], stream, entry_id.decode(), added == 1)
+
+    def claim(self, host: str, nova: str) -> ClusterItem | None:
+        """The item this Nova holds, else the most urgent one claimable; None when there is
+        none."""
+        owner = consumer(host, nova)
+        found = self.server.run(self._claim, STREAMS, [GROUP, owner, POOL])
+        return _item(found, owner) if found else None
+
+    def done(self, item: ClusterItem, host: str, nova: str) -> str:
+        """DONE when HOST:NOVA holds the item now; ALREADY_DONE when it finished it before;
+        LOST when it does not hold it (never did, or lost it to a takeover)."""
+        answer = self.server.run(
+            self._done, [item.stream, DONE_KEY.format(item.item_id)],
+            [GROUP, item.entry_id, consumer(host, nova), self.settings.ttl_s])
+        return _DONE_ANSWERS[answer]
+
+    def reclaim(self, now: float | None = None) -> Reclaimed:
+        """Take over the entries of hosts dead at `now` (the server's time by default):
+        back to the pool, or to the dead-letter stream after `max_attempts` deliveries."""
+        now = self.server.time() if now is None else now
+        pooled, dead = self.server.run(
+            self._reclaim, [*STREAMS, HOSTS_KEY, DEAD_STREAM],
+            [GROUP, POOL, repr(now), self.settings.lease_s, self.settings.max_attempts])
+        return Reclaimed([i.decode() for i in pooled], [i.decode() for i in dead])
+
+
+def add_item(config: Config, text: str, priority: Tier | str = Tier.MEDIUM,
+             item_id: str | None = None) -> Added:
+    """`queue add --cluster`: one item onto the cluster of this home's config."""
+    with connect(server_url(config)) as server:
+        return ClusterWork(server, cluster_settings(config)).add(text, priority, item_id)
+
+
+def new_item_id() -> str:
+    return uuid.uuid4().hex
+
+
+def check_item_id(item_id: str) -> str:
+    """1 to 128 printable characters, no white space: it is part of a key and of lines."""
+    if not (0 < len(item_id) <= 128 and item_id.isprintable()
+            and not any(c.isspace() for c in item_id)):
+        raise InvalidClusterItem(item_id)
+    return item_id
+
+
+def _flat(fields: dict[str, str]) -> list[str]:
+    return [part for pair in fields.items() for part in pair]
+
+
+def _item(found: list, owner: str) -> ClusterItem:
+    stream, entry_id, values, deliveries = found
+    fields = {values[i].decode(): values[i + 1].decode() for i in range(0, len(values), 2)}
+    stream = stream.decode()
+    return ClusterItem(fields["item_id"], fields["text"], TIER_OF[stream], stream,
+                       entry_id.decode(), int(deliveries), owner, float(fields["added_at"]),
+                       fields["added_by"])

@@ -1,0 +1,149 @@
+"""The Lua scripts of the cluster's work (torchsm.cluster.work): each runs atomically on
+the server, so a check and the write that depends on it cannot be split by another host.
+
+Only commands Dragonfly lists as supported (XADD, XREADGROUP, XACK, XPENDING, XCLAIM,
+XRANGE, XDEL, XGROUP, TIME), XPENDING never filtered by consumer (a Redis 6.2 option
+Dragonfly lacks: a page of the PEL is read and filtered here), no exclusive `(` ranges,
+and every key a script touches is one of its KEYS (Dragonfly refuses undeclared keys).
+"""
+
+# Shared by the scripts: the first id after `id`, to page through a PEL; and the first
+# pending entry (XPENDING's extended form: id, consumer, idle, deliveries) of consumer
+# `who`, found through the summary's per-consumer counts before any page is read.
+PENDING_HELPERS = """
+local function after(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return ms .. '-' .. (tonumber(seq) + 1)
+end
+local function pending_pages(stream, group, visit)
+  local start = '-'
+  while true do
+    local page = redis.pcall('XPENDING', stream, group, start, '+', 100)
+    if type(page) ~= 'table' or page.err or #page == 0 then return nil end
+    for _, p in ipairs(page) do
+      local found = visit(p)
+      if found then return found end
+    end
+    start = after(page[#page][1])
+  end
+end
+local function first_pending_of(stream, group, who)
+  local summary = redis.call('XPENDING', stream, group)
+  local holds = false
+  for _, c in ipairs(summary[4] or {}) do
+    if c[1] == who then holds = true end
+  end
+  if not holds then return nil end
+  return pending_pages(stream, group, function(p) if p[2] == who then return p end end)
+end
+local function field(fields, name)
+  for i = 1, #fields, 2 do
+    if fields[i] == name then return fields[i + 1] end
+  end
+end
+"""
+
+# KEYS: item id key, stream. ARGV: group, id ttl (s), then the entry's field/value pairs.
+# Returns {1, stream, entry id} when added, {0, stream, entry id} when the id was known.
+ADD = """
+local unpack = unpack or table.unpack
+local known = redis.call('GET', KEYS[1])
+if known then
+  local stream, id = string.match(known, '^(.*) ([^ ]+)$')
+  return {0, stream, id}
+end
+redis.pcall('XGROUP', 'CREATE', KEYS[2], ARGV[1], '0', 'MKSTREAM')
+local t = redis.call('TIME')
+local at = string.format('%d.%06d', t[1], t[2])
+local id = redis.call('XADD', KEYS[2], '*', 'added_at', at, unpack(ARGV, 3))
+redis.call('SET', KEYS[1], KEYS[2] .. ' ' .. id, 'EX', ARGV[2])
+return {1, KEYS[2], id}
+"""
+
+# KEYS: the work streams, most urgent first. ARGV: group, consumer, pool consumer.
+# Returns {stream, entry id, fields, deliveries} or false: first what the consumer holds
+# already (a retried claim gets the same item), then per tier a taken-over entry from the
+# pool (XCLAIM counts one more delivery), then a new one.
+CLAIM = PENDING_HELPERS + """
+local group, me, pool = ARGV[1], ARGV[2], ARGV[3]
+for _, s in ipairs(KEYS) do
+  redis.pcall('XGROUP', 'CREATE', s, group, '0', 'MKSTREAM')
+end
+for _, s in ipairs(KEYS) do
+  local p = first_pending_of(s, group, me)
+  if p then
+    local e = redis.call('XRANGE', s, p[1], p[1])
+    if #e == 1 then return {s, p[1], e[1][2], p[4]} end
+    redis.call('XACK', s, group, p[1])  -- deleted behind the group's back: nothing to do
+  end
+end
+for _, s in ipairs(KEYS) do
+  local p = first_pending_of(s, group, pool)
+  if p then
+    local e = redis.call('XCLAIM', s, group, me, 0, p[1])
+    if e[1] then return {s, p[1], e[1][2], p[4] + 1} end
+  end
+  local r = redis.call('XREADGROUP', 'GROUP', group, me, 'COUNT', 1, 'STREAMS', s, '>')
+  if r then return {s, r[1][2][1][1], r[1][2][1][2], 1} end
+end
+return false
+"""
+
+# KEYS: stream, done marker. ARGV: group, entry id, consumer, marker ttl (s).
+# 1: done now; 0: this consumer's done, already counted; -1: the consumer does not hold
+# the entry (never did, or lost it to a takeover): its done does not count.
+DONE = """
+local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if type(p) == 'table' and not p.err and #p == 1 and p[1][2] == ARGV[3] then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('XDEL', KEYS[1], ARGV[2])
+  redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
+  return 1
+end
+if redis.call('GET', KEYS[2]) == ARGV[3] then return 0 end
+return -1
+"""
+
+# KEYS: the work streams, then the hosts set, then the dead-letter stream.
+# ARGV: group, pool consumer, now (server time), lease (s), max attempts.
+# Entries held by a consumer HOST:NOVA whose host's last beat is older than the lease
+# (or who never beat) go to the pool, or, once delivered max attempts times, to the
+# dead-letter stream. Returns {pooled item ids, dead item ids}.
+# `dead` is the Lua twin of torchsm.cluster.hosts.is_alive.
+RECLAIM = PENDING_HELPERS + """
+local unpack = unpack or table.unpack
+local n = #KEYS
+local hosts, dead_stream = KEYS[n - 1], KEYS[n]
+local group, pool = ARGV[1], ARGV[2]
+local now, lease, max = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local pooled, buried, known = {}, {}, {}
+local function dead(host)
+  if known[host] == nil then
+    local beat = redis.call('ZSCORE', hosts, host)
+    known[host] = not beat or now - tonumber(beat) > lease
+  end
+  return known[host]
+end
+local function take_over(s, p)
+  local id, owner, deliveries = p[1], p[2], p[4]
+  local host = string.match(owner, '^([^:]+):')
+  if not host or not dead(host) then return end
+  local e = redis.call('XRANGE', s, id, id)
+  if #e == 0 then redis.call('XACK', s, group, id) return end
+  local fields = e[1][2]
+  if deliveries >= max then
+    redis.call('XADD', dead_stream, '*', 'stream', s, 'entry_id', id, 'owner', owner,
+               'deliveries', deliveries, 'dead_at', ARGV[3], unpack(fields))
+    redis.call('XACK', s, group, id)
+    redis.call('XDEL', s, id)
+    table.insert(buried, field(fields, 'item_id'))
+  else
+    redis.call('XCLAIM', s, group, pool, 0, id, 'JUSTID')
+    table.insert(pooled, field(fields, 'item_id'))
+  end
+end
+for i = 1, n - 2 do
+  pending_pages(KEYS[i], group, function(p) take_over(KEYS[i], p) end)
+end
+return {pooled, buried}
+"""
