@@ -23,6 +23,15 @@ from torchsm.config import Home, load_config
 pytest_plugins = ["redis_server"]  # real redis-server fixtures for the mirror's tests
 
 
+@pytest.fixture(autouse=True, scope="session")
+def no_real_user_home(tmp_path_factory):
+    """The per-user default home ($XDG_STATE_HOME/torchsm) of every process a test starts
+    is a temporary one: a test that forgets --home never writes into the machine's."""
+    import os
+
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("xdg-state"))
+
+
 @pytest.fixture
 def home_dir(tmp_path: Path) -> Path:
     return tmp_path / "home"

@@ -38,9 +38,10 @@ def test_wheel_ships_migrations_and_works_from_anywhere(tmp_path):
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TORCHSM_HOME")}
     env["TORCHSM_REDIS_URL"] = "off"
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")  # the per-user default home, here
     torchsm = str(env_dir / "bin" / "torchsm")
     init = json.loads(run(torchsm, "init", "--json", cwd=elsewhere, env=env))
-    assert init["created"] and init["home"] == str(elsewhere / "var")
+    assert init["created"] and init["home"] == str(tmp_path / "state" / "torchsm")
     assert json.loads(run(torchsm, "db", "current", "--json", cwd=elsewhere, env=env))["at_head"]
     run(torchsm, "nova", "add", "helix", cwd=elsewhere, env=env)
     out = json.loads(run(torchsm, "transition", "helix", "cool", "--json", cwd=elsewhere,

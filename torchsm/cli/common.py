@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -90,7 +91,7 @@ def warn(message: str) -> None:
 
 def colour_prefix(line: str, prefix: str, name: str, *, err: bool) -> str:
     """`line` with its `prefix` painted, when its stream (stderr with `err`) wants colour."""
-    wanted = colour.on(click.get_text_stream("stderr" if err else "stdout"))
+    wanted = colour.on(sys.stderr if err else sys.stdout)
     return colour.paint(prefix, name, on=wanted) + line[len(prefix):]
 
 
