@@ -23,10 +23,10 @@ from torchsm.config import Config, Home
 from torchsm.dreams import memory
 from torchsm.endings import answers, breaker, outcome
 from torchsm.endings.outcome import Verdict
-from torchsm.outcomes import Outcome
 from torchsm.endings.responses import Ending, Heard, Response, Situation
 from torchsm.errors import DatabaseLocked
 from torchsm.mirror import outbox, streams
+from torchsm.outcomes import Outcome
 from torchsm.storage import store
 from torchsm.usage import accounts, ledger, limits
 from torchsm.work import work_queue
