@@ -175,3 +175,21 @@ def _admission(home, config, now):
     request = admission.Request("item", False)
     with store.open_store(home) as db:
         return db.read(lambda conn: admission.check(conn, config, "na", request, now))[1]
+
+
+def test_cluster_status_shows_merged_windows_and_requests_in_flight_per_host(cli, home,
+                                                                             redis_db, server):
+    now = server.time()
+    publish(server, "alpha", window(0.97, now + 600, "rejected", "na"), grants=["na"])
+    publish(server, "beta", window(0.5, now + 600, "allowed", "nb"), grants=["nb", "nc"],
+            running=["4"])
+    data = cli("cluster", "status", "--json", TORCHSM_REDIS_URL=redis_db.url).json()
+    (work_account,) = data["accounts"]
+    (five_hour,) = work_account["windows"]
+    assert (five_hour["utilization"], five_hour["status"], five_hour["heard_by"]) == (
+        0.97, "rejected", "alpha:na")
+    assert work_account["in_flight"] == {"alpha": 1, "beta": 2}
+    assert work_account["running"] == {"beta": 1}
+    text = cli("cluster", "status", TORCHSM_REDIS_URL=redis_db.url).out
+    assert "five_hour" in text and "97%" in text and "alpha:na" in text
+    assert "alpha 1, beta 2" in text

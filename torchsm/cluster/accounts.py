@@ -234,3 +234,36 @@ def syncing(home: Home, config: Config, nova: str, report: Callable[[dict[str, A
     if not config.cluster.enabled:
         return nullcontext()
     return _syncing(home, config, nova, report, clock)
+
+
+# --- what `cluster status` shows -------------------------------------------------------------
+
+def accounts_status(server: Server, now: float) -> list[dict[str, Any]]:
+    """Each shared account's merged windows, and its requests in flight and running
+    sessions per host (`now`: the server's time; what lapsed is left out)."""
+    from torchsm.clock import format_time
+
+    with server.answers():
+        names = sorted(n.decode() for n in server.client.smembers(account_scripts.ACCOUNTS_KEY))
+    found = []
+    for account in names:
+        windows_key, grants_key, running_key, _, _ = account_scripts.account_keys(account)
+        with server.answers():
+            windows = server.client.hgetall(windows_key)
+            grants = server.client.zrangebyscore(grants_key, now, "+inf")
+            running = server.client.zrangebyscore(running_key, now, "+inf")
+        rows = [window_row(raw) for _, raw in sorted(windows.items())]
+        found.append({"account": account, "windows": [
+            {"window": w.window, "utilization": w.utilization, "status": w.status,
+             "resets_at": format_time(w.resets_at), "heard_at": format_time(w.updated_at),
+             "heard_by": w.nova} for w in rows],
+            "in_flight": _per_host(grants), "running": _per_host(running)})
+    return found
+
+
+def _per_host(members: list[bytes]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for member in members:
+        host = member.decode().split(":", 1)[0]
+        counts[host] = counts.get(host, 0) + 1
+    return counts
