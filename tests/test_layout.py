@@ -124,7 +124,7 @@ OWNERS = {
     "storage": {"novas", "history", "hook_runs", "messages", "snapshots", "alembic_version",
                 "sqlite_master"},
     ".novas": {"novas", "history"},  # the Nova's state machine writes its own transitions
-    "usage": {"sessions", "account_windows", "usage_grants"},
+    "usage": {"sessions", "account_windows", "usage_grants", "account_peers"},
     "work": {"work_items", "wake_signals"},
     "dreams": {"dreams", "insights", "memories", "memory_writers"},
     "alerts": {"alerts"},

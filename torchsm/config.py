@@ -268,6 +268,8 @@ class ClusterConfig:
     heartbeat_s: float = 5  # how often a host tells the server it is alive
     lease_s: float = 30  # a host silent this long is dead: its claims are taken over
     max_attempts: int = 0  # deliveries of an item before it is dead (0: [queue] max_attempts)
+    enabled: bool = False  # supervisors take part: share account windows, holds, grants
+    sync_s: float = 1.0  # how often a supervisor syncs its account with the cluster
 
 
 @record
@@ -386,6 +388,7 @@ RANGES: dict[str, NumberRange] = {
     "cluster.heartbeat_s": duration(positive=True),
     "cluster.lease_s": duration(positive=True),
     "cluster.max_attempts": count(0),  # 0: [queue] max_attempts
+    "cluster.sync_s": duration(positive=True),
 }
 
 

@@ -21,7 +21,8 @@ def cluster() -> None:
 @pass_env
 def cluster_status(env: Env) -> None:
     """Show the hosts and their heartbeats, each work stream's length, lag and pending
-    entries, and the dead letters."""
+    entries, the dead letters, and each shared account's merged windows (who heard them)
+    with its requests in flight and running sessions per host."""
     from torchsm.cluster.status import cluster_status as status_of
 
     status = status_of(env.config)
@@ -38,4 +39,23 @@ def _status_text(status: dict) -> str:
                     ["STREAM", "LENGTH", "LAG", "PENDING", "HELD BY"])
     return (f"server {status['server']}, this host {status['host']}, server time "
             f"{status['server_time']}, lease {status['lease_s']:g}s\n\n{hosts}\n\n{streams}\n\n"
-            f"dead letters  {status['dead_letters']}")
+            f"dead letters  {status['dead_letters']}\n\n{_accounts_text(status['accounts'])}")
+
+
+def _accounts_text(shared: list[dict]) -> str:
+    if not shared:
+        return "no account shared yet"
+    rows = [[a["account"], w.get("window", "-"), _pct(w.get("utilization")),
+             w.get("status") or "-", w.get("resets_at") or "-", w.get("heard_by") or "-",
+             _hosts(a["in_flight"]), _hosts(a["running"])]
+            for a in shared for w in (a["windows"] or [{}])]
+    return table(rows, ["ACCOUNT", "WINDOW", "USED", "STATUS", "RESETS", "HEARD BY",
+                        "IN FLIGHT", "RUNNING"])
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{value * 100:.0f}%"
+
+
+def _hosts(counts: dict) -> str:
+    return ", ".join(f"{host} {n}" for host, n in sorted(counts.items())) or "-"

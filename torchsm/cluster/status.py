@@ -1,10 +1,12 @@
 """`torchsm cluster status`: the hosts with their last heartbeat, each work stream's
-length, lag and pending entries (XINFO GROUPS, the XPENDING summary), the dead letters.
+length, lag and pending entries (XINFO GROUPS, the XPENDING summary), the dead letters,
+each shared account's merged windows and requests in flight per host.
 One read of the server; nothing written."""
 
 from __future__ import annotations
 
 from torchsm.clock import format_time
+from torchsm.cluster.accounts import accounts_status
 from torchsm.cluster.hosts import Hosts, is_alive
 from torchsm.cluster.server import Server, connect
 from torchsm.cluster.settings import cluster_settings, server_url
@@ -24,9 +26,10 @@ def cluster_status(config: Config) -> dict[str, Any]:
         streams = _streams(server)
         with server.answers():
             dead_letters = server.client.xlen(DEAD_STREAM)
+        shared = accounts_status(server, now)
     return {"server": server.url, "host": settings.host, "server_time": format_time(now),
             "lease_s": settings.lease_s, "hosts": host_rows(beats, now, settings.lease_s),
-            "streams": streams, "dead_letters": dead_letters}
+            "streams": streams, "dead_letters": dead_letters, "accounts": shared}
 
 
 def host_rows(beats: dict[str, float], now: float, lease_s: float) -> list[dict[str, Any]]:

@@ -293,6 +293,20 @@ class UsageGrant(Base):
     granted_at: Mapped[float] = mapped_column(Float)
 
 
+class AccountPeers(Base):
+    """What the cluster's other hosts do on an account (torchsm.cluster.accounts), read
+    here so that the hooks, which read the local SQLite only, count it too (0015)."""
+
+    __tablename__ = "account_peers"
+
+    account: Mapped[str] = mapped_column(String(32), primary_key=True)
+    in_flight: Mapped[int] = mapped_column(Integer, server_default="0")  # their grants
+    running: Mapped[int] = mapped_column(Integer, server_default="0")  # their sessions
+    last_start: Mapped[float | None] = mapped_column(Float)  # their latest, on our clock
+    # when the server last answered for the account (our clock): the cut-off is told by it
+    answered_at: Mapped[float] = mapped_column(Float)
+
+
 class OutboxEntry(Base):
     """A stream entry committed with the change it reports, waiting to be delivered
     (torchsm.mirror.outbox): ids never reused, so their order is the commit order."""

@@ -20,9 +20,13 @@ The rules, in the order they are asked:
 - usage pacing: the windows spread what is left of them until the reset;
 - rhythm: the floor of the gap for a critical wake, the whole rest for other work;
 - quiet hours: ordinary work only (a due wake had them applied when it was sent);
+- cut off: the account is shared through the cluster and its server has not answered
+  for `[cluster] lease_s` (fail closed: the other hosts' holds and starts are unknown);
 - running sessions: the account's `max_running_sessions` running at once;
 - start stagger: another Nova of the account started less than `start_stagger_s` ago.
-The last two are the account's and hold every kind of start, a critical wake's too: many
+On a cluster the other hosts' running sessions and starts count too (torchsm.cluster.accounts
+stores them in `account_peers`, read with the other facts).
+The last three are the account's and hold every kind of start, a critical wake's too: many
 Novas of one account that start together (at a reset, at `torchsm up`) meet "server is
 temporarily limiting requests". They come last, so a refusal names the firmer time of
 the other rules first. Being asked in the transaction that records the start (BEGIN
@@ -42,7 +46,7 @@ from torchsm.config import Config, cost_limit_for, usage_for
 from torchsm.machine import WAITING_STATES, State
 from torchsm.storage import store
 from torchsm.supervisor import rhythm
-from torchsm.usage import budget, ledger, limits, pacing
+from torchsm.usage import accounts, budget, ledger, limits, pacing
 
 WAITING_VALUES = tuple(s.value for s in WAITING_STATES)
 # No time ends a full cap (a session ends when it ends): how soon a Nova looks again.
@@ -60,6 +64,7 @@ class Rule(str, Enum):
     USAGE_PACING = "usage pacing"
     RHYTHM = "rhythm"
     QUIET_HOURS = "quiet hours"
+    CUT_OFF = "cut off"
     RUNNING_SESSIONS = "running sessions"
     START_STAGGER = "start stagger"
 
@@ -108,6 +113,7 @@ class Facts:
     running_cap: int = 0  # the account's max_running_sessions (0: no cap)
     account_last_start: float | None = None  # another Nova's latest start on the account
     stagger_s: float = 0.0  # the account's start_stagger_s (0: off)
+    cut_off_since: float | None = None  # a shared account whose server is silent since
 
 
 def check(conn, config: Config, name: str, request: Request,
@@ -124,6 +130,7 @@ def read_facts(conn, config: Config, name: str, request: Request, now: float) ->
     gap = rhythm.gap(profile, ledger.count(conn, nova.id), request.load_per_core,
                      config.supervisor.load_stretch_above)
     account = usage_for(config, nova.account)
+    peers = accounts.load_peers(conn, nova.account) if config.cluster.enabled else None
     return Facts(
         nova, request.kind, request.critical, account.auto_resume,
         limits.verdict(conn, config, nova.account, now, nova.id),
@@ -132,10 +139,24 @@ def read_facts(conn, config: Config, name: str, request: Request, now: float) ->
         tuple(ledger.costs_since(conn, nova.account, now - budget.COST_WINDOW_S)),
         cost_limit_for(config, nova.account), gap, ledger.last_end(conn, nova.id),
         config.wake.quiet_hours, request.not_before,
-        running_agents(conn, nova.account), account.max_running_sessions,
-        ledger.latest_start_of_others(conn, nova.account, nova.id,
-                                      now - account.start_stagger_s),
-        account.start_stagger_s)
+        running_agents(conn, nova.account) + (peers.running if peers else 0),
+        account.max_running_sessions,
+        _latest(ledger.latest_start_of_others(conn, nova.account, nova.id,
+                                              now - account.start_stagger_s),
+                peers.last_start if peers else None),
+        account.start_stagger_s, cut_off_since(peers, now, config.cluster.lease_s))
+
+
+def cut_off_since(peers: accounts.Peers | None, now: float, lease_s: float) -> float | None:
+    """Since when the cluster's server has not answered for a shared account, once that
+    is longer than the lease; None: not shared, or answered within it."""
+    if peers is None or now - peers.answered_at <= lease_s:
+        return None
+    return peers.answered_at
+
+
+def _latest(*starts: float | None) -> float | None:
+    return max((s for s in starts if s is not None), default=None)
 
 
 def running_agents(conn, account: str) -> int:
@@ -262,6 +283,15 @@ def _quiet_hours(facts: Facts, now: float) -> Refusal | None:
 
 # --- the account's Novas together -----------------------------------------------------------
 
+def _cut_off(facts: Facts, now: float) -> Refusal | None:
+    if facts.cut_off_since is None:
+        return None
+    return Refusal(Rule.CUT_OFF,
+                   f"cut off from the cluster server since {format_time(facts.cut_off_since)}"
+                   f": no new session of shared account {facts.nova.account}",
+                   now + CAP_LOOK_AGAIN_S)
+
+
 def _running_sessions(facts: Facts, now: float) -> Refusal | None:
     if not facts.running_cap or facts.running_on_account < facts.running_cap:
         return None
@@ -284,5 +314,5 @@ def _start_stagger(facts: Facts, now: float) -> Refusal | None:
 
 
 _RULES = (_waiting, _held, _not_working, _usage_limit, _session_budget, _cost_budget,
-          _overload, _usage_pacing, _rhythm, _quiet_hours, _running_sessions,
+          _overload, _usage_pacing, _rhythm, _quiet_hours, _cut_off, _running_sessions,
           _start_stagger)

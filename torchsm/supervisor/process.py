@@ -16,6 +16,7 @@ from typing import Iterator
 
 from torchsm import novas
 from torchsm.clock import format_time
+from torchsm.cluster import accounts as cluster_accounts
 from torchsm.config import Config, Home
 from torchsm.errors import AgentCommandError
 from torchsm.storage import run_files
@@ -64,7 +65,8 @@ def supervise(home: Home, config: Config, name: str, options: RunOptions, *,
         report({"event": "start", "nova": name, "at": format_time(time.time()),
                 "message": f"supervising {name} (pid {os.getpid()}): "
                            f"{' '.join(options.command)}", "pid": os.getpid()})
-        return supervisor.run()
+        with cluster_accounts.syncing(home, config, name, report, time.time):
+            return supervisor.run()
     finally:
         lock.release()
 

@@ -146,9 +146,20 @@ def _deltas(raw: str | None) -> list[float]:
 # --- grants: the requests in flight on an account --------------------------------------
 
 def in_flight(conn: sqlite3.Connection, account: str, nova_id: int, now: float) -> int:
-    """Requests other Novas of the account were granted and whose answers are not in."""
-    return conn.execute("SELECT count(*) FROM usage_grants WHERE account = ? AND nova_id != ?"
+    """Requests other Novas of the account were granted and whose answers are not in,
+    on this host and, as last heard from the cluster, on the others."""
+    here = conn.execute("SELECT count(*) FROM usage_grants WHERE account = ? AND nova_id != ?"
                         " AND granted_at > ?", (account, nova_id, now - GRANT_TTL_S)).fetchone()[0]
+    peers = load_peers(conn, account)
+    fresh = peers is not None and peers.answered_at > now - GRANT_TTL_S
+    return here + (peers.in_flight if fresh else 0)
+
+
+def grants_in_flight(conn: sqlite3.Connection, account: str, now: float) -> list[str]:
+    """The names of this host's Novas with a request of the account in flight."""
+    return [name for (name,) in conn.execute(
+        "SELECT n.name FROM usage_grants g JOIN novas n ON n.id = g.nova_id WHERE"
+        " g.account = ? AND g.granted_at > ? ORDER BY n.name", (account, now - GRANT_TTL_S))]
 
 
 def grant(conn: sqlite3.Connection, account: str, nova_id: int, now: float) -> None:
@@ -163,6 +174,54 @@ def answered(conn: sqlite3.Connection, nova_id: int) -> None:
     """The Nova's request was answered (its rate_limit_event was read) or its session
     ended: the account's reading includes it now."""
     conn.execute("DELETE FROM usage_grants WHERE nova_id = ?", (nova_id,))
+
+
+# --- the cluster's other hosts on the account (written by torchsm.cluster.accounts) -------
+
+@record
+class Peers:
+    """What the other hosts do on the account, as last heard from the cluster's server."""
+
+    in_flight: int  # their requests granted and not answered yet
+    running: int  # their sessions of the account running
+    last_start: float | None  # their latest session start (this host's clock)
+    answered_at: float  # when the server last answered (this host's clock)
+
+
+def load_peers(conn: sqlite3.Connection, account: str) -> Peers | None:
+    """None: the account is not shared through a cluster (no sync has written it)."""
+    found = conn.execute("SELECT in_flight, running, last_start, answered_at FROM"
+                         " account_peers WHERE account = ?", (account,)).fetchone()
+    return Peers(*found) if found else None
+
+
+def store_peers(conn: sqlite3.Connection, account: str, peers: Peers) -> None:
+    conn.execute("INSERT INTO account_peers (account, in_flight, running, last_start,"
+                 " answered_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (account) DO UPDATE SET"
+                 " in_flight = excluded.in_flight, running = excluded.running,"
+                 " last_start = excluded.last_start, answered_at = excluded.answered_at",
+                 (account, *peers))
+
+
+def share(conn: sqlite3.Connection, account: str, now: float) -> None:
+    """The account is shared from `now` on: a host that never reaches the server is cut
+    off `lease_s` after it began to try, as one that lost it is."""
+    conn.execute("INSERT INTO account_peers (account, answered_at) VALUES (?, ?)"
+                 " ON CONFLICT (account) DO NOTHING", (account, now))
+
+
+def heard_locally(row: WindowRow) -> bool:
+    """Heard on this host: what another host heard is stored with its `HOST:NOVA`."""
+    return ":" not in (row.nova or "")
+
+
+def news(conn: sqlite3.Connection, account: str, rows: Iterable[WindowRow]) -> list[WindowRow]:
+    """The rows that say something the account's stored windows do not."""
+    def said(row: WindowRow) -> tuple:
+        return row.status, row.utilization, row.resets_at
+
+    stored = {w.window: said(w) for w in load_windows(conn, account)}
+    return [row for row in rows if stored.get(row.window) != said(row)]
 
 
 # --- reading the provider's words ------------------------------------------------------

@@ -38,6 +38,16 @@ def learn(db: store.Store, home: Home, config: Config, account: str,
     return enforce(db, home, config, account, now, after_structured=structured)
 
 
+def learn_shared(db: store.Store, home: Home, config: Config, account: str,
+                 rows: Iterable[accounts.WindowRow], now: float) -> pacing.Verdict | None:
+    """What the cluster's hosts heard of the account, merged on its server
+    (torchsm.cluster.accounts): stored and enforced as if a Nova here had heard it, so a
+    limit heard on another host holds this host's Novas. None: nothing new."""
+    rows = list(rows)
+    news = db.read(lambda conn: accounts.news(conn, account, rows))
+    return learn(db, home, config, account, news, now) if news else None
+
+
 def verdict(conn, config: Config, account: str, now: float,
             nova_id: int | None = None) -> pacing.Verdict:
     """The account's verdict; with `nova_id`, counting the other Novas' requests in flight

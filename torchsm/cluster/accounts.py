@@ -1,0 +1,269 @@
+"""Shared accounts: what any host hears of an account reaches every host of the cluster.
+
+Each host publishes what it heard of the account's windows itself (a rate-limit event, a
+refusal, a hold: a hold is a window `rejected` until its reset), its requests in flight,
+its running sessions and its latest start; the server merges the windows (the later reset
+wins; at an equal reset the higher utilization; a stored reset already past, by the
+server's TIME, yields to any new report: torchsm.cluster.account_scripts) and answers with
+the merged windows and the other hosts' counts. The host then stores them in its own
+SQLite: the merged windows through the usage side's `limits.learn_shared` (so a limit
+heard on host A holds host B's Novas of the account, and B's hooks, which read the local
+SQLite only, decide on it), the others' counts in `account_peers` (the pacing verdict and
+admission count them).
+
+A supervisor with `[cluster] enabled` runs a `Syncer` beside its loop: every `sync_s`,
+and at once when something heard on this host changes the account's windows. When the
+server stops answering nothing is written: `account_peers.answered_at` ages, and past
+`lease_s` admission starts no new session of the account (fail closed), while running
+sessions go on and what this host hears itself still holds it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from contextlib import contextmanager, nullcontext
+
+from torchsm.agent import orphans
+from torchsm.cluster import account_scripts
+from torchsm.cluster.server import Server, connect
+from torchsm.cluster.settings import ClusterSettings, cluster_settings, server_url
+from torchsm.config import Config, Home
+from torchsm.errors import ClusterError
+from torchsm.records import record
+from torchsm.storage import store
+from torchsm.usage import accounts, ledger, limits
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator
+
+WATCH_POLL_S = 0.1  # how soon a window heard here is published (one PRAGMA per poll)
+START_LOOKBACK_S = 3600.0  # a start older than this spaces no other start
+
+
+@record
+class Local:
+    """What this host publishes of an account."""
+
+    windows: list[accounts.WindowRow]  # heard here
+    grants: list[str]  # Novas with a request in flight
+    running: list[str]  # the ids of the sessions whose agent runs
+    last_start: float | None  # this host's clock
+
+
+@record
+class Merged:
+    """What the server answers: the merged windows and the other hosts' counts."""
+
+    server_time: float
+    windows: list[accounts.WindowRow]
+    others_in_flight: int
+    others_running: int
+    others_last_start: float | None  # the server's clock
+
+
+def window_json(row: accounts.WindowRow, host: str) -> str:
+    """One window as published: who heard it is HOST:NOVA."""
+    return json.dumps({"window": row.window, "status": row.status,
+                       "utilization": row.utilization, "resets_at": row.resets_at,
+                       "heard_at": row.updated_at, "source": row.source,
+                       "by": f"{host}:{row.nova or '?'}"})
+
+
+def window_row(raw: str | bytes) -> accounts.WindowRow:
+    """A merged window as the local account_windows stores it (`nova`: HOST:NOVA)."""
+    w = json.loads(raw)
+    return accounts.WindowRow(w["window"], w.get("status"), w.get("utilization"),
+                              w.get("resets_at"), w["heard_at"], w.get("source") or "event",
+                              w.get("by"))
+
+
+class SharedAccounts:
+    """One account's sync with the server, from this host."""
+
+    def __init__(self, server: Server, settings: ClusterSettings):
+        self.server = server
+        self.settings = settings
+        self._sync = server.script(account_scripts.SYNC)
+        self.offset = 0.0  # the server's clock minus ours, at the latest exchange
+
+    def exchange(self, account: str, local: Local, now: float) -> Merged:
+        """Publish what this host knows of `account` (at `now`, its clock) and read the
+        merged state back."""
+        start = "" if local.last_start is None else repr(local.last_start + self.offset)
+        windows = [window_json(w, self.settings.host) for w in local.windows]
+        reply = self.server.run(
+            self._sync, account_scripts.account_keys(account),
+            [account, self.settings.host, self.settings.lease_s, start, len(windows),
+             *windows, json.dumps(local.grants), json.dumps(local.running)])
+        merged = _merged(reply)
+        self.offset = merged.server_time - now
+        return merged
+
+
+def _merged(reply: list) -> Merged:
+    server_time, flat, in_flight, running, latest = reply
+    windows = [window_row(flat[i + 1]) for i in range(0, len(flat), 2)]
+    return Merged(float(server_time), windows, int(in_flight), int(running),
+                  float(latest) if latest else None)
+
+
+# --- this host's side: read what to publish, store what was answered ----------------------
+
+def read_local(conn, account: str, now: float) -> Local:
+    windows = [w for w in accounts.load_windows(conn, account) if accounts.heard_locally(w)]
+    # as admission.running_agents counts: a session not launched yet counts, a dead agent not
+    running = [str(sid) for sid, pid, ticks in ledger.running_on_account(conn, account)
+               if pid is None or ticks is None or orphans.alive_as_recorded(pid, ticks)]
+    # no Nova has id 0: the latest start of all the account's Novas here
+    last = ledger.latest_start_of_others(conn, account, 0, now - START_LOOKBACK_S)
+    return Local(windows, accounts.grants_in_flight(conn, account, now), running, last)
+
+
+def peers_of(merged: Merged, offset: float, now: float) -> accounts.Peers:
+    """The others' counts on this host's clock, answered at `now`."""
+    last = None if merged.others_last_start is None else merged.others_last_start - offset
+    return accounts.Peers(merged.others_in_flight, merged.others_running, last, now)
+
+
+# --- the supervisor's sync -----------------------------------------------------------------
+
+class Syncer:
+    """Syncs the account of one Nova with the cluster, in a thread beside its supervisor."""
+
+    def __init__(self, home: Home, config: Config, nova: str, report: Callable,
+                 clock: Callable[[], float]):
+        self.home, self.config, self.nova = home, config, nova
+        self.report, self.clock = report, clock
+        self.settings = cluster_settings(config)
+        self.server = connect(server_url(config))
+        self.shared = SharedAccounts(self.server, self.settings)
+        self.stop = threading.Event()
+        self._published: tuple | None = None
+        self._cut_off_said = False
+
+    def sync_once(self) -> Merged | None:
+        """One exchange for the Nova's current account; None when the server did not
+        answer (nothing is written: the cut-off is told by the age of the last answer)."""
+        now = self.clock()
+        with store.open_store(self.home, self.config.db.lock_timeout_s) as db:
+            account, local = db.read(lambda conn: self._local(conn, now))
+            db.write(lambda conn: accounts.share(conn, account, now))
+            try:
+                merged = self.shared.exchange(account, local, now)
+            except ClusterError as exc:
+                self._say_cut_off(str(exc))
+                return None
+            peers = peers_of(merged, self.shared.offset, now)
+            db.write(lambda conn: accounts.store_peers(conn, account, peers))
+            limits.learn_shared(db, self.home, self.config, account, merged.windows, now)
+        self._published = _signature(local.windows)
+        self._say_back()
+        return merged
+
+    def _local(self, conn, now: float) -> tuple[str, Local]:
+        account = store.nova_named(conn, self.nova).account
+        return account, read_local(conn, account, now)
+
+    def run(self) -> None:
+        """Sync every `sync_s`, and at once when a window heard here changes."""
+        from torchsm.storage.change_watch import ChangeWatch
+
+        next_sync = 0.0
+        with ChangeWatch(self.home) as watch:
+            while not self.stop.wait(WATCH_POLL_S):
+                now = self.clock()
+                if now >= next_sync or (watch.changed() and self._heard_news(watch)):
+                    self._sync_quietly()
+                    next_sync = now + self.config.cluster.sync_s
+
+    def _heard_news(self, watch) -> bool:
+        found = watch.read(lambda conn: self._local(conn, self.clock()))
+        return found is not None and _signature(found[1].windows) != self._published
+
+    def _sync_quietly(self) -> None:
+        # the sync serves the loop beside it: a failure is reported, never raised
+        try:
+            self.sync_once()
+        except Exception as exc:  # noqa: BLE001 - a locked database, a Nova removed
+            self.report({"event": "warning", "nova": self.nova,
+                         "message": f"cluster sync: {type(exc).__name__}: {exc}"})
+
+    def _say_cut_off(self, detail: str) -> None:
+        if not self._cut_off_said:
+            self._cut_off_said = True
+            self.report({"event": "warning", "nova": self.nova, "message":
+                         f"{detail}; after lease_s ({self.settings.lease_s:g} s) no new "
+                         "session of a shared account starts"})
+
+    def _say_back(self) -> None:
+        if self._cut_off_said:
+            self._cut_off_said = False
+            self.report({"event": "cluster", "nova": self.nova,
+                         "message": "the cluster server answers again"})
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.close()
+
+
+def _signature(windows: list[accounts.WindowRow]) -> tuple:
+    return tuple((w.window, w.status, w.utilization, w.resets_at) for w in windows)
+
+
+@contextmanager
+def _syncing(home: Home, config: Config, nova: str, report: Callable,
+             clock: Callable[[], float]) -> Iterator[Syncer]:
+    syncer = Syncer(home, config, nova, report, clock)
+    syncer._sync_quietly()  # before the loop: its first admission sees the cluster
+    thread = threading.Thread(target=syncer.run, name=f"cluster-sync-{nova}", daemon=True)
+    thread.start()
+    try:
+        yield syncer
+    finally:
+        syncer.stop.set()
+        thread.join(timeout=5)
+        syncer.close()
+
+
+def syncing(home: Home, config: Config, nova: str, report: Callable[[dict[str, Any]], None],
+            clock: Callable[[], float]):
+    """While the supervisor of `nova` runs: its account synced with the cluster, when the
+    home's `[cluster] enabled`; nothing otherwise (one host, as before)."""
+    if not config.cluster.enabled:
+        return nullcontext()
+    return _syncing(home, config, nova, report, clock)
+
+
+# --- what `cluster status` shows -------------------------------------------------------------
+
+def accounts_status(server: Server, now: float) -> list[dict[str, Any]]:
+    """Each shared account's merged windows, and its requests in flight and running
+    sessions per host (`now`: the server's time; what lapsed is left out)."""
+    from torchsm.clock import format_time
+
+    with server.answers():
+        names = sorted(n.decode() for n in server.client.smembers(account_scripts.ACCOUNTS_KEY))
+    found = []
+    for account in names:
+        windows_key, grants_key, running_key, _, _ = account_scripts.account_keys(account)
+        with server.answers():
+            windows = server.client.hgetall(windows_key)
+            grants = server.client.zrangebyscore(grants_key, now, "+inf")
+            running = server.client.zrangebyscore(running_key, now, "+inf")
+        rows = [window_row(raw) for _, raw in sorted(windows.items())]
+        found.append({"account": account, "windows": [
+            {"window": w.window, "utilization": w.utilization, "status": w.status,
+             "resets_at": format_time(w.resets_at), "heard_at": format_time(w.updated_at),
+             "heard_by": w.nova} for w in rows],
+            "in_flight": _per_host(grants), "running": _per_host(running)})
+    return found
+
+
+def _per_host(members: list[bytes]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for member in members:
+        host = member.decode().split(":", 1)[0]
+        counts[host] = counts.get(host, 0) + 1
+    return counts
