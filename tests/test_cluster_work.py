@@ -270,13 +270,17 @@ def test_a_consumer_is_a_host_name_and_a_nova_name(shared, host, nova):
 
 # --- issue 23, supervisors: a failed attempt, a release, a claim above a tier -------------
 
-def test_a_failed_attempt_goes_back_and_is_claimed_again_with_the_count(shared):
+@pytest.mark.parametrize("give_back, next_delivery", [("fail", 2), ("release", 1)])
+def test_an_item_given_back_is_claimed_again_with_or_without_the_attempt_counted(
+        shared, give_back, next_delivery):
     queue, _ = shared
     queue.add("flaky", "high")
     first = queue.claim("alpha", "torch")
-    assert queue.fail(first, "alpha", "torch") == work.RETRY
+    assert getattr(queue, give_back)(first, "alpha", "torch") == work.RETRY
     again = queue.claim("beta", "helix")
-    assert (again.item_id, again.deliveries, again.owner) == (first.item_id, 2, "beta:helix")
+    assert (again.item_id, again.deliveries, again.owner) == (first.item_id, next_delivery,
+                                                              "beta:helix")
+    assert getattr(queue, give_back)(first, "alpha", "torch") == work.LOST  # beta's now
 
 
 def test_a_failed_last_attempt_goes_to_the_dead_letter_stream(shared, redis_db):
@@ -298,16 +302,6 @@ def test_a_fail_from_a_consumer_that_lost_the_item_does_not_count(shared):
     item = queue.claim("alpha", "torch")
     assert queue.fail(item, "beta", "torch") == work.LOST
     assert queue.claim("alpha", "torch").entry_id == item.entry_id  # still alpha's
-
-
-def test_a_release_gives_the_item_back_without_counting_an_attempt(shared):
-    queue, _ = shared
-    queue.add("not now", "medium")
-    first = queue.claim("alpha", "torch")
-    assert queue.release(first, "alpha", "torch") == work.RETRY
-    again = queue.claim("beta", "torch")
-    assert (again.item_id, again.deliveries) == (first.item_id, 1)
-    assert queue.release(first, "alpha", "torch") == work.LOST  # beta holds it now
 
 
 def test_a_claim_above_a_tier_leaves_that_tier_and_the_ones_below(shared):
