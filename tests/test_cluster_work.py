@@ -266,3 +266,46 @@ def test_a_consumer_is_a_host_name_and_a_nova_name(shared, host, nova):
     queue.add("x")
     with pytest.raises(InvalidName):
         queue.claim(host, nova)
+
+
+# --- issue 23, supervisors: a failed attempt, a release, a claim above a tier -------------
+
+@pytest.mark.parametrize("give_back, next_delivery", [("fail", 2), ("release", 1)])
+def test_an_item_given_back_is_claimed_again_with_or_without_the_attempt_counted(
+        shared, give_back, next_delivery):
+    queue, _ = shared
+    queue.add("flaky", "high")
+    first = queue.claim("alpha", "torch")
+    assert getattr(queue, give_back)(first, "alpha", "torch") == work.RETRY
+    again = queue.claim("beta", "helix")
+    assert (again.item_id, again.deliveries, again.owner) == (first.item_id, next_delivery,
+                                                              "beta:helix")
+    assert getattr(queue, give_back)(first, "alpha", "torch") == work.LOST  # beta's now
+
+
+def test_a_failed_last_attempt_goes_to_the_dead_letter_stream(shared, redis_db):
+    queue, _ = shared  # max_attempts 3
+    queue.add("always fails", "low")
+    answers = []
+    for _ in range(3):
+        item = queue.claim("alpha", "torch")
+        answers.append((item.deliveries, queue.fail(item, "alpha", "torch", error="boom")))
+    assert answers == [(1, work.RETRY), (2, work.RETRY), (3, work.DEAD)]
+    assert queue.claim("alpha", "torch") is None
+    (_, fields), = redis_db.client().xrange(work.DEAD_STREAM)
+    assert (fields[b"item_id"], fields[b"error"]) == (item.item_id.encode(), b"boom")
+
+
+def test_a_fail_from_a_consumer_that_lost_the_item_does_not_count(shared):
+    queue, _ = shared
+    queue.add("taken over", "medium")
+    item = queue.claim("alpha", "torch")
+    assert queue.fail(item, "beta", "torch") == work.LOST
+    assert queue.claim("alpha", "torch").entry_id == item.entry_id  # still alpha's
+
+
+def test_a_claim_above_a_tier_leaves_that_tier_and_the_ones_below(shared):
+    queue, _ = shared
+    queue.add("medium work", "medium")
+    assert queue.claim("alpha", "torch", more_urgent_than="medium") is None
+    assert queue.claim("alpha", "torch", more_urgent_than="low").text == "medium work"

@@ -268,7 +268,7 @@ class ClusterConfig:
     heartbeat_s: float = 5  # how often a host tells the server it is alive
     lease_s: float = 30  # a host silent this long is dead: its claims are taken over
     max_attempts: int = 0  # deliveries of an item before it is dead (0: [queue] max_attempts)
-    enabled: bool = False  # supervisors take part: share account windows, holds, grants
+    enabled: bool = False  # supervisors take part: beat, run cluster work, share accounts
     sync_s: float = 1.0  # how often a supervisor syncs its account with the cluster
 
 

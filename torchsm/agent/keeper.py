@@ -19,6 +19,8 @@ may finish the session it was given, at most `--timeout` seconds from its start,
 which the keeper stops it (SIGTERM, SIGKILL after `--grace`). The next supervisor finds
 the keeper by its recorded pid, waits for it and settles the session from FILES.exit
 (recovery.py). An agent whose Stop hook sees its supervisor gone takes no new work.
+`--orphaned-for S` stops it S seconds after its supervisor died instead: a cluster
+item's session, which another host may take over once this host stops beating.
 
 Signals that stop it (SIGTERM, SIGINT, SIGHUP) are passed on to the agent and the keeper
 goes on waiting, so the record is written whatever stops the agent. The agent dies with
@@ -41,13 +43,15 @@ SUPERVISOR_GONE = signal.SIGUSR1  # the keeper's parent-death signal
 READ_CHUNK = 65536
 ORPHAN_OUTPUT_MAX = 16 * 1024 * 1024  # what is kept of an orphaned agent's output
 POLL_S = 0.2
-USAGE = "usage: python -m torchsm.agent.keeper FILES [--timeout S] [--grace S] -- COMMAND [ARG...]"
+USAGE = ("usage: python -m torchsm.agent.keeper FILES [--timeout S] [--grace S] "
+         "[--orphaned-for S] -- COMMAND [ARG...]")
 
 
 class Options:
     def __init__(self, files: str, command: list[str], timeout_s: float = 3600,
-                 grace_s: float = 10):
+                 grace_s: float = 10, orphaned_for_s: float | None = None):
         self.command, self.timeout_s, self.grace_s = command, timeout_s, grace_s
+        self.orphaned_for_s = orphaned_for_s  # None: the whole timeout
         self.exit_file = f"{files}.exit"
         self.orphan_output = {1: f"{files}.out", 2: f"{files}.err"}  # by the agent's fd
         self.keeper_file = f"{files}.keeper"
@@ -67,6 +71,8 @@ def parse(argv: list[str]) -> Options | None:
                 options.timeout_s = float(value)
             elif flag == "--grace":
                 options.grace_s = float(value)
+            elif flag == "--orphaned-for":
+                options.orphaned_for_s = float(value)
             else:
                 return None
         except ValueError:
@@ -105,12 +111,20 @@ class Keeper:
         self.pid = 0  # the agent's, once it runs
         self.orphaned = False
         self.started = time.monotonic()
+        self.orphaned_at: float | None = None
         self.kept_bytes = 0  # of both: ORPHAN_OUTPUT_MAX in all
         self.kept: dict = {}  # the agent's fd -> the file that keeps it, once opened
         self.out_open = self.err_open = True
 
     def orphan(self) -> None:
         self.orphaned = True
+        self.orphaned_at = time.monotonic()
+
+    def out_of_time(self, now: float) -> bool:
+        """Past the session's timeout, or orphaned for longer than `--orphaned-for`."""
+        limit = self.options.orphaned_for_s
+        return (now - self.started >= self.options.timeout_s
+                or (limit is not None and now - (self.orphaned_at or now) >= limit))
 
     def pass_on(self, signum: int) -> None:
         if self.pid <= 0:
@@ -135,7 +149,7 @@ class Keeper:
             status = _reaped(self.pid)
             if status is None and self.orphaned:
                 now = time.monotonic()
-                if stop_at is None and now - self.started >= self.options.timeout_s:
+                if stop_at is None and self.out_of_time(now):
                     self.pass_on(signal.SIGTERM)  # out of time, and nobody to say so
                     stop_at = now + self.options.grace_s
                 elif stop_at is not None and now >= stop_at and not killed:
@@ -181,7 +195,7 @@ class Keeper:
                 _write_all(to_fd, chunk)
                 return
             except OSError:  # EPIPE: the supervisor is gone (its death signal may lag)
-                self.orphaned = True
+                self.orphan()
         self._keep(to_fd, chunk)
 
     def _keep(self, to_fd: int, chunk: bytes) -> None:

@@ -14,6 +14,9 @@ and one group, `torch.cluster.workers`, on each; a Nova reads as consumer `HOST:
   the session: only a dead host's entries are taken over, into a pool consumer that the
   next claim of their tier takes them from. Attempts are the entry's delivery count; an
   entry delivered `max_attempts` times whose owner died goes to the dead-letter stream.
+- fail / release: fenced like done; a failed attempt goes back to the pool (counted), or
+  to the dead-letter stream after `max_attempts`; a release (no session ran) goes back
+  with its delivery given back.
 
 The scripts are in torchsm.cluster.work_scripts.
 """
@@ -46,6 +49,9 @@ DONE_KEY = "torch.cluster.done.{}"
 # what `done` says
 DONE, ALREADY_DONE, LOST = "done", "already done", "lost"
 _DONE_ANSWERS = {1: DONE, 0: ALREADY_DONE, -1: LOST}
+# what `fail` and `release` say (or LOST)
+RETRY, DEAD = "back for another attempt", "dead"
+_FAIL_ANSWERS = {1: RETRY, 2: DEAD, -1: LOST}
 
 
 def stream_of(tier: Tier | str) -> str:
@@ -103,6 +109,7 @@ class ClusterWork:
         self._claim = server.script(work_scripts.CLAIM)
         self._done = server.script(work_scripts.DONE)
         self._reclaim = server.script(work_scripts.RECLAIM)
+        self._fail = server.script(work_scripts.FAIL)
 
     def add(self, text: str, priority: Tier | str = Tier.MEDIUM,
             item_id: str | None = None) -> Added:
@@ -118,11 +125,16 @@ class ClusterWork:
         stream = stream.decode()
         return Added(item_id, TIER_OF[stream], stream, entry_id.decode(), added == 1)
 
-    def claim(self, host: str, nova: str) -> ClusterItem | None:
+    def claim(self, host: str, nova: str,
+              more_urgent_than: Tier | str | None = None) -> ClusterItem | None:
         """The item this Nova holds, else the most urgent one claimable; None when there is
-        none."""
+        none. `more_urgent_than`: only tiers more urgent than this one are looked at (a
+        local item of that tier wins a tie)."""
         owner = consumer(host, nova)
-        found = self.server.run(self._claim, STREAMS, [GROUP, owner, POOL])
+        streams = STREAMS if more_urgent_than is None else STREAMS[:Tier(more_urgent_than).rank]
+        if not streams:
+            return None
+        found = self.server.run(self._claim, streams, [GROUP, owner, POOL])
         return _item(found, owner) if found else None
 
     def done(self, item: ClusterItem, host: str, nova: str) -> str:
@@ -132,6 +144,24 @@ class ClusterWork:
             self._done, [item.stream, DONE_KEY.format(item.item_id)],
             [GROUP, item.entry_id, consumer(host, nova), self.settings.ttl_s])
         return _DONE_ANSWERS[answer]
+
+    def fail(self, item: ClusterItem, host: str, nova: str, error: str = "") -> str:
+        """A failed attempt of HOST:NOVA's: RETRY (back to the pool; the attempt counted
+        by the delivery count) or, after `max_attempts` deliveries, DEAD (to the
+        dead-letter stream, with `error`); LOST when HOST:NOVA does not hold the item."""
+        return self._give_back(item, consumer(host, nova), True, error)
+
+    def release(self, item: ClusterItem, host: str, nova: str) -> str:
+        """Give back an item no session ran (admission refused, a stop): RETRY with no
+        attempt counted, or LOST when HOST:NOVA does not hold it."""
+        return self._give_back(item, consumer(host, nova), False, "")
+
+    def _give_back(self, item: ClusterItem, owner: str, counted: bool, error: str) -> str:
+        answer = self.server.run(
+            self._fail, [item.stream, DEAD_STREAM],
+            [GROUP, item.entry_id, owner, POOL, self.settings.max_attempts, int(counted),
+             error])
+        return _FAIL_ANSWERS[answer]
 
     def reclaim(self, now: float | None = None) -> Reclaimed:
         """Take over the entries of hosts dead at `now` (the server's time by default):

@@ -147,3 +147,37 @@ for i = 1, n - 2 do
 end
 return {pooled, buried}
 """
+
+# KEYS: stream, dead-letter stream. ARGV: group, entry id, consumer, pool consumer,
+# max attempts, counted (1/0), error. Fenced like DONE: only the consumer that holds the
+# entry may give it back. Counted: the attempt stays counted (its delivery), and past max
+# attempts the entry goes to the dead-letter stream (2); else it goes to the pool for the
+# next claim (1). Not counted (a release: the session never ran): back to the pool with
+# the delivery given back (RETRYCOUNT), so the next claim is the same attempt again.
+# -1: the consumer does not hold it.
+FAIL = """
+local unpack = unpack or table.unpack
+local group, id, me, pool = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local p = redis.pcall('XPENDING', KEYS[1], group, id, id, 1)
+if type(p) ~= 'table' or p.err or #p ~= 1 or p[1][2] ~= me then return -1 end
+local deliveries = p[1][4]
+if ARGV[6] == '0' then
+  redis.call('XCLAIM', KEYS[1], group, pool, 0, id, 'RETRYCOUNT', math.max(deliveries - 1, 0),
+             'JUSTID')
+  return 1
+end
+local e = redis.call('XRANGE', KEYS[1], id, id)
+if #e == 1 and deliveries < tonumber(ARGV[5]) then
+  redis.call('XCLAIM', KEYS[1], group, pool, 0, id, 'JUSTID')
+  return 1
+end
+if #e == 1 then
+  local t = redis.call('TIME')
+  redis.call('XADD', KEYS[2], '*', 'stream', KEYS[1], 'entry_id', id, 'owner', me,
+             'deliveries', deliveries, 'dead_at', string.format('%d.%06d', t[1], t[2]),
+             'error', ARGV[7], unpack(e[1][2]))
+end
+redis.call('XACK', KEYS[1], group, id)
+redis.call('XDEL', KEYS[1], id)
+return 2
+"""

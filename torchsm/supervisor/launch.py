@@ -54,12 +54,24 @@ def launch(home: Home, config: Config, nova: store.NovaRow, taken: Taken,
                 on_signal=reader.signal,
                 on_start=lambda pid: _record_pid(home, config, taken, pid),
                 session_files=str(run_files.session_files(home, taken.session_id)),
-                claude_code=agent.claude_code, clock=agent.clock)
+                claude_code=agent.claude_code, clock=agent.clock,
+                orphaned_for_s=_orphan_limit(config, taken))
         except OSError as exc:  # the command vanished or is not executable any more
             run = session.SessionRun(argv, started, agent.clock(), None, False, False,
                                     session.SessionOutput(), f"cannot start: {exc}")
         reader.log.footer(taken.session_id, f"{format_time(run.ended_at)} {how_it_ended(run)}")
         return run, reader.unstored
+
+
+def _orphan_limit(config: Config, taken: Taken) -> float | None:
+    """A cluster item's agent stops soon after its supervisor dies (before another host
+    may take the item over); any other runs its session out."""
+    if taken.cluster is None:
+        return None
+    from torchsm.cluster.membership import orphan_limit_s
+
+    cluster = config.cluster
+    return orphan_limit_s(cluster.lease_s, cluster.heartbeat_s, config.supervisor.stop_grace_s)
 
 
 def how_it_ended(run: session.SessionRun) -> str:
@@ -83,8 +95,11 @@ def child_env(home: Home, name: str, taken: Taken, agent: Agent) -> dict[str, st
                TORCHSM_PROMPT=taken.prompt, TORCHSM_SESSION=str(taken.session_id))
     env[orphans.SUPERVISOR_ENV] = agent.mark
     env.pop("TORCHSM_ITEM", None)
+    env.pop("TORCHSM_CLUSTER_ITEM", None)
     if taken.item is not None:
         env["TORCHSM_ITEM"] = str(taken.item.id)
+    if taken.cluster is not None:
+        env["TORCHSM_CLUSTER_ITEM"] = taken.cluster.item_id
     return env
 
 

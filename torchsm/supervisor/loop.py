@@ -20,6 +20,9 @@ One loop per Nova, one pass of it per `step(now)`:
 5. settle it (settle.py): the item done on success, back to the queue with the attempt
    counted on failure; how it ended answered once (responses.py), unless a hook of the
    session answered it first; a 529's answer only delays the next start.
+A home in a cluster (`[cluster] enabled`) also beats, and weighs the cluster's work against its
+local items (cluster_turns.py): a cluster item runs like a local one, and is stopped
+before this host's lease could end.
 `run()` loops over steps and does the waiting. Time and sleep come from a Clock, so the
 policies are testable without waiting.
 """
@@ -27,6 +30,7 @@ policies are testable without waiting.
 from __future__ import annotations
 
 import os
+import dataclasses
 import random
 import threading
 from dataclasses import dataclass
@@ -46,11 +50,12 @@ from torchsm.machine import Event, State
 from torchsm.mirror import outbox
 from torchsm.storage import run_files, store
 from torchsm.storage.change_watch import ChangeWatch
-from torchsm.supervisor import admission, launch, recovery, rhythm, session_start, settle
+from torchsm.supervisor import (admission, cluster_turns, launch, recovery, rhythm,
+                                session_start, settle)
 from torchsm.supervisor.session_start import Taken, Work
 from torchsm.tiers import Tier
 from torchsm.usage import ledger, limits, pacing
-from torchsm.work import wake
+from torchsm.work import wake, work_queue
 
 POLL_S = 0.25  # how often a wait looks for a critical wake (one PRAGMA when nothing changed)
 LOCKED_RETRIES = 5  # consecutive passes that found the database locked before giving up
@@ -140,6 +145,7 @@ class Supervisor:
             orphans.supervisor_mark(), clock.now, self.stop.is_set, self._emit)
         self.settler = settle.Settler(home, config, name, rng=self.rng, emit=self._emit,
                                       on_cooled=self._emit_cooled)
+        self.cluster: cluster_turns.ClusterTurns | None = None  # joined by run()
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -148,6 +154,8 @@ class Supervisor:
         self.watch = ChangeWatch(self.home)
         self._recover_abandoned()
         sessions, why = 0, "stopped"
+        self.cluster = cluster_turns.join(self.home, self.config, self.name, self.clock.now,
+                                          self._emit)
         try:
             while not self.stop.is_set():
                 step = self._step_tolerating_locks()
@@ -163,6 +171,8 @@ class Supervisor:
                 if step.until > self.clock.now():
                     self._wait(step)
         finally:
+            if self.cluster is not None:
+                self.cluster.close()
             self.courier.close()
             self._report_deliveries()
             run_files.remove_plan(self.home, self.name)
@@ -207,10 +217,20 @@ class Supervisor:
         if nova.state != State.WORKING.value:
             self._resume(nova, now)
         self._recover_others(now)
-        work = self._next_work(now)
+        work = self._with_cluster(self._next_work(now), now)
         if work is None:
             return self._idle(nova, now)
         return self._start(work, now)
+
+    def _with_cluster(self, work: Work | None, now: float) -> Work | None:
+        """A cluster item instead of the next local item when it is more urgent (a wake
+        or a restart comes first, and a local item wins a tie)."""
+        if self.cluster is None or (work is not None and work.kind != "item"):
+            return work
+        with self._store() as db:
+            local = db.read(lambda conn: work_queue.most_urgent_claimable(conn, self.name, now))
+        item = self.cluster.claim(local)
+        return work if item is None else Work("cluster", cluster=item)
 
     def _start(self, work: Work, now: float) -> Step:
         """Ask admission, take the work (admission asked again as the start is recorded),
@@ -219,14 +239,25 @@ class Supervisor:
         request = admission.Request(work.kind, work.critical, self.load(), self._not_before)
         refusal = self._why_not(request, now)
         if refusal is not None:
+            self._release_cluster(work)
             return self._refused(refusal, work, now)
         taken = None if self.stop.is_set() else session_start.take(
             self.home, self.config, self.name, work, request, now)
         if isinstance(taken, admission.Refusal):
+            self._release_cluster(work)
             return self._refused(taken, work, now)
         if taken is None:  # stopping, or someone else took it meanwhile: look again at once
+            self._release_cluster(work)
             return Wait(now, "the work was taken meanwhile")
+        if taken.cluster is not None:
+            self.cluster.started(taken.cluster, taken.session_id)
         return self._run_session(taken)
+
+    def _release_cluster(self, work: Work) -> None:
+        """A cluster item no session runs goes back, no attempt counted."""
+        if work.cluster is not None:
+            self.cluster.decide(work.cluster, None, cluster_turns.RELEASED)
+            self.cluster.settle_left()
 
     # --- deciding ------------------------------------------------------------------------
 
@@ -352,15 +383,45 @@ class Supervisor:
                    item=taken.item.id if taken.item else None)
         outbox.deliver(self.home, self.config, taken.at)  # session.started, committed with it
         run, unstored = launch.launch(self.home, self.config, self._load_nova(),
-                                            taken, self._agent)
+                                            taken, self._agent_for(taken))
         for warning in ledger.checked_report(run.output.result or {},
                                              run.output.started_model)[1]:
             self._emit("warning", f"result: {warning}")
         verdict = outcome.judge(run, crash_window_s=self.config.supervisor.crash_window_s,
                                 now=self.clock.now())
+        self._decide_cluster(taken, verdict)
         self._settle(taken, run, verdict, unstored)
+        if taken.cluster is not None:
+            self.cluster.settle_left()
         run_files.remove_session_files(self.home, taken.session_id)  # settled: the record served
         return Ran(taken.session_id, verdict)
+
+    def _agent_for(self, taken: Taken) -> launch.Agent:
+        """A cluster item's agent is also stopped when this host's lease is at risk (the
+        server away): another host may take the item over once the lease ends."""
+        if taken.cluster is None:
+            return self._agent
+        cluster = self.cluster
+
+        def should_stop() -> bool:
+            if self.stop.is_set():
+                return True
+            if cluster.at_risk():
+                self._emit("warning", f"session {taken.session_id}: stopped: no heartbeat "
+                                      "for too long, the cluster lease is at risk")
+                return True
+            return False
+
+        return dataclasses.replace(self._agent, should_stop=should_stop)
+
+    def _decide_cluster(self, taken: Taken, verdict: Verdict) -> None:
+        """The cluster item's fate on disk before the session's end is recorded (given to
+        the server after it: a supervisor killed between them leaves the fate)."""
+        if taken.cluster is None:
+            return
+        counted = verdict.failed and verdict.outcome not in settle.NOT_THE_ITEMS_FAULT
+        fate = cluster_turns.fate_of(verdict.outcome, counted)
+        self.cluster.decide(taken.cluster, taken.session_id, fate, verdict.error or "")
 
     def _settle(self, taken: Taken, run: session.SessionRun, verdict: Verdict,
                 unstored: list[dict[str, Any]]) -> None:

@@ -12,6 +12,8 @@ stays done, and so does the session's own item when its keeper (torchsm.agent.ke
 clean exit: the agent finished it even though nobody settled the session. What the agent
 printed after its supervisor died, as its keeper kept it, is read for the session's
 result and last message, and added to the Nova's log before the keeper's files go.
+A cluster item the session held gets its fate by the same rules, fenced on the server
+(cluster_turns.recover_left).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from torchsm.clock import format_time
 from torchsm.config import Config, Home
 from torchsm.dreams import memory
 from torchsm.storage import run_files, store
+from torchsm.supervisor import cluster_turns
 from torchsm.usage import accounts, ledger
 from torchsm.work import work_queue
 
@@ -47,6 +50,7 @@ def recover(home: Home, config: Config, name: str, now: float, emit: Emit,
     with store.open_store(home, config.db.lock_timeout_s) as db:  # a write: a database
         left = db.write(lambda conn: ledger.abandoned(conn, _nova_id(conn, name)))  # it
         if not left and own:  # cannot write is an error at once
+            cluster_turns.recover_left(home, config, name, emit)
             released = db.write(lambda conn: work_queue.release_claims_in(
                 conn, name, since=0, now=now, counted=False))
             if released:
@@ -98,6 +102,7 @@ def recover(home: Home, config: Config, name: str, now: float, emit: Emit,
     with store.open_store(home, config.db.lock_timeout_s) as db:
         closed, released = db.write(close)
     _log_orphans(home, config, name, kept, ended, now)
+    cluster_turns.recover_left(home, config, name, emit)  # before the keeper's files go
     for session_id in ended:
         run_files.remove_session_files(home, session_id)
     back = "".join(f"; item {item_id} back to {status}" for item_id, status in released)

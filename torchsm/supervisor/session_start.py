@@ -20,6 +20,10 @@ from torchsm.tiers import Tier
 from torchsm.usage import accounts, ledger
 from torchsm.work import prompts, wake, work_queue
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from torchsm.cluster.work import ClusterItem
+
 LEASE_MARGIN_S = 60  # a claim outlives the longest session, so nobody else gets the item
 
 
@@ -27,9 +31,10 @@ LEASE_MARGIN_S = 60  # a claim outlives the longest session, so nobody else gets
 class Work:
     """What the next session is for, before anything is taken."""
 
-    kind: str  # wake | restart | item
+    kind: str  # wake | restart | item | cluster
     signal: wake.Signal | None = None
     restart: tuple[float, str | None] | None = None  # (requested at, reason)
+    cluster: ClusterItem | None = None  # claimed already (cluster_turns.py)
 
     @property
     def critical(self) -> bool:
@@ -46,6 +51,7 @@ class Taken:
     item: work_queue.WorkItem | None
     signal_id: int | None
     at: float
+    cluster: ClusterItem | None = None
 
 
 def next_work(conn, name: str, now: float) -> Work | None:
@@ -82,7 +88,8 @@ def take(home: Home, config: Config, name: str, work: Work, request: admission.R
                 conn, name, since=now, now=now, counted=False))
     if not isinstance(started, int):
         return started
-    return Taken(started, work.kind, prompt, item, work.signal.id if work.signal else None, now)
+    return Taken(started, work.kind, prompt, item, work.signal.id if work.signal else None, now,
+                 work.cluster)
 
 
 def _record(conn, config: Config, name: str, work: Work, request: admission.Request,
@@ -119,6 +126,8 @@ def prompt_for(work: Work, item: work_queue.WorkItem | None, nova: str) -> str:
                                    work.signal.message, nova)
     if work.kind == "restart":
         return prompts.restart_prompt(work.restart[1] if work.restart else None, item)
+    if work.cluster is not None:
+        return prompts.cluster_item_prompt(work.cluster)
     return prompts.item_prompt(item)
 
 
@@ -128,4 +137,7 @@ def describe(taken: Taken) -> str:
         first_line = taken.item.text.splitlines()[0][:80]
         kind = "" if taken.kind == "item" else f"{taken.kind}, "
         return f"{kind}item {taken.item.id}: {first_line}"
+    if taken.cluster is not None:
+        first_line = taken.cluster.text.splitlines()[0][:80]
+        return f"cluster item {taken.cluster.item_id}: {first_line}"
     return f"{taken.kind}: {taken.prompt.splitlines()[0][:80]}"

@@ -117,6 +117,16 @@ def item_prompt(item: Any, limit: int = PROMPT_MAX) -> str:
     return _item_text(item, limit - utf8_size(foot), utf8_size) + foot
 
 
+def cluster_item_prompt(item: Any, limit: int = PROMPT_MAX) -> str:
+    """A cluster work item as a session's prompt, like a local item's; its fate is the
+    session's (a cluster item has no `queue done`)."""
+    foot = (f"\n\n[torchsm cluster work item {item.item_id} ({item.priority.value}). When "
+            f"it is finished, just stop: torchsm marks it done; a failed session gives it "
+            f"back for another attempt. {_how_to_remember()}]")
+    return cut(item.text, limit - utf8_size(foot), "task", "torchsm cluster status",
+               size=utf8_size) + foot
+
+
 def continuation_reason(item: Any, limit: int = HOOK_TEXT_MAX, nova: str | None = None) -> str:
     """The Stop hook's `reason`: the next task, in the same session; at most `limit`
     characters once JSON-escaped. `nova` names the Nova in the memory hint."""

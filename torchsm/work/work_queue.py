@@ -321,6 +321,17 @@ def has_claimable(conn: sqlite3.Connection, nova: str, now: float,
         (now, nova, finishing, nova)).fetchone() is not None
 
 
+def most_urgent_claimable(conn: sqlite3.Connection, nova: str, now: float) -> Tier | None:
+    """The tier of the most urgent item `nova` could claim now (has_claimable's rule), to
+    weigh against the cluster's work; None when there is none."""
+    row = conn.execute(
+        "SELECT priority FROM work_items WHERE status IN ('pending', 'claimed')"
+        " AND (status = 'pending' OR (lease_until <= ? AND attempts < max_attempts))"
+        " AND (nova IS NULL OR nova = ?) ORDER BY priority_rank LIMIT 1",
+        (now, nova)).fetchone()
+    return Tier(row[0]) if row else None
+
+
 # Back to pending (or dead, when a counted attempt was the last); an attempt that was not
 # the item's fault (the supervisor stopping) is given back.
 _RELEASE = """
