@@ -193,3 +193,27 @@ def test_cluster_status_shows_merged_windows_and_requests_in_flight_per_host(cli
     text = cli("cluster", "status", TORCHSM_REDIS_URL=redis_db.url).out
     assert "five_hour" in text and "97%" in text and "alpha:na" in text
     assert "alpha 1, beta 2" in text
+
+
+@pytest.mark.parametrize("written, expected", [
+    # another host's numbers are checked as any window heard from outside
+    ({"utilization": 1e9, "resets_at": None}, (None, None)),
+    ({"utilization": 0.5, "resets_at": -5}, (0.5, None)),
+    ({"utilization": float("nan"), "resets_at": None}, (None, None)),
+])
+def test_a_merged_window_is_checked_like_any_window_heard_from_outside(written, expected):
+    import json as json_
+
+    from torchsm.cluster.accounts import window_row
+
+    raw = json_.dumps({"window": "five_hour", "status": "allowed", "heard_at": 100.0,
+                       "by": "b:torch", **written})
+    row = window_row(raw, 200.0)
+    assert (row.utilization, row.resets_at) == expected and row.updated_at == 100.0
+
+
+def test_a_merged_window_that_cannot_be_read_is_left_out():
+    from torchsm.cluster.accounts import window_row
+
+    assert window_row(b"{not json", 200.0) is None
+    assert window_row(b'{"status": "rejected"}', 200.0) is None

@@ -71,12 +71,25 @@ def window_json(row: accounts.WindowRow, host: str) -> str:
                        "by": f"{host}:{row.nova or '?'}"})
 
 
-def window_row(raw: str | bytes) -> accounts.WindowRow:
-    """A merged window as the local account_windows stores it (`nova`: HOST:NOVA)."""
-    w = json.loads(raw)
-    return accounts.WindowRow(w["window"], w.get("status"), w.get("utilization"),
-                              w.get("resets_at"), w["heard_at"], w.get("source") or "event",
-                              w.get("by"))
+SOURCES = ("event", "retry", "text", "backoff")  # accounts.WindowRow.source's words
+
+
+def window_row(raw: str | bytes, now: float) -> accounts.WindowRow | None:
+    """A merged window as the local account_windows stores it (`nova`: HOST:NOVA), its
+    numbers checked as any window heard from outside is (another host wrote it); None
+    when it cannot be read."""
+    try:
+        w = json.loads(raw)
+        name, heard = str(w["window"]), accounts._number(w.get("heard_at"))
+    except (ValueError, TypeError, KeyError):
+        return None
+    part = {"utilization": w.get("utilization"), "resetsAt": w.get("resets_at"),
+            "status": w.get("status")}
+    by = w.get("by") if isinstance(w.get("by"), str) else None
+    heard = now if heard is None or heard > now else heard
+    source = w.get("source") if w.get("source") in SOURCES else "event"
+    row, _ = accounts.checked_window(name, part, now, heard, source, by and by[:100])
+    return row
 
 
 class SharedAccounts:
@@ -104,7 +117,8 @@ class SharedAccounts:
 
 def _merged(reply: list) -> Merged:
     server_time, flat, in_flight, running, latest = reply
-    windows = [window_row(flat[i + 1]) for i in range(0, len(flat), 2)]
+    rows = (window_row(flat[i + 1], float(server_time)) for i in range(0, len(flat), 2))
+    windows = [row for row in rows if row is not None]
     return Merged(float(server_time), windows, int(in_flight), int(running),
                   float(latest) if latest else None)
 
@@ -252,7 +266,8 @@ def accounts_status(server: Server, now: float) -> list[dict[str, Any]]:
             windows = server.client.hgetall(windows_key)
             grants = server.client.zrangebyscore(grants_key, now, "+inf")
             running = server.client.zrangebyscore(running_key, now, "+inf")
-        rows = [window_row(raw) for _, raw in sorted(windows.items())]
+        rows = [row for _, raw in sorted(windows.items())
+                if (row := window_row(raw, now)) is not None]
         found.append({"account": account, "windows": [
             {"window": w.window, "utilization": w.utilization, "status": w.status,
              "resets_at": format_time(w.resets_at), "heard_at": format_time(w.updated_at),

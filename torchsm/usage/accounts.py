@@ -231,8 +231,6 @@ def windows_from_event(info: dict[str, Any], now: float, nova: str | None = None
     """The windows a `rate_limit_event`'s `rate_limit_info` describes, and a warning per
     field that could not be read. A reset beyond what the window can last is capped;
     one in the past is kept (that window has simply reset)."""
-    from torchsm.usage.resets import cap_reset
-
     if not isinstance(info, dict):
         return [], ["a rate_limit_event without rate_limit_info"]
     windows = info.get("unifiedWindows")
@@ -242,23 +240,36 @@ def windows_from_event(info: dict[str, Any], now: float, nova: str | None = None
         parts = [(info.get("rateLimitType") or "unified", info)]
     rows, warnings = [], []
     for name, part in parts:
-        name = str(name)[:32]
-        utilization, resets_at = _number(part.get("utilization")), _number(part.get("resetsAt"))
-        if part.get("utilization") is not None and (utilization is None or
-                                                    not 0 <= utilization <= 1):
-            warnings.append(f"{name}: utilization {part.get('utilization')!r} is not a number"
-                            " from 0 to 1; ignored")
-            utilization = None
-        if part.get("resetsAt") is not None and (resets_at is None or resets_at <= 0):
-            warnings.append(f"{name}: resetsAt {part.get('resetsAt')!r} is not a time; ignored")
-            resets_at = None
-        if resets_at is not None:
-            resets_at, warning = cap_reset(resets_at, name, now)
-            if warning:
-                warnings.append(warning)
-        status = part.get("status") if isinstance(part.get("status"), str) else None
-        rows.append(WindowRow(name, status, utilization, resets_at, now, source, nova))
+        row, said = checked_window(str(name), part, now, now, source, nova)
+        rows.append(row)
+        warnings.extend(said)
     return rows, warnings
+
+
+def checked_window(name: str, part: dict[str, Any], now: float, heard_at: float,
+                   source: str, nova: str | None) -> tuple[WindowRow, list[str]]:
+    """One window as heard from outside (`utilization`, `resetsAt`, `status`), every
+    number checked: a utilization outside 0..1 or a reset that is no time is dropped, a
+    reset beyond what the window can last is capped; with a warning for each."""
+    from torchsm.usage.resets import cap_reset
+
+    name, warnings = name[:32], []
+    utilization, resets_at = _number(part.get("utilization")), _number(part.get("resetsAt"))
+    if part.get("utilization") is not None and (utilization is None or
+                                                not 0 <= utilization <= 1):
+        warnings.append(f"{name}: utilization {part.get('utilization')!r} is not a number"
+                        " from 0 to 1; ignored")
+        utilization = None
+    if part.get("resetsAt") is not None and (resets_at is None or resets_at <= 0):
+        warnings.append(f"{name}: resetsAt {part.get('resetsAt')!r} is not a time; ignored")
+        resets_at = None
+    if resets_at is not None:
+        resets_at, warning = cap_reset(resets_at, name, now)
+        if warning:
+            warnings.append(warning)
+    status = part.get("status") if isinstance(part.get("status"), str) else None
+    return WindowRow(name, status[:32] if status else None, utilization, resets_at, heard_at,
+                     source, nova), warnings
 
 
 def _number(value: Any) -> float | None:
