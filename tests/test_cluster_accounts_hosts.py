@@ -27,14 +27,15 @@ echo "end $TORCHSM_NOVA $(date +%s.%N)" >> {log}
 """
 
 
-def host_home(folder: Path, host: str, url: str, *names: str, lease_s: float = 30) -> Cli:
+def host_home(folder: Path, host: str, url: str, *names: str, lease_s: float = 30,
+              sync_s: float = 0.5) -> Cli:
     home = Home(folder)
     database.initialise(home)
     (folder / "torchsm.toml").write_text(
         f'redis_url = "{url}"\n[personalities.torch]\nbase_cycle_s = 0.2\n'
         f"[supervisor]\nstop_grace_s = 1\nload_stretch_above = 0\n"
         f'[cluster]\nenabled = true\nhost = "{host}"\nheartbeat_s = 0.5\n'
-        f"lease_s = {lease_s}\nsync_s = 0.5\n")
+        f"lease_s = {lease_s}\nsync_s = {sync_s}\n")
     config = load_config(home)
     for name in names:
         novas.add(home, config, name, personality="torch", account="work")

@@ -17,6 +17,12 @@ def account_keys(account: str) -> list[str]:
     return [f"torch.cluster.account.{account}.{part}" for part in ACCOUNT_KEYS] + [ACCOUNTS_KEY]
 
 
+def news_channel(account: str) -> str:
+    """Where a sync that changed the account's merged state says so (the message: the
+    host that synced), so the other hosts sync at once instead of at their next turn."""
+    return f"torch.cluster.account.{account}.news"
+
+
 # The merge: a report replaces the stored window when the stored reset is already past
 # (that window has reset: any word of the new one is news), when its reset is later, or,
 # at an equal reset, when its utilization is higher (at an equal one, when it is rejected
@@ -32,11 +38,21 @@ local function wins(new, old, now)
   return new.status == 'rejected' and old.status ~= 'rejected'
 end
 local function replace_mine(key, host, members, expiry)
-  local prefix = host .. ':'
+  local prefix, before, after = host .. ':', {}, 0
   for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
-    if string.sub(m, 1, #prefix) == prefix then redis.call('ZREM', key, m) end
+    if string.sub(m, 1, #prefix) == prefix then
+      before[m] = true
+      redis.call('ZREM', key, m)
+    end
   end
-  for _, m in ipairs(members) do redis.call('ZADD', key, expiry, prefix .. m) end
+  local changed = false
+  for _, m in ipairs(members) do
+    redis.call('ZADD', key, expiry, prefix .. m)
+    changed = changed or not before[prefix .. m]
+    after = after + 1
+  end
+  for _ in pairs(before) do after = after - 1 end
+  return changed or after ~= 0
 end
 local function others(key, host, now)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
@@ -51,23 +67,28 @@ end
 # KEYS: account_keys(A). ARGV: account, host, lease_s (how long what a host publishes
 # lives without a new sync), its latest start ('' none), the number n of windows, n window
 # JSONs, a JSON list of its Novas with a request in flight, a JSON list of its running
-# NOVA:SESSION. Returns {server time, merged windows (field, JSON, ...), the others'
-# requests in flight, the others' running sessions, the others' latest start or false}.
+# NOVA:SESSION. A sync that changed a merged window or this host's members publishes its
+# host on news_channel(account). Returns {server time, merged windows (field, JSON, ...),
+# the others' requests in flight, the others' running sessions, the others' latest start
+# or false}.
 SYNC = MERGE_HELPERS + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local account, host, lease = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local n = tonumber(ARGV[5])
 redis.call('SADD', KEYS[5], account)
+local news = false
 for i = 6, 5 + n do
   local new = cjson.decode(ARGV[i])
   local stored = redis.call('HGET', KEYS[1], new.window)
   if wins(new, stored and cjson.decode(stored), now) then
+    news = news or stored ~= ARGV[i]
     redis.call('HSET', KEYS[1], new.window, ARGV[i])
   end
 end
-replace_mine(KEYS[2], host, cjson.decode(ARGV[6 + n]), now + lease)
-replace_mine(KEYS[3], host, cjson.decode(ARGV[7 + n]), now + lease)
+news = replace_mine(KEYS[2], host, cjson.decode(ARGV[6 + n]), now + lease) or news
+news = replace_mine(KEYS[3], host, cjson.decode(ARGV[7 + n]), now + lease) or news
+if news then redis.call('PUBLISH', 'torch.cluster.account.' .. account .. '.news', host) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[4], host, ARGV[4]) end
 local latest = false
 local starts = redis.call('HGETALL', KEYS[4])

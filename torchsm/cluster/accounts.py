@@ -12,7 +12,10 @@ SQLite only, decide on it), the others' counts in `account_peers` (the pacing ve
 admission count them).
 
 A supervisor with `[cluster] enabled` runs a `Syncer` beside its loop: every `sync_s`,
-and at once when something heard on this host changes the account's windows. When the
+at once when something heard on this host changes the account's windows or its requests
+in flight, and at once when the server says another host's sync changed the merged state
+(`News`): so a host hears the others' news in tens of milliseconds, not at its next turn,
+and the last request of a window is not sent from two hosts that each missed the other. When the
 server stops answering nothing is written: `account_peers.answered_at` ages, and past
 `lease_s` admission starts no new session of the account (fail closed), while running
 sessions go on and what this host hears itself still holds it.
@@ -38,7 +41,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Iterator
 
-WATCH_POLL_S = 0.1  # how soon a window heard here is published (one PRAGMA per poll)
+WATCH_POLL_S = 0.025  # how soon news heard here is published (one PRAGMA per poll)
 START_LOOKBACK_S = 3600.0  # a start older than this spaces no other start
 
 
@@ -143,6 +146,45 @@ def peers_of(merged: Merged, offset: float, now: float) -> accounts.Peers:
 
 # --- the supervisor's sync -----------------------------------------------------------------
 
+class News:
+    """The server's word that another host's sync changed an account's merged state
+    (account_scripts.news_channel): a wait that ends when it comes. A server away reads
+    as no news: the periodic sync finds it away and says so."""
+
+    def __init__(self, server: Server, host: str):
+        self.host = host
+        self._pubsub = server.client.pubsub(ignore_subscribe_messages=True)
+        self._account: str | None = None
+
+    def follow(self, account: str) -> None:
+        """Listen to `account` (only: a Nova moved to another account follows it)."""
+        if account == self._account:
+            return
+        if self._account is not None:
+            self._pubsub.unsubscribe(account_scripts.news_channel(self._account))
+        self._pubsub.subscribe(account_scripts.news_channel(account))
+        self._account = account
+
+    def wait(self, timeout_s: float) -> bool:
+        """Whether another host said it had news within `timeout_s` (all waiting news is
+        read: one sync answers it all)."""
+        message = self._pubsub.get_message(timeout=timeout_s)
+        told = False
+        while message is not None:
+            told = told or _said_by_other(message, self.host)
+            message = self._pubsub.get_message(timeout=0)
+        return told
+
+    def close(self) -> None:
+        self._pubsub.close()
+
+
+def _said_by_other(message: dict, host: str) -> bool:
+    data = message.get("data")
+    return message.get("type") == "message" and (
+        data.decode() if isinstance(data, bytes) else str(data)) != host
+
+
 class Syncer:
     """Syncs the account of one Nova with the cluster, in a thread beside its supervisor."""
 
@@ -153,7 +195,9 @@ class Syncer:
         self.settings = cluster_settings(config)
         self.server = connect(server_url(config))
         self.shared = SharedAccounts(self.server, self.settings)
+        self.news = News(self.server, self.settings.host)
         self.stop = threading.Event()
+        self.account: str | None = None  # as of the latest sync
         self._published: tuple | None = None
         self._cut_off_said = False
 
@@ -163,6 +207,7 @@ class Syncer:
         now = self.clock()
         with store.open_store(self.home, self.config.db.lock_timeout_s) as db:
             account, local = db.read(lambda conn: self._local(conn, now))
+            self.account = account
             db.write(lambda conn: accounts.share(conn, account, now))
             try:
                 merged = self.shared.exchange(account, local, now)
@@ -172,7 +217,7 @@ class Syncer:
             peers = peers_of(merged, self.shared.offset, now)
             db.write(lambda conn: accounts.store_peers(conn, account, peers))
             limits.learn_shared(db, self.home, self.config, account, merged.windows, now)
-        self._published = _signature(local.windows)
+        self._published = _signature(local)
         self._say_back()
         return merged
 
@@ -181,20 +226,34 @@ class Syncer:
         return account, read_local(conn, account, now)
 
     def run(self) -> None:
-        """Sync every `sync_s`, and at once when a window heard here changes."""
+        """Sync every `sync_s`, and at once when news is heard here or told by another
+        host."""
         from torchsm.storage.change_watch import ChangeWatch
 
         next_sync = 0.0
         with ChangeWatch(self.home) as watch:
-            while not self.stop.wait(WATCH_POLL_S):
+            while not self.stop.is_set():
+                told = self._told(WATCH_POLL_S)
                 now = self.clock()
-                if now >= next_sync or (watch.changed() and self._heard_news(watch)):
+                if told or now >= next_sync or (watch.changed() and self._heard_news(watch)):
                     self._sync_quietly()
                     next_sync = now + self.config.cluster.sync_s
 
+    def _told(self, timeout_s: float) -> bool:
+        """Wait for another host's news (at most `timeout_s`); a server that does not
+        answer is waited out as a plain pause."""
+        try:
+            with self.server.answers():
+                if self.account is not None:
+                    self.news.follow(self.account)
+                return self.news.wait(timeout_s)
+        except ClusterError:
+            self.stop.wait(timeout_s)
+            return False
+
     def _heard_news(self, watch) -> bool:
         found = watch.read(lambda conn: self._local(conn, self.clock()))
-        return found is not None and _signature(found[1].windows) != self._published
+        return found is not None and _signature(found[1]) != self._published
 
     def _sync_quietly(self) -> None:
         # the sync serves the loop beside it: a failure is reported, never raised
@@ -219,11 +278,15 @@ class Syncer:
 
     def close(self) -> None:
         self.stop.set()
+        self.news.close()
         self.server.close()
 
 
-def _signature(windows: list[accounts.WindowRow]) -> tuple:
-    return tuple((w.window, w.status, w.utilization, w.resets_at) for w in windows)
+def _signature(local: Local) -> tuple:
+    """What of this host's word is news when it changes: its windows and its requests in
+    flight."""
+    windows = tuple((w.window, w.status, w.utilization, w.resets_at) for w in local.windows)
+    return windows, tuple(local.grants)
 
 
 @contextmanager
