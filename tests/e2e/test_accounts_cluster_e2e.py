@@ -17,8 +17,6 @@ from test_accounts_e2e import every_whole_window_used_and_none_refused
 pytestmark = pytest.mark.serial
 
 
-@pytest.mark.xfail(reason="a host hears the others' requests only at its next sync: the "
-                   "last request of a window goes from two hosts (1 to 3 refused a run)")
 def test_three_hosts_on_one_account_share_each_window_and_none_is_refused(
         claude_bin, tmp_path, redis_db):
     hosts = {"n1": "alpha", "n2": "beta", "n3": "gamma"}
