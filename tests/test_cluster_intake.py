@@ -106,7 +106,7 @@ def test_a_shared_memory_reaches_the_other_host_and_its_forget_follows(hosts):
     assert "staging deploys need the VPN" in session_context(b, "torch")
     assert "staging deploys need the VPN" in b("memory", "show", "helix",
                                                TORCHSM_REDIS_URL="off").out
-    a("memory", "forget", str(added["id"]), "the VPN is gone", TORCHSM_REDIS_URL=url)
+    a("memory", "forget", str(added["id"]), "--why", "the VPN is gone", TORCHSM_REDIS_URL=url)
     assert intake_of(b, url)["forgotten"] == 1
     assert b("memory", "list", "torch", "--json", TORCHSM_REDIS_URL="off").json() == []
     assert "staging deploys" not in session_context(b, "torch")
