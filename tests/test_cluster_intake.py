@@ -290,3 +290,15 @@ def test_a_home_without_the_cluster_sends_and_refuses_as_before(crew, redis_db):
     assert "host" not in json.loads(fields[b"data"])  # the entry as before
     result = crew.fails("cluster", "intake", TORCHSM_REDIS_URL=redis_db.url)
     assert "[cluster] enabled" in result.err
+
+
+def test_a_message_to_another_hosts_nova_sent_while_the_server_is_away_goes_later(
+        hosts, refused_url):
+    a, b, url = hosts
+    sent = a("message", "send", "echo", "torch", "while away", "--json",
+             TORCHSM_REDIS_URL=refused_url).json()
+    assert sent["mirror"] == "queue"  # cannot check the name now: kept, to go later
+    assert intake_of(b, url)["messages"] == 0
+    a("mirror", "flush", TORCHSM_REDIS_URL=url)
+    assert intake_of(b, url)["messages"] == 1
+    assert [m["id"] for m in inbox_offline(b, "torch")] == [sent["id"]]
