@@ -6,6 +6,8 @@ redis-server, through the real `torchsm` CLI."""
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import subprocess
 import threading
 from pathlib import Path
@@ -13,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from helpers import Cli, rows, torchsm_executable, wait_for
+
+USER = pwd.getpwuid(os.getuid()).pw_name
 from torchsm import novas
 from torchsm.cluster import intake
 from torchsm.config import Config, Home, load_config
@@ -302,3 +306,36 @@ def test_a_message_to_another_hosts_nova_sent_while_the_server_is_away_goes_late
     a("mirror", "flush", TORCHSM_REDIS_URL=url)
     assert intake_of(b, url)["messages"] == 1
     assert [m["id"] for m in inbox_offline(b, "torch")] == [sent["id"]]
+
+
+def test_an_intake_that_fails_is_no_failed_beat(redis_db):
+    from torchsm.cluster.membership import Membership
+    from torchsm.cluster.settings import ClusterSettings
+    from torchsm.errors import ClusterRefused
+
+    def refused(server) -> None:
+        raise ClusterRefused(redis_db.url, "no intake today")
+
+    said: list[tuple] = []
+    settings = ClusterSettings(host="b", heartbeat_s=5, lease_s=30, max_attempts=3, ttl_s=60)
+    with Membership(redis_db.url, settings, lambda: 100.0, lambda *a, **k: said.append(a),
+                    stop_grace_s=1, also=refused) as member:
+        assert member.beat() is True
+        assert member.last_sent_ok == 100.0 and not member.at_risk(now=101.0)
+    assert ("warning", f"cluster: the cluster server at {redis_db.url} refused: "
+                       "no intake today") in said
+
+
+def test_a_shared_memory_strengthened_on_another_host_is_stronger_here_once(hosts):
+    a, b, url = hosts
+    b("memory", "add", "torch", "tests run in CI only", "--shared", TORCHSM_REDIS_URL=url)
+    a("memory", "add", "echo", "tests run in CI only", "--shared", TORCHSM_REDIS_URL=url)
+    a("memory", "add", "echo", "Tests run in CI  only", "--shared", TORCHSM_REDIS_URL=url,
+      TORCHSM_NOVA="echo")  # the same memory, another writer of host a
+    took = intake_of(b, url)
+    assert took["memories"] == 2
+    [shown] = b("memory", "list", "torch", "--json", TORCHSM_REDIS_URL="off").json()
+    assert shown["strength"] == 3  # b's writer, and a's two
+    writers = {w for (w,) in rows(b, "SELECT writer FROM memory_writers")}
+    assert {w for w in writers if w.endswith("@a")} == {"echo@a", f"user:{USER}@a"}
+    assert intake_of(b, url)["memories"] == 0  # each writer counts once

@@ -95,7 +95,7 @@ def _message(entry: Entry, origin: str | None, novas: set[str]) -> Meaning:
 def _memory(entry: Entry, origin: str | None, novas: set[str]) -> Meaning:
     data = entry.data
     kind, text, key, at = data.get("kind"), data.get("text"), data.get("key"), _epoch(entry.at)
-    source, writer = data.get("source"), data.get("writer")
+    source, writer = data.get("source"), data.get("strengthened_by", data.get("writer"))
     if kind not in memory.KINDS or not _strings(text, key) or not key or at is None \
             or not _strings_or_none(source, writer) or not _readable(text):
         return Meaning(MALFORMED)

@@ -192,7 +192,8 @@ def _again(conn: sqlite3.Connection, config: Config, memory_id: int, writer: str
     row = get(conn, memory_id)
     event_id = _new_event_id(now) if row.nova is None and stronger else None
     if event_id is not None:
-        _publish(conn, config, MEMORY_TYPE, row, author, now, event_id, created=False)
+        _publish(conn, config, MEMORY_TYPE, row, author, now, event_id, created=False,
+                 strengthened_by=writer)  # (`writer` is the row's first)
     return Added(row, False, False, event_id, stronger)
 
 
