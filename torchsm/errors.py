@@ -427,3 +427,18 @@ class InvalidHostName(InvalidName):
     def __init__(self, name):
         TorchsmError.__init__(self, f"invalid host name {name!r}: use "
                                     "[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+class ClusterNotEnabled(ClusterError):
+    """This home is no host of a cluster."""
+
+    def __init__(self):
+        super().__init__("this home is no host of a cluster: set `[cluster] enabled = true` "
+                         "in torchsm.toml (and a `redis_url`)")
+
+
+class NovaNowhere(NovaNotFound):
+    """No Nova of that name on this host nor on any host of the cluster."""
+
+    def __init__(self, name: str):
+        TorchsmError.__init__(self, f"no Nova {name} on this host or any host of the cluster")

@@ -10,7 +10,8 @@ from torchsm.cli.common import Env, common_options, pass_env, table
 @click.group()
 @common_options
 def cluster() -> None:
-    """Several hosts on one Redis/Dragonfly server: hosts, heartbeats, shared work.
+    """Several hosts on one Redis/Dragonfly server: hosts, heartbeats, shared work,
+    shared memories and messages.
 
     The server is `redis_url`; `[cluster] host` names this host (default: the machine's
     host name)."""
@@ -39,7 +40,15 @@ def _status_text(status: dict) -> str:
                     ["STREAM", "LENGTH", "LAG", "PENDING", "HELD BY"])
     return (f"server {status['server']}, this host {status['host']}, server time "
             f"{status['server_time']}, lease {status['lease_s']:g}s\n\n{hosts}\n\n{streams}\n\n"
-            f"dead letters  {status['dead_letters']}\n\n{_accounts_text(status['accounts'])}")
+            f"dead letters  {status['dead_letters']}\n\n{_accounts_text(status['accounts'])}"
+            f"\n\n{_intake_text(status.get('intake', []))}")
+
+
+def _intake_text(rows: list[dict]) -> str:
+    if not rows:
+        return "no host has taken in shared memories or messages yet"
+    return table([[r["host"], "-" if r["lag"] is None else r["lag"], r["pending"]]
+                  for r in rows], ["INTAKE OF HOST", "LAG", "PENDING"])
 
 
 def _accounts_text(shared: list[dict]) -> str:
@@ -59,3 +68,20 @@ def _pct(value) -> str:
 
 def _hosts(counts: dict) -> str:
     return ", ".join(f"{host} {n}" for host, n in sorted(counts.items())) or "-"
+
+
+@cluster.command("intake")
+@common_options
+@pass_env
+def cluster_intake(env: Env) -> None:
+    """Take in what other hosts shared (memories, messages to this host's Novas), in
+    order, and print it. Supervisors do it with every heartbeat; this is for a host with
+    none running. It waits for a pass another process of this host is making."""
+    from torchsm.cluster.intake import APPLIED, take_in
+
+    taken = take_in(env.home, env.config)
+    counts = taken.counts
+    env.emit(taken.as_json(), lambda: (
+        "took in " + ", ".join(f"{counts[what]} {what}" for what in APPLIED)
+        + f"; skipped: own {counts['own']}, for other hosts {counts['elsewhere']}, other "
+          f"{counts['other']}, malformed {counts['malformed']}; read again {taken.reread}"))

@@ -154,5 +154,9 @@ def parse_memory_id(text: str) -> int:
 
 
 def _read(env: Env, work: Callable[[Any], T]) -> T:
+    """`work` on the home's memories, once what other hosts shared is taken in."""
+    from torchsm.cluster.intake import take_in_quietly
+
+    take_in_quietly(env.home, env.config)
     with store.open_store(env.home, env.config.db.lock_timeout_s) as db:
         return db.read(work)

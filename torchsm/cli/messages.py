@@ -25,8 +25,12 @@ def message() -> None:
 @common_options
 @pass_env
 def message_send(env: Env, sender: str, recipient: str, text: str) -> None:
-    """Send TEXT from Nova FROM to Nova TO, or to `all`."""
-    sent = messages.send(env.home, env.config, sender, recipient, text)
+    """Send TEXT from Nova FROM to Nova TO, or to `all`. In a cluster, TO may be a Nova
+    of another host."""
+    from torchsm.cluster.directory import elsewhere
+
+    sent = messages.send(env.home, env.config, sender, recipient, text,
+                         elsewhere=elsewhere(env.config))
     env.emit(sent, f"sent {sent['id']} from {sender} to {recipient}")
 
 
@@ -38,7 +42,11 @@ def message_send(env: Env, sender: str, recipient: str, text: str) -> None:
 @common_options
 @pass_env
 def message_list(env: Env, name: str, limit: int, follow: bool) -> None:
-    """Show the messages for Nova NAME (to it, or to `all`), oldest first."""
+    """Show the messages for Nova NAME (to it, or to `all`), oldest first. In a cluster,
+    what other hosts sent is taken in first."""
+    from torchsm.cluster.intake import take_in_quietly
+
+    take_in_quietly(env.home, env.config)
     if follow:
         # with --json, one object a line, so a reader can take each as it comes
         for item in messages.follow(env.home, env.config, name, limit,

@@ -3,7 +3,9 @@ hosts' items, and whether this host may still hold cluster work (fail closed).
 
 A beat runs in a thread of its own every `heartbeat_s`, whatever the supervisor is doing
 (a session runs for hours), and each beat also runs `reclaim`: several supervisors of one
-host beat and reclaim alike, and both are idempotent.
+host beat and reclaim alike, and both are idempotent. After a good beat it runs `also`,
+when given: the host's intake of shared memories and messages (torchsm.cluster.intake),
+whose failure never counts as a failed beat.
 
 Fail closed: the server counts a host's lease from the server's time of its last beat,
 which is later than the moment this host sent it. So "no beat sent successfully for
@@ -26,6 +28,7 @@ from torchsm.errors import ClusterRefused, ClusterUnreachable
 SERVER_ERRORS = (ClusterUnreachable, ClusterRefused)
 
 Report = Callable[..., None]  # report(event, message, **data)
+Also = Callable[[Server], None]  # more for each good beat (the host's intake), its server
 
 
 def lease_at_risk(last_sent_ok: float | None, now: float, lease_s: float,
@@ -55,8 +58,8 @@ class Membership:
     connection) for the supervisor's claims and dones."""
 
     def __init__(self, url: str, settings: ClusterSettings, clock: Callable[[], float],
-                 report: Report, stop_grace_s: float):
-        self.settings, self.clock, self.report = settings, clock, report
+                 report: Report, stop_grace_s: float, also: Also | None = None):
+        self.settings, self.clock, self.report, self.also = settings, clock, report, also
         self.margin_s = stop_margin_s(settings.lease_s, settings.heartbeat_s, stop_grace_s)
         self._beat_server: Server = connect(url)
         self._beats = Hosts(self._beat_server, settings.lease_s)
@@ -93,7 +96,18 @@ class Membership:
             self.report("cluster", f"taken over from dead hosts: {reclaimed.pooled or 'none'}; "
                                    f"dead letters: {reclaimed.dead or 'none'}",
                         pooled=reclaimed.pooled, dead=reclaimed.dead)
+        self._also()
         return True
+
+    def _also(self) -> None:
+        """What else runs with each good beat; its failure is no failed beat (the lease
+        is the beat's alone), and is reported only when the beat itself is fine."""
+        if self.also is None:
+            return
+        try:
+            self.also(self._beat_server)
+        except SERVER_ERRORS as exc:
+            self.report("warning", f"cluster: {exc.message}")
 
     def at_risk(self, now: float | None = None) -> bool:
         """Whether cluster work must stop (and none be taken): see lease_at_risk."""

@@ -42,3 +42,8 @@ def server_url(config: Config) -> str:
     if config.redis_url == "off":
         raise ClusterNoServer()
     return config.redis_url
+
+
+def enabled(config: Config) -> bool:
+    """Whether the home is a host of a cluster: `[cluster] enabled`, with a server."""
+    return config.cluster.enabled and config.redis_url != "off"

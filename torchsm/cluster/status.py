@@ -1,6 +1,7 @@
 """`torchsm cluster status`: the hosts with their last heartbeat, each work stream's
 length, lag and pending entries (XINFO GROUPS, the XPENDING summary), the dead letters,
-each shared account's merged windows and requests in flight per host.
+each shared account's merged windows and requests in flight per host, and each host's
+intake of shared memories and messages (its lag and pending entries).
 One read of the server; nothing written."""
 
 from __future__ import annotations
@@ -8,10 +9,12 @@ from __future__ import annotations
 from torchsm.clock import format_time
 from torchsm.cluster.accounts import accounts_status
 from torchsm.cluster.hosts import Hosts, is_alive
+from torchsm.cluster.intake import GROUP_PREFIX
 from torchsm.cluster.server import Server, connect
 from torchsm.cluster.settings import cluster_settings, server_url
 from torchsm.cluster.work import DEAD_STREAM, GROUP, STREAMS, TIER_OF
 from torchsm.config import Config
+from torchsm.mirror.streams import MESSAGES_STREAM
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,15 +30,32 @@ def cluster_status(config: Config) -> dict[str, Any]:
         with server.answers():
             dead_letters = server.client.xlen(DEAD_STREAM)
         shared = accounts_status(server, now)
+        intake = intake_rows(server)
     return {"server": server.url, "host": settings.host, "server_time": format_time(now),
             "lease_s": settings.lease_s, "hosts": host_rows(beats, now, settings.lease_s),
-            "streams": streams, "dead_letters": dead_letters, "accounts": shared}
+            "streams": streams, "dead_letters": dead_letters, "accounts": shared,
+            "intake": intake}
 
 
 def host_rows(beats: dict[str, float], now: float, lease_s: float) -> list[dict[str, Any]]:
     """Each host heard of: its last beat, how long ago (server time), alive or dead."""
     return [{"host": host, "last_beat": format_time(beat), "age_s": round(now - beat, 3),
              "alive": is_alive(beat, now, lease_s)} for host, beat in sorted(beats.items())]
+
+
+def intake_rows(server: Server) -> list[dict[str, Any]]:
+    """Each host's intake of the coordination stream (its group, torchsm.cluster.intake):
+    entries not read yet (lag; None when the server cannot tell) and read but not taken
+    in yet (pending). No stream yet: no row."""
+    pipe = server.client.pipeline(transaction=False)
+    pipe.xinfo_groups(MESSAGES_STREAM)
+    with server.answers():
+        [groups] = pipe.execute(raise_on_error=False)
+    if not isinstance(groups, list):
+        return []
+    return sorted(({"host": g["name"].decode()[len(GROUP_PREFIX):], "lag": g.get("lag"),
+                    "pending": g.get("pending", 0)} for g in groups
+                   if g["name"].decode().startswith(GROUP_PREFIX)), key=lambda r: r["host"])
 
 
 def _streams(server: Server) -> list[dict[str, Any]]:

@@ -188,14 +188,12 @@ def add(conn: sqlite3.Connection, config: Config, *, nova: str | None, kind: str
 def _again(conn: sqlite3.Connection, config: Config, memory_id: int, writer: str,
            now: float, author: str | None) -> Added:
     """The same memory again: stronger when `writer` is new to it, else unchanged."""
-    stronger = _count_writer(conn, memory_id, writer, now)
-    if stronger:
-        conn.execute("UPDATE memories SET strength = strength + 1, updated_at = ?"
-                     " WHERE id = ?", (now, memory_id))
+    stronger = _strengthen(conn, memory_id, writer, now)
     row = get(conn, memory_id)
     event_id = _new_event_id(now) if row.nova is None and stronger else None
     if event_id is not None:
-        _publish(conn, config, MEMORY_TYPE, row, author, now, event_id, created=False)
+        _publish(conn, config, MEMORY_TYPE, row, author, now, event_id, created=False,
+                 strengthened_by=writer)  # (`writer` is the row's first)
     return Added(row, False, False, event_id, stronger)
 
 
@@ -321,7 +319,8 @@ def _publish(conn: sqlite3.Connection, config: Config, type: str, row: MemoryRow
     from torchsm.mirror import outbox, streams
 
     data = {"memory": row.id, "kind": row.kind, "text": row.text, "key": row.key,
-            "source": row.source, "writer": row.writer, "strength": row.strength, **extra}
+            "source": row.source, "writer": row.writer, "strength": row.strength, **extra,
+            **streams.origin(config)}
     if row.forgotten_at is not None:
         data["why"] = row.forgotten_why
     outbox.put(conn, config, streams.MESSAGES_STREAM,
@@ -336,6 +335,47 @@ def _new_event_id(now: float) -> str:
 
 def _clean(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text)
+
+
+# --- from other hosts (torchsm.cluster.intake) --------------------------------------------
+
+def take_in_shared(conn: sqlite3.Connection, config: Config, *, event_id: str, kind: str,
+                   text: str, key: str, source: str | None, writer: str, at: float) -> bool:
+    """A shared memory another host added or strengthened (its entry `event_id`, written
+    by `writer`, named with its host), kept here with no mirror entry of its own (every
+    host hears the first one). Idempotent, as an entry may come twice: the entry that
+    created a row is its event_id, and a writer counts once. Whether it changed anything.
+    (Strength here counts the writers this host has heard of.)"""
+    if conn.execute("SELECT 1 FROM memories WHERE event_id = ?", (event_id,)).fetchone():
+        return False
+    same = conn.execute("SELECT id FROM memories WHERE nova_id IS NULL AND key = ?"
+                        " AND forgotten_at IS NULL ORDER BY id LIMIT 1", (key,)).fetchone()
+    if same is not None:
+        return _strengthen(conn, same[0], writer, at)
+    stored, _ = _cut(text, config.memory.max_text_chars)
+    memory_id = conn.execute(
+        "INSERT INTO memories (nova_id, kind, text, key, source, writer, strength, created_at,"
+        " updated_at, event_id) VALUES (NULL, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+        (kind, stored, key, source, writer, at, at, event_id)).lastrowid
+    _count_writer(conn, memory_id, writer, at)
+    _cap(conn, config, None, None, writer, at)
+    return True
+
+
+def _strengthen(conn: sqlite3.Connection, memory_id: int, writer: str, at: float) -> bool:
+    if not _count_writer(conn, memory_id, writer, at):
+        return False
+    conn.execute("UPDATE memories SET strength = strength + 1,"
+                 " updated_at = max(updated_at, ?) WHERE id = ?", (at, memory_id))
+    return True
+
+
+def forget_shared(conn: sqlite3.Connection, key: str, why: str, now: float) -> int:
+    """Forget the live shared memories keyed `key` (another host forgot its own), with no
+    mirror entry: how many (0 when forgotten already)."""
+    return conn.execute("UPDATE memories SET forgotten_at = ?, forgotten_why = ?"
+                        " WHERE nova_id IS NULL AND key = ? AND forgotten_at IS NULL",
+                        (now, why, key)).rowcount
 
 
 # --- reading -----------------------------------------------------------------------------

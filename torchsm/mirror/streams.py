@@ -88,6 +88,15 @@ def new_event_id(now: float | None = None) -> str:
     return f"{int(now * 1000):012x}{os.urandom(10).hex()}"
 
 
+def origin(config: Config) -> dict[str, str]:
+    """What an entry on the coordination stream carries of where it was written: `host`
+    when the home is a host of a cluster (so each host's intake skips its own entries),
+    nothing otherwise (the entry as before)."""
+    if not (config.cluster.enabled and config.redis_url != "off"):
+        return {}
+    return {"host": config.cluster.host or os.uname().nodename}
+
+
 def iso_time(ts: float) -> str:
     """Epoch seconds as ISO 8601 UTC with microseconds (`2026-11-26T06:20:00.123456Z`)."""
     # time.strftime rather than datetime, which the hot path would import just for this

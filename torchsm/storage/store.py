@@ -336,6 +336,15 @@ def save_message(conn: sqlite3.Connection, *, event_id: str, sender: str, recipi
     return MessageRow(cursor.lastrowid, event_id, sender, recipient, text, at)
 
 
+def keep_message(conn: sqlite3.Connection, *, event_id: str, sender: str, recipient: str,
+                 text: str, at: float) -> bool:
+    """Store a message heard from elsewhere (another host) unless its event_id is here
+    already; whether it was new."""
+    return conn.execute(
+        "INSERT OR IGNORE INTO messages (event_id, sender, recipient, text, at)"
+        " VALUES (?, ?, ?, ?, ?)", (event_id, sender, recipient, text, at)).rowcount == 1
+
+
 def load_inbox(conn: sqlite3.Connection, name: str, limit: int) -> list[MessageRow]:
     """The latest `limit` messages for Nova `name`, oldest first."""
     # each branch walks ix_messages_recipient backwards and stops at `limit`: an OR would

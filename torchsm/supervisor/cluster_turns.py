@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from torchsm.agent import keeper
-from torchsm.cluster import membership, work
+from torchsm.cluster import intake, membership, work
 from torchsm.cluster.settings import cluster_settings, server_url
 from torchsm.config import Config, Home
 from torchsm.outcomes import Outcome
@@ -63,7 +63,8 @@ def join(home: Home, config: Config, name: str, clock: Callable[[], float],
     if not enabled(config):
         return None
     member = membership.Membership(server_url(config), cluster_settings(config), clock, emit,
-                                   config.supervisor.stop_grace_s)
+                                   config.supervisor.stop_grace_s,
+                                   also=intake.with_each_beat(home, config, emit))
     return ClusterTurns(home, name, member.start(), emit)
 
 

@@ -13,7 +13,7 @@ import time
 from typing import Any, Callable, Iterator
 
 from torchsm.config import Config, Home
-from torchsm.errors import TorchsmError
+from torchsm.errors import NovaNowhere, TorchsmError
 from torchsm.mirror import outbox, streams
 from torchsm.names import check_name
 from torchsm.storage import store
@@ -21,6 +21,9 @@ from torchsm.storage import store
 BROADCAST = "all"
 MESSAGE_TYPE = "message"
 _PAGE = 500
+
+# whether a name that is no Nova of this home is one of another host's (a cluster's)
+Elsewhere = Callable[[str], bool]
 
 # told how many entries of the stream were skipped as malformed (the CLI warns)
 OnMalformed = Callable[[int], None]
@@ -31,8 +34,10 @@ def _ignore(count: int) -> None:
 
 
 def send(home: Home, config: Config, sender: str, recipient: str, text: str,
-         now: float | None = None) -> dict[str, Any]:
-    """Store a message from Nova `sender` to Nova `recipient` (or `all`) and mirror it."""
+         now: float | None = None, elsewhere: Elsewhere | None = None) -> dict[str, Any]:
+    """Store a message from Nova `sender` to Nova `recipient` (or `all`) and mirror it.
+    A recipient that is no Nova of this home may be one of another host when `elsewhere`
+    (a cluster's host) says so; the sender is always of this home."""
     check_name(sender)
     if recipient != BROADCAST:
         check_name(recipient)
@@ -41,27 +46,41 @@ def send(home: Home, config: Config, sender: str, recipient: str, text: str,
     now = time.time() if now is None else now
     event_id = streams.new_event_id(now)
     def write(conn) -> store.MessageRow:
-        row = _save(conn, event_id, sender, recipient, text, now)
-        outbox.put(conn, config, streams.MESSAGES_STREAM, _entry(row))
+        row = _save(conn, event_id, sender, recipient, text, now, remote)
+        outbox.put(conn, config, streams.MESSAGES_STREAM, _entry(row, config))
         return row
 
     with store.open_store(home, config.db.lock_timeout_s) as db:
+        remote = _is_remote(db, recipient, elsewhere)
         row = db.write(write)
     delivered = outbox.deliver(home, config)
     return {**_row_json(row), "mirror": outbox.where(config, delivered, event_id)}
 
 
-def _save(conn, event_id: str, sender: str, recipient: str, text: str, now: float):
-    for name in (sender, recipient):
-        if name != BROADCAST:
-            store.nova_named(conn, name)
+def _is_remote(db: store.Store, recipient: str, elsewhere: Elsewhere | None) -> bool:
+    """Whether `recipient` is a Nova of another host (NovaNowhere when it is on none)."""
+    if recipient == BROADCAST or elsewhere is None:
+        return False
+    if db.read(lambda conn: store.load_nova(conn, recipient)) is not None:
+        return False
+    if elsewhere(recipient):
+        return True
+    raise NovaNowhere(recipient)
+
+
+def _save(conn, event_id: str, sender: str, recipient: str, text: str, now: float,
+          remote: bool = False):
+    store.nova_named(conn, sender)
+    if recipient != BROADCAST and not remote:
+        store.nova_named(conn, recipient)
     return store.save_message(conn, event_id=event_id, sender=sender, recipient=recipient,
                               text=text, at=now)
 
 
-def _entry(row: store.MessageRow) -> streams.Entry:
+def _entry(row: store.MessageRow, config: Config) -> streams.Entry:
     return streams.Entry.new(MESSAGE_TYPE, row.sender,
-                            {"from": row.sender, "to": row.recipient, "text": row.text},
+                            {"from": row.sender, "to": row.recipient, "text": row.text,
+                             **streams.origin(config)},
                             row.at, row.event_id)
 
 
