@@ -79,7 +79,8 @@ class Added:
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.item_id, "cluster": True, "priority": self.priority.value,
-                "stream": self.stream, "entry_id": self.entry_id, "added": self.added}
+                "stream": self.stream, "entry_id": self.entry_id, "added": self.added,
+                "kept": False}
 
 
 @record
