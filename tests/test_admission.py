@@ -242,7 +242,7 @@ TABLE = [
     ("a turn not taken for a stagger per starter lapses",
      facts(starts=(NOW - 1,), others_starts=(NOW - 16,), stagger_s=5), "start stagger",
      NOW + 4),
-    ("a Nova that never started goes first",
+    ("a Nova that never started has no one ahead of it",
      facts(starts=(), others_starts=(NOW - 4, NOW - 3), stagger_s=5), "start stagger",
      NOW + 2),
     ("the cap before the stagger", facts(running_on_account=2, running_cap=2,

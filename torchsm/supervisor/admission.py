@@ -319,7 +319,9 @@ def stagger_slot(own: float | None, others: tuple[float, ...], stagger_s: float,
     is this Nova's when k-1 starters started before it did. A starter that did not take
     its turn no longer reserves one once its latest start is older than one stagger per
     starter (plus one): a Nova alone at work pays for its idle siblings for a while only.
-    A Nova that never started goes first. Deterministic on the facts, so every
+    A Nova that never started has no one ahead of it (the others cannot know it waits:
+    it meets the rank-0 Nova at the next slot, the first to record its start wins, and
+    from then on it is in the turns). Deterministic on the facts, so every
     supervisor (and every host, through the others' latest start) agrees on the order
     without asking one another."""
     starts = others + (() if own is None else (own,))
