@@ -107,3 +107,29 @@ def test_an_account_held_by_a_limit_resumes_its_novas_one_by_one(cli, home, tmp_
     assert min(gaps) >= stagger_s, after_reset  # enforced on the ledger's own times
     # one by one, each at its slot: generous bounds for a loaded machine
     assert started[-1] <= reset + margin_s + 4 * stagger_s + 5, after_reset
+
+
+def test_two_novas_of_one_account_share_its_starts_under_the_stagger(cli, home, tmp_path):
+    """Sessions shorter than the stagger, started back to back: measured before the turn
+    rule, the Nova that started first took nearly every start (the stagger counted only
+    the other Novas' starts, so each of its own ends found the slot open for itself)."""
+    stagger_s, items = 1.0, 20
+    for name in ("n1", "n2"):
+        novas.add(home, Config(redis_url="off"), name, personality="torch", account="shared")
+    write_config(home, FAST.replace("[supervisor]\n", "[supervisor]\n"
+                                    "max_sessions_per_hour = 1000\n")
+                 + f"[usage]\nstart_stagger_s = {stagger_s}\n")
+    for n in range(items):
+        cli("queue", "add", f"task {n}")  # any Nova may claim it
+    agent, _ = agent_of(tmp_path, work_s=0.1)
+    finish([subprocess.Popen([*torchsm_executable(), "run", name, "--until-idle", "--",
+                              "sh", str(agent)], env=cli.env(), stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for name in ("n1", "n2")])
+    by_nova = rows(cli, "SELECT n.name, count(*) FROM sessions s JOIN novas n"
+                        " ON n.id = s.nova_id GROUP BY n.name ORDER BY n.name")
+    print("starts per Nova:", by_nova)
+    assert sum(count for _, count in by_nova) == items
+    assert min(count for _, count in by_nova) >= 7 and len(by_nova) == 2, by_nova
+    started = starts(cli)
+    assert min(b - a for a, b in zip(started, started[1:])) >= stagger_s

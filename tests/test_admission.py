@@ -221,19 +221,35 @@ TABLE = [
     ("the rhythm before the cap", facts(last_end=NOW - 50, running_on_account=2,
                                         running_cap=2), "rhythm", NOW + 50),
     ("another Nova of the account started within the stagger",
-     facts(account_last_start=NOW - 2, stagger_s=5), "start stagger", NOW + 3),
-    ("... a whole stagger ago", facts(account_last_start=NOW - 5, stagger_s=5), None, None),
-    ("the stagger off", facts(account_last_start=NOW, stagger_s=0), None, None),
-    ("no other start on the account", facts(account_last_start=None, stagger_s=5), None,
+     facts(others_starts=(NOW - 2,), stagger_s=5), "start stagger", NOW + 3),
+    ("... a whole stagger ago", facts(others_starts=(NOW - 5,), stagger_s=5), None, None),
+    ("the stagger off", facts(others_starts=(NOW,), stagger_s=0), None, None),
+    ("no other start on the account", facts(others_starts=(), stagger_s=5), None,
      None),
     ("a critical wake is staggered too",
-     facts(account_last_start=NOW - 1, stagger_s=5, kind="wake", critical=True),
+     facts(others_starts=(NOW - 1,), stagger_s=5, kind="wake", critical=True),
      "start stagger", NOW + 4),
+    # the stagger's turns: every start counts, the Nova's own too (before: the others'
+    # only, so a Nova starting back to back held the others off), oldest own start first
+    ("the Nova's own start staggers it too", facts(starts=(NOW - 2,), stagger_s=5),
+     "start stagger", NOW + 3),
+    ("the next slot is the turn of a Nova that started before this one",
+     facts(starts=(NOW - 1,), others_starts=(NOW - 3,), stagger_s=5), "start stagger",
+     NOW + 9),
+    ("this Nova's turn first: its own start is the older",
+     facts(starts=(NOW - 6,), others_starts=(NOW - 1,), stagger_s=5), "start stagger",
+     NOW + 4),
+    ("a turn not taken for a stagger per starter lapses",
+     facts(starts=(NOW - 1,), others_starts=(NOW - 16,), stagger_s=5), "start stagger",
+     NOW + 4),
+    ("a Nova that never started has no one ahead of it",
+     facts(starts=(), others_starts=(NOW - 4, NOW - 3), stagger_s=5), "start stagger",
+     NOW + 2),
     ("the cap before the stagger", facts(running_on_account=2, running_cap=2,
-                                         account_last_start=NOW - 1, stagger_s=5),
+                                         others_starts=(NOW - 1,), stagger_s=5),
      "running sessions", NOW + admission.CAP_LOOK_AGAIN_S),
     ("quiet hours before the stagger",
-     facts(quiet_hours=QUIET, account_last_start=NOW - 1, stagger_s=5), "quiet hours",
+     facts(quiet_hours=QUIET, others_starts=(NOW - 1,), stagger_s=5), "quiet hours",
      QUIET_END),
 ]
 
@@ -260,9 +276,13 @@ def test_refusals_say_why_in_words():
         nova=nova("meditating", NOW - 1, HOLD))
     assert why(running_on_account=2, running_cap=2) == (
         "2 of 2 sessions of account default running (max_running_sessions)")
-    assert why(account_last_start=NOW - 2, stagger_s=5) == (
+    assert why(others_starts=(NOW - 2,), stagger_s=5) == (
         f"start stagger: a session of account default started at {format_time(NOW - 2)};"
         f" the next starts 5 s later, at {format_time(NOW + 3)}")
+    assert why(starts=(NOW - 1,), others_starts=(NOW - 3,), stagger_s=5) == (
+        f"start stagger: a session of account default started at {format_time(NOW - 1)};"
+        f" the next starts 5 s later; 1 that started before this Nova first, at"
+        f" {format_time(NOW + 9)}")
 
 
 def test_only_the_rhythm_and_quiet_hours_yield_to_a_critical_wake():

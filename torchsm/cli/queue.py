@@ -43,10 +43,12 @@ def queue_add(env: Env, text: str, nova: str | None, priority: str,
               max_attempts: int | None, to_cluster: bool | None) -> None:
     """Add a work item; prints its id."""
     if _goes_to_cluster(env.config.cluster.default, to_cluster, nova, max_attempts):
-        from torchsm.cluster.work import add_item
+        from torchsm.cluster.pending import Kept, add_or_keep
 
-        added = add_item(env.config, text, priority)
-        env.emit(added.as_json(), added.item_id)
+        found = add_or_keep(env.home, env.config, text, priority)
+        env.emit(found.as_json(), f"kept {found.item_id} here: it goes to the cluster when "
+                 "the server answers" if isinstance(found, Kept)
+                 else f"added {found.item_id} to the cluster")
         return
     with work_queue.open_queue(env.home, env.config) as q:
         item = q.add(text, nova=nova, priority=priority, max_attempts=max_attempts)

@@ -46,6 +46,14 @@ class Server:
             seconds, microseconds = self.client.time()
         return seconds + microseconds / 1e6
 
+    def up_since(self) -> float:
+        """When the server (re)started, on its clock: TIME less `INFO server`'s
+        `uptime_in_seconds` (Dragonfly reports it too). Whole seconds, rounded down, so
+        the start reads later than it was: the safe side for a grace counted from it."""
+        with self.answers():
+            uptime = self.client.info("server")["uptime_in_seconds"]
+        return self.time() - float(uptime)
+
     def script(self, lua: str):
         """A Lua script, run atomically on the server (EVALSHA, loaded on first use)."""
         return self.client.register_script(lua)

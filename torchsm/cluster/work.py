@@ -79,7 +79,8 @@ class Added:
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.item_id, "cluster": True, "priority": self.priority.value,
-                "stream": self.stream, "entry_id": self.entry_id, "added": self.added}
+                "stream": self.stream, "entry_id": self.entry_id, "added": self.added,
+                "kept": False}
 
 
 @record
@@ -163,13 +164,18 @@ class ClusterWork:
              error])
         return _FAIL_ANSWERS[answer]
 
-    def reclaim(self, now: float | None = None) -> Reclaimed:
+    def reclaim(self, now: float | None = None, up_since: float | None = None) -> Reclaimed:
         """Take over the entries of hosts dead at `now` (the server's time by default):
-        back to the pool, or to the dead-letter stream after `max_attempts` deliveries."""
+        back to the pool, or to the dead-letter stream after `max_attempts` deliveries.
+        The server's start (`up_since`, read from it by default) counts as every host's
+        beat: after a restore from an old snapshot each host has a lease to beat again
+        (torchsm.cluster.hosts)."""
         now = self.server.time() if now is None else now
+        up_since = self.server.up_since() if up_since is None else up_since
         pooled, dead = self.server.run(
             self._reclaim, [*STREAMS, HOSTS_KEY, DEAD_STREAM],
-            [GROUP, POOL, repr(now), self.settings.lease_s, self.settings.max_attempts])
+            [GROUP, POOL, repr(now), self.settings.lease_s, self.settings.max_attempts,
+             repr(up_since)])
         return Reclaimed([i.decode() for i in pooled], [i.decode() for i in dead])
 
 

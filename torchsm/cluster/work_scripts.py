@@ -105,9 +105,10 @@ return -1
 """
 
 # KEYS: the work streams, then the hosts set, then the dead-letter stream.
-# ARGV: group, pool consumer, now (server time), lease (s), max attempts.
-# Entries held by a consumer HOST:NOVA whose host's last beat is older than the lease
-# (or who never beat) go to the pool, or, once delivered max attempts times, to the
+# ARGV: group, pool consumer, now (server time), lease (s), max attempts, the server's
+# start (server time). Entries held by a consumer HOST:NOVA whose host's last beat, and
+# the server's start (a restore's grace: torchsm.cluster.hosts), are older than the lease
+# go to the pool, or, once delivered max attempts times, to the
 # dead-letter stream. Returns {pooled item ids, dead item ids}.
 # `dead` is the Lua twin of torchsm.cluster.hosts.is_alive.
 RECLAIM = PENDING_HELPERS + """
@@ -116,11 +117,12 @@ local n = #KEYS
 local hosts, dead_stream = KEYS[n - 1], KEYS[n]
 local group, pool = ARGV[1], ARGV[2]
 local now, lease, max = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local up_since = tonumber(ARGV[6])
 local pooled, buried, known = {}, {}, {}
 local function dead(host)
   if known[host] == nil then
-    local beat = redis.call('ZSCORE', hosts, host)
-    known[host] = not beat or now - tonumber(beat) > lease
+    local beat = tonumber(redis.call('ZSCORE', hosts, host)) or up_since
+    known[host] = now - math.max(beat, up_since) > lease
   end
   return known[host]
 end

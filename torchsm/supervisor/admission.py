@@ -23,7 +23,8 @@ The rules, in the order they are asked:
 - cut off: the account is shared through the cluster and its server has not answered
   for `[cluster] lease_s` (fail closed: the other hosts' holds and starts are unknown);
 - running sessions: the account's `max_running_sessions` running at once;
-- start stagger: another Nova of the account started less than `start_stagger_s` ago.
+- start stagger: a session of the account started less than `start_stagger_s` ago, or
+  the next slot is another Nova's turn (`stagger_slot`).
 On a cluster the other hosts' running sessions and starts count too (torchsm.cluster.accounts
 stores them in `account_peers`, read with the other facts).
 The last three are the account's and hold every kind of start, a critical wake's too: many
@@ -111,7 +112,7 @@ class Facts:
     not_before: float = 0.0  # an overload's backoff: no start before this
     running_on_account: int = 0  # the account's sessions whose agent has not ended
     running_cap: int = 0  # the account's max_running_sessions (0: no cap)
-    account_last_start: float | None = None  # another Nova's latest start on the account
+    others_starts: tuple[float, ...] = ()  # each other starter's latest start on the account
     stagger_s: float = 0.0  # the account's start_stagger_s (0: off)
     cut_off_since: float | None = None  # a shared account whose server is silent since
 
@@ -141,9 +142,7 @@ def read_facts(conn, config: Config, name: str, request: Request, now: float) ->
         config.wake.quiet_hours, request.not_before,
         running_agents(conn, nova.account) + (peers.running if peers else 0),
         account.max_running_sessions,
-        _latest(ledger.latest_start_of_others(conn, nova.account, nova.id,
-                                              now - account.start_stagger_s),
-                peers.last_start if peers else None),
+        _others_starts(conn, nova, peers, now),
         account.start_stagger_s, cut_off_since(peers, now, config.cluster.lease_s))
 
 
@@ -155,8 +154,14 @@ def cut_off_since(peers: accounts.Peers | None, now: float, lease_s: float) -> f
     return peers.answered_at
 
 
-def _latest(*starts: float | None) -> float | None:
-    return max((s for s in starts if s is not None), default=None)
+def _others_starts(conn, nova: store.NovaRow, peers: accounts.Peers | None,
+                   now: float) -> tuple[float, ...]:
+    """The latest start of each other Nova of the account here in the last hour, and the
+    other hosts' latest (one starter: `account_peers` holds their latest only)."""
+    found = ledger.latest_starts_of_others(conn, nova.account, nova.id, now - budget.WINDOW_S)
+    if peers is not None and peers.last_start is not None:
+        found.append(peers.last_start)
+    return tuple(found)
 
 
 def running_agents(conn, account: str) -> int:
@@ -302,15 +307,44 @@ def _running_sessions(facts: Facts, now: float) -> Refusal | None:
                    now + CAP_LOOK_AGAIN_S)
 
 
-def _start_stagger(facts: Facts, now: float) -> Refusal | None:
-    last = facts.account_last_start
-    if not facts.stagger_s or last is None or last + facts.stagger_s <= now:
+def stagger_slot(own: float | None, others: tuple[float, ...], stagger_s: float,
+                 now: float) -> tuple[float, int] | None:
+    """When this Nova's turn under the stagger comes, and how many starters go before
+    it; None: no start of the account is near.
+
+    Every start of the account counts, the Nova's own too: counting only the others'
+    let a Nova whose sessions are shorter than the stagger start back to back and hold
+    the others off for good. The slots after the account's latest start go in the order
+    of the starters' own latest starts, oldest first: the k-th slot (one stagger apart)
+    is this Nova's when k-1 starters started before it did. A starter that did not take
+    its turn no longer reserves one once its latest start is older than one stagger per
+    starter (plus one): a Nova alone at work pays for its idle siblings for a while only.
+    A Nova that never started has no one ahead of it (the others cannot know it waits:
+    it meets the rank-0 Nova at the next slot, the first to record its start wins, and
+    from then on it is in the turns). Deterministic on the facts, so every
+    supervisor (and every host, through the others' latest start) agrees on the order
+    without asking one another."""
+    starts = others + (() if own is None else (own,))
+    if not stagger_s or not starts:
         return None
-    slot = last + facts.stagger_s
+    turns_from = now - stagger_s * (len(starts) + 1)
+    ahead = 0 if own is None else sum(1 for s in others if turns_from < s < own)
+    slot = max(starts) + stagger_s * (1 + ahead)
+    return (slot, ahead) if slot > now else None
+
+
+def _start_stagger(facts: Facts, now: float) -> Refusal | None:
+    own = max(facts.starts, default=None)
+    turn = stagger_slot(own, facts.others_starts, facts.stagger_s, now)
+    if turn is None:
+        return None
+    slot, ahead = turn
+    last = max(facts.others_starts + facts.starts)
+    first = f"; {ahead} that started before this Nova first" if ahead else ""
     return Refusal(Rule.START_STAGGER,
                    f"start stagger: a session of account {facts.nova.account} started at "
-                   f"{format_time(last)}; the next starts {facts.stagger_s:g} s later, at "
-                   f"{format_time(slot)}", slot)
+                   f"{format_time(last)}; the next starts {facts.stagger_s:g} s later"
+                   f"{first}, at {format_time(slot)}", slot)
 
 
 _RULES = (_waiting, _held, _not_working, _usage_limit, _session_budget, _cost_budget,

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from torchsm.agent import keeper
-from torchsm.cluster import intake, membership, work
+from torchsm.cluster import intake, membership, pending, work
 from torchsm.cluster.settings import cluster_settings, server_url
 from torchsm.config import Config, Home
 from torchsm.outcomes import Outcome
@@ -77,6 +77,7 @@ class ClusterTurns:
         the lease is safe and no earlier item waits for its fate; None otherwise."""
         if self.member.at_risk() or not self.settle_left():
             return None
+        pending.deliver_kept(self.home, self.member.work)  # adds kept while it was away
         try:
             item = self.member.work.claim(self.member.host, self.name, local_tier)
         except membership.SERVER_ERRORS as exc:

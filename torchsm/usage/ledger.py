@@ -129,6 +129,16 @@ def latest_start_of_others(conn: sqlite3.Connection, account: str, nova_id: int,
                         " AND s.started_at > ?", (account, nova_id, since)).fetchone()[0]
 
 
+def latest_starts_of_others(conn: sqlite3.Connection, account: str, nova_id: int,
+                            since: float) -> list[float]:
+    """The latest session start after `since` of each other Nova on the account: the
+    stagger's turns go to the Nova whose own latest start is oldest."""
+    return [at for (at,) in conn.execute(
+        "SELECT max(s.started_at) FROM sessions s JOIN novas n ON n.id = s.nova_id"
+        " WHERE n.account = ? AND n.id != ? AND s.started_at > ? GROUP BY s.nova_id",
+        (account, nova_id, since))]
+
+
 def novas_running(conn: sqlite3.Connection) -> list[str]:
     """The names of the Novas with a session still `running`."""
     return [name for (name,) in conn.execute(
