@@ -17,8 +17,8 @@ from torchsm.tiers import Tier
 def test_queue_add_cluster_prints_the_item_id_and_puts_it_on_the_tier_stream(cli, redis_db):
     result = cli("queue", "add", "--cluster", "shared job", "--priority", "high",
                  TORCHSM_REDIS_URL=redis_db.url)
-    item_id = result.out.split()[1]
-    assert result.out == f"added {item_id} to the cluster\n"
+    item_id = result.out.strip()
+    assert result.out == f"{item_id}\n" and result.err == ""  # the id alone, as a local add
     [(_, fields)] = redis_db.client().xrange(work.stream_of("high"))
     assert fields[b"item_id"].decode() == item_id and fields[b"text"] == b"shared job"
     assert cli("queue", "list", "--json").json() == []  # not on the local queue
@@ -114,12 +114,14 @@ def test_queue_add_cluster_with_the_server_away_keeps_the_item_here_until_it_ans
     assert time.monotonic() - started < 20  # generous: a CLI start plus a few retries
     data = kept.json()
     assert (data["kept"], data["added"], data["cluster"]) == (True, False, True)
-    second = cli("queue", "add", "--cluster", "second", **url).out
-    second_id = second.split()[1]
-    assert second == f"kept {second_id} here: it goes to the cluster when the server answers\n"
+    second = cli("queue", "add", "--cluster", "second", **url)
+    second_id = second.out.strip()
+    assert second.out == f"{second_id}\n"  # stdout is the id either way, for scripts
+    assert second.err == (f"torchsm: warning: cluster server away: {second_id} is kept here "
+                          "and goes to the cluster when the server answers\n")
     assert cli("queue", "list", "--json").json() == []  # not on the local queue
     server = start_redis(port=port)
-    third_id = cli("queue", "add", "--cluster", "third", **url).out.split()[1]
+    third_id = cli("queue", "add", "--cluster", "third", **url).out.strip()
     client = server.client()
     assert _cluster_texts(client) == {"high": [("first", data["id"])],
                                       "medium": [("second", second_id), ("third", third_id)]}

@@ -46,9 +46,10 @@ def queue_add(env: Env, text: str, nova: str | None, priority: str,
         from torchsm.cluster.pending import Kept, add_or_keep
 
         found = add_or_keep(env.home, env.config, text, priority)
-        env.emit(found.as_json(), f"kept {found.item_id} here: it goes to the cluster when "
-                 "the server answers" if isinstance(found, Kept)
-                 else f"added {found.item_id} to the cluster")
+        if isinstance(found, Kept):  # stdout keeps to the id, for scripts, either way
+            warn(f"cluster server away: {found.item_id} is kept here and goes to the "
+                 "cluster when the server answers")
+        env.emit(found.as_json(), found.item_id)
         return
     with work_queue.open_queue(env.home, env.config) as q:
         item = q.add(text, nova=nova, priority=priority, max_attempts=max_attempts)

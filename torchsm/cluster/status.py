@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def cluster_status(config: Config) -> dict[str, Any]:
     settings = cluster_settings(config)
     with connect(server_url(config)) as server:
-        now = server.time()
+        now, up_since = server.time(), server.up_since()
         beats = Hosts(server, settings.lease_s).last_beats()
         streams = _streams(server)
         with server.answers():
@@ -32,15 +32,18 @@ def cluster_status(config: Config) -> dict[str, Any]:
         shared = accounts_status(server, now)
         intake = intake_rows(server)
     return {"server": server.url, "host": settings.host, "server_time": format_time(now),
-            "lease_s": settings.lease_s, "hosts": host_rows(beats, now, settings.lease_s),
+            "lease_s": settings.lease_s, "hosts": host_rows(beats, now, settings.lease_s, up_since),
             "streams": streams, "dead_letters": dead_letters, "accounts": shared,
             "intake": intake}
 
 
-def host_rows(beats: dict[str, float], now: float, lease_s: float) -> list[dict[str, Any]]:
-    """Each host heard of: its last beat, how long ago (server time), alive or dead."""
+def host_rows(beats: dict[str, float], now: float, lease_s: float,
+              up_since: float | None = None) -> list[dict[str, Any]]:
+    """Each host heard of: its last beat, how long ago (server time), and alive or dead
+    as reclaim sees it (a restarted server gives every host a lease to beat again)."""
     return [{"host": host, "last_beat": format_time(beat), "age_s": round(now - beat, 3),
-             "alive": is_alive(beat, now, lease_s)} for host, beat in sorted(beats.items())]
+             "alive": is_alive(beat, now, lease_s, up_since)}
+            for host, beat in sorted(beats.items())]
 
 
 def intake_rows(server: Server) -> list[dict[str, Any]]:

@@ -27,9 +27,9 @@ import uuid
 
 from torchsm.cluster import work_scripts
 from torchsm.cluster.hosts import HOSTS_KEY
-from torchsm.cluster.server import Server, connect
-from torchsm.cluster.settings import ClusterSettings, cluster_settings, server_url
-from torchsm.config import Config, is_host_name
+from torchsm.cluster.server import Server
+from torchsm.cluster.settings import ClusterSettings
+from torchsm.config import is_host_name
 from torchsm.errors import InvalidClusterItem, InvalidHostName
 from torchsm.names import check_name
 from torchsm.records import record
@@ -177,13 +177,6 @@ class ClusterWork:
             [GROUP, POOL, repr(now), self.settings.lease_s, self.settings.max_attempts,
              repr(up_since)])
         return Reclaimed([i.decode() for i in pooled], [i.decode() for i in dead])
-
-
-def add_item(config: Config, text: str, priority: Tier | str = Tier.MEDIUM,
-             item_id: str | None = None) -> Added:
-    """`queue add --cluster`: one item onto the cluster of this home's config."""
-    with connect(server_url(config)) as server:
-        return ClusterWork(server, cluster_settings(config)).add(text, priority, item_id)
 
 
 def new_item_id() -> str:
