@@ -306,7 +306,8 @@ class Verdict:
     items: int
     runs: int
     lost: list[str] = field(default_factory=list)
-    ended_twice: dict[str, list[Run]] = field(default_factory=dict)
+    ended_twice: dict[str, list[Run]] = field(default_factory=dict)  # not explained
+    ran_again: dict[str, int] = field(default_factory=dict)  # explained: see `check`
     done_twice: dict[str, list[dict]] = field(default_factory=dict)
     overlaps: dict[str, list[Run]] = field(default_factory=dict)
     early_takeovers: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -350,7 +351,12 @@ def runs_of(lines: list[dict], killed_at: dict[str, float]) -> list[Run]:
 
 def check(ids: list[str], lines: list[dict], answers: list[dict], final: Final,
           killed_at: dict[str, float]) -> Verdict:
-    """The targets, over what happened (no clock read, no process touched)."""
+    """The targets, over what happened (no clock read, no process touched).
+
+    An item that ran to its end twice is explained only by an end whose done the server
+    refused (`lost`: its host was cut off or paused past the lease, and the item was
+    taken over meanwhile): the at-least-once window between an agent's end and its done
+    reaching the server, which no lease closes. Any other second end is a failure."""
     runs = runs_of(lines, killed_at)
     by_item: dict[str, list[Run]] = {}
     for run in runs:
@@ -359,10 +365,13 @@ def check(ids: list[str], lines: list[dict], answers: list[dict], final: Final,
     verdict.lost = [i for i in ids if i not in final.done_by
                     or not any(r.how == "end" for r in by_item.get(i, []))]
     verdict.unfinished = [r for r in runs if r.how == "running"]
+    untold = _untold_ends(answers)
     for item, found in by_item.items():
         ended = [r for r in found if r.how == "end"]
-        if len(ended) > 1:
+        if len(ended) - 1 > untold.get(item, 0):
             verdict.ended_twice[item] = ended
+        elif len(ended) > 1:
+            verdict.ran_again[item] = len(ended) - 1
         if any(r.end is None or later.start < r.end for r, later in zip(found, found[1:])):
             verdict.overlaps[item] = found
     dones = [a for a in answers if a.get("answer") == work.DONE]
@@ -372,6 +381,15 @@ def check(ids: list[str], lines: list[dict], answers: list[dict], final: Final,
             verdict.done_twice[item] = counted
     _check_takeovers(by_item, killed_at, verdict)
     return verdict
+
+
+def _untold_ends(answers: list[dict]) -> dict[str, int]:
+    """item -> how many of its successful ends the server refused (taken over meanwhile)."""
+    counts: dict[str, int] = {}
+    for answer in answers:
+        if answer.get("fate") == "done" and answer.get("answer") == work.LOST:
+            counts[answer["item"]] = counts.get(answer["item"], 0) + 1
+    return counts
 
 
 def _check_takeovers(by_item: dict[str, list[Run]], killed_at: dict[str, float],
@@ -428,7 +446,8 @@ class Outcome:
     def summary(self) -> str:
         v = self.verdict
         kinds = [what.split(" ")[0] for _, what in self.events]
-        return (f"{v.items} items, {v.runs} runs ({v.stopped} stopped), in "
+        return (f"{v.items} items, {v.runs} runs ({v.stopped} stopped; ran to the end "
+                f"again after a done the server refused: {v.ran_again or 'none'}), in "
                 f"{self.duration_s:.1f} s; nemesis: {kinds.count('cut')} cuts, "
                 f"{kinds.count('pause')} pauses, {kinds.count('restart')} restarts, "
                 f"{kinds.count('kill')} kills; takeovers after the kill: "

@@ -70,7 +70,34 @@ def test_an_agent_its_keeper_stopped_for_a_stale_beat_is_a_stop_not_a_failure(
     paused = a.pause(supervisors_only=True)
     time.sleep(LEASE_S - HEARTBEAT_S - 0.3)  # past the keeper's bound, short of the lease
     resume(paused)
-    (fate,) = wait_for(lambda: [e for e in a.answers() if e["item"] == "long"], timeout=30)
-    assert (fate["fate"], fate["answer"]) == ("released", "back for another attempt")
+    fates = wait_for(lambda: [e for e in a.answers() if e["item"] == "long"], timeout=30)
+    assert (fates[0]["fate"], fates[0]["answer"]) == ("released", "back for another attempt"), fates
     runs = [r for r in runs_of(agent_lines(tmp_path), {}) if r.item == "long"]
     assert runs[0].how == "stopped"
+
+
+def test_a_whole_host_paused_past_its_lease_stops_its_agent_as_it_resumes(cluster, tmp_path):
+    """Everything of host a paused (supervisors, keeper, agent: a frozen VM) while b takes
+    its item over. Nothing of a can act while it is frozen, so its agent's run overlaps
+    b's from a's resume until it is stopped; what must hold is that it is stopped at once
+    on resume (the keeper reads the stale beat at its first poll), before its end, and
+    that its late word counts for nothing on the server."""
+    server, hosts = cluster
+    server.queue().add("job work=12", "medium", item_id="long")
+    a = hosts["a"].start()
+    wait_for(lambda: started(tmp_path, "long", "a"), timeout=30)
+    hosts["b"].start()
+    wait_for(lambda: server.redis.client().zscore(HOSTS_KEY, "b"), timeout=30)
+    paused = a.pause(supervisors_only=False)
+    try:
+        wait_for(lambda: started(tmp_path, "long", "b"), timeout=30, every=0.1)
+    finally:
+        resumed_at = time.time()
+        resume(paused)
+    runs = wait_for(lambda: [r for r in runs_of(agent_lines(tmp_path), {})
+                             if r.item == "long" and r.host == "a" and r.end], timeout=30)
+    assert runs[0].how == "stopped"
+    assert runs[0].end - resumed_at < 1.0  # the keeper's poll, and the agent's exit
+    print(f"a's agent stopped {runs[0].end - resumed_at:.3f} s after its host resumed")
+    (fate,) = wait_for(lambda: [e for e in a.answers() if e["item"] == "long"], timeout=30)
+    assert fate["answer"] == "lost"  # b holds the item
