@@ -43,7 +43,8 @@ LEASE_S, HEARTBEAT_S = 3.0, 0.5
 NOVAS = ("torch", "echo")
 TOLERANCE_S = 0.5  # for clocks read by different processes, and polls
 
-AGENT = """
+# a stand-in agent's logging of its runs (tests/test_cluster_supervisors.py's too)
+AGENT_LOGGING = """
 import json, os, re, signal, sys, time
 LOG = os.environ["AGENT_LOG"]
 ITEM = os.environ.get("TORCHSM_CLUSTER_ITEM") or "local:" + os.environ.get("TORCHSM_ITEM", "")
@@ -60,6 +61,9 @@ def stopped(signum, frame):
     sys.exit(143)
 
 signal.signal(signal.SIGTERM, stopped)
+"""
+
+AGENT = AGENT_LOGGING + """
 log("start")
 found = re.search(r"work=([0-9.]+)", os.environ.get("TORCHSM_PROMPT", ""))
 time.sleep(float(found.group(1)) if found else 0.2)
