@@ -29,7 +29,7 @@ def row(number: int, outcome: cluster_jepsen.Outcome) -> list[str]:
     v = outcome.verdict
     takeovers = ", ".join(f"{s:.2f}" for s in v.takeovers.values()) or "none"
     problems = "; ".join(v.problems(outcome.final)) or "none"
-    return [str(number), str(v.items), str(v.runs), str(v.stopped),
+    return [str(number), str(v.items), str(v.runs), str(sum(v.stopped.values())),
             str(sum(v.ran_again.values())), takeovers, f"{outcome.duration_s:.1f}", problems]
 
 

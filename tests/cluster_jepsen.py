@@ -317,7 +317,7 @@ class Verdict:
     early_takeovers: dict[str, tuple[float, float]] = field(default_factory=dict)
     takeovers: dict[str, float] = field(default_factory=dict)  # item -> s after the kill
     unfinished: list[Run] = field(default_factory=list)
-    stopped: int = 0
+    stopped: dict[str, int] = field(default_factory=dict)  # host -> its runs stopped
 
     def problems(self, final: Final) -> list[str]:
         found = [f"{name}: {value}" for name, value in (
@@ -365,7 +365,10 @@ def check(ids: list[str], lines: list[dict], answers: list[dict], final: Final,
     by_item: dict[str, list[Run]] = {}
     for run in runs:
         by_item.setdefault(run.item, []).append(run)
-    verdict = Verdict(len(ids), len(runs), stopped=sum(r.how == "stopped" for r in runs))
+    verdict = Verdict(len(ids), len(runs))
+    for run in runs:
+        if run.how == "stopped":
+            verdict.stopped[run.host] = verdict.stopped.get(run.host, 0) + 1
     verdict.lost = [i for i in ids if i not in final.done_by
                     or not any(r.how == "end" for r in by_item.get(i, []))]
     verdict.unfinished = [r for r in runs if r.how == "running"]
@@ -450,7 +453,7 @@ class Outcome:
     def summary(self) -> str:
         v = self.verdict
         kinds = [what.split(" ")[0] for _, what in self.events]
-        return (f"{v.items} items, {v.runs} runs ({v.stopped} stopped; ran to the end "
+        return (f"{v.items} items, {v.runs} runs (stopped, by host: {v.stopped}; ran to the end "
                 f"again after a done the server refused: {v.ran_again or 'none'}), in "
                 f"{self.duration_s:.1f} s; nemesis: {kinds.count('cut')} cuts, "
                 f"{kinds.count('pause')} pauses, {kinds.count('restart')} restarts, "
@@ -548,12 +551,13 @@ class JepsenRun:
         self.kill_mid_run("a", deadline)
 
     def wait_long_run(self, name: str, deadline: float) -> None:
-        """Until host `name` runs a long item (at most 15 s): a run that outlives the
-        lease unless it is stopped."""
+        """Until host `name` has just started a long item (at most 15 s): a run that
+        outlives the lease unless it is stopped."""
         until = min(deadline, time.time() + 15)
         while time.time() < until:
             runs = runs_of([line for line in _json_lines(self.log) if line["host"] == name], {})
-            if any(r.how == "running" and self.is_long(r.item) for r in runs):
+            if any(r.how == "running" and self.is_long(r.item) and time.time() - r.start < 1
+                   for r in runs):
                 return
             time.sleep(0.05)
 

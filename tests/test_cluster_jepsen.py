@@ -24,4 +24,6 @@ def test_three_hosts_lose_nothing_and_never_run_an_item_twice_at_once(tmp_path):
         "cut", "pause", "restart", "kill"], summary
     assert outcome.added_again == 20, summary
     assert verdict.takeovers, summary  # the killed host's item ran elsewhere
+    # a run of the host cut off, and one of the host paused, were stopped in time
+    assert verdict.stopped.get("b") and verdict.stopped.get("c"), summary
     assert verdict.problems(final) == [], summary
