@@ -259,9 +259,12 @@ class Server:
         self.redis = RedisServer(workdir, free_port(), persistent=True).start()
         self.restarts: list[float] = []
 
-    def restart(self) -> None:
+    def restart(self, down_s: float = 1.0) -> None:
+        """Stopped (SIGTERM: it ends cleanly, its append-only file synced), away for
+        `down_s` (connections refused: short of the lease's margin), started again."""
         self.restarts.append(time.time())
-        self.redis.stop()  # SIGTERM: redis-server ends cleanly, its AOF synced
+        self.redis.stop()
+        time.sleep(down_s)
         self.redis.start()
 
     def queue(self) -> work.ClusterWork:
