@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from torchsm.agent import keeper
-from torchsm.cluster.membership import lease_at_risk, orphan_limit_s, stop_margin_s
+from torchsm.cluster.membership import (beat_limit_s, lease_at_risk, orphan_limit_s,
+                                        stop_margin_s)
 from torchsm.config import ClusterConfig, Config
 from torchsm.outcomes import Outcome
 from torchsm.supervisor import cluster_turns
@@ -45,6 +46,23 @@ def test_the_keeper_takes_an_orphan_limit():
     options = keeper.parse(["files", "--timeout", "60", "--orphaned-for", "1.5", "--", "x"])
     assert (options.timeout_s, options.orphaned_for_s, options.command) == (60, 1.5, ["x"])
     assert keeper.parse(["files", "--", "x"]).orphaned_for_s is None
+
+
+def test_the_keeper_takes_a_beat_file_and_its_bound():
+    options = keeper.parse(["files", "--beat", "/run/cluster.beat", "--beat-within", "1.5",
+                            "--", "x"])
+    assert (options.beat_file, options.beat_within_s) == ("/run/cluster.beat", 1.5)
+    assert keeper.parse(["files", "--", "x"]).beat_file is None
+
+
+@pytest.mark.parametrize("last", [None, 100.0, 101.4, 101.5, 200.0])
+def test_the_keeper_reads_a_stale_beat_as_the_supervisor_reads_its_lease_at_risk(last):
+    lease, beat, grace = 3.0, 0.5, 1.0
+    limit = beat_limit_s(lease, beat, grace)
+    assert limit == 1.5  # its stop (grace, a poll) ends before the lease
+    for now in (100.0, 101.4, 101.5, 102.0):
+        assert keeper.beat_is_stale(last, now, limit) is lease_at_risk(
+            last, now, lease, stop_margin_s(lease, beat, grace))
 
 
 @pytest.mark.parametrize("outcome, counted, fate", [

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+import cluster_jepsen
 from helpers import Cli, torchsm_executable, wait_for
 from torchsm.cluster import work
 from torchsm.cluster.server import connect
@@ -27,22 +28,7 @@ from torchsm.cluster.settings import ClusterSettings
 LEASE_S, HEARTBEAT_S = 3.0, 0.5
 STAGGER_S, SYNC_S = 2.0, 0.2  # the account's start stagger; how often it syncs
 
-AGENT = """
-import json, os, signal, sys, time
-LOG = os.environ["AGENT_LOG"]
-ITEM = os.environ.get("TORCHSM_CLUSTER_ITEM") or "local:" + os.environ.get("TORCHSM_ITEM", "")
-
-def log(event):
-    line = json.dumps({"event": event, "item": ITEM, "host": os.environ["AGENT_HOST"],
-                       "pid": os.getpid(), "ppid": os.getppid(), "t": time.time()})
-    fd = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    os.write(fd, (line + "\\n").encode())
-    os.close(fd)
-
-def stopped(signum, frame):
-    log("stopped")
-    sys.exit(143)
-
+AGENT = cluster_jepsen.AGENT_LOGGING + """
 def first_cluster_item():
     # the host's first cluster item runs AGENT_FIRST_SLEEP s, every other run 0.3 s
     if not os.environ.get("TORCHSM_CLUSTER_ITEM"):
@@ -53,7 +39,6 @@ def first_cluster_item():
         return False
     return True
 
-signal.signal(signal.SIGTERM, stopped)
 log("start")
 time.sleep(float(os.environ["AGENT_FIRST_SLEEP"]) if first_cluster_item() else 0.3)
 log("end")

@@ -21,6 +21,11 @@ the keeper by its recorded pid, waits for it and settles the session from FILES.
 (recovery.py). An agent whose Stop hook sees its supervisor gone takes no new work.
 `--orphaned-for S` stops it S seconds after its supervisor died instead: a cluster
 item's session, which another host may take over once this host stops beating.
+`--beat FILE --beat-within S` stops it, supervisor or not, once FILE's time (the host's
+last acknowledged cluster beat, torchsm.cluster.membership) is S seconds old or FILE is
+gone: a supervisor paused (SIGSTOP) beats no more, yet lives, so its agent is no orphan,
+and the item may be taken over all the same. Checked every poll, and at once when the
+whole host resumes from a pause.
 
 Signals that stop it (SIGTERM, SIGINT, SIGHUP) are passed on to the agent and the keeper
 goes on waiting, so the record is written whatever stops the agent. The agent dies with
@@ -44,7 +49,7 @@ READ_CHUNK = 65536
 ORPHAN_OUTPUT_MAX = 16 * 1024 * 1024  # what is kept of an orphaned agent's output
 POLL_S = 0.2
 USAGE = ("usage: python -m torchsm.agent.keeper FILES [--timeout S] [--grace S] "
-         "[--orphaned-for S] -- COMMAND [ARG...]")
+         "[--orphaned-for S] [--beat FILE --beat-within S] -- COMMAND [ARG...]")
 
 
 class Options:
@@ -52,6 +57,8 @@ class Options:
                  grace_s: float = 10, orphaned_for_s: float | None = None):
         self.command, self.timeout_s, self.grace_s = command, timeout_s, grace_s
         self.orphaned_for_s = orphaned_for_s  # None: the whole timeout
+        self.beat_file: str | None = None  # the host's beat file, for a cluster session
+        self.beat_within_s = 0.0
         self.exit_file = f"{files}.exit"
         self.orphan_output = {1: f"{files}.out", 2: f"{files}.err"}  # by the agent's fd
         self.keeper_file = f"{files}.keeper"
@@ -73,6 +80,10 @@ def parse(argv: list[str]) -> Options | None:
                 options.grace_s = float(value)
             elif flag == "--orphaned-for":
                 options.orphaned_for_s = float(value)
+            elif flag == "--beat":
+                options.beat_file = value
+            elif flag == "--beat-within":
+                options.beat_within_s = float(value)
             else:
                 return None
         except ValueError:
@@ -126,6 +137,14 @@ class Keeper:
         return (now - self.started >= self.options.timeout_s
                 or (limit is not None and now - (self.orphaned_at or now) >= limit))
 
+    def must_stop(self, now: float) -> bool:
+        """Orphaned and out of time, or the host's lease at risk (its beat file stale)."""
+        if self.orphaned and self.out_of_time(now):
+            return True
+        beat_file = self.options.beat_file
+        return beat_file is not None and beat_is_stale(
+            _file_time(beat_file), time.time(), self.options.beat_within_s)
+
     def pass_on(self, signum: int) -> None:
         if self.pid <= 0:
             return  # before the fork: the agent will learn of the stop from its group
@@ -147,9 +166,9 @@ class Keeper:
         while status is None:
             self._relay(out_r, err_r)
             status = _reaped(self.pid)
-            if status is None and self.orphaned:
+            if status is None:
                 now = time.monotonic()
-                if stop_at is None and self.out_of_time(now):
+                if stop_at is None and self.must_stop(now):
                     self.pass_on(signal.SIGTERM)  # out of time, and nobody to say so
                     stop_at = now + self.options.grace_s
                 elif stop_at is not None and now >= stop_at and not killed:
@@ -214,6 +233,19 @@ class Keeper:
             self.kept_bytes += len(chunk)
         except OSError:
             self.kept_bytes = ORPHAN_OUTPUT_MAX  # nowhere to keep it: stop trying
+
+
+def beat_is_stale(beat_at: float | None, now: float, within_s: float) -> bool:
+    """The keeper's twin of torchsm.cluster.membership.lease_at_risk (this module stays
+    stdlib only): no acknowledged beat within `within_s`, or none at all."""
+    return beat_at is None or now - beat_at >= within_s
+
+
+def _file_time(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
 
 
 def _become_agent(command: list[str], prctl, out_w: int, err_w: int, close: tuple) -> None:

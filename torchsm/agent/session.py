@@ -250,7 +250,8 @@ def run_session(argv: list[str], *, env: dict[str, str], cwd: str | None = None,
                 on_start: Callable[[int], None] | None = None,
                 session_files: str | None = None, claude_code: bool = False,
                 clock: Callable[[], float] = time.time,
-                orphaned_for_s: float | None = None) -> SessionRun:
+                orphaned_for_s: float | None = None,
+                beat: tuple[str, float] | None = None) -> SessionRun:
     """Run one agent session to its end, its timeout, or until `should_stop()` says so.
 
     The child runs in its own process group so a timeout or shutdown reaches the whole
@@ -263,7 +264,9 @@ def run_session(argv: list[str], *, env: dict[str, str], cwd: str | None = None,
     (orphans.die_with_parent). With `session_files` the agent runs under its keeper
     (torchsm.agent.keeper), which writes there how it ended the moment it does and, should this
     process die, lets the agent finish its session (within `timeout_s`) and keeps what
-    it writes meanwhile (within `orphaned_for_s` of this process's death, when given).
+    it writes meanwhile (within `orphaned_for_s` of this process's death, when given);
+    `beat` (a cluster session's beat file, and how old it may get) has the keeper stop
+    the agent once its host's lease is at risk, even while this process lives.
     """
     output = SessionOutput(claude_code=claude_code, listener=on_signal)
     started = clock()
@@ -271,7 +274,7 @@ def run_session(argv: list[str], *, env: dict[str, str], cwd: str | None = None,
 
     if session_files is not None:
         argv = kept(argv, session_files, env, cwd, timeout_s=timeout_s, grace_s=grace_s,
-                    orphaned_for_s=orphaned_for_s)
+                    orphaned_for_s=orphaned_for_s, beat=beat)
     proc = subprocess.Popen(argv, env=env, cwd=cwd, start_new_session=True,
                             preexec_fn=die_with_parent(),
                             stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
@@ -318,7 +321,8 @@ def run_session(argv: list[str], *, env: dict[str, str], cwd: str | None = None,
 
 def kept(argv: list[str], session_files: str, env: dict[str, str], cwd: str | None, *,
          timeout_s: float = 3600, grace_s: float = 10,
-         orphaned_for_s: float | None = None) -> list[str]:
+         orphaned_for_s: float | None = None,
+         beat: tuple[str, float] | None = None) -> list[str]:
     """`argv` run by its keeper. A program that cannot be found fails here, as it would
     without the keeper (FileNotFoundError), not later as the keeper's exit status."""
     import shutil
@@ -332,6 +336,8 @@ def kept(argv: list[str], session_files: str, env: dict[str, str], cwd: str | No
     if not found:
         raise FileNotFoundError(2, "No such file or directory", program)
     limit = [] if orphaned_for_s is None else ["--orphaned-for", repr(float(orphaned_for_s))]
+    if beat is not None:
+        limit += ["--beat", beat[0], "--beat-within", repr(float(beat[1]))]
     return [sys.executable, "-m", "torchsm.agent.keeper", session_files,
             "--timeout", repr(float(timeout_s)), "--grace", repr(float(grace_s)), *limit,
             "--", *argv]

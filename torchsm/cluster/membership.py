@@ -12,11 +12,18 @@ which is later than the moment this host sent it. So "no beat sent successfully 
 `lease_s - margin` on this host's clock" is reached before the server's lease ends: a
 session holding a cluster item is stopped then (its stop takes at most `margin`), and no
 new cluster work is taken, so another host's takeover never overlaps it.
+
+The same rule must hold when this supervisor cannot apply it: paused (SIGSTOP, a stall)
+or dead, its beats stop but its agent runs on. So each acknowledged beat also sets the
+time of the host's beat file (HOME/run/cluster.beat) to when it was sent, and the agent's
+keeper stops a cluster session once that time is `beat_limit_s` old (agent/keeper.py).
 """
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 from typing import Any, Callable
 
 from torchsm.cluster.hosts import Hosts
@@ -45,6 +52,12 @@ def stop_margin_s(lease_s: float, heartbeat_s: float, stop_grace_s: float) -> fl
     return min(stop_grace_s + 0.5, max(lease_s - heartbeat_s, 0) * 0.75)
 
 
+def beat_limit_s(lease_s: float, heartbeat_s: float, stop_grace_s: float) -> float:
+    """How old this host's last acknowledged beat may get while a cluster session runs:
+    lease_at_risk's bound, which the session's keeper applies to the beat file."""
+    return lease_s - stop_margin_s(lease_s, heartbeat_s, stop_grace_s)
+
+
 def orphan_limit_s(lease_s: float, heartbeat_s: float, stop_grace_s: float) -> float:
     """How long a cluster session's agent may outlive its supervisor (its keeper stops it
     then): its host's last beat may be a heartbeat older than the death, and the stop
@@ -58,14 +71,17 @@ class Membership:
     connection) for the supervisor's claims and dones."""
 
     def __init__(self, url: str, settings: ClusterSettings, clock: Callable[[], float],
-                 report: Report, stop_grace_s: float, also: Also | None = None):
+                 report: Report, stop_grace_s: float, also: Also | None = None,
+                 beat_file: Path | None = None):
         self.settings, self.clock, self.report, self.also = settings, clock, report, also
+        self.beat_file = beat_file
         self.margin_s = stop_margin_s(settings.lease_s, settings.heartbeat_s, stop_grace_s)
         self._beat_server: Server = connect(url)
         self._beats = Hosts(self._beat_server, settings.lease_s)
         self._reclaimer = ClusterWork(self._beat_server, settings)
         self.work = ClusterWork(connect(url), settings)
         self.last_sent_ok: float | None = None
+        self.last_at_risk: float | None = None  # the latest moment the lease was seen at risk
         self._reachable: bool | None = None  # what the last beat found, for reports
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat_forever, name="cluster-beat",
@@ -84,6 +100,7 @@ class Membership:
     def beat(self) -> bool:
         """One beat and one reclaim; False when the server could not be reached."""
         sent = self.clock()
+        self.at_risk(sent)  # a gap since the last beat (a pause) is remembered
         try:
             self._beats.beat(self.host)
             reclaimed = self._reclaimer.reclaim()
@@ -91,6 +108,8 @@ class Membership:
             self._heard(False, exc.message)
             return False
         self.last_sent_ok = sent
+        if self.beat_file is not None:
+            touch(self.beat_file, sent)
         self._heard(True, "")
         if reclaimed.pooled or reclaimed.dead:
             self.report("cluster", f"taken over from dead hosts: {reclaimed.pooled or 'none'}; "
@@ -112,7 +131,16 @@ class Membership:
     def at_risk(self, now: float | None = None) -> bool:
         """Whether cluster work must stop (and none be taken): see lease_at_risk."""
         now = self.clock() if now is None else now
-        return lease_at_risk(self.last_sent_ok, now, self.settings.lease_s, self.margin_s)
+        risky = lease_at_risk(self.last_sent_ok, now, self.settings.lease_s, self.margin_s)
+        if risky:
+            self.last_at_risk = now
+        return risky
+
+    def at_risk_since(self, since: float) -> bool:
+        """Whether the lease was at risk at any time from `since` on (now included): a
+        cluster session's keeper stops its agent then, even while this supervisor is
+        paused and cannot see it happen."""
+        return self.at_risk() or (self.last_at_risk is not None and self.last_at_risk >= since)
 
     def close(self) -> None:
         self._stop.set()
@@ -142,3 +170,10 @@ class Membership:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def touch(path: Path, at: float) -> None:
+    """The file's time set to `at` (several supervisors of a host touch one file: a beat
+    acknowledged later but sent earlier sets an earlier time, which errs on the safe side)."""
+    path.touch(mode=0o600)
+    os.utime(path, (at, at))

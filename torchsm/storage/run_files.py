@@ -118,6 +118,14 @@ def session_files(home: Home, session_id: int) -> Path:
     return folder / f"session-{session_id}"
 
 
+def beat_path(home: Home) -> Path:
+    """HOME/run/cluster.beat: its time is when the host's last acknowledged cluster beat
+    was sent (torchsm.cluster.membership); the keepers of cluster sessions read it."""
+    folder = run_dir(home)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder / "cluster.beat"
+
+
 def exit_path(home: Home, session_id: int) -> Path:
     return run_dir(home) / f"session-{session_id}.exit"
 

@@ -19,10 +19,11 @@ meanwhile this Nova takes no cluster work.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
-from torchsm.agent import keeper
+from torchsm.agent import keeper, session
 from torchsm.cluster import intake, membership, pending, work
 from torchsm.cluster.settings import cluster_settings, server_url
 from torchsm.config import Config, Home
@@ -64,7 +65,8 @@ def join(home: Home, config: Config, name: str, clock: Callable[[], float],
         return None
     member = membership.Membership(server_url(config), cluster_settings(config), clock, emit,
                                    config.supervisor.stop_grace_s,
-                                   also=intake.with_each_beat(home, config, emit))
+                                   also=intake.with_each_beat(home, config, emit),
+                                   beat_file=run_files.beat_path(home))
     return ClusterTurns(home, name, member.start(), emit)
 
 
@@ -93,6 +95,14 @@ class ClusterTurns:
 
     def at_risk(self) -> bool:
         return self.member.at_risk()
+
+    def stopped_for_the_lease(self, run: session.SessionRun) -> session.SessionRun:
+        """A cluster agent that failed while this host's lease was at risk was stopped for
+        it (by its keeper, which reads the beat file, or by this supervisor): a stop, not
+        a failure of its item's."""
+        if run.stopped or run.exit_status == 0 or not self.member.at_risk_since(run.started_at):
+            return run
+        return dataclasses.replace(run, stopped=True)
 
     def decide(self, item: work.ClusterItem, session_id: int | None, fate: str,
                error: str = "") -> None:

@@ -55,7 +55,7 @@ def launch(home: Home, config: Config, nova: store.NovaRow, taken: Taken,
                 on_start=lambda pid: _record_pid(home, config, taken, pid),
                 session_files=str(run_files.session_files(home, taken.session_id)),
                 claude_code=agent.claude_code, clock=agent.clock,
-                orphaned_for_s=_orphan_limit(config, taken))
+                orphaned_for_s=_orphan_limit(config, taken), beat=_beat(home, config, taken))
         except OSError as exc:  # the command vanished or is not executable any more
             run = session.SessionRun(argv, started, agent.clock(), None, False, False,
                                     session.SessionOutput(), f"cannot start: {exc}")
@@ -72,6 +72,18 @@ def _orphan_limit(config: Config, taken: Taken) -> float | None:
 
     cluster = config.cluster
     return orphan_limit_s(cluster.lease_s, cluster.heartbeat_s, config.supervisor.stop_grace_s)
+
+
+def _beat(home: Home, config: Config, taken: Taken) -> tuple[str, float] | None:
+    """A cluster item's agent stops when its host's last acknowledged beat is too old,
+    whatever its supervisor does (paused, it cannot stop it)."""
+    if taken.cluster is None:
+        return None
+    from torchsm.cluster.membership import beat_limit_s
+
+    cluster = config.cluster
+    return (str(run_files.beat_path(home)),
+            beat_limit_s(cluster.lease_s, cluster.heartbeat_s, config.supervisor.stop_grace_s))
 
 
 def how_it_ended(run: session.SessionRun) -> str:

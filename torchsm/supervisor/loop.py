@@ -384,6 +384,8 @@ class Supervisor:
         outbox.deliver(self.home, self.config, taken.at)  # session.started, committed with it
         run, unstored = launch.launch(self.home, self.config, self._load_nova(),
                                             taken, self._agent_for(taken))
+        if taken.cluster is not None:
+            run = self.cluster.stopped_for_the_lease(run)
         for warning in ledger.checked_report(run.output.result or {},
                                              run.output.started_model)[1]:
             self._emit("warning", f"result: {warning}")
