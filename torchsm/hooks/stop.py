@@ -35,7 +35,7 @@ from torchsm.hooks.context import HookContext, HookResult, given_by_supervisor, 
 from torchsm.records import record
 from torchsm.safety import is_bang
 from torchsm.storage import store
-from torchsm.usage import accounts, limits, pacing
+from torchsm.usage import accounts, limits, pacing, server_grants
 from torchsm.work import work_queue
 from torchsm.work.prompts import continuation_reason
 
@@ -80,6 +80,10 @@ class StopDecision:
 
 
 CONTINUE = StopDecision(None)
+# the server refused the grant (torchsm.usage.server_grants): as a paced verdict, the
+# agent stops and the supervisor starts again when the account allows
+TAKEN_ELSEWHERE = StopDecision(Rule.USAGE_PACING, f"usage pacing: {server_grants.TAKEN_WHY}",
+                               server_grants.TAKEN_WHY)
 
 
 def decide(facts: StopFacts, config: Config) -> StopDecision:
@@ -218,6 +222,8 @@ def _settle(conn, ctx: HookContext, gone: int | None):
     bang's is recorded after its cooldown, which words it)."""
     facts = read_facts(conn, ctx, gone)
     decision = decide(facts, ctx.config)
+    if decision is CONTINUE and not server_grants.granted(conn, ctx.config, ctx.nova, ctx.now):
+        decision = TAKEN_ELSEWHERE
     if facts.previous is not None and work_queue.finish_claimed_by(
             conn, facts.previous, ctx.nova.name, ctx.now):
         _remember_episode(conn, ctx, facts)
