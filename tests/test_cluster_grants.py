@@ -14,12 +14,16 @@ import json
 import subprocess
 import time
 
+import pytest
+
 from helpers import Cli, payload, torchsm_executable
+from test_cluster_accounts import cluster_home, publish
 from test_cluster_accounts_hosts import host_home
+from torchsm.cluster.server import connect
 from torchsm.config import Home, load_config
 from torchsm.storage import store
 from torchsm.supervisor import admission, session_start
-from torchsm.usage import accounts
+from torchsm.usage import accounts, server_grants
 
 NINTH = 1 / 9  # the stand-in's window: 9 requests
 TAKEN = "another host took the account's last request of the window"
@@ -87,3 +91,39 @@ def test_a_session_start_waits_when_another_host_took_the_last_request(tmp_path,
     assert isinstance(refused, admission.Refusal)
     assert refused.rule is admission.Rule.USAGE_PACING and TAKEN in refused.why
     assert refused.until is not None and now < refused.until <= now + 5
+
+
+@pytest.mark.parametrize("where", ["refused_url", "silent_url"])
+def test_a_server_that_does_not_answer_leaves_the_local_decision(tmp_path, where, request):
+    url = request.getfixturevalue(where)
+    a = host_home(tmp_path / "a", "alpha", url, "na")
+    at_last_request(a, "na", time.time())
+    a("queue", "add", "next task of na", "--nova", "na")
+    began = time.monotonic()
+    assert continued(stop_hook(a, "na", url))
+    assert time.monotonic() - began < 10  # the take's deadline, not the reply timeout
+
+
+def others_in_flight(server, host: str = "b") -> int:
+    return publish(server, host).others_in_flight
+
+
+def test_a_grant_taken_on_the_server_outlives_a_sync_that_read_before_its_row(
+        home, redis_db):
+    """The syncer's SQLite read may precede the grant's commit while its script runs
+    after the take: the taken member is not the sync's to drop. Once a sync publishes
+    the row the member is the sync's, counted once, and the sync after its answer drops it."""
+    config = cluster_home(home, redis_db.url, "a")
+    now = time.time()
+    at_last_request(Cli(home.path), "na", now)
+    with connect(redis_db.url) as server, store.open_store(home) as db:
+        publish(server, "b", running=["nb:1"])
+        nova = db.read(lambda conn: store.nova_named(conn, "na"))
+        assert db.read(lambda conn: server_grants.granted(conn, config, nova, now))
+        token = f"na@{accounts.grant_token(now)}"
+        publish(server, "a")  # a sync that read SQLite before the grant's row was committed
+        assert others_in_flight(server) == 1
+        publish(server, "a", grants=[token])  # the sync that read the row
+        assert others_in_flight(server) == 1
+        publish(server, "a")  # its answer read: the row is gone
+        assert others_in_flight(server) == 0
