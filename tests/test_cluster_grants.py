@@ -127,3 +127,25 @@ def test_a_grant_taken_on_the_server_outlives_a_sync_that_read_before_its_row(
         assert others_in_flight(server) == 1
         publish(server, "a")  # its answer read: the row is gone
         assert others_in_flight(server) == 0
+
+
+PEERS = {"none known": None, "stale": (0, 1, None, -3600.0), "idle": (0, 0, None, 0.0),
+         "running": (0, 1, None, 0.0), "in flight": (2, 0, None, 0.0),
+         "started before": (0, 0, -60.0, 0.0)}
+
+
+@pytest.mark.parametrize("peers", PEERS, ids=list(PEERS))
+def test_the_stop_hook_reaches_the_server_only_for_live_peers(tmp_path, silent_server, peers):
+    url, now = silent_server.url, time.time()
+    a = host_home(tmp_path / "a", "alpha", url, "na")
+    with store.open_store(Home(a.home)) as db:
+        db.write(lambda conn: conn.execute("DELETE FROM account_peers"))
+        if PEERS[peers] is not None:
+            flying, running, started, answered = PEERS[peers]
+            found = accounts.Peers(flying, running, started and now + started, now + answered)
+            db.write(lambda conn: accounts.store_peers(conn, "work", found))
+    a("queue", "add", "next task of na", "--nova", "na")
+    assert continued(stop_hook(a, "na", url))  # a silent server: the local decision
+    live = peers in ("running", "in flight", "started before")
+    mirror = 1  # the hook's outbox, delivered to the mirror (the same server)
+    assert silent_server.connections() == mirror + (1 if live else 0)

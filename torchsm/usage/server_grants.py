@@ -26,11 +26,15 @@ SQLite read came before this grant's row was committed cannot drop it; a sync th
 publishes the row moves the member from `.taken` to `.grants` (account_scripts.SYNC),
 and the sync after its answer drops it in the same script that merges the answer's
 reading. A member lives `[cluster] lease_s` past its latest sync: a crashed host's lapse.
+The take runs inside the SQLite transaction that then records the grant's row (the Stop
+hook's, admission's): should that transaction fail, the member only over-counts until it
+lapses, the safe side.
 
 Server unreachable (or refusing the script): the local decision of today stands: a host
 cut off obeys what it hears itself, and admission's cut-off rule stops new sessions of the
 account after `lease_s`. Only the hook path's small RESP client is used here (the Stop
-hook is hot: no redis-py), connected only when the account has live peers.
+hook is hot: no redis-py), for the supervisor's starts too (one path), connected only
+when the account has live peers.
 """
 
 from __future__ import annotations
