@@ -6,8 +6,8 @@ Keys of account A: `torch.cluster.account.A.windows` (hash: window -> the JSON o
 merged state), `.grants` (sorted set: HOST:NOVA@TOKEN, a request in flight, scored by
 its expiry), `.running` (sorted set: HOST:NOVA:SESSION, scored by its expiry), `.starts`
 (hash: host -> its latest session start), `.taken` (as `.grants`: taken on the server and
-not synced yet, torchsm.usage.server_grants); `torch.cluster.accounts` (set) names the shared
-accounts. Every time is the server's (`TIME`); every key is one of the script's KEYS.
+not synced yet, torchsm.usage.server_grants); `torch.cluster.accounts` (set) names the
+shared accounts. Every time is the server's (`TIME`); every key is one of the script's KEYS.
 """
 
 from torchsm.usage import server_grants
@@ -63,10 +63,10 @@ end
 # lives without a new sync), its latest start ('' none), the number n of windows, n window
 # JSONs, a JSON list of its grants in flight (NOVA@TOKEN), a JSON list of its running
 # NOVA:SESSION. A grant taken on the server (server_grants.TAKE) leaves `.taken` for
-# `.grants` once a sync publishes it; until then no sync can drop it. A sync that changed a merged window or this host's members publishes its
-# host on news_channel(account). Returns {server time, merged windows (field, JSON, ...),
-# the others' requests in flight, the others' running sessions, the others' latest start
-# or false}.
+# `.grants` once a sync publishes it; until then no sync can drop it. A sync that changed
+# a merged window or this host's members publishes its host on news_channel(account).
+# Returns {server time, merged windows (field, JSON, ...), the others' requests in flight
+# (synced or taken), the others' running sessions, the others' latest start or false}.
 SYNC = MERGE_HELPERS + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000

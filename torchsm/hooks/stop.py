@@ -16,6 +16,8 @@ The rules, in the order they are asked (CONTRACT.md "Hooks" `stop`, "Safety"):
 - no progress: the breaker (torchsm.endings.breaker) over the last K continuations;
 - usage limit: the account's windows say stop: every Nova on it holds until the reset;
 - usage pacing: the windows say wait: the agent stops, the supervisor paces the next start;
+  so too when the cluster's server refuses the grant of an account shared with live hosts
+  (another host took the window's last request: torchsm.usage.server_grants);
 - no work: the queue holds nothing the Nova may claim;
 - otherwise continue: claim the next item, grant its request, block with its task.
 Whatever the answer, the item the session was working on is marked done first (unless the
