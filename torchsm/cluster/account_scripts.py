@@ -3,40 +3,28 @@ trip per account and sync, atomic on the server, so a merge and what is read bac
 it cannot be split by another host.
 
 Keys of account A: `torch.cluster.account.A.windows` (hash: window -> the JSON of its
-merged state), `.grants` (sorted set: HOST:NOVA with a request in flight, scored by its
-expiry), `.running` (sorted set: HOST:NOVA:SESSION, scored by its expiry), `.starts`
-(hash: host -> its latest session start); `torch.cluster.accounts` (set) names the shared
-accounts. Every time is the server's (`TIME`); every key is one of the script's KEYS.
+merged state), `.grants` (sorted set: HOST:NOVA@TOKEN, a request in flight, scored by
+its expiry), `.running` (sorted set: HOST:NOVA:SESSION, scored by its expiry), `.starts`
+(hash: host -> its latest session start), `.taken` (as `.grants`: taken on the server and
+not synced yet, torchsm.usage.server_grants); `torch.cluster.accounts` (set) names the
+shared accounts. Every time is the server's (`TIME`); every key is one of the script's KEYS.
 """
 
+from torchsm.usage import server_grants
+
 ACCOUNTS_KEY = "torch.cluster.accounts"
-ACCOUNT_KEYS = ("windows", "grants", "running", "starts")
+ACCOUNT_KEYS = ("windows", "grants", "running", "starts", "taken")
+
+
+news_channel = server_grants.news_channel
 
 
 def account_keys(account: str) -> list[str]:
-    return [f"torch.cluster.account.{account}.{part}" for part in ACCOUNT_KEYS] + [ACCOUNTS_KEY]
+    return [server_grants.account_key(account, part) for part in ACCOUNT_KEYS] + [ACCOUNTS_KEY]
 
 
-def news_channel(account: str) -> str:
-    """Where a sync that changed the account's merged state says so (the message: the
-    host that synced), so the other hosts sync at once instead of at their next turn."""
-    return f"torch.cluster.account.{account}.news"
-
-
-# The merge: a report replaces the stored window when the stored reset is already past
-# (that window has reset: any word of the new one is news), when its reset is later, or,
-# at an equal reset, when its utilization is higher (at an equal one, when it is rejected
-# and the stored one is not). A window with no reset counts as one that reset at 0.
-MERGE_HELPERS = """
-local function reset_of(w) return tonumber(w.resets_at) or 0 end
-local function used_of(w) return tonumber(w.utilization) or 0 end
-local function wins(new, old, now)
-  if not old then return true end
-  if reset_of(old) <= now then return true end
-  if reset_of(new) ~= reset_of(old) then return reset_of(new) > reset_of(old) end
-  if used_of(new) ~= used_of(old) then return used_of(new) > used_of(old) end
-  return new.status == 'rejected' and old.status ~= 'rejected'
-end
+# The windows' merge is torchsm.usage.server_grants' (a grant taken there merges too).
+MERGE_HELPERS = server_grants.MERGE_HELPERS + """
 local function replace_mine(key, host, members, expiry)
   local prefix, before, after = host .. ':', {}, 0
   for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
@@ -54,39 +42,40 @@ local function replace_mine(key, host, members, expiry)
   for _ in pairs(before) do after = after - 1 end
   return changed or after ~= 0
 end
-local function others(key, host, now)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-  local prefix, n = host .. ':', 0
-  for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
-    if string.sub(m, 1, #prefix) ~= prefix then n = n + 1 end
+local function others(keys, host, now)
+  local prefix, seen, n = host .. ':', {}, 0
+  for _, key in ipairs(keys) do
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+    for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do
+      if string.sub(m, 1, #prefix) ~= prefix and not seen[m] then seen[m] = true; n = n + 1 end
+    end
   end
   return n
+end
+local function synced_now(grants, taken)
+  for _, m in ipairs(redis.call('ZRANGE', taken, 0, -1)) do
+    if redis.call('ZSCORE', grants, m) then redis.call('ZREM', taken, m) end
+  end
 end
 """
 
 # KEYS: account_keys(A). ARGV: account, host, lease_s (how long what a host publishes
 # lives without a new sync), its latest start ('' none), the number n of windows, n window
-# JSONs, a JSON list of its Novas with a request in flight, a JSON list of its running
-# NOVA:SESSION. A sync that changed a merged window or this host's members publishes its
-# host on news_channel(account). Returns {server time, merged windows (field, JSON, ...),
-# the others' requests in flight, the others' running sessions, the others' latest start
-# or false}.
+# JSONs, a JSON list of its grants in flight (NOVA@TOKEN), a JSON list of its running
+# NOVA:SESSION. A grant taken on the server (server_grants.TAKE) leaves `.taken` for
+# `.grants` once a sync publishes it; until then no sync can drop it. A sync that changed
+# a merged window or this host's members publishes its host on news_channel(account).
+# Returns {server time, merged windows (field, JSON, ...), the others' requests in flight
+# (synced or taken), the others' running sessions, the others' latest start or false}.
 SYNC = MERGE_HELPERS + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local account, host, lease = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local n = tonumber(ARGV[5])
-redis.call('SADD', KEYS[5], account)
-local news = false
-for i = 6, 5 + n do
-  local new = cjson.decode(ARGV[i])
-  local stored = redis.call('HGET', KEYS[1], new.window)
-  if wins(new, stored and cjson.decode(stored), now) then
-    news = news or stored ~= ARGV[i]
-    redis.call('HSET', KEYS[1], new.window, ARGV[i])
-  end
-end
+redis.call('SADD', KEYS[6], account)
+local news = merge(KEYS[1], 6, 5 + n, now)
 news = replace_mine(KEYS[2], host, cjson.decode(ARGV[6 + n]), now + lease) or news
+synced_now(KEYS[2], KEYS[5])
 news = replace_mine(KEYS[3], host, cjson.decode(ARGV[7 + n]), now + lease) or news
 if news then redis.call('PUBLISH', 'torch.cluster.account.' .. account .. '.news', host) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[4], host, ARGV[4]) end
@@ -98,5 +87,5 @@ for i = 1, #starts, 2 do
   end
 end
 return {string.format('%d.%06d', t[1], t[2]), redis.call('HGETALL', KEYS[1]),
-        others(KEYS[2], host, now), others(KEYS[3], host, now), latest}
+        others({KEYS[2], KEYS[5]}, host, now), others({KEYS[3]}, host, now), latest}
 """

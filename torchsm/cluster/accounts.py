@@ -36,6 +36,7 @@ from torchsm.errors import ClusterError
 from torchsm.records import record
 from torchsm.storage import store
 from torchsm.usage import accounts, ledger, limits
+from torchsm.usage.server_grants import window_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class Local:
     """What this host publishes of an account."""
 
     windows: list[accounts.WindowRow]  # heard here
-    grants: list[str]  # Novas with a request in flight
+    grants: list[str]  # its requests in flight: NOVA@TOKEN (accounts.grant_token)
     running: list[str]  # the ids of the sessions whose agent runs
     last_start: float | None  # this host's clock
 
@@ -64,14 +65,6 @@ class Merged:
     others_in_flight: int
     others_running: int
     others_last_start: float | None  # the server's clock
-
-
-def window_json(row: accounts.WindowRow, host: str) -> str:
-    """One window as published: who heard it is HOST:NOVA."""
-    return json.dumps({"window": row.window, "status": row.status,
-                       "utilization": row.utilization, "resets_at": row.resets_at,
-                       "heard_at": row.updated_at, "source": row.source,
-                       "by": f"{host}:{row.nova or '?'}"})
 
 
 SOURCES = ("event", "retry", "text", "backoff")  # accounts.WindowRow.source's words
@@ -135,7 +128,7 @@ def read_local(conn, account: str, now: float) -> Local:
                if pid is None or ticks is None or orphans.alive_as_recorded(pid, ticks)]
     # no Nova has id 0: the latest start of all the account's Novas here
     last = ledger.latest_start_of_others(conn, account, 0, now - START_LOOKBACK_S)
-    return Local(windows, accounts.grants_in_flight(conn, account, now), running, last)
+    return Local(windows, accounts.grant_tokens(conn, account, now), running, last)
 
 
 def peers_of(merged: Merged, offset: float, now: float) -> accounts.Peers:
@@ -324,10 +317,12 @@ def accounts_status(server: Server, now: float) -> list[dict[str, Any]]:
         names = sorted(n.decode() for n in server.client.smembers(account_scripts.ACCOUNTS_KEY))
     found = []
     for account in names:
-        windows_key, grants_key, running_key, _, _ = account_scripts.account_keys(account)
+        windows_key, grants_key, running_key, _, taken_key, _ = account_scripts.account_keys(
+            account)
         with server.answers():
             windows = server.client.hgetall(windows_key)
-            grants = server.client.zrangebyscore(grants_key, now, "+inf")
+            grants = {*server.client.zrangebyscore(grants_key, now, "+inf"),
+                      *server.client.zrangebyscore(taken_key, now, "+inf")}
             running = server.client.zrangebyscore(running_key, now, "+inf")
         rows = [row for _, raw in sorted(windows.items())
                 if (row := window_row(raw, now)) is not None]
@@ -339,7 +334,7 @@ def accounts_status(server: Server, now: float) -> list[dict[str, Any]]:
     return found
 
 
-def _per_host(members: list[bytes]) -> dict[str, int]:
+def _per_host(members) -> dict[str, int]:
     counts: dict[str, int] = {}
     for member in members:
         host = member.decode().split(":", 1)[0]

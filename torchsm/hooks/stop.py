@@ -16,6 +16,8 @@ The rules, in the order they are asked (CONTRACT.md "Hooks" `stop`, "Safety"):
 - no progress: the breaker (torchsm.endings.breaker) over the last K continuations;
 - usage limit: the account's windows say stop: every Nova on it holds until the reset;
 - usage pacing: the windows say wait: the agent stops, the supervisor paces the next start;
+  so too when the cluster's server refuses the grant of an account shared with live hosts
+  (another host took the window's last request: torchsm.usage.server_grants);
 - no work: the queue holds nothing the Nova may claim;
 - otherwise continue: claim the next item, grant its request, block with its task.
 Whatever the answer, the item the session was working on is marked done first (unless the
@@ -35,7 +37,7 @@ from torchsm.hooks.context import HookContext, HookResult, given_by_supervisor, 
 from torchsm.records import record
 from torchsm.safety import is_bang
 from torchsm.storage import store
-from torchsm.usage import accounts, limits, pacing
+from torchsm.usage import accounts, limits, pacing, server_grants
 from torchsm.work import work_queue
 from torchsm.work.prompts import continuation_reason
 
@@ -80,6 +82,10 @@ class StopDecision:
 
 
 CONTINUE = StopDecision(None)
+# the server refused the grant (torchsm.usage.server_grants): as a paced verdict, the
+# agent stops and the supervisor starts again when the account allows
+TAKEN_ELSEWHERE = StopDecision(Rule.USAGE_PACING, f"usage pacing: {server_grants.TAKEN_WHY}",
+                               server_grants.TAKEN_WHY)
 
 
 def decide(facts: StopFacts, config: Config) -> StopDecision:
@@ -218,6 +224,8 @@ def _settle(conn, ctx: HookContext, gone: int | None):
     bang's is recorded after its cooldown, which words it)."""
     facts = read_facts(conn, ctx, gone)
     decision = decide(facts, ctx.config)
+    if decision is CONTINUE and not server_grants.granted(conn, ctx.config, ctx.nova, ctx.now):
+        decision = TAKEN_ELSEWHERE
     if facts.previous is not None and work_queue.finish_claimed_by(
             conn, facts.previous, ctx.nova.name, ctx.now):
         _remember_episode(conn, ctx, facts)

@@ -17,7 +17,7 @@ from torchsm.mirror import outbox, streams
 from torchsm.storage import store
 from torchsm.supervisor import admission
 from torchsm.tiers import Tier
-from torchsm.usage import accounts, ledger
+from torchsm.usage import accounts, ledger, pacing, server_grants
 from torchsm.work import prompts, wake, work_queue
 
 TYPE_CHECKING = False
@@ -99,6 +99,10 @@ def _record(conn, config: Config, name: str, work: Work, request: admission.Requ
     if refused is not None:
         return refused
     nova = facts.nova
+    if not server_grants.granted(conn, config, nova, now):
+        return admission.Refusal(admission.Rule.USAGE_PACING,
+                                 f"usage pacing: {server_grants.TAKEN_WHY}",
+                                 now + pacing.IN_FLIGHT_POLL_S)
     accounts.grant(conn, nova.account, nova.id, now)
     if work.signal is not None and not wake.deliver_in(conn, work.signal.id, now):
         return None

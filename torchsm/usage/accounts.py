@@ -155,11 +155,25 @@ def in_flight(conn: sqlite3.Connection, account: str, nova_id: int, now: float) 
     return here + (peers.in_flight if fresh else 0)
 
 
-def grants_in_flight(conn: sqlite3.Connection, account: str, now: float) -> list[str]:
-    """The names of this host's Novas with a request of the account in flight."""
-    return [name for (name,) in conn.execute(
-        "SELECT n.name FROM usage_grants g JOIN novas n ON n.id = g.nova_id WHERE"
-        " g.account = ? AND g.granted_at > ? ORDER BY n.name", (account, now - GRANT_TTL_S))]
+def grant_tokens(conn: sqlite3.Connection, account: str, now: float) -> list[str]:
+    """This host's requests of the account in flight, as the cluster names them:
+    NOVA@TOKEN, the token being the grant's time (torchsm.usage.server_grants)."""
+    return [f"{name}@{grant_token(granted_at)}" for name, granted_at in conn.execute(
+        "SELECT n.name, g.granted_at FROM usage_grants g JOIN novas n ON n.id = g.nova_id"
+        " WHERE g.account = ? AND g.granted_at > ? ORDER BY n.name",
+        (account, now - GRANT_TTL_S))]
+
+
+def grant_token(granted_at: float) -> str:
+    """A grant's token: its time, exact (the grant's row and its member on the server
+    name it alike)."""
+    return repr(granted_at)
+
+
+def pending(conn: sqlite3.Connection, nova_id: int, now: float) -> bool:
+    """Whether the Nova's latest request is still in flight (its answer not read)."""
+    return conn.execute("SELECT 1 FROM usage_grants WHERE nova_id = ? AND granted_at > ?",
+                        (nova_id, now - GRANT_TTL_S)).fetchone() is not None
 
 
 def grant(conn: sqlite3.Connection, account: str, nova_id: int, now: float) -> None:
