@@ -23,32 +23,20 @@ from pathlib import Path
 import pytest
 
 import cluster_jepsen
+from cluster_jepsen import HEARTBEAT_S, LEASE_S
 from helpers import Cli, torchsm_executable, wait_for
 from torchsm.cluster import work
 from torchsm.cluster.server import connect
 from torchsm.cluster.settings import ClusterSettings
 
-LEASE_S, HEARTBEAT_S = 3.0, 0.5
 
-CONFIG = """
-redis_url = "{url}"
-[personalities.torch]
-base_cycle_s = 0.05
-[personalities.echo]
-base_cycle_s = 0.05
-[supervisor]
-stop_grace_s = 1
-load_stretch_above = 0
-max_sessions_per_hour = {per_hour}
-[usage]
-start_stagger_s = 0
-max_running_sessions = 1
-[cluster]
-enabled = true
-host = "a"
-heartbeat_s = {heartbeat}
-lease_s = {lease}
-"""
+def config(url: str, per_hour: int) -> str:
+    """The Jepsen run's host `a`, with a session budget and one running session at once."""
+    text = cluster_jepsen.CONFIG.format(url=url, host="a", heartbeat=HEARTBEAT_S,
+                                        lease=LEASE_S)
+    return (text.replace("max_sessions_per_hour = 100000",
+                         f"max_sessions_per_hour = {per_hour}")
+            .replace("start_stagger_s = 0", "start_stagger_s = 0\nmax_running_sessions = 1"))
 
 
 class Home:
@@ -60,8 +48,7 @@ class Home:
         self.cli("init")
         for nova in ("torch", "echo"):
             self.cli("nova", "add", nova)
-        (self.cli.home / "torchsm.toml").write_text(textwrap.dedent(CONFIG.format(
-            url=url, per_hour=per_hour, heartbeat=HEARTBEAT_S, lease=LEASE_S)))
+        (self.cli.home / "torchsm.toml").write_text(textwrap.dedent(config(url, per_hour)))
         self.agent = root / "agent.py"
         self.agent.write_text(cluster_jepsen.AGENT)
         self.log = root / "agents.jsonl"
