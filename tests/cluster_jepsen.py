@@ -321,6 +321,7 @@ class Verdict:
     takeovers: dict[str, float] = field(default_factory=dict)  # item -> s after the kill
     unfinished: list[Run] = field(default_factory=list)
     stopped: dict[str, int] = field(default_factory=dict)  # host -> its runs stopped
+    released: int = 0  # items given back with no attempt counted (a stopped run, a stop)
 
     def problems(self, final: Final) -> list[str]:
         found = [f"{name}: {value}" for name, value in (
@@ -372,6 +373,7 @@ def check(ids: list[str], lines: list[dict], answers: list[dict], final: Final,
     for run in runs:
         if run.how == "stopped":
             verdict.stopped[run.host] = verdict.stopped.get(run.host, 0) + 1
+    verdict.released = sum(1 for a in answers if a.get("fate") == "released")
     verdict.lost = [i for i in ids if i not in final.done_by
                     or not any(r.how == "end" for r in by_item.get(i, []))]
     verdict.unfinished = [r for r in runs if r.how == "running"]
@@ -456,7 +458,8 @@ class Outcome:
     def summary(self) -> str:
         v = self.verdict
         kinds = [what.split(" ")[0] for _, what in self.events]
-        return (f"{v.items} items, {v.runs} runs (stopped, by host: {v.stopped}; ran to the end "
+        return (f"{v.items} items, {v.runs} runs (stopped, by host: {v.stopped}; released "
+                f"unrun: {v.released}; ran to the end "
                 f"again after a done the server refused: {v.ran_again or 'none'}), in "
                 f"{self.duration_s:.1f} s; nemesis: {kinds.count('cut')} cuts, "
                 f"{kinds.count('pause')} pauses, {kinds.count('restart')} restarts, "

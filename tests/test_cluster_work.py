@@ -352,3 +352,25 @@ def test_a_server_restored_from_an_old_snapshot_gives_every_host_a_lease_to_beat
     assert [queue.claim(h, "torch").item_id for h in ("alpha", "beta")] == [
         "job-alpha", "job-beta"]
     server.close()
+
+
+def test_waiting_says_whether_a_claim_would_find_an_item_and_takes_nothing(shared, redis_db):
+    """A supervisor looks before it asks admission, and claims only once admitted."""
+    queue, _ = shared
+    assert not queue.waiting("alpha", "torch")  # no stream, no group yet
+    queue.add("one", "medium")
+    client = redis_db.client()
+    assert queue.waiting("alpha", "torch") and queue.waiting("beta", "helix")
+    assert client.xpending(work.stream_of("medium"), work.GROUP)["pending"] == 0  # untaken
+    assert not queue.waiting("alpha", "torch", more_urgent_than="medium")  # a local tie wins
+    item = queue.claim("alpha", "torch")
+    assert queue.waiting("alpha", "torch")  # its own: a claim hands it back again
+    assert not queue.waiting("beta", "helix")  # delivered to alpha
+    queue.release(item, "alpha", "torch")
+    assert queue.waiting("beta", "helix")  # in the pool
+    queue.done(queue.claim("beta", "helix"), "beta", "helix")
+    assert not queue.waiting("alpha", "torch") and not queue.waiting("beta", "helix")
+    queue.add("two", "background")
+    client.xdel(work.stream_of("background"),
+                client.xrange(work.stream_of("background"))[0][0])  # gone before delivery
+    assert not queue.waiting("alpha", "torch")

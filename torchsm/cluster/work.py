@@ -6,6 +6,8 @@ and one group, `torch.cluster.workers`, on each; a Nova reads as consumer `HOST:
 - add: an item carries an id; a script remembers the id (for the mirror's dedup TTL) and
   adds nothing for a known one, so a producer that retries never adds twice.
 - claim: the most urgent tier first; never blocks (XREADGROUP without BLOCK, in a script).
+- waiting: whether a claim would find an item, read only (a supervisor looks before it
+  asks admission, and claims only once a session may start).
 - done: XACK takes no consumer, so done is fenced: it counts only while the entry is still
   pending for that very consumer (XPENDING on the exact id names the owner), and leaves a
   done marker, so a late done from a host that lost the item, or a second done, counts
@@ -62,6 +64,11 @@ STREAMS = [stream_of(tier) for tier in Tier]  # most urgent first
 TIER_OF = {stream_of(tier): tier for tier in Tier}
 
 
+def streams_above(tier: Tier | str | None) -> list[str]:
+    """The streams of the tiers more urgent than `tier` (all of them for None)."""
+    return STREAMS if tier is None else STREAMS[:Tier(tier).rank]
+
+
 def consumer(host: str, nova: str) -> str:
     """HOST:NOVA, both checked: a `:` in either would make reclaim read another host."""
     if not is_host_name(host):
@@ -108,6 +115,7 @@ class ClusterWork:
         self.settings = settings
         self._add = server.script(work_scripts.ADD)
         self._claim = server.script(work_scripts.CLAIM)
+        self._waiting = server.script(work_scripts.WAITING)
         self._done = server.script(work_scripts.DONE)
         self._reclaim = server.script(work_scripts.RECLAIM)
         self._fail = server.script(work_scripts.FAIL)
@@ -132,11 +140,19 @@ class ClusterWork:
         none. `more_urgent_than`: only tiers more urgent than this one are looked at (a
         local item of that tier wins a tie)."""
         owner = consumer(host, nova)
-        streams = STREAMS if more_urgent_than is None else STREAMS[:Tier(more_urgent_than).rank]
+        streams = streams_above(more_urgent_than)
         if not streams:
             return None
         found = self.server.run(self._claim, streams, [GROUP, owner, POOL])
         return _item(found, owner) if found else None
+
+    def waiting(self, host: str, nova: str, more_urgent_than: Tier | str | None = None) -> bool:
+        """Whether `claim` would find an item now, taking nothing: one HOST:NOVA holds, one
+        given back to the pool, or one not delivered yet (another host may still be first)."""
+        streams = streams_above(more_urgent_than)
+        if not streams:
+            return False
+        return self.server.run(self._waiting, streams, [GROUP, consumer(host, nova), POOL]) == 1
 
     def done(self, item: ClusterItem, host: str, nova: str) -> str:
         """DONE when HOST:NOVA holds the item now; ALREADY_DONE when it finished it before;

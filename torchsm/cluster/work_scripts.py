@@ -2,7 +2,7 @@
 the server, so a check and the write that depends on it cannot be split by another host.
 
 Only commands Dragonfly lists as supported (XADD, XREADGROUP, XACK, XPENDING, XCLAIM,
-XRANGE, XDEL, XGROUP, TIME), XPENDING never filtered by consumer (a Redis 6.2 option
+XRANGE, XDEL, XGROUP, XINFO GROUPS, TIME), XPENDING never filtered by consumer (a Redis 6.2 option
 Dragonfly lacks: a page of the PEL is read and filtered here), no exclusive `(` ranges,
 and every key a script touches is one of its KEYS (Dragonfly refuses undeclared keys).
 """
@@ -87,6 +87,36 @@ for _, s in ipairs(KEYS) do
   if r then return {s, r[1][2][1][1], r[1][2][1][2], 1} end
 end
 return false
+"""
+
+# KEYS: the work streams to look at. ARGV: group, consumer, pool consumer.
+# Read-only: 1 when CLAIM would find an entry on one of them (one the consumer holds, one
+# in the pool, or one the group has not delivered yet: an entry after the group's
+# last-delivered-id), else 0. Creates nothing: a stream with no group yet is all new.
+WAITING = PENDING_HELPERS + """
+local group, me, pool = ARGV[1], ARGV[2], ARGV[3]
+local function last_delivered(s)
+  local groups = redis.pcall('XINFO', 'GROUPS', s)
+  if type(groups) ~= 'table' or groups.err then return nil end
+  for _, g in ipairs(groups) do
+    if field(g, 'name') == group then return field(g, 'last-delivered-id') end
+  end
+end
+local function held(s)
+  local summary = redis.pcall('XPENDING', s, group)
+  if type(summary) ~= 'table' or summary.err then return false end
+  for _, c in ipairs(summary[4] or {}) do
+    if c[1] == me or c[1] == pool then return true end
+  end
+  return false
+end
+for _, s in ipairs(KEYS) do
+  if held(s) then return 1 end
+  local seen = last_delivered(s)
+  local start = seen and after(seen) or '-'
+  if #redis.call('XRANGE', s, start, '+', 'COUNT', 1) > 0 then return 1 end
+end
+return 0
 """
 
 # KEYS: stream, done marker. ARGV: group, entry id, consumer, marker ttl (s).

@@ -74,12 +74,22 @@ class ClusterTurns:
     def __init__(self, home: Home, name: str, member: membership.Membership, emit: Emit):
         self.home, self.name, self.member, self.emit = home, name, member, emit
 
+    def waiting(self, local_tier: Tier | None) -> bool:
+        """Whether `claim` would find an item now (its turn: see claim), taking nothing:
+        a supervisor asks admission first, and claims only once a session may start."""
+        if not self._may_take():
+            return False
+        try:
+            return self.member.work.waiting(self.member.host, self.name, local_tier)
+        except membership.SERVER_ERRORS as exc:
+            self.emit("warning", f"cluster: no look at its work: {exc.message}")
+            return False
+
     def claim(self, local_tier: Tier | None) -> work.ClusterItem | None:
         """A cluster item more urgent than the local one (a local item wins a tie), while
         the lease is safe and no earlier item waits for its fate; None otherwise."""
-        if self.member.at_risk() or not self.settle_left():
+        if not self._may_take():
             return None
-        pending.deliver_kept(self.home, self.member.work)  # adds kept while it was away
         try:
             item = self.member.work.claim(self.member.host, self.name, local_tier)
         except membership.SERVER_ERRORS as exc:
@@ -88,6 +98,14 @@ class ClusterTurns:
         if item is not None:
             _write(self.home, self.name, {"item": _fields(item), "session": None, "fate": None})
         return item
+
+    def _may_take(self) -> bool:
+        """The lease is safe and no earlier item waits for its fate; the adds kept while
+        the server was away are on it."""
+        if self.member.at_risk() or not self.settle_left():
+            return False
+        pending.deliver_kept(self.home, self.member.work)
+        return True
 
     def started(self, item: work.ClusterItem, session_id: int) -> None:
         _write(self.home, self.name, {"item": _fields(item), "session": session_id,

@@ -21,8 +21,9 @@ One loop per Nova, one pass of it per `step(now)`:
    counted on failure; how it ended answered once (responses.py), unless a hook of the
    session answered it first; a 529's answer only delays the next start.
 A home in a cluster (`[cluster] enabled`) also beats, and weighs the cluster's work against its
-local items (cluster_turns.py): a cluster item runs like a local one, and is stopped
-before this host's lease could end.
+local items (cluster_turns.py): a cluster item runs like a local one, is claimed only
+once admission lets a session start (a refusal is waited out as for a local item), and is
+stopped before this host's lease could end.
 `run()` loops over steps and does the waiting. Time and sleep come from a Clock, so the
 policies are testable without waiting.
 """
@@ -202,7 +203,7 @@ class Supervisor:
         or how long to wait and why."""
         nova = self._load_nova()
         if admission.waiting(nova, now):
-            if self.options.until_idle and self._next_work(now) is None:
+            if self.options.until_idle and self._work_to_do(now) is None:
                 return Finished("idle: nothing to do")
             # Only a change of the Nova ends this wait early: a critical wake forces it
             # back to work when it is sent, and a critical signal that was pending before
@@ -217,30 +218,38 @@ class Supervisor:
         if nova.state != State.WORKING.value:
             self._resume(nova, now)
         self._recover_others(now)
-        work = self._with_cluster(self._next_work(now), now)
+        work = self._work_to_do(now)
         if work is None:
             return self._idle(nova, now)
         return self._start(work, now)
 
-    def _with_cluster(self, work: Work | None, now: float) -> Work | None:
-        """A cluster item instead of the next local item when it is more urgent (a wake
-        or a restart comes first, and a local item wins a tie)."""
+    def _work_to_do(self, now: float) -> Work | None:
+        """The next work: a wake, a restart, the cluster's turn or a local item."""
+        work = self._next_work(now)
         if self.cluster is None or (work is not None and work.kind != "item"):
             return work
+        return Work("cluster") if self.cluster.waiting(self._local_tier(now)) else work
+
+    def _local_tier(self, now: float) -> Tier | None:
+        """The tier of the Nova's most urgent claimable local item: only a more urgent
+        cluster item is the cluster's turn (a wake or a restart comes first, and a local
+        item wins a tie)."""
         with self._store() as db:
-            local = db.read(lambda conn: work_queue.most_urgent_claimable(conn, self.name, now))
-        item = self.cluster.claim(local)
-        return work if item is None else Work("cluster", cluster=item)
+            return db.read(lambda conn: work_queue.most_urgent_claimable(conn, self.name, now))
 
     def _start(self, work: Work, now: float) -> Step:
         """Ask admission, take the work (admission asked again as the start is recorded),
-        run the session; or apply the refusal."""
+        run the session; or apply the refusal. A cluster item is claimed only once
+        admitted: a refused pass takes nothing, so nothing goes back to the pool."""
         # one load reading for the check and the record
         request = admission.Request(work.kind, work.critical, self.load(), self._not_before)
         refusal = self._why_not(request, now)
         if refusal is not None:
-            self._release_cluster(work)
             return self._refused(refusal, work, now)
+        if work.kind == "cluster":
+            work = self._claim_cluster(now)
+            if work is None:  # another host was faster: look again at once
+                return Wait(now, "the cluster's item was taken meanwhile")
         taken = None if self.stop.is_set() else session_start.take(
             self.home, self.config, self.name, work, request, now)
         if isinstance(taken, admission.Refusal):
@@ -252,6 +261,11 @@ class Supervisor:
         if taken.cluster is not None:
             self.cluster.started(taken.cluster, taken.session_id)
         return self._run_session(taken)
+
+    def _claim_cluster(self, now: float) -> Work | None:
+        """The cluster's item for an admitted start, against the local work as it is now."""
+        item = self.cluster.claim(self._local_tier(now))
+        return None if item is None else Work("cluster", cluster=item)
 
     def _release_cluster(self, work: Work) -> None:
         """A cluster item no session runs goes back, no attempt counted."""

@@ -34,7 +34,7 @@ class Work:
     kind: str  # wake | restart | item | cluster
     signal: wake.Signal | None = None
     restart: tuple[float, str | None] | None = None  # (requested at, reason)
-    cluster: ClusterItem | None = None  # claimed already (cluster_turns.py)
+    cluster: ClusterItem | None = None  # claimed once admitted (None: not yet)
 
     @property
     def critical(self) -> bool:
