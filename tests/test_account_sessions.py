@@ -113,7 +113,7 @@ def test_two_novas_of_one_account_share_its_starts_under_the_stagger(cli, home, 
     """Sessions shorter than the stagger, started back to back: measured before the turn
     rule, the Nova that started first took nearly every start (the stagger counted only
     the other Novas' starts, so each of its own ends found the slot open for itself)."""
-    stagger_s, items = 1.0, 20
+    stagger_s, items = 1.0, 12
     for name in ("n1", "n2"):
         novas.add(home, Config(redis_url="off"), name, personality="torch", account="shared")
     write_config(home, FAST.replace("[supervisor]\n", "[supervisor]\n"
@@ -130,6 +130,6 @@ def test_two_novas_of_one_account_share_its_starts_under_the_stagger(cli, home, 
                         " ON n.id = s.nova_id GROUP BY n.name ORDER BY n.name")
     print("starts per Nova:", by_nova)
     assert sum(count for _, count in by_nova) == items
-    assert min(count for _, count in by_nova) >= 7 and len(by_nova) == 2, by_nova
+    assert min(count for _, count in by_nova) >= 4 and len(by_nova) == 2, by_nova
     started = starts(cli)
     assert min(b - a for a, b in zip(started, started[1:])) >= stagger_s

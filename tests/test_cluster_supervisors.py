@@ -26,7 +26,7 @@ from torchsm.cluster.server import connect
 from torchsm.cluster.settings import ClusterSettings
 
 LEASE_S, HEARTBEAT_S = 3.0, 0.5
-STAGGER_S, SYNC_S = 2.0, 0.2  # the account's start stagger; how often it syncs
+STAGGER_S, SYNC_S = 0.5, 0.2  # the account's start stagger; how often it syncs
 
 AGENT = cluster_jepsen.AGENT_LOGGING + """
 def first_cluster_item():

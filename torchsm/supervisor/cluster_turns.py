@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from torchsm.agent import keeper, session
 from torchsm.cluster import intake, membership, pending, work
-from torchsm.cluster.settings import cluster_settings, server_url
+from torchsm.cluster.settings import cluster_settings, enabled, server_url
 from torchsm.config import Config, Home
 from torchsm.outcomes import Outcome
 from torchsm.storage import run_files
@@ -35,11 +35,6 @@ Emit = Callable[..., None]  # emit(event, message, **data)
 
 # an item's fates
 DONE, FAILED, RELEASED = "done", "failed", "released"
-
-
-def enabled(config: Config) -> bool:
-    """The switch: `[cluster] enabled`, with a server."""
-    return config.cluster.enabled and config.redis_url != "off"
 
 
 def fate_of(outcome: Outcome, counted: bool) -> str:
