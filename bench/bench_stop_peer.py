@@ -4,10 +4,12 @@
 
 With another host live on the account, each continuation's grant is also taken on the
 cluster's server (torchsm.usage.server_grants): one connection and one script call more
-on the hook path. Three cases, interleaved in one run, whole processes, medians: the
-foundation's baseline process; `hook stop` continuing in a home alone; the same in a home
-of a cluster (`[cluster] enabled`, a redis-server on loopback) whose account has a live
-peer, as its supervisor's sync would have stored it. Target (issue 5): stop <= 5x.
+on the hook path. Four cases, interleaved in one run, whole processes, medians: the
+foundation's baseline process; `hook stop` continuing in a home alone (no server); the
+same in a home of a cluster (`[cluster] enabled`, a redis-server on loopback, so its
+mirror publishes too) with no live peer; and in one whose account has a live peer, as its
+supervisor's sync would have stored it. The last two differ by the grant taken on the
+server. Target (issue 5): stop <= 5x.
 """
 
 from __future__ import annotations
@@ -38,13 +40,14 @@ def with_items(torchsm: str, home: Path, env: dict[str, str], count: int) -> Non
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def cluster_home(torchsm: str, url: str, env: dict[str, str]) -> tuple[Path, dict]:
-    home = Path(tempfile.mkdtemp(prefix="torchsm-bench-stop-peer-"))
+def cluster_home(torchsm: str, url: str, env: dict[str, str], host: str
+                 ) -> tuple[Path, dict]:
+    home = Path(tempfile.mkdtemp(prefix=f"torchsm-bench-stop-{host}-"))
     env = {**env, "TORCHSM_HOME": str(home), "TORCHSM_REDIS_URL": url}
     for argv in (["init"], ["nova", "add", "torch"]):
         subprocess.run([torchsm, *argv], env=env, check=True, stdout=subprocess.DEVNULL)
     (home / "torchsm.toml").write_text(
-        f'redis_url = "{url}"\n{QUIET}[cluster]\nenabled = true\nhost = "bench-a"\n')
+        f'redis_url = "{url}"\n{QUIET}[cluster]\nenabled = true\nhost = "{host}"\n')
     return home, env
 
 
@@ -67,8 +70,9 @@ def main() -> None:
     (home / "torchsm.toml").write_text(QUIET)
     proc, url = start_redis()
     try:
-        peer_home, peer_env = cluster_home(torchsm, url, env)
-        for where, where_env in ((home, env), (peer_home, peer_env)):
+        lone_home, lone_env = cluster_home(torchsm, url, env, "bench-lone")
+        peer_home, peer_env = cluster_home(torchsm, url, env, "bench-a")
+        for where, where_env in ((home, env), (lone_home, lone_env), (peer_home, peer_env)):
             with_items(torchsm, where, where_env, args.rounds + 10)
         stdin = json.dumps(PAYLOAD).encode()
         stop = [torchsm, "hook", "stop", "--nova", "torch"]
@@ -76,6 +80,7 @@ def main() -> None:
             "baseline: python + sqlite3 + one UPDATE": (
                 [str(bin_dir / "python"), "-c", BASELINE, str(home / "torchsm.db")], env),
             "hook stop (continues), home alone": (stop, env),
+            "hook stop (continues), in a cluster, no live peer": (stop, lone_env),
             "hook stop (continues), a live peer: grant taken on the server": (stop, peer_env),
         }
         before = connections(url)
