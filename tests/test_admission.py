@@ -233,6 +233,9 @@ TABLE = [
     # only, so a Nova starting back to back held the others off), oldest own start first
     ("the Nova's own start staggers it too", facts(starts=(NOW - 2,), stagger_s=5),
      "start stagger", NOW + 3),
+    ("... but not a Nova alone on its account (no other Nova here, no other host): its"
+     " rhythm spaces its starts",
+     facts(starts=(NOW - 2,), stagger_s=5, shares_account=False), None, None),
     ("the next slot is the turn of a Nova that started before this one",
      facts(starts=(NOW - 1,), others_starts=(NOW - 3,), stagger_s=5), "start stagger",
      NOW + 9),

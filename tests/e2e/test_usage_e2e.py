@@ -22,9 +22,6 @@ reflection_every = 1000
 [supervisor]
 load_stretch_above = 0
 [usage]
-# these runs time the gaps pacing makes; the stagger (at least this long between two
-# starts of the account, a lone Nova's own included) has tests of its own
-start_stagger_s = 0
 reset_margin_s = 30
 """
 

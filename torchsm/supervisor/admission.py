@@ -115,6 +115,7 @@ class Facts:
     others_starts: tuple[float, ...] = ()  # each other starter's latest start on the account
     stagger_s: float = 0.0  # the account's start_stagger_s (0: off)
     cut_off_since: float | None = None  # a shared account whose server is silent since
+    shares_account: bool = True  # another Nova, here or on another host, may start on it
 
 
 def check(conn, config: Config, name: str, request: Request,
@@ -143,7 +144,8 @@ def read_facts(conn, config: Config, name: str, request: Request, now: float) ->
         running_agents(conn, nova.account) + (peers.running if peers else 0),
         account.max_running_sessions,
         _others_starts(conn, nova, peers, now),
-        account.start_stagger_s, cut_off_since(peers, now, config.cluster.lease_s))
+        account.start_stagger_s, cut_off_since(peers, now, config.cluster.lease_s),
+        peers is not None or len(store.novas_on_account(conn, nova.account)) > 1)
 
 
 def cut_off_since(peers: accounts.Peers | None, now: float, lease_s: float) -> float | None:
@@ -334,7 +336,8 @@ def stagger_slot(own: float | None, others: tuple[float, ...], stagger_s: float,
 
 
 def _start_stagger(facts: Facts, now: float) -> Refusal | None:
-    own = max(facts.starts, default=None)
+    # a Nova alone on its account takes no turns: its rhythm alone spaces its starts
+    own = max(facts.starts, default=None) if facts.shares_account else None
     turn = stagger_slot(own, facts.others_starts, facts.stagger_s, now)
     if turn is None:
         return None
