@@ -117,8 +117,13 @@ def test_a_rejected_429_ends_the_session_after_one_request_and_cools_until_the_r
     assert row["limit_hold"]
     assert rows(queued_torch, "SELECT outcome, api_error_status FROM sessions") == [
         ("rate_limited", 429)]
-    # whichever process heard the 429 first answered it, once
-    assert stop_failure_outcomes(queued_torch, 1) in (["cooled"], ["recorded"])
+    # whichever process heard the 429 first answered it, once. In -p mode Claude Code
+    # SIGTERMs the StopFailure hook within ~10 ms of firing it (FIELD-NOTES): the shell's
+    # `trap '' TERM` wins that race on a quiet machine, and under load the shell can lose
+    # it before the hook records anything (seen once in a CI run's parallel phase); the
+    # supervisor's answer below holds either way
+    assert stop_failure_outcomes(queued_torch, 1, timeout_s=10) in (
+        ["cooled"], ["recorded"], [])
     assert rows(queued_torch, "SELECT answer FROM sessions") == [("hold_account",)]
     assert rows(queued_torch, "SELECT status, resets_at FROM account_windows") == [
         ("rejected", reset)]
