@@ -361,10 +361,12 @@ def check(ids: list[str], lines: list[dict], answers: list[dict], final: Final,
           killed_at: dict[str, float]) -> Verdict:
     """The targets, over what happened (no clock read, no process touched).
 
-    An item that ran to its end twice is explained only by an end whose done the server
-    refused (`lost`: its host was cut off or paused past the lease, and the item was
-    taken over meanwhile): the at-least-once window between an agent's end and its done
-    reaching the server, which no lease closes. Any other second end is a failure."""
+    An item that ran to its end twice is explained only by an end whose done never
+    counted on the server: refused (`lost`: its host was cut off or paused past the lease,
+    and the item was taken over meanwhile), or never told (its host was killed in the
+    moment between the agent's end and the done). That is the at-least-once window
+    between an agent's end and its done reaching the server, which no lease closes. Any
+    other second end is a failure."""
     runs = runs_of(lines, killed_at)
     by_item: dict[str, list[Run]] = {}
     for run in runs:
@@ -377,7 +379,7 @@ def check(ids: list[str], lines: list[dict], answers: list[dict], final: Final,
     verdict.lost = [i for i in ids if i not in final.done_by
                     or not any(r.how == "end" for r in by_item.get(i, []))]
     verdict.unfinished = [r for r in runs if r.how == "running"]
-    untold = _untold_ends(answers)
+    untold = _untold_ends(answers, runs, killed_at)
     for item, found in by_item.items():
         ended = [r for r in found if r.how == "end"]
         if len(ended) - 1 > untold.get(item, 0):
@@ -395,12 +397,25 @@ def check(ids: list[str], lines: list[dict], answers: list[dict], final: Final,
     return verdict
 
 
-def _untold_ends(answers: list[dict]) -> dict[str, int]:
-    """item -> how many of its successful ends the server refused (taken over meanwhile)."""
+# how long before its host's kill an agent's end may be and still have had no time to be
+# told: the end-to-done step takes milliseconds; this is generous for a loaded machine
+TELL_WINDOW_S = 2.0
+
+
+def _untold_ends(answers: list[dict], runs: list[Run],
+                 killed_at: dict[str, float]) -> dict[str, int]:
+    """item -> how many of its successful ends never counted on the server: refused
+    (taken over meanwhile), or ended on a host killed before its supervisor told the
+    done (the kill aims outside that moment, and can still land in it)."""
     counts: dict[str, int] = {}
     for answer in answers:
         if answer.get("fate") == "done" and answer.get("answer") == work.LOST:
             counts[answer["item"]] = counts.get(answer["item"], 0) + 1
+    told = {(a["host"], a["item"]) for a in answers if a.get("fate") == "done"}
+    for run in runs:
+        if (run.how == "end" and run.host in killed_at and (run.host, run.item) not in told
+                and run.end >= killed_at[run.host] - TELL_WINDOW_S):
+            counts[run.item] = counts.get(run.item, 0) + 1
     return counts
 
 
@@ -459,8 +474,8 @@ class Outcome:
         v = self.verdict
         kinds = [what.split(" ")[0] for _, what in self.events]
         return (f"{v.items} items, {v.runs} runs (stopped, by host: {v.stopped}; released "
-                f"unrun: {v.released}; ran to the end "
-                f"again after a done the server refused: {v.ran_again or 'none'}), in "
+                f"unrun: {v.released}; ran to the end again after a done the server "
+                f"refused or never heard: {v.ran_again or 'none'}), in "
                 f"{self.duration_s:.1f} s; nemesis: {kinds.count('cut')} cuts, "
                 f"{kinds.count('pause')} pauses, {kinds.count('restart')} restarts, "
                 f"{kinds.count('kill')} kills; takeovers after the kill: "
