@@ -153,6 +153,29 @@ def test_kept_adds_delivered_twice_at_once_or_after_a_kill_arrive_once(
     assert pending.waiting(home) == []
 
 
+@pytest.mark.parametrize("content", ['{"id": "x", "text": ', '[1, 2]',
+                                     '{"id": "bad id", "text": "t", "priority": "high"}',
+                                     '{"id": "ok-id", "text": "", "priority": "nope"}'],
+                         ids=["cut-short", "not-an-object", "bad-id", "bad-text-and-tier"])
+def test_a_kept_add_that_cannot_be_read_is_set_aside_and_the_others_still_go(
+        cli, home, redis_db, content):
+    """Before: a kept file that was not a whole add (a disk full, a hand edit) raised in
+    every later `queue add --cluster` and every supervisor's turn, and nothing kept after
+    it ever went. Now it is set aside (renamed, nothing deleted), with a warning."""
+    url = dict(TORCHSM_REDIS_URL=redis_db.url)
+    folder = pending.kept_dir(home)
+    folder.mkdir()
+    (folder / "00000000000000000001-broken.json").write_text(content)
+    kept = pending.keep(home, "kept behind it", Tier.HIGH)
+    result = cli("queue", "add", "--cluster", "new one", **url)
+    assert result.err.startswith("torchsm: warning: a kept cluster add cannot be read")
+    assert result.err.count("\n") == 1
+    texts = _cluster_texts(redis_db.client())
+    assert texts["high"] == [("kept behind it", kept.item_id)]
+    assert [text for text, _ in texts["medium"]] == ["new one"]
+    assert [p.name for p in folder.iterdir()] == ["00000000000000000001-broken.json.unreadable"]
+
+
 def _cluster_texts(client) -> dict[str, list[tuple[str, str]]]:
     """tier -> (text, item id) of each entry on its stream, in order."""
     found = {}
@@ -170,10 +193,10 @@ def test_a_supervisors_turn_delivers_the_kept_adds_and_is_quiet_while_the_server
     settings = ClusterSettings("alpha", 5.0, 30.0, 3, 3600)
     kept = pending.keep(home, "kept job", Tier.LOW)
     with connect(refused_url) as away:
-        assert pending.deliver_kept(home, work.ClusterWork(away, settings)) == []
+        assert pending.deliver_kept(home, work.ClusterWork(away, settings), pytest.fail) == []
     assert len(pending.waiting(home)) == 1
     server = start_redis()
     with connect(server.url) as back:
-        (added,) = pending.deliver_kept(home, work.ClusterWork(back, settings))
+        (added,) = pending.deliver_kept(home, work.ClusterWork(back, settings), pytest.fail)
     assert (added.item_id, added.added, added.priority) == (kept.item_id, True, Tier.LOW)
     assert pending.waiting(home) == []

@@ -421,6 +421,18 @@ def _plain(number: float) -> str:
     return f"{number:.0f}" if float(number).is_integer() else f"{number:g}"
 
 
+def in_cluster(config: Config) -> bool:
+    """Whether the home is a host of a cluster: `[cluster] enabled`, with a server. The one
+    switch: beats, cluster work, shared accounts and grants, the intake."""
+    return config.cluster.enabled and config.redis_url != "off"
+
+
+def cluster_host(config: Config) -> str:
+    """This host's name in the cluster: `[cluster] host`, else the machine's (checked as
+    a host name by torchsm.cluster.settings, where the cluster is joined)."""
+    return config.cluster.host or os.uname().nodename
+
+
 def usage_for(config: Config, account: str) -> UsageConfig:
     """The [usage] settings of one account: [usage], overridden by [accounts.NAME]."""
     overrides = config.accounts.get(account) or {}

@@ -45,7 +45,7 @@ def queue_add(env: Env, text: str, nova: str | None, priority: str,
     if _goes_to_cluster(env.config.cluster.default, to_cluster, nova, max_attempts):
         from torchsm.cluster.pending import Kept, add_or_keep
 
-        found = add_or_keep(env.home, env.config, text, priority)
+        found = add_or_keep(env.home, env.config, text, priority, on_set_aside=warn)
         if isinstance(found, Kept):  # stdout keeps to the id, for scripts, either way
             warn(f"cluster server away: {found.item_id} is kept here and goes to the "
                  "cluster when the server answers")

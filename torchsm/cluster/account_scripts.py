@@ -62,9 +62,10 @@ end
 # KEYS: account_keys(A). ARGV: account, host, lease_s (how long what a host publishes
 # lives without a new sync), its latest start ('' none), the number n of windows, n window
 # JSONs, a JSON list of its grants in flight (NOVA@TOKEN), a JSON list of its running
-# NOVA:SESSION. A grant taken on the server (server_grants.TAKE) leaves `.taken` for
-# `.grants` once a sync publishes it; until then no sync can drop it. A sync that changed
-# a merged window or this host's members publishes its host on news_channel(account).
+# NOVA:SESSION, the account's news channel (news_channel(account)). A grant taken on the
+# server (server_grants.TAKE) leaves `.taken` for `.grants` once a sync publishes it; until
+# then no sync can drop it. A sync that changed a merged window or this host's members
+# publishes its host on the news channel.
 # Returns {server time, merged windows (field, JSON, ...), the others' requests in flight
 # (synced or taken), the others' running sessions, the others' latest start or false}.
 SYNC = MERGE_HELPERS + """
@@ -77,7 +78,7 @@ local news = merge(KEYS[1], 6, 5 + n, now)
 news = replace_mine(KEYS[2], host, cjson.decode(ARGV[6 + n]), now + lease) or news
 synced_now(KEYS[2], KEYS[5])
 news = replace_mine(KEYS[3], host, cjson.decode(ARGV[7 + n]), now + lease) or news
-if news then redis.call('PUBLISH', 'torch.cluster.account.' .. account .. '.news', host) end
+if news then redis.call('PUBLISH', ARGV[8 + n], host) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[4], host, ARGV[4]) end
 local latest = false
 local starts = redis.call('HGETALL', KEYS[4])

@@ -105,7 +105,8 @@ class SharedAccounts:
         reply = self.server.run(
             self._sync, account_scripts.account_keys(account),
             [account, self.settings.host, self.settings.lease_s, start, len(windows),
-             *windows, json.dumps(local.grants), json.dumps(local.running)])
+             *windows, json.dumps(local.grants), json.dumps(local.running),
+             account_scripts.news_channel(account)])
         merged = _merged(reply)
         self.offset = merged.server_time - now
         return merged

@@ -70,4 +70,5 @@ class Hosts:
                       if not is_alive(beat, now, self.lease_s, up_since))
 
     def _clock(self, now: float | None) -> tuple[float, float]:
-        return self.server.time() if now is None else now, self.server.up_since()
+        server_now, up_since = self.server.clock()
+        return server_now if now is None else now, up_since

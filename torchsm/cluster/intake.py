@@ -28,7 +28,6 @@ skips its pass while another process of the host takes in.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 from contextlib import contextmanager, nullcontext
@@ -37,16 +36,20 @@ from typing import Any, Callable, Iterator, NamedTuple
 from torchsm.cluster import directory
 from torchsm.cluster.server import Server, connect
 from torchsm.cluster.settings import cluster_settings, enabled, server_url
-from torchsm.config import Config, Home
+from torchsm.config import Config, Home, is_host_name
 from torchsm.dreams import memory
 from torchsm.errors import (ClusterNotEnabled, ClusterRefused, ClusterUnreachable,
                             InvalidMemory)
 from torchsm.mirror.streams import MESSAGES_STREAM, Entry, epoch
+from torchsm.names import is_name
 from torchsm.storage import run_files, store
 from torchsm.work.messages import BROADCAST, MESSAGE_TYPE
 
 GROUP_PREFIX = "torch.host."
 BATCH = 200  # entries read, written in one transaction, and acknowledged together
+# the longest memory key, writer and source a host of torchsm writes, with room to spare:
+# what another host sends is kept here and shown with the memory, so it is checked
+MAX_KEY_CHARS, MAX_WORD_CHARS = 200, 100
 
 # what an entry means for this home
 MESSAGE, MEMORY, FORGOTTEN = "messages", "memories", "forgotten"  # applied here
@@ -72,7 +75,7 @@ def meaning(entry: Entry | None, host: str, novas: set[str]) -> Meaning:
     if entry is None:
         return Meaning(MALFORMED)
     origin = entry.data.get("host")
-    if origin is not None and not isinstance(origin, str):
+    if origin is not None and not (isinstance(origin, str) and is_host_name(origin)):
         return Meaning(MALFORMED)
     if origin == host:
         return Meaning(OWN)
@@ -84,7 +87,8 @@ def _message(entry: Entry, origin: str | None, novas: set[str]) -> Meaning:
     data = entry.data
     sender, recipient, text = data.get("from"), data.get("to"), data.get("text")
     at = _epoch(entry.at)
-    if not _strings(sender, recipient, text) or not text.strip() or at is None:
+    if not _strings(sender, recipient, text) or not text.strip() or at is None \
+            or not is_name(sender):
         return Meaning(MALFORMED)
     if recipient != BROADCAST and recipient not in novas:
         return Meaning(ELSEWHERE)
@@ -96,8 +100,9 @@ def _memory(entry: Entry, origin: str | None, novas: set[str]) -> Meaning:
     data = entry.data
     kind, text, key, at = data.get("kind"), data.get("text"), data.get("key"), _epoch(entry.at)
     source, writer = data.get("source"), data.get("strengthened_by", data.get("writer"))
-    if kind not in memory.KINDS or not _strings(text, key) or not key or at is None \
-            or not _strings_or_none(source, writer) or not _readable(text):
+    if kind not in memory.KINDS or not _strings(text, key) or not 0 < len(key) <= MAX_KEY_CHARS \
+            or at is None or not _strings_or_none(source, writer) or not _readable(text) \
+            or any(len(word or "") > MAX_WORD_CHARS for word in (source, writer)):
         return Meaning(MALFORMED)
     return Meaning(MEMORY, {"event_id": entry.event_id, "kind": kind, "text": text,
                             "key": key, "source": source, "writer": _from(writer, origin),
@@ -280,15 +285,9 @@ def _entry(fields: dict | None) -> Entry | None:
 def _one_at_a_time(home: Home, wait: bool) -> Iterator[bool]:
     """Hold HOME/run/cluster-intake.lock: True once held, False when another process holds
     it and `wait` is False."""
-    folder = run_files.run_dir(home)
-    folder.mkdir(mode=0o700, exist_ok=True)
-    fd = os.open(folder / "cluster-intake.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = run_files.try_lock(run_files.run_dir(home) / "cluster-intake.lock", wait)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        yield True
+        yield fd is not None
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)

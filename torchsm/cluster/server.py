@@ -47,12 +47,21 @@ class Server:
         return seconds + microseconds / 1e6
 
     def up_since(self) -> float:
-        """When the server (re)started, on its clock: TIME less `INFO server`'s
-        `uptime_in_seconds` (Dragonfly reports it too). Whole seconds, rounded down, so
-        the start reads later than it was: the safe side for a grace counted from it."""
+        """When the server (re)started, on its clock."""
+        return self.clock()[1]
+
+    def clock(self) -> tuple[float, float]:
+        """The server's time and when it (re)started, in one round trip: TIME, and TIME
+        less `INFO server`'s `uptime_in_seconds` (Dragonfly reports it too). Whole
+        seconds, rounded down, so the start reads later than it was: the safe side for a
+        grace counted from it."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.time()
+        pipe.info("server")
         with self.answers():
-            uptime = self.client.info("server")["uptime_in_seconds"]
-        return self.time() - float(uptime)
+            (seconds, microseconds), info = pipe.execute()
+        now = seconds + microseconds / 1e6
+        return now, now - float(info["uptime_in_seconds"])
 
     def script(self, lua: str):
         """A Lua script, run atomically on the server (EVALSHA, loaded on first use)."""

@@ -4,9 +4,8 @@ machine's when `[cluster] host` is empty) and the item attempts ([queue] max_att
 
 from __future__ import annotations
 
-import os
 
-from torchsm.config import Config, is_host_name
+from torchsm.config import Config, cluster_host, in_cluster, is_host_name
 from torchsm.errors import ClusterNoServer, InvalidConfigValue
 from torchsm.records import record
 
@@ -23,15 +22,16 @@ class ClusterSettings:
 def cluster_settings(config: Config) -> ClusterSettings:
     cluster = config.cluster
     return ClusterSettings(
-        host=cluster.host or machine_host_name(), heartbeat_s=cluster.heartbeat_s,
+        host=checked_host(config), heartbeat_s=cluster.heartbeat_s,
         lease_s=cluster.lease_s, max_attempts=cluster.max_attempts or config.queue.max_attempts,
         ttl_s=max(1, int(config.mirror.dedup_ttl_s)))
 
 
-def machine_host_name() -> str:
-    """The machine's host name, when it can name a cluster host."""
-    name = os.uname().nodename
-    if not is_host_name(name):
+def checked_host(config: Config) -> str:
+    """This host's name (torchsm.config.cluster_host); the machine's must be able to name
+    a cluster host when `[cluster] host` does not (a configured one is checked as read)."""
+    name = cluster_host(config)
+    if not config.cluster.host and not is_host_name(name):
         raise InvalidConfigValue("cluster.host", f"is needed: this machine's host name "
                                  f"{name!r} cannot name a cluster host")
     return name
@@ -44,6 +44,4 @@ def server_url(config: Config) -> str:
     return config.redis_url
 
 
-def enabled(config: Config) -> bool:
-    """Whether the home is a host of a cluster: `[cluster] enabled`, with a server."""
-    return config.cluster.enabled and config.redis_url != "off"
+enabled = in_cluster  # the one switch, in torchsm.config: the hook path asks it too

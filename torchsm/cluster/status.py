@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def cluster_status(config: Config) -> dict[str, Any]:
     settings = cluster_settings(config)
     with connect(server_url(config)) as server:
-        now, up_since = server.time(), server.up_since()
+        now, up_since = server.clock()
         beats = Hosts(server, settings.lease_s).last_beats()
         streams = _streams(server)
         with server.answers():

@@ -186,8 +186,10 @@ class ClusterWork:
         The server's start (`up_since`, read from it by default) counts as every host's
         beat: after a restore from an old snapshot each host has a lease to beat again
         (torchsm.cluster.hosts)."""
-        now = self.server.time() if now is None else now
-        up_since = self.server.up_since() if up_since is None else up_since
+        if now is None or up_since is None:
+            server_now, server_start = self.server.clock()
+            now = server_now if now is None else now
+            up_since = server_start if up_since is None else up_since
         pooled, dead = self.server.run(
             self._reclaim, [*STREAMS, HOSTS_KEY, DEAD_STREAM],
             [GROUP, POOL, repr(now), self.settings.lease_s, self.settings.max_attempts,

@@ -303,19 +303,23 @@ def _lock_path(home: Home, name: str):
 
 @contextmanager
 def _dream_lock(home: Home, name: str) -> Iterator[None]:
-    run_files.run_dir(home).mkdir(mode=0o700, exist_ok=True)
-    fd = os.open(_lock_path(home, name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = run_files.try_lock(_lock_path(home, name))
+    if fd is None:
+        raise DreamRunning(name, _holder(home, name))
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise DreamRunning(name, holder) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # closing drops the flock; so does the process dying, however it dies
+
+
+def _holder(home: Home, name: str) -> str:
+    """The pid the dream lock's file names (its holder writes it), or `unknown`."""
+    try:
+        return _lock_path(home, name).read_text(errors="replace").strip()[:32] or "unknown"
+    except OSError:
+        return "unknown"
 
 
 def running(home: Home, name: str) -> bool:

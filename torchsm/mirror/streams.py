@@ -31,7 +31,7 @@ import os
 import time
 from contextlib import nullcontext
 
-from torchsm.config import Config, Home, MirrorConfig
+from torchsm.config import Config, Home, MirrorConfig, cluster_host, in_cluster
 from torchsm.errors import (ConfigError, MirrorOff, MirrorRefused, MirrorUnavailable,
                             MirrorUnreachable)
 from torchsm.mirror import redis_wire
@@ -92,9 +92,7 @@ def origin(config: Config) -> dict[str, str]:
     """What an entry on the coordination stream carries of where it was written: `host`
     when the home is a host of a cluster (so each host's intake skips its own entries),
     nothing otherwise (the entry as before)."""
-    if not (config.cluster.enabled and config.redis_url != "off"):
-        return {}
-    return {"host": config.cluster.host or os.uname().nodename}
+    return {"host": cluster_host(config)} if in_cluster(config) else {}
 
 
 def iso_time(ts: float) -> str:

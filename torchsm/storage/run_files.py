@@ -27,6 +27,20 @@ def run_dir(home: Home) -> Path:
     return home.path / "run"
 
 
+def try_lock(path: Path, wait: bool = False) -> int | None:
+    """An exclusive flock on `path` (created, in a folder made if need be): its open file,
+    whose closing (or the process's death, however it dies) drops the lock; None when
+    another process holds it and `wait` is False."""
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 class SupervisorLock:
     """The exclusive right to supervise one Nova; release it (or let the process end)."""
 

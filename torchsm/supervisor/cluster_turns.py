@@ -99,7 +99,8 @@ class ClusterTurns:
         the server was away are on it."""
         if self.member.at_risk() or not self.settle_left():
             return False
-        pending.deliver_kept(self.home, self.member.work)
+        pending.deliver_kept(self.home, self.member.work,
+                             lambda why: self.emit("warning", f"cluster: {why}"))
         return True
 
     def started(self, item: work.ClusterItem, session_id: int) -> None:

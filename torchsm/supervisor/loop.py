@@ -63,6 +63,7 @@ LOCKED_RETRIES = 5  # consecutive passes that found the database locked before g
 HELD_RECHECK_S = 3600
 RECOVER_OTHERS_EVERY_S = 10.0
 DREAM_LOOK_S = 1.0  # how soon to look again while someone else's dream runs
+CLAIM_AGAIN_S = 0.1  # a cluster item another host claimed first: look again this soon
 
 Report = Callable[[dict[str, Any]], None]
 
@@ -248,8 +249,8 @@ class Supervisor:
             return self._refused(refusal, work, now)
         if work.kind == "cluster":
             work = self._claim_cluster(now)
-            if work is None:  # another host was faster: look again at once
-                return Wait(now, "the cluster's item was taken meanwhile")
+            if work is None:  # another host was faster: look again (soon, never in a spin)
+                return Wait(now + CLAIM_AGAIN_S, "the cluster's item was taken meanwhile")
         taken = None if self.stop.is_set() else session_start.take(
             self.home, self.config, self.name, work, request, now)
         if isinstance(taken, admission.Refusal):

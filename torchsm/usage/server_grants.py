@@ -40,7 +40,6 @@ when the account has live peers.
 from __future__ import annotations
 
 import json
-import os
 
 from torchsm.usage import accounts
 
@@ -135,11 +134,6 @@ def window_json(row: accounts.WindowRow, host: str) -> str:
                        "by": f"{host}:{row.nova or '?'}"})
 
 
-def this_host(config: Config) -> str:
-    """This host's name, as torchsm.cluster.settings resolves it (validated there)."""
-    return config.cluster.host or os.uname().nodename
-
-
 def shared_with_live_peers(peers: accounts.Peers | None, lease_s: float, now: float) -> bool:
     """Whether another host may grant on the account now: its sync answered within
     `lease_s` and it runs, flies or has started sessions of the account."""
@@ -152,7 +146,9 @@ def granted(conn, config: Config, nova, now: float) -> bool:
     its account is shared with live hosts. False only when the server refused (another
     host took the last request); True when taken, not shared, or the server did not
     answer (the local decision stands)."""
-    if not (config.cluster.enabled and config.redis_url != "off"):
+    from torchsm.config import in_cluster
+
+    if not in_cluster(config):
         return True
     if not shared_with_live_peers(accounts.load_peers(conn, nova.account),
                                   config.cluster.lease_s, now):
@@ -162,9 +158,9 @@ def granted(conn, config: Config, nova, now: float) -> bool:
 
 
 def _args(conn, config: Config, nova, now: float) -> list:
-    from torchsm.config import usage_for
+    from torchsm.config import cluster_host, usage_for
 
-    host, cfg = this_host(config), usage_for(config, nova.account)
+    host, cfg = cluster_host(config), usage_for(config, nova.account)
     windows = accounts.load_windows(conn, nova.account)
     mine = [window_json(w, host) for w in windows if accounts.heard_locally(w)]
     costs = {w.window: w.per_request for w in windows if w.per_request}
