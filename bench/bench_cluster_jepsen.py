@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import cluster_jepsen  # noqa: E402
 
-COLUMNS = ["run", "items", "runs", "stopped", "ran again after a refused done",
+COLUMNS = ["run", "items", "runs", "stopped", "ran again after a done refused or never told",
            "takeovers after the kill (s)", "wall (s)", "problems"]
 
 
